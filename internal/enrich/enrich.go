@@ -1,0 +1,330 @@
+// Package enrich turns a raw fanotify event into an event.Event an admin can
+// act on: which device and mount points, which inode and path, what the
+// error means, and what ext4 recorded about it. File systems are looked up by
+// the fsid the event carries, in a Registry filled when they are marked, so
+// no mount table scan happens per event.
+package enrich
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/sys"
+)
+
+// Filesystem is a watched file system as the registry knows it.
+type Filesystem struct {
+	*mounts.Info
+	// ext4 reads the recorded error state; nil for other file systems.
+	ext4 *ext4.Reader
+	// lastCount is the errors_count seen last, to tell a stale read.
+	lastCount uint64
+	// countStuck is set once errors_count failed to grow after an error, so
+	// later events do not wait for it again until it moves.
+	countStuck bool
+}
+
+// Close releases what the entry holds open.
+func (f *Filesystem) Close() {
+	if f.ext4 != nil {
+		f.ext4.Close()
+		f.ext4 = nil
+	}
+}
+
+// Registry maps fsids to watched file systems. It is safe for concurrent use.
+type Registry struct {
+	mu     sync.Mutex
+	byFSID map[fanotify.FSID]*Filesystem
+	// sysRoot is where sysfs is mounted, normally "/sys".
+	sysRoot string
+}
+
+// NewRegistry returns an empty registry reading sysfs under sysRoot.
+func NewRegistry(sysRoot string) *Registry {
+	return &Registry{byFSID: map[fanotify.FSID]*Filesystem{}, sysRoot: sysRoot}
+}
+
+// Add registers a probed file system, replacing any entry with its fsid. For
+// ext4 it opens the recorded error state, and returns it, so the caller can
+// report what was recorded before watching began.
+func (r *Registry) Add(info *mounts.Info) (*Filesystem, error) {
+	fs := &Filesystem{Info: info}
+	var err error
+	if isExt4(info.FSType) && info.KernelName != "" {
+		fs.ext4, err = ext4.Open(ext4.Dir(r.sysRoot, info.KernelName))
+		if err == nil {
+			fs.lastCount, err = fs.ext4.Count()
+		}
+		if err != nil {
+			err = fmt.Errorf("ext4 error state of %s: %w", info.Device, err)
+		}
+	}
+	r.mu.Lock()
+	if old := r.byFSID[info.FSID]; old != nil {
+		old.Close()
+	}
+	r.byFSID[info.FSID] = fs
+	r.mu.Unlock()
+	return fs, err
+}
+
+// Lookup returns the file system with the given fsid, or nil.
+func (r *Registry) Lookup(fsid fanotify.FSID) *Filesystem {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byFSID[fsid]
+}
+
+// Len returns the number of registered file systems.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byFSID)
+}
+
+// Close releases every entry.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, fs := range r.byFSID {
+		fs.Close()
+		delete(r.byFSID, k)
+	}
+}
+
+func isExt4(t string) bool { return t == "ext4" || t == "ext3" || t == "ext2" }
+
+// Enricher enriches raw events.
+type Enricher struct {
+	// Registry holds the watched file systems.
+	Registry *Registry
+	// Now returns the time stamped on events; time.Now if nil.
+	Now func() time.Time
+	// ResolvePath resolves a file handle on the file system mounted at
+	// mountpoint to a path; sys.HandlePath if nil. Tests replace it.
+	ResolvePath func(mountpoint string, handleType int32, handle []byte) (string, error)
+	// Refresh is called once when an event names an fsid the registry does
+	// not know (a file system mounted since the registry was filled); it
+	// should re-probe and return whether anything was added.
+	Refresh func() bool
+	// failed remembers the inodes whose path could not be resolved, so they
+	// are never opened again: opening a corrupted inode makes the file system
+	// report (and count) a new error, which would come back as an event.
+	failed map[inodeKey]string
+	// Ext4Settle bounds how long to wait for ext4 to publish the error state
+	// of an error just reported (ext4 updates it asynchronously, shortly
+	// after it queues the event). Zero means 5ms.
+	Ext4Settle time.Duration
+}
+
+// inodeKey names an inode across file systems.
+type inodeKey struct {
+	fsid  fanotify.FSID
+	htype int32
+	h     string
+}
+
+// maxFailed bounds the failed-inode memory; beyond it the oldest half is
+// forgotten (one extra error per forgotten corrupted inode at worst).
+const maxFailed = 4096
+
+// Enrich fills dst from raw. dst is overwritten. Enrich is not safe for
+// concurrent use.
+func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	*dst = event.Event{Time: event.Time{Time: now()}, Source: event.SourceFanotify, PID: int(raw.PID)}
+	if raw.IsOverflow() {
+		dst.Kind = event.KindOverflow
+		dst.Message = "the kernel's fanotify event queue overflowed and events were lost; " +
+			"errors may have happened that are not reported here (check each file system's error counters)"
+		return
+	}
+	dst.Kind = event.KindError
+	dst.Errno = int(raw.Errno)
+	dst.Error = ErrnoName(raw.Errno)
+	dst.ErrorText = raw.Errno.Error()
+	dst.ErrorCount = raw.ErrorCount
+	dst.FSID = raw.FID.FSID.String()
+
+	fs := e.Registry.Lookup(raw.FID.FSID)
+	if fs == nil && e.Refresh != nil && e.Refresh() {
+		fs = e.Registry.Lookup(raw.FID.FSID)
+	}
+	dst.Mountpoints = []string{}
+	if fs != nil {
+		dst.Device = fs.Device
+		dst.DeviceNumber = fs.Dev()
+		dst.FSType = fs.FSType
+		dst.UUID = fs.UUID
+		dst.Label = fs.Label
+		dst.Mountpoints = fs.Mountpoints
+	}
+
+	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
+		h := raw.FID.Handle
+		if ino, gen, ok := h.Inode(); ok {
+			dst.Inode, dst.Generation = &ino, &gen
+		} else {
+			dst.Handle = &event.Handle{Type: h.Type, Bytes: hex.EncodeToString(h.Bytes)}
+		}
+	}
+	// The recorded state is read before the path is resolved: it tells
+	// whether the inode is one ext4 could not load, which must not be
+	// opened again.
+	if fs != nil && fs.ext4 != nil {
+		dst.Ext4 = e.ext4State(fs)
+	}
+	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
+		e.resolvePath(fs, raw, dst)
+	}
+}
+
+// resolvePath sets dst.Path, or dst.PathError saying why not. Opening an
+// inode by handle makes the kernel load it, and loading a corrupted inode is
+// itself a file system error, so an inode is not opened when the error
+// clearly comes from loading it, nor ever again once opening it failed.
+func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.Event) {
+	if fs == nil {
+		dst.PathError = "file system not known (not mounted in this namespace?)"
+		return
+	}
+	h := raw.FID.Handle
+	key := inodeKey{raw.FID.FSID, h.Type, string(h.Bytes)}
+	if why, ok := e.failed[key]; ok {
+		dst.PathError = why
+		return
+	}
+	if dst.Inode != nil && dst.Ext4 != nil && dst.Ext4.LastError != nil &&
+		dst.Ext4.LastError.Inode == *dst.Inode && loadsInode(dst.Ext4.LastError.Function) {
+		e.remember(key, fmt.Sprintf("not opened: ext4 could not load this inode (error in %s), and opening it would raise another error", dst.Ext4.LastError.Function))
+		dst.PathError = e.failed[key]
+		return
+	}
+	resolve := e.ResolvePath
+	if resolve == nil {
+		resolve = sys.HandlePath
+	}
+	p, err := resolve(fs.MarkPath(), h.Type, h.Bytes)
+	switch {
+	case err == nil:
+		dst.Path = p
+		return
+	case errors.Is(err, syscall.ESTALE):
+		dst.PathError = "the inode cannot be opened by its handle (ESTALE): it is corrupted or was deleted"
+	default:
+		dst.PathError = err.Error()
+	}
+	e.remember(key, dst.PathError)
+}
+
+func (e *Enricher) remember(key inodeKey, why string) {
+	if e.failed == nil {
+		e.failed = map[inodeKey]string{}
+	}
+	if len(e.failed) >= maxFailed {
+		n := 0
+		for k := range e.failed {
+			delete(e.failed, k)
+			if n++; n >= maxFailed/2 {
+				break
+			}
+		}
+	}
+	e.failed[key] = why
+}
+
+// loadsInode reports whether an ext4 error location is in the code that
+// loads an inode from disk (so the inode is unreadable, not merely damaged).
+func loadsInode(function string) bool {
+	switch function {
+	case "__ext4_iget", "ext4_iget", "ext4_lookup", "ext4_nfs_get_inode", "ext4_get_parent", "ext4_fc_replay_inode":
+		return true
+	}
+	return false
+}
+
+// ext4State reads the recorded error state. ext4 queues the event before it
+// records the error, so a reader fast enough can see the previous state; if
+// errors_count has not grown yet, wait for it a little (bounded by
+// Ext4Settle). If it does not grow at all (read-only devices do not record
+// errors), stop waiting on that file system until it does.
+func (e *Enricher) ext4State(fs *Filesystem) *ext4.State {
+	settle := e.Ext4Settle
+	if settle == 0 {
+		settle = 5 * time.Millisecond
+	}
+	n, err := fs.ext4.Count()
+	if err != nil {
+		return nil
+	}
+	if n <= fs.lastCount && !fs.countStuck {
+		deadline := time.Now().Add(settle)
+		for wait := 50 * time.Microsecond; n <= fs.lastCount && time.Now().Before(deadline); wait *= 2 {
+			time.Sleep(wait)
+			if n, err = fs.ext4.Count(); err != nil {
+				return nil
+			}
+		}
+	}
+	fs.countStuck = n <= fs.lastCount
+	st, err := fs.ext4.Read()
+	if err != nil {
+		return nil
+	}
+	fs.lastCount = st.ErrorsCount
+	return st
+}
+
+// preferredNames fixes the names of errnos that have aliases: file systems
+// say EFSCORRUPTED and EFSBADCRC inside the kernel, but userspace knows them
+// as EUCLEAN and EBADMSG.
+var preferredNames = map[syscall.Errno]string{
+	syscall.EUCLEAN:    "EUCLEAN",
+	syscall.EBADMSG:    "EBADMSG",
+	syscall.EAGAIN:     "EAGAIN",
+	syscall.EDEADLK:    "EDEADLK",
+	syscall.ESHUTDOWN:  "ESHUTDOWN",
+	syscall.EIO:        "EIO",
+	syscall.ENOSPC:     "ENOSPC",
+	syscall.EROFS:      "EROFS",
+	syscall.ENOMEM:     "ENOMEM",
+	syscall.EOVERFLOW:  "EOVERFLOW",
+	syscall.ENODATA:    "ENODATA",
+	syscall.EFBIG:      "EFBIG",
+	syscall.ENOTDIR:    "ENOTDIR",
+	syscall.ENOTEMPTY:  "ENOTEMPTY",
+	syscall.EEXIST:     "EEXIST",
+	syscall.ERANGE:     "ERANGE",
+	syscall.EFAULT:     "EFAULT",
+	syscall.EBUSY:      "EBUSY",
+	syscall.ENOKEY:     "ENOKEY",
+	syscall.EINVAL:     "EINVAL",
+	syscall.ESTALE:     "ESTALE",
+	syscall.EOPNOTSUPP: "EOPNOTSUPP",
+}
+
+// ErrnoName returns the symbolic name of an errno ("EUCLEAN"), or "E<n>"
+// for numbers without one.
+func ErrnoName(e syscall.Errno) string {
+	if n, ok := preferredNames[e]; ok {
+		return n
+	}
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return fmt.Sprintf("E%d", int(e))
+}

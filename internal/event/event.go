@@ -1,0 +1,123 @@
+// Package event defines fshealth's event: one file system error (or a lost
+// events notice) enriched with everything an admin needs to act on it. The
+// same object is what `fshealth watch --json` prints, one per line.
+package event
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/ext4"
+)
+
+// Kinds of event.
+const (
+	// KindError is a file system error reported by the kernel.
+	KindError = "error"
+	// KindOverflow says the kernel's event queue overflowed: errors were lost.
+	KindOverflow = "overflow"
+)
+
+// Sources of events.
+const (
+	// SourceFanotify marks events received as FAN_FS_ERROR.
+	SourceFanotify = "fanotify"
+)
+
+// TimeLayout is RFC 3339 with nanoseconds, always nine digits.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Event is one enriched file system event. Fields marked omitempty are
+// present only when known; the others are always present.
+type Event struct {
+	// Kind is KindError or KindOverflow.
+	Kind string `json:"kind"`
+	// Time is when fshealth received the event.
+	Time Time `json:"time"`
+	// Source says where the event came from, e.g. SourceFanotify.
+	Source string `json:"source"`
+
+	// Errno is the error number the file system reported.
+	Errno int `json:"errno"`
+	// Error is Errno's symbolic name, e.g. "EUCLEAN".
+	Error string `json:"error"`
+	// ErrorText is Errno's description, e.g. "structure needs cleaning".
+	ErrorText string `json:"error_text"`
+	// ErrorCount is how many errors the kernel folded into this event.
+	ErrorCount uint32 `json:"error_count"`
+	// PID is the process that hit the error (often a kernel worker).
+	PID int `json:"pid"`
+
+	// FSID is the file system id from the event, as "hex:hex".
+	FSID string `json:"fsid"`
+	// Device is the device node, e.g. "/dev/sda1".
+	Device string `json:"device"`
+	// DeviceNumber is the superblock's "major:minor".
+	DeviceNumber string `json:"device_number,omitempty"`
+	// FSType is the file system type, e.g. "ext4".
+	FSType string `json:"fstype"`
+	// UUID is the file system UUID.
+	UUID string `json:"uuid"`
+	// Label is the file system label.
+	Label string `json:"label,omitempty"`
+	// Mountpoints lists every mount point of the file system.
+	Mountpoints []string `json:"mountpoints"`
+
+	// Inode and Generation identify the inode the error is about; both are
+	// absent for errors about the file system as a whole.
+	Inode      *uint64 `json:"inode,omitempty"`
+	Generation *uint32 `json:"generation,omitempty"`
+	// Handle is the raw file handle when it could not be decoded.
+	Handle *Handle `json:"handle,omitempty"`
+	// Path is the inode's path, when it could be resolved.
+	Path string `json:"path,omitempty"`
+	// PathError says why the inode's path could not be resolved.
+	PathError string `json:"path_error,omitempty"`
+
+	// Ext4 is the file system's recorded error state, for ext4.
+	Ext4 *ext4.State `json:"ext4,omitempty"`
+
+	// Message is a human explanation, e.g. for overflow events.
+	Message string `json:"message,omitempty"`
+}
+
+// Handle is a file handle the event carried but fshealth could not decode.
+type Handle struct {
+	Type  int32  `json:"type"`
+	Bytes string `json:"bytes"` // hex
+}
+
+// Time is a time.Time that marshals as RFC 3339 with nanoseconds.
+type Time struct{ time.Time }
+
+// MarshalJSON formats t with TimeLayout.
+func (t Time) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(TimeLayout)+2)
+	b = append(b, '"')
+	b = t.AppendFormat(b, TimeLayout)
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON parses an RFC 3339 time.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return err
+	}
+	t.Time = v
+	return nil
+}
+
+// AppendJSON appends e as one line of JSON (NDJSON) to b.
+func AppendJSON(b []byte, e *Event) ([]byte, error) {
+	j, err := json.Marshal(e)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, j...)
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,126 @@
+package event
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// AppendText appends a one-line human description of e to b, ending in a
+// newline. Strings that come from the kernel or the file system (paths,
+// labels, function names) are quoted when they hold anything but plain
+// printable text, so a hostile file name cannot forge or split lines.
+func AppendText(b []byte, e *Event) []byte {
+	b = e.Time.AppendFormat(b, TimeLayout)
+	if e.Kind == KindOverflow {
+		b = append(b, " QUEUE OVERFLOW: "...)
+		b = append(b, Clean(e.Message)...)
+		return append(b, '\n')
+	}
+	b = fmt.Appendf(b, " %s (%s)", e.Error, e.ErrorText)
+	if e.ErrorCount != 1 {
+		b = fmt.Appendf(b, " ×%d", e.ErrorCount)
+	}
+	b = append(b, " on "...)
+	b = append(b, Safe(orUnknown(e.Device))...)
+	if e.FSType != "" {
+		b = append(b, ' ')
+		b = append(b, Safe(e.FSType)...)
+	}
+	if len(e.Mountpoints) > 0 {
+		b = append(b, " at "...)
+		for i, m := range e.Mountpoints {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, Safe(m)...)
+		}
+	}
+	if e.Inode != nil {
+		b = fmt.Appendf(b, " inode %d", *e.Inode)
+		if e.Generation != nil {
+			b = fmt.Appendf(b, " (generation %d)", *e.Generation)
+		}
+		switch {
+		case e.Path != "":
+			b = append(b, " path "...)
+			b = append(b, Safe(e.Path)...)
+		case e.PathError != "":
+			b = append(b, " (path unknown: "...)
+			b = append(b, Clean(e.PathError)...)
+			b = append(b, ')')
+		}
+	} else if e.Handle != nil {
+		b = fmt.Appendf(b, " handle type %d %s", e.Handle.Type, e.Handle.Bytes)
+	} else {
+		b = append(b, " (whole file system)"...)
+	}
+	if e.UUID != "" {
+		b = append(b, " uuid "...)
+		b = append(b, Safe(e.UUID)...)
+	}
+	b = fmt.Appendf(b, " pid %d", e.PID)
+	if s := e.Ext4; s != nil && s.LastError != nil {
+		l := s.LastError
+		b = fmt.Appendf(b, "; ext4 has recorded %d error(s), the last in %s:%d", s.ErrorsCount, Safe(l.Function), l.Line)
+		if l.Inode != 0 {
+			b = fmt.Appendf(b, " inode %d", l.Inode)
+		}
+		if l.Block != 0 {
+			b = fmt.Appendf(b, " block %d", l.Block)
+		}
+	}
+	return append(b, '\n')
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown device"
+	}
+	return s
+}
+
+// Safe returns s unchanged when it is non-empty, valid UTF-8 of printable
+// characters with no spaces or quotes; otherwise it returns s Go-quoted, so
+// that control characters, newlines and invalid bytes are escaped.
+func Safe(s string) string {
+	if s == "" {
+		return `""`
+	}
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == ' ' || r == '"' || r == '\\' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// Clean returns s with control characters, invalid UTF-8 and backslashes
+// escaped Go-style but spaces and quotes kept, for messages that are prose.
+func Clean(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || r == '\\' || !unicode.IsPrint(r) && r != ' ' {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
+// Summary is a short description of e for log lines and alert subjects.
+func Summary(e *Event) string {
+	if e.Kind == KindOverflow {
+		return "event queue overflow: " + e.Message
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s on %s", e.Error, Safe(orUnknown(e.Device)))
+	if len(e.Mountpoints) > 0 {
+		fmt.Fprintf(&b, " (%s)", Safe(e.Mountpoints[0]))
+	}
+	return b.String()
+}
