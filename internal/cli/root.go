@@ -1,0 +1,85 @@
+// Package cli implements the fshealth command line: one cobra command per
+// subcommand, each a thin layer over the package that does the work.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the fshealth version, set at build time with
+// -ldflags "-X github.com/fshealth/fshealth/internal/cli.Version=...".
+var Version = "dev"
+
+// globals are the flags every subcommand has.
+type globals struct {
+	verbose bool
+	quiet   bool
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// logger returns a logger writing structured text to stderr.
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case g.verbose:
+		level = slog.LevelDebug
+	case g.quiet:
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// exitError carries a specific exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// NewRoot builds the command tree, writing to the given streams.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "fshealth",
+		Short: "Linux file system health monitor",
+		Long: `fshealth reports Linux file system errors the moment the kernel sees them.
+
+It listens for FAN_FS_ERROR events (Linux 5.16+), which the kernel sends when
+a file system such as ext4 detects corruption, an I/O error or an abort, and
+turns each into a report naming the device, mount points, UUID, inode, path
+and the error the file system recorded.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debugging detail")
+	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
+	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
+	root.AddCommand(newWatchCmd(g), newDemoCmd(g))
+	return root
+}
+
+// Main runs the command line and returns the process exit status.
+func Main(args []string) int {
+	root := NewRoot(os.Stdout, os.Stderr)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "fshealth: %v\n", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/watch"
+)
+
+func newWatchCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "watch [--json] [PATH...]",
+		Short: "Show file system errors as they happen",
+		Long: `Watch file systems for errors and print one line per error as it happens.
+
+With no PATH, every mounted file system that can be marked is watched, once per
+file system; pseudo file systems (proc, sysfs, tmpfs, ...) are skipped. Which
+file systems are watched, and which cannot be and why, is logged on stderr.
+With PATHs, the file systems holding those paths are watched, and a PATH that
+cannot be watched is an error.
+
+When all file systems are marked, fshealth logs that it is ready and, if
+$NOTIFY_SOCKET is set, tells the service manager READY=1.
+
+Events are never merged or dropped by fshealth: error_count says how many
+errors the kernel folded into one event, and a kernel queue overflow is
+reported as an event of its own. Needs root (CAP_SYS_ADMIN).`,
+		Example: `  fshealth watch
+  fshealth watch --json /srv /var/lib/postgresql | jq .`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runWatch(ctx, g, args, asJSON, g.stdout, nil)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event (NDJSON)")
+	return cmd
+}
+
+// runWatch watches paths and writes events to out until ctx is done. ready,
+// if not nil, is called once every mark is in place.
+func runWatch(ctx context.Context, g *globals, paths []string, asJSON bool, out io.Writer, ready func()) error {
+	log := g.logger()
+	var line []byte
+	sink := func(evs []event.Event) error {
+		line = line[:0]
+		for i := range evs {
+			if asJSON {
+				var err error
+				if line, err = event.AppendJSON(line, &evs[i]); err != nil {
+					return err
+				}
+			} else {
+				line = event.AppendText(line, &evs[i])
+			}
+		}
+		_, err := out.Write(line)
+		return err
+	}
+	w, err := watch.New(watch.Config{Paths: paths, Logger: log, Sink: sink})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	sent, err := daemon.SdNotify(false, daemon.SdNotifyReady)
+	if err != nil {
+		log.Warn("could not notify the service manager", "socket", os.Getenv("NOTIFY_SOCKET"), "err", err)
+	}
+	log.Info("ready", "filesystems", len(w.Watched()), "notified", sent)
+	if ready != nil {
+		ready()
+	}
+	return w.Run(ctx)
+}

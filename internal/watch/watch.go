@@ -1,0 +1,245 @@
+// Package watch is the heart of `fshealth watch`: it marks file systems for
+// FAN_FS_ERROR, reads events from the kernel, enriches them and hands them,
+// in order and in batches, to a sink. One goroutine does it all, so an event
+// goes from read(2) to the sink without crossing a channel.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/mounts"
+)
+
+// Config says what to watch and where events go.
+type Config struct {
+	// Paths are the file systems to watch, by any path on them. Empty means
+	// every mounted file system that can be marked, pseudo ones excepted.
+	Paths []string
+	// ProcRoot and SysRoot are where procfs and sysfs are mounted; "/proc"
+	// and "/sys" if empty.
+	ProcRoot, SysRoot string
+	// Logger receives progress and problems; slog.Default() if nil.
+	Logger *slog.Logger
+	// Sink receives each batch of events, in the order the kernel queued
+	// them. The slice is reused after Sink returns. An error from Sink ends
+	// Run with that error.
+	Sink func([]event.Event) error
+}
+
+// Watcher watches file systems for errors.
+type Watcher struct {
+	cfg      Config
+	log      *slog.Logger
+	group    *fanotify.Group
+	registry *enrich.Registry
+	enricher *enrich.Enricher
+	watched  []*enrich.Filesystem
+
+	mu      sync.Mutex
+	running bool
+	closed  bool
+}
+
+// New creates the fanotify group and marks the file systems cfg names. With
+// explicit Paths, any path that cannot be watched is an error naming it;
+// without, file systems that cannot be marked are logged with the reason and
+// skipped. A kernel without FAN_FS_ERROR support is always an error.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.SysRoot == "" {
+		cfg.SysRoot = "/sys"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Sink == nil {
+		return nil, errors.New("watch: no sink")
+	}
+	g, err := fanotify.NewErrorGroup()
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
+	w.enricher = &enrich.Enricher{Registry: w.registry}
+	if err := w.markAll(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Watched returns the file systems being watched.
+func (w *Watcher) Watched() []*enrich.Filesystem { return w.watched }
+
+func (w *Watcher) markAll() error {
+	ms, err := mounts.ReadMountinfo(filepath.Join(w.cfg.ProcRoot, "self/mountinfo"))
+	if err != nil {
+		return err
+	}
+	fss := mounts.Group(ms)
+	if len(w.cfg.Paths) > 0 {
+		return w.markPaths(fss)
+	}
+	nodev, err := mounts.PseudoTypes(filepath.Join(w.cfg.ProcRoot, "filesystems"))
+	if err != nil {
+		return err
+	}
+	var pseudo []*mounts.Filesystem
+	for _, fs := range fss {
+		if mounts.IsPseudo(fs.FSType, nodev) {
+			pseudo = append(pseudo, fs)
+			continue
+		}
+		if err := w.mark(fs, fs.MarkPath()); err != nil {
+			var unsup *fanotify.UnsupportedError
+			if errors.As(err, &unsup) {
+				return err
+			}
+			w.log.Warn("cannot watch file system", "fstype", fs.FSType, "source", fs.Source,
+				"mountpoint", fs.MarkPath(), "reason", reason(err))
+		}
+	}
+	if len(pseudo) > 0 {
+		w.log.Info("not watching pseudo file systems (no block device, no error reports)",
+			"count", len(pseudo), "types", mounts.Summarize(pseudo))
+	}
+	if len(w.watched) == 0 {
+		w.log.Warn("no file system could be watched")
+	}
+	return nil
+}
+
+// markPaths marks the file system of each configured path.
+func (w *Watcher) markPaths(fss []*mounts.Filesystem) error {
+	for _, p := range w.cfg.Paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("cannot watch %s: %w", p, err)
+		}
+		var fs *mounts.Filesystem
+		for _, f := range fss {
+			if f.Major == unix.Major(st.Dev) && f.Minor == unix.Minor(st.Dev) {
+				fs = f
+				break
+			}
+		}
+		if fs == nil {
+			return fmt.Errorf("cannot watch %s: its file system (device %d:%d) is not in the mount table", p, unix.Major(st.Dev), unix.Minor(st.Dev))
+		}
+		if err := w.mark(fs, p); err != nil {
+			return fmt.Errorf("cannot watch %s: %s", p, reason(err))
+		}
+	}
+	return nil
+}
+
+// mark marks one file system by path and registers it.
+func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
+	for _, have := range w.watched {
+		if have.Major == fs.Major && have.Minor == fs.Minor {
+			return nil
+		}
+	}
+	if err := w.group.MarkFilesystemErrors(path); err != nil {
+		return err
+	}
+	info, err := mounts.Probe(fs, w.cfg.SysRoot)
+	if err != nil {
+		return err
+	}
+	entry, err := w.registry.Add(info)
+	if err != nil {
+		w.log.Warn("watching, without ext4 error details", "device", info.Device, "err", err)
+	}
+	w.watched = append(w.watched, entry)
+	w.log.Info("watching file system", "fstype", info.FSType, "device", info.Device,
+		"uuid", info.UUID, "mountpoints", info.Mountpoints)
+	return nil
+}
+
+// reason renders a mark error for humans: the classified reason if there is
+// one, else the error.
+func reason(err error) string {
+	var me *fanotify.MarkError
+	if errors.As(err, &me) && me.Reason != nil {
+		return fmt.Sprintf("%v (%v)", me.Reason, me.Err)
+	}
+	return err.Error()
+}
+
+// Run reads, enriches and delivers events until ctx is done (then it returns
+// nil) or reading or the sink fails.
+func (w *Watcher) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.running || w.closed {
+		w.mu.Unlock()
+		return errors.New("watch: Run called twice or after Close")
+	}
+	w.running = true
+	w.mu.Unlock()
+	defer w.registry.Close()
+	stop := context.AfterFunc(ctx, func() { w.Close() })
+	defer stop()
+
+	buf := make([]byte, fanotify.ReadBufferSize)
+	raws := make([]fanotify.Event, 0, 64)
+	out := make([]event.Event, 0, 64)
+	for {
+		var err error
+		raws, err = w.group.ReadEvents(buf, raws[:0])
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			var pe *fanotify.ParseError
+			if !errors.As(err, &pe) {
+				return fmt.Errorf("reading fanotify events: %w", err)
+			}
+			// Keep what was decoded; the rest of this read is lost, and
+			// that must be said as loudly as an overflow.
+			w.log.Error("undecodable fanotify data: events may have been lost", "err", err)
+		}
+		out = out[:0]
+		for i := range raws {
+			out = append(out, event.Event{})
+			w.enricher.Enrich(&raws[i], &out[len(out)-1])
+			if raws[i].IsOverflow() {
+				w.log.Error("fanotify queue overflow: file system errors were lost")
+			}
+		}
+		if len(out) > 0 {
+			if err := w.cfg.Sink(out); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Close stops watching: it closes the group, which removes its marks and
+// makes a pending Run return. Resources Run uses are released when Run
+// returns, or here when Run was never called.
+func (w *Watcher) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.group.Close()
+	if !w.running {
+		w.registry.Close()
+	}
+}
