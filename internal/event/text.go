@@ -24,7 +24,11 @@ func AppendText(b []byte, e *Event) []byte {
 		b = fmt.Appendf(b, " ×%d", e.ErrorCount)
 	}
 	b = append(b, " on "...)
-	b = append(b, Safe(orUnknown(e.Device))...)
+	if e.Device != "" {
+		b = append(b, Safe(e.Device)...)
+	} else {
+		b = append(b, "unknown device (fsid "+e.FSID+")"...)
+	}
 	if e.FSType != "" {
 		b = append(b, ' ')
 		b = append(b, Safe(e.FSType)...)
@@ -53,7 +57,11 @@ func AppendText(b []byte, e *Event) []byte {
 			b = append(b, ')')
 		}
 	} else if e.Handle != nil {
-		b = fmt.Appendf(b, " handle type %d %s", e.Handle.Type, e.Handle.Bytes)
+		b = fmt.Appendf(b, " file handle type %d %s", e.Handle.Type, e.Handle.Bytes)
+		if e.Path != "" {
+			b = append(b, " path "...)
+			b = append(b, Safe(e.Path)...)
+		}
 	} else {
 		b = append(b, " (whole file system)"...)
 	}
@@ -76,7 +84,7 @@ func AppendText(b []byte, e *Event) []byte {
 }
 
 func orUnknown(s string) string {
-	if s == "" {
+	if s == "" || s == `""` {
 		return "unknown device"
 	}
 	return s
@@ -118,7 +126,7 @@ func Summary(e *Event) string {
 		return "event queue overflow: " + e.Message
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s on %s", e.Error, Safe(orUnknown(e.Device)))
+	fmt.Fprintf(&b, "%s on %s", e.Error, orUnknown(Safe(e.Device)))
 	if len(e.Mountpoints) > 0 {
 		fmt.Fprintf(&b, " (%s)", Safe(e.Mountpoints[0]))
 	}
