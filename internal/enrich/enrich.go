@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -121,7 +122,10 @@ type Enricher struct {
 	// failed remembers the inodes whose path could not be resolved, so they
 	// are never opened again: opening a corrupted inode makes the file system
 	// report (and count) a new error, which would come back as an event.
-	failed map[inodeKey]string
+	failed map[inodeKey]failure
+	// PID is fshealth's own process id (os.Getpid() if zero), to recognise
+	// errors its own path resolution raised.
+	PID int
 	// Ext4Settle bounds how long to wait for ext4 to publish the error state
 	// of an error just reported (ext4 updates it asynchronously, shortly
 	// after it queues the event). Zero means 5ms.
@@ -182,9 +186,6 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
 			dst.Handle = &event.Handle{Type: h.Type, Bytes: hex.EncodeToString(h.Bytes)}
 		}
 	}
-	// The recorded state is read before the path is resolved: it tells
-	// whether the inode is one ext4 could not load, which must not be
-	// opened again.
 	if fs != nil && fs.ext4 != nil {
 		dst.Ext4 = e.ext4State(fs)
 	}
@@ -194,9 +195,10 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
 }
 
 // resolvePath sets dst.Path, or dst.PathError saying why not. Opening an
-// inode by handle makes the kernel load it, and loading a corrupted inode is
-// itself a file system error, so an inode is not opened when the error
-// clearly comes from loading it, nor ever again once opening it failed.
+// inode by handle makes the kernel load it if it is not cached, and failing
+// to load a corrupted inode is itself a file system error: so an inode that
+// failed to open is never opened again, and the one error that failed open
+// raised is labelled as fshealth's own when it comes back as an event.
 func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.Event) {
 	if fs == nil {
 		dst.PathError = "file system not known (not mounted in this namespace?)"
@@ -204,14 +206,13 @@ func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.E
 	}
 	h := raw.FID.Handle
 	key := inodeKey{raw.FID.FSID, h.Type, string(h.Bytes)}
-	if why, ok := e.failed[key]; ok {
-		dst.PathError = why
-		return
-	}
-	if dst.Inode != nil && dst.Ext4 != nil && dst.Ext4.LastError != nil &&
-		dst.Ext4.LastError.Inode == *dst.Inode && loadsInode(dst.Ext4.LastError.Function) {
-		e.remember(key, fmt.Sprintf("not opened: ext4 could not load this inode (error in %s), and opening it would raise another error", dst.Ext4.LastError.Function))
-		dst.PathError = e.failed[key]
+	if f, ok := e.failed[key]; ok {
+		dst.PathError = f.why
+		if !f.echoed && raw.PID == int32(e.pid()) {
+			f.echoed = true
+			e.failed[key] = f
+			dst.Message = "raised by fshealth itself: opening this inode to find its path failed; it is not opened again"
+		}
 		return
 	}
 	resolve := e.ResolvePath
@@ -223,17 +224,30 @@ func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.E
 	case err == nil:
 		dst.Path = p
 		return
-	case errors.Is(err, syscall.ESTALE):
-		dst.PathError = "the inode cannot be opened by its handle (ESTALE): it is corrupted or was deleted"
+	case errors.Is(err, syscall.ESTALE), errors.Is(err, syscall.EUCLEAN):
+		dst.PathError = "the inode cannot be opened by its handle (" + ErrnoName(errnoOf(err)) + "): it is corrupted or was deleted"
 	default:
 		dst.PathError = err.Error()
 	}
 	e.remember(key, dst.PathError)
 }
 
+func errnoOf(err error) syscall.Errno {
+	var en syscall.Errno
+	errors.As(err, &en)
+	return en
+}
+
+func (e *Enricher) pid() int {
+	if e.PID != 0 {
+		return e.PID
+	}
+	return os.Getpid()
+}
+
 func (e *Enricher) remember(key inodeKey, why string) {
 	if e.failed == nil {
-		e.failed = map[inodeKey]string{}
+		e.failed = map[inodeKey]failure{}
 	}
 	if len(e.failed) >= maxFailed {
 		n := 0
@@ -244,17 +258,14 @@ func (e *Enricher) remember(key inodeKey, why string) {
 			}
 		}
 	}
-	e.failed[key] = why
+	e.failed[key] = failure{why: why}
 }
 
-// loadsInode reports whether an ext4 error location is in the code that
-// loads an inode from disk (so the inode is unreadable, not merely damaged).
-func loadsInode(function string) bool {
-	switch function {
-	case "__ext4_iget", "ext4_iget", "ext4_lookup", "ext4_nfs_get_inode", "ext4_get_parent", "ext4_fc_replay_inode":
-		return true
-	}
-	return false
+// failure is a remembered failed path resolution.
+type failure struct {
+	why string
+	// echoed is set once the error the failed open raised has been seen.
+	echoed bool
 }
 
 // ext4State reads the recorded error state. ext4 queues the event before it

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,12 +126,24 @@ func TestStaleInodeOpenedOnlyOnce(t *testing.T) {
 	}
 }
 
-func TestUnloadableInodeNeverOpened(t *testing.T) {
-	e, _ := fixture(t) // last error: ext4_lookup on inode 13
+func TestErrorRaisedByOwnOpenIsLabelled(t *testing.T) {
+	e, _ := fixture(t)
+	e.PID = 4242
+	e.ResolvePath = func(string, int32, []byte) (string, error) { return "", syscall.EUCLEAN }
 	var ev event.Event
-	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(13, 1)), &ev)
-	if ev.Path != "" || ev.PathError == "" {
-		t.Errorf("path %q, path_error %q", ev.Path, ev.PathError)
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(13, 1)), &ev) // pid 42: someone else
+	if ev.Message != "" || !strings.Contains(ev.PathError, "EUCLEAN") {
+		t.Errorf("first event: message %q path_error %q", ev.Message, ev.PathError)
+	}
+	own := fsError(syscall.EUCLEAN, inodeHandle(13, 1))
+	own.PID = 4242
+	e.Enrich(own, &ev)
+	if !strings.Contains(ev.Message, "raised by fshealth itself") {
+		t.Errorf("the error fshealth's own open raised is not labelled: %+v", ev)
+	}
+	e.Enrich(own, &ev) // a later error by fshealth's pid is not the echo
+	if ev.Message != "" {
+		t.Errorf("labelled twice: %q", ev.Message)
 	}
 }
 

@@ -70,6 +70,11 @@ func AppendText(b []byte, e *Event) []byte {
 		b = append(b, Safe(e.UUID)...)
 	}
 	b = fmt.Appendf(b, " pid %d", e.PID)
+	if e.Message != "" {
+		b = append(b, " ("...)
+		b = append(b, Clean(e.Message)...)
+		b = append(b, ')')
+	}
 	if s := e.Ext4; s != nil && s.LastError != nil {
 		l := s.LastError
 		b = fmt.Appendf(b, "; ext4 has recorded %d error(s), the last in %s:%d", s.ErrorsCount, Safe(l.Function), l.Line)

@@ -1,0 +1,474 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainInMountNamespace(m) }
+
+// waitTimeout bounds every wait for an event; it only fails a test that
+// would otherwise hang.
+const waitTimeout = 10 * time.Second
+
+// collector runs a Watcher and collects its events.
+type collector struct {
+	t      *testing.T
+	events chan event.Event
+	log    *bytes.Buffer
+	w      *Watcher
+	// gate, if set, is waited on by the sink before it takes a batch.
+	gate chan struct{}
+	// batches counts sink calls.
+	mu      sync.Mutex
+	batches int
+}
+
+// start creates a watcher for paths (nil: everything) and runs it until the
+// test ends.
+func start(t *testing.T, paths []string, gated bool) *collector {
+	t.Helper()
+	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}}
+	if gated {
+		c.gate = make(chan struct{})
+	}
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, c.log}, nil))
+	w, err := New(Config{Paths: paths, Logger: logger, Sink: func(evs []event.Event) error {
+		if c.gate != nil {
+			<-c.gate
+		}
+		c.mu.Lock()
+		c.batches++
+		c.mu.Unlock()
+		for _, e := range evs {
+			c.events <- e
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.w = w
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if c.gate != nil {
+			close(c.gate)
+			c.gate = nil
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// next returns the next event, failing the test after waitTimeout.
+func (c *collector) next() event.Event {
+	c.t.Helper()
+	select {
+	case e := <-c.events:
+		return e
+	case <-time.After(waitTimeout):
+		c.t.Fatalf("no event within %v", waitTimeout)
+	}
+	return event.Event{}
+}
+
+// none checks that no further event arrives within a short while.
+func (c *collector) none() {
+	c.t.Helper()
+	select {
+	case e := <-c.events:
+		c.t.Errorf("unexpected event: %s", event.AppendText(nil, &e))
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// checkFS checks the fields that identify the file system of im.
+func checkFS(t *testing.T, e event.Event, im *loopfs.Image, mountpoints ...string) {
+	t.Helper()
+	if len(mountpoints) == 0 {
+		mountpoints = []string{im.Mountpoint}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(im.Mountpoint, &st); err != nil {
+		t.Fatal(err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(im.Mountpoint, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	uuid, err := mounts.SuperblockUUID("ext4", im.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFSID := fmt.Sprintf("%08x:%08x", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1]))
+	wantDev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if e.Kind != event.KindError || e.Source != event.SourceFanotify || e.Device != im.Dev || e.DeviceNumber != wantDev ||
+		e.FSType != "ext4" || e.UUID != uuid || e.FSID != wantFSID || fmt.Sprint(e.Mountpoints) != fmt.Sprint(mountpoints) {
+		t.Errorf("file system fields wrong:\n got kind=%s source=%s device=%s devno=%s fstype=%s uuid=%s fsid=%s mountpoints=%q\nwant device=%s devno=%s uuid=%s fsid=%s mountpoints=%q",
+			e.Kind, e.Source, e.Device, e.DeviceNumber, e.FSType, e.UUID, e.FSID, e.Mountpoints, im.Dev, wantDev, uuid, wantFSID, mountpoints)
+	}
+	if e.Time.IsZero() || time.Since(e.Time.Time) > time.Minute {
+		t.Errorf("bad time %v", e.Time)
+	}
+}
+
+func checkErr(t *testing.T, e event.Event, errno syscall.Errno, name string, count uint32) {
+	t.Helper()
+	if e.Errno != int(errno) || e.Error != name || e.ErrorText != errno.Error() || e.ErrorCount != count {
+		t.Errorf("got errno=%d error=%s text=%q count=%d, want %d %s %q %d", e.Errno, e.Error, e.ErrorText, e.ErrorCount, int(errno), name, errno.Error(), count)
+	}
+}
+
+func noInode(t *testing.T, e event.Event) {
+	t.Helper()
+	if e.Inode != nil || e.Generation != nil || e.Path != "" || e.PathError != "" || e.Handle != nil {
+		t.Errorf("error not tied to an inode names one: inode=%v gen=%v path=%q path_error=%q handle=%v", e.Inode, e.Generation, e.Path, e.PathError, e.Handle)
+	}
+}
+
+func errorsCount(t *testing.T, im *loopfs.Image) int {
+	t.Helper()
+	n, err := im.ErrorsCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSuperblockError(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := start(t, []string{im.Mountpoint}, false)
+	if err := im.TriggerError("fshealth test"); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+	checkFS(t, e, im)
+	noInode(t, e)
+	if e.PID != os.Getpid() {
+		t.Errorf("pid %d, want the test's own %d (it raised the error)", e.PID, os.Getpid())
+	}
+	if e.Ext4 == nil || e.Ext4.ErrorsCount != 1 || e.Ext4.LastError == nil || e.Ext4.LastError.Function != "trigger_test_error" ||
+		e.Ext4.LastError.Error != "EUCLEAN" || e.Ext4.LastError.Inode != 0 || e.Ext4.FirstError == nil {
+		t.Errorf("ext4 recorded state: %+v", e.Ext4)
+	}
+	c.none()
+}
+
+// corrupt creates dir/name on im, unmounts it, runs a debugfs request on it
+// and mounts it again, returning the inode number and generation of
+// dir/name (or of dir, for whichDir).
+func corrupt(t *testing.T, im *loopfs.Image, request string, stat string) (ino uint64, gen uint32) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(im.Mountpoint, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(im.Mountpoint, "dir/bad"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := im.Mountpoint
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := im.DebugfsOutput("stat " + stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Inode: (\d+) .*\n(?:.*\n)*?.*Generation: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no inode/generation in debugfs output:\n%s", out)
+	}
+	i, _ := strconv.ParseUint(m[1], 10, 64)
+	g, _ := strconv.ParseUint(m[2], 10, 32)
+	if err := im.Debugfs(request); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Mount(mnt, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	return i, uint32(g)
+}
+
+func TestCorruptedInode(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	ino, gen := corrupt(t, im, "sif dir/bad mode 0xff", "dir/bad")
+	c := start(t, []string{im.Mountpoint}, false)
+	before := errorsCount(t, im)
+	_, err := os.Lstat(filepath.Join(im.Mountpoint, "dir/bad"))
+	if !errors.Is(err, syscall.EUCLEAN) {
+		t.Fatalf("looking up the corrupted inode: %v, want EUCLEAN", err)
+	}
+	e := c.next()
+	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+	checkFS(t, e, im)
+	if e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
+		t.Errorf("inode %v generation %v, want %d %d", e.Inode, e.Generation, ino, gen)
+	}
+	if e.Path != "" || e.PathError == "" || e.Message != "" {
+		t.Errorf("a corrupted inode cannot be opened; want path_error, got path=%q path_error=%q message=%q", e.Path, e.PathError, e.Message)
+	}
+	if e.Ext4 == nil || e.Ext4.LastError == nil || e.Ext4.LastError.Inode != ino {
+		t.Errorf("ext4 recorded state does not name inode %d: %+v", ino, e.Ext4)
+	}
+	// Trying to open the inode for its path raised one more error, which
+	// is reported, and labelled as fshealth's own.
+	echo := c.next()
+	checkErr(t, echo, syscall.EUCLEAN, "EUCLEAN", 1)
+	if echo.Inode == nil || *echo.Inode != ino || echo.PID != os.Getpid() || !strings.Contains(echo.Message, "raised by fshealth itself") {
+		t.Errorf("the error raised by resolving the path is not labelled: inode %v pid %d message %q", echo.Inode, echo.PID, echo.Message)
+	}
+	// Looking it up again: reported, but never opened again.
+	os.Lstat(filepath.Join(im.Mountpoint, "dir/bad"))
+	again := c.next()
+	if again.Message != "" || again.PathError != e.PathError {
+		t.Errorf("second lookup: message %q path_error %q", again.Message, again.PathError)
+	}
+	c.none()
+	if after := errorsCount(t, im); after != before+3 {
+		t.Errorf("errors_count went from %d to %d, want +3 (two lookups, one failed open)", before, after)
+	}
+}
+
+func TestErrorOnDirectoryResolvesPath(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	// A directory entry pointing at inode 1 (reserved) is reported against
+	// the directory holding it, which is healthy and can be opened.
+	ino, gen := corrupt(t, im, "ln <1> dir/bad_link", "dir")
+	c := start(t, []string{im.Mountpoint}, false)
+	_, err := os.Lstat(filepath.Join(im.Mountpoint, "dir/bad_link"))
+	if !errors.Is(err, syscall.EUCLEAN) {
+		t.Fatalf("looking up the bad link: %v, want EUCLEAN", err)
+	}
+	e := c.next()
+	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+	checkFS(t, e, im)
+	if e.Inode == nil || *e.Inode != ino || *e.Generation != gen {
+		t.Errorf("inode %v generation %v, want the directory's %d %d", e.Inode, e.Generation, ino, gen)
+	}
+	if want := filepath.Join(im.Mountpoint, "dir"); e.Path != want || e.PathError != "" {
+		t.Errorf("path %q (error %q), want %q", e.Path, e.PathError, want)
+	}
+}
+
+func TestAbortedFilesystem(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := start(t, []string{im.Mountpoint}, false)
+	if err := im.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	checkErr(t, e, syscall.ESHUTDOWN, "ESHUTDOWN", 1)
+	checkFS(t, e, im)
+	noInode(t, e)
+	c.none()
+}
+
+func TestFoldedErrors(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := start(t, []string{im.Mountpoint}, true)
+	before := errorsCount(t, im)
+	const n = 6
+	for i := 0; i < n; i++ {
+		if err := im.TriggerError(fmt.Sprint("error ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first event was read at once and waits in the gated sink; the
+	// kernel folds the later errors into the next event in its queue.
+	c.gate <- struct{}{}
+	close(c.gate)
+	c.gate = nil
+	var sum uint32
+	var events int
+	for sum < n {
+		e := c.next()
+		checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", e.ErrorCount)
+		checkFS(t, e, im)
+		sum += e.ErrorCount
+		events++
+	}
+	c.none()
+	if events >= n {
+		t.Errorf("%d events for %d errors: nothing was folded", events, n)
+	}
+	if after := errorsCount(t, im); uint32(after-before) != sum {
+		t.Errorf("error_count sum %d, but errors_count grew by %d", sum, after-before)
+	}
+}
+
+func TestTwoFilesystemsAtOnce(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	a := testutil.NewExt4(t, 0)
+	b := testutil.NewExt4(t, 0)
+	c := start(t, []string{a.Mountpoint, b.Mountpoint}, false)
+	if len(c.w.Watched()) != 2 {
+		t.Fatalf("watching %d file systems, want 2", len(c.w.Watched()))
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	for _, im := range []*loopfs.Image{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if err := im.TriggerError("concurrent"); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sums := map[string]uint32{}
+	for sums[a.Dev]+sums[b.Dev] < 2*n {
+		e := c.next()
+		switch e.Device {
+		case a.Dev:
+			checkFS(t, e, a)
+		case b.Dev:
+			checkFS(t, e, b)
+		default:
+			t.Fatalf("event for unexpected device %q", e.Device)
+		}
+		sums[e.Device] += e.ErrorCount
+	}
+	c.none()
+	if sums[a.Dev] != n || sums[b.Dev] != n {
+		t.Errorf("errors attributed %v, want %d each", sums, n)
+	}
+}
+
+func TestBindMountOneEventAllMountpoints(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	sub := filepath.Join(im.Mountpoint, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bind := filepath.Join(t.TempDir(), "bind with space")
+	if err := os.Mkdir(bind, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(sub, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	// Watch everything: the file system must be marked once, though it has
+	// two mount points.
+	c := start(t, nil, false)
+	n := 0
+	for _, w := range c.w.Watched() {
+		if w.Device == im.Dev {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("file system watched %d times, want once", n)
+	}
+	if err := im.TriggerError("bind"); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+	checkFS(t, e, im, im.Mountpoint, bind)
+	c.none()
+}
+
+func TestWatchAllWithUnmarkableFilesystems(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	tmp := filepath.Join(t.TempDir(), "tmpfs")
+	os.Mkdir(tmp, 0o755)
+	if err := unix.Mount("fshealth-test", tmp, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
+	// A btrfs subvolume mounted on its own cannot be marked (EXDEV).
+	bt := testutil.NewImage(t, "btrfs", 128<<20, "")
+	vol := filepath.Join(bt.Mountpoint, "vol")
+	if out, err := exec.Command("btrfs", "subvolume", "create", vol).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v: %s", err, out)
+	}
+	volMnt := filepath.Join(t.TempDir(), "subvol")
+	os.Mkdir(volMnt, 0o755)
+	if err := unix.Mount(bt.Dev, volMnt, "btrfs", 0, "subvol=vol"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(volMnt, unix.MNT_DETACH) })
+	// Leave only the subvolume mounted. (Not bt.Unmount: it would wait for
+	// a loop detach that the subvolume mount prevents.)
+	if err := unix.Unmount(bt.Mountpoint, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	c := start(t, nil, false)
+	if err := im.TriggerError("all"); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	checkFS(t, e, im)
+	log := c.log.String()
+	for _, want := range []string{
+		`msg="watching file system" fstype=ext4 device=` + im.Dev,
+		`msg="not watching pseudo file systems`,
+		`msg="cannot watch file system" fstype=btrfs`,
+		`reason="path is on a subvolume`,
+	} {
+		if !bytes.Contains([]byte(log), []byte(want)) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestUnwatchablePathIsAnError(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, err := New(Config{Paths: []string{"/proc/self"}, Sink: func([]event.Event) error { return nil }})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("cannot watch /proc/self")) {
+		t.Errorf("got %v, want an error naming /proc/self", err)
+	}
+	_, err = New(Config{Paths: []string{"/does/not/exist"}, Sink: func([]event.Event) error { return nil }})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("/does/not/exist")) {
+		t.Errorf("got %v, want an error naming the path", err)
+	}
+}
