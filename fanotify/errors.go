@@ -103,7 +103,7 @@ func initError(errno error, feature, minVersion string) error {
 	case syscall.EINVAL:
 		return &UnsupportedError{Feature: feature, MinVersion: minVersion, Err: errno}
 	case syscall.EPERM:
-		return fmt.Errorf("fanotify: %w", ErrPermission)
+		return fmt.Errorf("fanotify: %w (%w)", ErrPermission, errno)
 	case syscall.EMFILE:
 		return fmt.Errorf("fanotify: too many fanotify groups (see /proc/sys/fs/fanotify/max_user_groups): %w", errno)
 	}

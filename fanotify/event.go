@@ -50,11 +50,11 @@ type Records uint8
 
 // Record kinds an Event may carry.
 const (
-	HasError Records = 1 << iota // an error record: Errno and ErrorCount are set
-	HasFID                       // a FID record: FID is set
-	HasDirFID                    // a DFID or DFID_NAME record: DirFID (and maybe Name) are set
-	HasPIDFD                     // a pidfd record: PIDFD is set
-	HasMount                     // a mount record: MountID is set
+	HasError  Records = 1 << iota // an error record: Errno and ErrorCount are set
+	HasFID                        // a FID record: FID is set
+	HasDirFID                     // a DFID or DFID_NAME record: DirFID (and maybe Name) are set
+	HasPIDFD                      // a pidfd record: PIDFD is set
+	HasMount                      // a mount record: MountID is set
 )
 
 // FSID is a file system identifier, as statfs(2) reports it in f_fsid and as

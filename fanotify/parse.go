@@ -13,11 +13,16 @@ type ParseError struct {
 	Offset int
 	// Reason describes what is wrong.
 	Reason string
+	// Err is a sentinel the error matches with errors.Is (ErrVersion), or nil.
+	Err error
 }
 
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("fanotify: malformed event at byte %d: %s", e.Offset, e.Reason)
 }
+
+// Unwrap returns Err.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 // ErrVersion is wrapped by the error for an event whose metadata version is
 // not MetadataVersion: its layout is unknown, so nothing after it is decoded.
@@ -60,22 +65,22 @@ var ne = binary.NativeEndian
 func parseOne(ev *Event, b []byte, base int) (int, error) {
 	*ev = Event{}
 	if len(b) < MetadataSize {
-		return 0, &ParseError{base, fmt.Sprintf("%d bytes left, shorter than the %d-byte event metadata", len(b), MetadataSize)}
+		return 0, &ParseError{Offset: base, Reason: fmt.Sprintf("%d bytes left, shorter than the %d-byte event metadata", len(b), MetadataSize)}
 	}
 	eventLen := ne.Uint32(b[0:])
 	vers := b[4]
 	metaLen := ne.Uint16(b[6:])
 	if vers != MetadataVersion {
-		return 0, &ParseError{base, fmt.Sprintf("%v %d (want %d)", ErrVersion, vers, MetadataVersion)}
+		return 0, &ParseError{Offset: base, Reason: fmt.Sprintf("%v %d (want %d)", ErrVersion, vers, MetadataVersion), Err: ErrVersion}
 	}
 	if int(metaLen) < MetadataSize {
-		return 0, &ParseError{base, fmt.Sprintf("metadata_len %d is shorter than %d", metaLen, MetadataSize)}
+		return 0, &ParseError{Offset: base, Reason: fmt.Sprintf("metadata_len %d is shorter than %d", metaLen, MetadataSize)}
 	}
 	if eventLen < uint32(metaLen) {
-		return 0, &ParseError{base, fmt.Sprintf("event_len %d is shorter than metadata_len %d", eventLen, metaLen)}
+		return 0, &ParseError{Offset: base, Reason: fmt.Sprintf("event_len %d is shorter than metadata_len %d", eventLen, metaLen)}
 	}
 	if uint64(eventLen) > uint64(len(b)) {
-		return 0, &ParseError{base, fmt.Sprintf("event_len %d runs past the %d bytes left", eventLen, len(b))}
+		return 0, &ParseError{Offset: base, Reason: fmt.Sprintf("event_len %d runs past the %d bytes left", eventLen, len(b))}
 	}
 	ev.Mask = Mask(ne.Uint64(b[8:]))
 	ev.FD = int32(ne.Uint32(b[16:]))
@@ -84,18 +89,18 @@ func parseOne(ev *Event, b []byte, base int) (int, error) {
 	end := int(eventLen)
 	for off := int(metaLen); off < end; {
 		if end-off < 4 {
-			return 0, &ParseError{base + off, fmt.Sprintf("%d bytes left in the event, shorter than an info record header", end-off)}
+			return 0, &ParseError{Offset: base + off, Reason: fmt.Sprintf("%d bytes left in the event, shorter than an info record header", end-off)}
 		}
 		typ := b[off]
 		rlen := int(ne.Uint16(b[off+2:]))
 		if rlen < 4 {
-			return 0, &ParseError{base + off, fmt.Sprintf("info record type %d has length %d, shorter than its header", typ, rlen)}
+			return 0, &ParseError{Offset: base + off, Reason: fmt.Sprintf("info record type %d has length %d, shorter than its header", typ, rlen)}
 		}
 		if rlen > end-off {
-			return 0, &ParseError{base + off, fmt.Sprintf("info record type %d has length %d, past the event's end (%d bytes left)", typ, rlen, end-off)}
+			return 0, &ParseError{Offset: base + off, Reason: fmt.Sprintf("info record type %d has length %d, past the event's end (%d bytes left)", typ, rlen, end-off)}
 		}
 		if err := parseRecord(ev, typ, b[off:off+rlen]); err != nil {
-			return 0, &ParseError{base + off, err.Error()}
+			return 0, &ParseError{Offset: base + off, Reason: err.Error()}
 		}
 		off += rlen
 	}
