@@ -44,6 +44,9 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+// errSilent is for failures already reported (by a child process).
+var errSilent = errors.New("")
+
 // NewRoot builds the command tree, writing to the given streams.
 func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -74,8 +77,10 @@ func Main(args []string) int {
 	root := NewRoot(os.Stdout, os.Stderr)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "fshealth: %v\n", err)
 		var ee *exitError
+		if !errors.As(err, &ee) || ee.err != errSilent {
+			fmt.Fprintf(os.Stderr, "fshealth: %v\n", err)
+		}
 		if errors.As(err, &ee) {
 			return ee.code
 		}
