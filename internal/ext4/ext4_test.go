@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/ext4"
 	"github.com/fshealth/fshealth/internal/testutil"
@@ -77,6 +78,12 @@ func TestReaderSeesNewErrors(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		if err := im.TriggerError("ext4 test"); err != nil {
 			t.Fatal(err)
+		}
+		// ext4 publishes the state from a work queue, shortly after the
+		// write returns: wait for the count (bounded), then read it all.
+		deadline := time.Now().Add(5 * time.Second)
+		for n, err := r.Count(); n < uint64(i) && err == nil && time.Now().Before(deadline); n, err = r.Count() {
+			time.Sleep(time.Millisecond)
 		}
 		st, err := r.Read()
 		if err != nil {
