@@ -472,3 +472,67 @@ func TestUnwatchablePathIsAnError(t *testing.T) {
 		t.Errorf("got %v, want an error naming the path", err)
 	}
 }
+
+// setSysctl writes a /proc/sys value and returns a function that restores
+// it (also run at cleanup).
+func setSysctl(t *testing.T, path, value string) (restore func()) {
+	t.Helper()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := os.WriteFile(path, old, 0o644); err != nil {
+				t.Errorf("restoring %s: %v", path, err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+func TestQueueOverflowIsReported(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	ims := []*loopfs.Image{testutil.NewExt4(t, 0), testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)}
+	var paths []string
+	for _, im := range ims {
+		paths = append(paths, im.Mountpoint)
+	}
+	// A group's queue limit is fixed when the group is created: restore the
+	// machine-wide setting at once, so that tests running in parallel in
+	// other packages are not affected.
+	restore := setSysctl(t, "/proc/sys/fs/fanotify/max_queued_events", "1")
+	c := start(t, paths, true)
+	restore()
+	// The first error is read at once and held in the gated sink; with a
+	// one-event queue, the second file system's error fills it and the
+	// third's overflows it.
+	for _, im := range ims {
+		if err := im.TriggerError("overflow"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(c.gate)
+	c.gate = nil
+	var kinds []string
+	overflow := false
+	for !overflow {
+		e := c.next()
+		kinds = append(kinds, e.Kind)
+		if e.Kind == event.KindOverflow {
+			overflow = true
+			if e.Message == "" || e.Errno != 0 {
+				t.Errorf("overflow event: %+v", e)
+			}
+		}
+	}
+	if !strings.Contains(c.log.String(), "fanotify queue overflow") {
+		t.Errorf("overflow not logged:\n%s", c.log)
+	}
+	t.Logf("events: %v", kinds)
+}
