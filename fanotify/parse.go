@@ -45,6 +45,7 @@ func Parse(dst []Event, buf []byte) ([]Event, error) {
 		dst = append(dst, Event{})
 		n, err := parseOne(&dst[len(dst)-1], buf[off:], off)
 		if err != nil {
+			dst[len(dst)-1] = Event{} // drop what the failed event held
 			return dst[:len(dst)-1], err
 		}
 		off += n
@@ -53,7 +54,8 @@ func Parse(dst []Event, buf []byte) ([]Event, error) {
 }
 
 // ParseOne decodes the first event in buf into ev and returns its length, so
-// a caller can walk a buffer event by event.
+// a caller can walk a buffer event by event. On error, ev may hold part of
+// the event and must not be used.
 func ParseOne(ev *Event, buf []byte) (int, error) {
 	return parseOne(ev, buf, 0)
 }
