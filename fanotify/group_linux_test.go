@@ -1,0 +1,218 @@
+package fanotify_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainInMountNamespace(m) }
+
+func newGroup(t *testing.T) *fanotify.Group {
+	t.Helper()
+	testutil.RequireRoot(t)
+	g, err := fanotify.NewErrorGroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// readOne reads one batch with a deadline, so a missing event fails the
+// test instead of hanging it.
+func readOne(t *testing.T, g *fanotify.Group) []fanotify.Event {
+	t.Helper()
+	g.SetReadDeadline(time.Now().Add(10 * time.Second))
+	evs, err := g.ReadEvents(make([]byte, fanotify.ReadBufferSize), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestGroupReadsRealError(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g := newGroup(t)
+	im := testutil.NewExt4(t, 0)
+	if err := g.MarkFilesystemErrors(im.Mountpoint); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.TriggerError("group test"); err != nil {
+		t.Fatal(err)
+	}
+	evs := readOne(t, g)
+	if len(evs) != 1 {
+		t.Fatalf("got %d events, want 1", len(evs))
+	}
+	ev := evs[0]
+	var st unix.Statfs_t
+	unix.Statfs(im.Mountpoint, &st)
+	if !ev.IsFSError() || ev.IsOverflow() || ev.FD != fanotify.NoFD || ev.PID != int32(os.Getpid()) ||
+		ev.Records != fanotify.HasError|fanotify.HasFID || ev.Errno != syscall.EUCLEAN || ev.ErrorCount != 1 ||
+		ev.FID.FSID != (fanotify.FSID{st.Fsid.Val[0], st.Fsid.Val[1]}) || !ev.FID.Handle.IsInvalid() || len(ev.FID.Handle.Bytes) != 0 {
+		t.Errorf("unexpected event %+v", ev)
+	}
+}
+
+func TestGroupUnmark(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g := newGroup(t)
+	im := testutil.NewExt4(t, 0)
+	if err := g.MarkFilesystemErrors(im.Mountpoint); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.UnmarkFilesystemErrors(im.Mountpoint); err != nil {
+		t.Fatal(err)
+	}
+	im.TriggerError("after unmark")
+	g.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := g.Read(make([]byte, fanotify.ReadBufferSize)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after unmark: %v, want a deadline error (no event)", err)
+	}
+}
+
+func TestGroupCloseUnblocksRead(t *testing.T) {
+	g := newGroup(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Read(make([]byte, fanotify.ReadBufferSize))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the read block
+	g.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("read after Close: %v, want os.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+}
+
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no Threads line")
+	return 0
+}
+
+func TestBlockedReadsHoldNoThreads(t *testing.T) {
+	testutil.RequireRoot(t)
+	before := threads(t)
+	const n = 32
+	for i := 0; i < n; i++ {
+		g := newGroup(t)
+		go g.Read(make([]byte, fanotify.ReadBufferSize))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := threads(t); after-before >= n/2 {
+		t.Errorf("%d blocked reads added %d threads: reads are not on the runtime poller", n, after-before)
+	}
+}
+
+func TestGroupReadDeadline(t *testing.T) {
+	g := newGroup(t)
+	g.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := g.Read(make([]byte, fanotify.ReadBufferSize)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("got %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+func TestGroupSmallBuffer(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g := newGroup(t)
+	im := testutil.NewExt4(t, 0)
+	g.MarkFilesystemErrors(im.Mountpoint)
+	im.TriggerError("small buffer")
+	g.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := g.Read(make([]byte, 8))
+	if err == nil || !strings.Contains(err.Error(), "too small") {
+		t.Errorf("got %v, want an error saying the buffer is too small", err)
+	}
+}
+
+func TestMarkErrorsAreTyped(t *testing.T) {
+	g := newGroup(t)
+	err := g.MarkFilesystemErrors("/proc")
+	var me *fanotify.MarkError
+	if !errors.As(err, &me) || me.Path != "/proc" || !errors.Is(err, fanotify.ErrNoFileHandles) || !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("/proc: %v, want a MarkError for ErrNoFileHandles", err)
+	}
+	if err := g.MarkFilesystemErrors("/no/such/path"); !errors.Is(err, fanotify.ErrNotFound) || !strings.Contains(err.Error(), "/no/such/path") {
+		t.Errorf("missing path: %v", err)
+	}
+}
+
+func TestMarkBtrfsSubvolume(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g := newGroup(t)
+	bt := testutil.NewImage(t, "btrfs", 128<<20, "")
+	vol := filepath.Join(bt.Mountpoint, "vol")
+	if out, err := exec.Command("btrfs", "subvolume", "create", vol).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v: %s", err, out)
+	}
+	if err := g.MarkFilesystemErrors(bt.Mountpoint); err != nil {
+		t.Errorf("the top-level btrfs mount must be markable: %v", err)
+	}
+	err := g.MarkFilesystemErrors(vol)
+	if !errors.Is(err, fanotify.ErrSubvolume) || !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("subvolume: %v, want ErrSubvolume", err)
+	}
+}
+
+func TestMountEvents(t *testing.T) {
+	testutil.RequireRoot(t)
+	g, err := fanotify.NewMountGroup()
+	var unsup *fanotify.UnsupportedError
+	if errors.As(err, &unsup) {
+		if unsup.Feature != "FAN_REPORT_MNT" || unsup.MinVersion != "6.15" {
+			t.Errorf("unsupported error names %q %q", unsup.Feature, unsup.MinVersion)
+		}
+		t.Skipf("kernel has no mount events: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.MarkMountNamespace("/proc/self/ns/mnt"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("fshealth-test", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	unix.Unmount(dir, 0)
+	var masks []fanotify.Mask
+	for len(masks) < 2 {
+		for _, ev := range readOne(t, g) {
+			if ev.Records&fanotify.HasMount == 0 || ev.MountID == 0 {
+				t.Errorf("mount event without mount id: %+v", ev)
+			}
+			masks = append(masks, ev.Mask)
+		}
+	}
+	if !masks[0].Has(fanotify.MountAttach) || !masks[1].Has(fanotify.MountDetach) {
+		t.Errorf("masks %x, want attach then detach", masks)
+	}
+}
