@@ -30,6 +30,9 @@ const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Event is one enriched file system event. Fields marked omitempty are
 // present only when known; the others are always present.
 type Event struct {
+	// ID is the event's unique id in the daemon's history; `watch` leaves
+	// it empty.
+	ID string `json:"id,omitempty"`
 	// Kind is KindError or KindOverflow.
 	Kind string `json:"kind"`
 	// Time is when fshealth received the event.

@@ -1,0 +1,85 @@
+// Package alert defines what fshealth's notifiers deliver: an Alert about a
+// file system incident, and the Notifier interface every channel (webhook,
+// e-mail, Alertmanager, hook programs, journal) implements.
+package alert
+
+import (
+	"context"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
+)
+
+// Alert types.
+const (
+	// TypeError is the first alert of an incident.
+	TypeError = "error"
+	// TypeDigest summarises the errors of an incident that were folded
+	// while alerts were held back (anti-flood).
+	TypeDigest = "digest"
+	// TypeReminder says an incident is still open.
+	TypeReminder = "reminder"
+	// TypeResolved says an incident has ended.
+	TypeResolved = "resolved"
+	// TypeTest is sent by `fshealth test-alert`.
+	TypeTest = "test"
+)
+
+// Severities.
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+	SeverityInfo     = "info"
+)
+
+// Filesystem identifies the file system an alert is about.
+type Filesystem struct {
+	UUID        string   `json:"uuid"`
+	Device      string   `json:"device"`
+	FSType      string   `json:"fstype"`
+	Mountpoints []string `json:"mountpoints"`
+	Label       string   `json:"label,omitempty"`
+}
+
+// Alert is one notification about a file system incident (a file system and
+// an error kind).
+type Alert struct {
+	// ID is unique per alert; receivers de-duplicate deliveries on it.
+	ID string `json:"id"`
+	// Type is one of the Type* constants.
+	Type string `json:"type"`
+	// Severity is one of the Severity* constants.
+	Severity string `json:"severity"`
+	// Rule is the name of the policy rule that matched.
+	Rule string `json:"rule"`
+	// Host is the machine's host name.
+	Host string `json:"host"`
+	// Time is when the alert was raised.
+	Time time.Time `json:"time"`
+	// Summary is one line for subjects and chat messages; it has no control
+	// characters.
+	Summary string `json:"summary"`
+	// Filesystem is the file system the incident is on.
+	Filesystem Filesystem `json:"filesystem"`
+	// ErrorKind is the errno name the incident is about, e.g. "EUCLEAN".
+	ErrorKind string `json:"error_kind"`
+	// Count is the number of errors this alert covers (for a digest, those
+	// since Since).
+	Count uint64 `json:"count"`
+	// Since is when the incident (or, for a digest, the folded run) began.
+	Since time.Time `json:"since"`
+	// Event is the event that raised the alert (the latest, for digests).
+	Event *event.Event `json:"event,omitempty"`
+	// Test marks alerts sent by `fshealth test-alert`.
+	Test bool `json:"test,omitempty"`
+}
+
+// Notifier is one configured delivery channel.
+type Notifier interface {
+	// Name is the channel's name from the configuration.
+	Name() string
+	// Send delivers a. It returns nil only when the receiver has accepted
+	// the alert. It may be called again with the same alert after a failure
+	// or a restart; a.ID lets the receiver de-duplicate.
+	Send(ctx context.Context, a *Alert) error
+}
