@@ -269,35 +269,47 @@ type failure struct {
 }
 
 // ext4State reads the recorded error state. ext4 queues the event before it
-// records the error, so a reader fast enough can see the previous state; if
-// errors_count has not grown yet, wait for it a little (bounded by
-// Ext4Settle). If it does not grow at all (read-only devices do not record
-// errors), stop waiting on that file system until it does.
+// records the error (from a kernel worker), so a reader fast enough can see
+// the previous state; if errors_count has not grown yet, wait for it a little
+// (bounded by Ext4Settle). If it does not grow at all (read-only devices do
+// not record errors), stop waiting on that file system until it does.
 func (e *Enricher) ext4State(fs *Filesystem) *ext4.State {
-	settle := e.Ext4Settle
-	if settle == 0 {
-		settle = 5 * time.Millisecond
-	}
-	n, err := fs.ext4.Count()
-	if err != nil {
-		return nil
-	}
-	if n <= fs.lastCount && !fs.countStuck {
-		deadline := time.Now().Add(settle)
-		for wait := 50 * time.Microsecond; n <= fs.lastCount && time.Now().Before(deadline); wait *= 2 {
-			time.Sleep(wait)
-			if n, err = fs.ext4.Count(); err != nil {
-				return nil
-			}
-		}
-	}
-	fs.countStuck = n <= fs.lastCount
 	st, err := fs.ext4.Read()
 	if err != nil {
 		return nil
 	}
+	if st.ErrorsCount <= fs.lastCount && !fs.countStuck {
+		settle := e.Ext4Settle
+		if settle == 0 {
+			settle = 5 * time.Millisecond
+		}
+		n := st.ErrorsCount
+		deadline := time.Now().Add(settle)
+		for wait := 10 * time.Microsecond; n <= fs.lastCount && time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
+			sleep(wait)
+			if n, err = fs.ext4.Count(); err != nil {
+				return nil
+			}
+		}
+		if n != st.ErrorsCount {
+			if st, err = fs.ext4.Read(); err != nil {
+				return nil
+			}
+		}
+	}
+	fs.countStuck = st.ErrorsCount <= fs.lastCount
 	fs.lastCount = st.ErrorsCount
 	return st
+}
+
+// sleep pauses the calling thread for d. Short waits use nanosleep(2)
+// directly: the Go runtime rounds sub-millisecond timers up to about a
+// millisecond when it is otherwise idle, and these waits are on the path of
+// every event whose ext4 state is not yet published.
+func sleep(d time.Duration) {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+	}
 }
 
 // preferredNames fixes the names of errnos that have aliases: file systems

@@ -69,6 +69,10 @@ type Reader struct {
 	dir string
 	fds [len(attrs)]int
 	buf [64]byte
+	// first caches the first recorded error, which only e2fsck changes;
+	// firstCount is errors_count when it was read.
+	first      *ErrorInfo
+	firstCount uint64
 }
 
 // Dir returns the sysfs directory of a block device's ext4 file system,
@@ -114,18 +118,52 @@ func (r *Reader) Count() (uint64, error) {
 	return r.parseUint(0, v)
 }
 
-// Read reads the whole error state.
+// Read reads the whole error state. The first error, once recorded, does not
+// change until e2fsck clears the state, so it is re-read only while none is
+// recorded (or when the count went down, i.e. after a repair): a read costs
+// seven pread(2)s instead of thirteen.
 func (r *Reader) Read() (*State, error) {
 	var vals [len(attrs)][]byte
-	var store [len(attrs)][24]byte
-	for i := range attrs {
+	var store [len(attrs)][32]byte
+	get := func(i int) error {
 		v, err := r.attr(i)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		vals[i] = append(store[i][:0], v...)
+		return nil
 	}
-	return r.decode(vals[:])
+	if err := get(0); err != nil {
+		return nil, err
+	}
+	for i := 7; i < len(attrs); i++ {
+		if err := get(i); err != nil {
+			return nil, err
+		}
+	}
+	count, err := r.parseUint(0, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	if r.first == nil || count < r.firstCount {
+		for i := 1; i < 7; i++ {
+			if err := get(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	st, err := r.decode(vals[:])
+	if err != nil {
+		return nil, err
+	}
+	if vals[1] == nil {
+		st.FirstError = r.first
+	} else if st.FirstError != nil {
+		r.first, r.firstCount = st.FirstError, count
+	} else {
+		r.first = nil
+	}
+	return st, nil
 }
 
 func (r *Reader) attr(i int) ([]byte, error) {
@@ -148,7 +186,7 @@ func (r *Reader) parseUint(i int, v []byte) (uint64, error) {
 func (r *Reader) decode(v [][]byte) (*State, error) {
 	var nums [len(attrs)]uint64
 	for i, a := range attrs {
-		if a == "first_error_func" || a == "last_error_func" {
+		if a == "first_error_func" || a == "last_error_func" || v[i] == nil {
 			continue
 		}
 		n, err := r.parseUint(i, v[i])

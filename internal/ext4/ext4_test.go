@@ -95,3 +95,30 @@ func TestReaderSeesNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstErrorCached checks the first error is read once, and again only
+// after the count goes down (e2fsck cleared the state).
+func TestFirstErrorCached(t *testing.T) {
+	dir := writeAttrs(t, map[string]string{"errors_count": "2", "first_error_time": "100", "first_error_func": "f1",
+		"last_error_time": "200", "last_error_func": "l1"})
+	r, err := ext4.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	st, _ := r.Read()
+	if st.FirstError == nil || st.FirstError.Function != "f1" {
+		t.Fatalf("first read: %+v", st.FirstError)
+	}
+	os.WriteFile(filepath.Join(dir, "first_error_func"), []byte("changed\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "last_error_func"), []byte("l2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "errors_count"), []byte("3\n"), 0o644)
+	st, _ = r.Read()
+	if st.FirstError.Function != "f1" || st.LastError.Function != "l2" || st.ErrorsCount != 3 {
+		t.Errorf("second read: first %q last %q count %d", st.FirstError.Function, st.LastError.Function, st.ErrorsCount)
+	}
+	os.WriteFile(filepath.Join(dir, "errors_count"), []byte("1\n"), 0o644)
+	if st, _ = r.Read(); st.FirstError.Function != "changed" {
+		t.Errorf("after the count went down the first error was not re-read: %q", st.FirstError.Function)
+	}
+}
