@@ -1,0 +1,41 @@
+# fshealth — see README.md. Every target that touches the kernel needs root.
+GO ?= go
+
+.PHONY: all build test demo deps bench bench-latency fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/fshealth ./cmd/fshealth
+
+# The whole test suite: static checks, then every test. As root the
+# privileged tests run on real loop devices; with CI=true a skipped
+# privileged test is a failure.
+test:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+demo:
+	$(GO) run ./cmd/fshealth demo
+
+# Debian packages the tests use (e2fsprogs is on every Debian system).
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc
+
+# Parser benchmarks (events/s, allocations per event).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./fanotify
+
+# End-to-end latency: real errors on a scratch ext4 file system to the
+# moment `fshealth watch --json` has written them.
+bench-latency: build
+	$(GO) run ./cmd/fshealth-bench latency --fshealth bin/fshealth -n 2000 --baseline
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fanotify
+
+clean:
+	rm -rf bin
