@@ -23,7 +23,7 @@ demo:
 # Debian packages the tests use (e2fsprogs is on every Debian system).
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc prometheus-alertmanager
 
 # Parser benchmarks (events/s, allocations per event).
 bench:
@@ -39,3 +39,11 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Kernel matrix (root; see matrix/README.md): boots Debian's newest 6.1, 6.12,
+# 6.18 and 7.x kernels under qemu, runs the kernel-facing tests inside each,
+# prints the kernel × test table and writes it to matrix/kernel-matrix.md.
+# Downloads are cached in /var/cache/fshealth-matrix (FSHEALTH_MATRIX_CACHE).
+.PHONY: kernel-matrix
+kernel-matrix:
+	$(GO) run ./matrix -markdown matrix/kernel-matrix.md $(MATRIXFLAGS)

@@ -1,0 +1,526 @@
+package alertmanager_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/notify/alertmanager"
+)
+
+// hostileMount is a mount point an attacker could create: a newline, a
+// carriage return, quotes, a shell substitution and an invalid UTF-8 byte.
+const hostileMount = "/mnt/evil\r\nBcc: x@y \"$(reboot)\"\xff"
+
+func sampleAlert(typ string) *alert.Alert {
+	ino := uint64(12)
+	gen := uint32(7)
+	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	a := &alert.Alert{
+		ID:       "01JTESTALERT" + strings.ToUpper(typ),
+		Type:     typ,
+		Severity: alert.SeverityCritical,
+		Rule:     "default",
+		Host:     "web1",
+		Time:     since.Add(time.Minute),
+		Summary:  "EUCLEAN on /dev/loop7 (/mnt/data)",
+		Filesystem: alert.Filesystem{
+			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
+			Device:      "/dev/loop7",
+			FSType:      "ext4",
+			Mountpoints: []string{"/mnt/data", "/srv/data"},
+			Label:       "data",
+		},
+		ErrorKind: "EUCLEAN",
+		Count:     3,
+		Since:     since,
+		Event: &event.Event{
+			ID:          "01JTESTEVENT",
+			Kind:        event.KindError,
+			Time:        event.Time{Time: since},
+			Source:      event.SourceFanotify,
+			Errno:       117,
+			Error:       "EUCLEAN",
+			ErrorText:   "structure needs cleaning",
+			ErrorCount:  1,
+			Device:      "/dev/loop7",
+			FSType:      "ext4",
+			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
+			Mountpoints: []string{"/mnt/data", "/srv/data"},
+			Inode:       &ino,
+			Generation:  &gen,
+			Path:        "/mnt/data/dir/bad",
+			Ext4: &ext4.State{ErrorsCount: 4, LastError: &ext4.ErrorInfo{
+				Time: since, Function: "ext4_lookup", Line: 1812, Inode: 12, Code: 5, Error: "EUCLEAN",
+			}},
+		},
+	}
+	if typ == alert.TypeTest {
+		a.Test = true
+	}
+	return a
+}
+
+func newNotifier(t *testing.T, cfg alertmanager.Config) *alertmanager.Notifier {
+	t.Helper()
+	n, err := alertmanager.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// recorder is an httptest Alertmanager stand-in that records requests.
+type recorder struct {
+	mu       sync.Mutex
+	requests []*http.Request
+	bodies   [][]byte
+	status   int
+	body     string
+	srv      *httptest.Server
+}
+
+func newRecorder(t *testing.T, status int, body string) *recorder {
+	r := &recorder{status: status, body: body}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.requests = append(r.requests, req)
+		r.bodies = append(r.bodies, b)
+		status, body := r.status, r.body
+		r.mu.Unlock()
+		if status == http.StatusTemporaryRedirect {
+			w.Header().Set("Location", "http://elsewhere.example/api/v2/alerts")
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.requests)
+}
+
+// deadURL returns a URL nothing listens on.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func TestSendPostsAPIv2(t *testing.T) {
+	rec := newRecorder(t, http.StatusOK, "")
+	n := newNotifier(t, alertmanager.Config{
+		Name:           "am",
+		URLs:           []string{rec.srv.URL + "/prefix/"},
+		Headers:        map[string]string{"X-Scope-OrgID": "tenant1"},
+		ResendInterval: time.Minute,
+		ExtraLabels:    map[string]string{"env": "prod"},
+		GeneratorURL:   "https://grafana.example/d/fs",
+		Version:        "1.2.3",
+	})
+	a := sampleAlert(alert.TypeError)
+	before := time.Now()
+	if err := n.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if rec.count() != 1 {
+		t.Fatalf("got %d requests, want 1", rec.count())
+	}
+	req, body := rec.requests[0], rec.bodies[0]
+	if req.Method != http.MethodPost || req.URL.Path != "/prefix/api/v2/alerts" {
+		t.Errorf("request %s %s, want POST /prefix/api/v2/alerts", req.Method, req.URL.Path)
+	}
+	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if v := req.Header.Get("X-Scope-OrgID"); v != "tenant1" {
+		t.Errorf("X-Scope-OrgID %q", v)
+	}
+	if v := req.Header.Get("User-Agent"); v != "fshealth/1.2.3" {
+		t.Errorf("User-Agent %q", v)
+	}
+	var got []struct {
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		StartsAt     time.Time         `json:"startsAt"`
+		EndsAt       time.Time         `json:"endsAt"`
+		GeneratorURL string            `json:"generatorURL"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("body has %d alerts, want 1: %s", len(got), body)
+	}
+	p := got[0]
+	want := map[string]string{
+		"alertname": "FilesystemError", "instance": "web1", "device": "/dev/loop7",
+		"mountpoint": "/mnt/data", "fstype": "ext4", "uuid": a.Filesystem.UUID,
+		"errno": "EUCLEAN", "severity": "critical", "env": "prod",
+	}
+	if len(p.Labels) != len(want) {
+		t.Errorf("labels %v, want %v", p.Labels, want)
+	}
+	for k, v := range want {
+		if p.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, p.Labels[k], v)
+		}
+	}
+	for k, v := range map[string]string{
+		"alert_id": a.ID, "event_id": "01JTESTEVENT", "count": "3", "since": "2025-03-01T10:00:00Z",
+		"alert_type": "error", "rule": "default", "inode": "12", "path": "/mnt/data/dir/bad",
+		"summary": "EUCLEAN on /dev/loop7 (/mnt/data) on web1", "mountpoints": "/mnt/data, /srv/data",
+	} {
+		if p.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, p.Annotations[k], v)
+		}
+	}
+	d := p.Annotations["description"]
+	for _, s := range []string{"3 EUCLEAN error(s) since 2025-03-01T10:00:00Z", "/dev/loop7 (ext4) mounted at /mnt/data, /srv/data",
+		"UUID " + a.Filesystem.UUID, "Inode: 12 (generation 7)", "Path: /mnt/data/dir/bad",
+		"structure needs cleaning", "ext4 recorded state: 4 error(s)", "ext4_lookup:1812", "Alert id: " + a.ID} {
+		if !strings.Contains(d, s) {
+			t.Errorf("description lacks %q:\n%s", s, d)
+		}
+	}
+	if !p.StartsAt.Equal(a.Since) {
+		t.Errorf("startsAt %v, want Since %v", p.StartsAt, a.Since)
+	}
+	if lo, hi := before.Add(3*time.Minute), time.Now().Add(3*time.Minute); p.EndsAt.Before(lo.Add(-time.Second)) || p.EndsAt.After(hi) {
+		t.Errorf("endsAt %v, want now + 3 × ResendInterval (%v..%v)", p.EndsAt, lo, hi)
+	}
+	if p.GeneratorURL != "https://grafana.example/d/fs" {
+		t.Errorf("generatorURL %q", p.GeneratorURL)
+	}
+	if n.ResendInterval() != time.Minute {
+		t.Errorf("ResendInterval %v", n.ResendInterval())
+	}
+}
+
+func TestPayloadTimes(t *testing.T) {
+	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}})
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+	fire := n.Payload(sampleAlert(alert.TypeReminder), now)
+	if want := now.Add(3 * alertmanager.DefaultResendInterval); !fire.EndsAt.Equal(want) {
+		t.Errorf("reminder endsAt %v, want %v", fire.EndsAt, want)
+	}
+
+	res := n.Payload(sampleAlert(alert.TypeResolved), now)
+	if !res.EndsAt.Equal(now) {
+		t.Errorf("resolved endsAt %v, want now %v", res.EndsAt, now)
+	}
+	if !equalMaps(res.Labels, fire.Labels) {
+		t.Errorf("resolved labels %v differ from firing labels %v", res.Labels, fire.Labels)
+	}
+	if !strings.HasPrefix(res.Annotations["summary"], "resolved: ") {
+		t.Errorf("resolved summary %q", res.Annotations["summary"])
+	}
+
+	tst := n.Payload(sampleAlert(alert.TypeTest), now)
+	if tst.Labels["test"] != "true" {
+		t.Errorf("test alert labels %v lack test=\"true\"", tst.Labels)
+	}
+	if !tst.EndsAt.Equal(now.Add(alertmanager.TestAlertLifetime)) {
+		t.Errorf("test endsAt %v", tst.EndsAt)
+	}
+	if !strings.HasPrefix(tst.Annotations["summary"], "TEST: ") || !strings.Contains(tst.Annotations["description"], "test alert") {
+		t.Errorf("test annotations %v", tst.Annotations)
+	}
+
+	// A Since after now (clock skew) must still give startsAt < endsAt.
+	a := sampleAlert(alert.TypeResolved)
+	a.Since = now.Add(time.Hour)
+	if p := n.Payload(a, now); !p.StartsAt.Before(p.EndsAt) {
+		t.Errorf("startsAt %v not before endsAt %v", p.StartsAt, p.EndsAt)
+	}
+
+	d := n.Payload(sampleAlert(alert.TypeDigest), now).Annotations["description"]
+	if !strings.Contains(d, "3 more EUCLEAN error(s) since 2025-03-01T10:00:00Z") {
+		t.Errorf("digest description:\n%s", d)
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestHostileStrings(t *testing.T) {
+	rec := newRecorder(t, http.StatusOK, "")
+	n := newNotifier(t, alertmanager.Config{URLs: []string{rec.srv.URL}})
+	a := sampleAlert(alert.TypeError)
+	a.Filesystem.Mountpoints = []string{hostileMount}
+	a.Filesystem.Label = "lab\nel"
+	a.Event.Path = hostileMount + "/file\n"
+	a.Summary = "EUCLEAN on /dev/loop7 (" + hostileMount + ")"
+	if err := n.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(rec.bodies[0]) {
+		t.Fatalf("body is not valid JSON: %q", rec.bodies[0])
+	}
+	var got []alertmanager.PostableAlert
+	if err := json.Unmarshal(rec.bodies[0], &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range got[0].Labels {
+		if !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n\x00") {
+			t.Errorf("label %s = %q is not a clean UTF-8 line", k, v)
+		}
+	}
+	if mp := got[0].Labels["mountpoint"]; !strings.Contains(mp, `\r\nBcc`) {
+		t.Errorf("mountpoint label %q: want the control characters escaped", mp)
+	}
+	for k, v := range got[0].Annotations {
+		if !utf8.ValidString(v) {
+			t.Errorf("annotation %s = %q is not valid UTF-8", k, v)
+		}
+		if k != "description" && strings.ContainsAny(v, "\r\n") {
+			t.Errorf("annotation %s = %q has a line break", k, v)
+		}
+	}
+	for _, l := range strings.Split(got[0].Annotations["description"], "\n") {
+		if strings.HasPrefix(l, "Bcc") || strings.HasPrefix(l, "el") || strings.Contains(l, "\r") {
+			t.Errorf("description has a forged line %q", l)
+		}
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   []string
+	}{
+		{400, `"start time must be before end time"`, []string{"HTTP 400 Bad Request", "start time must be before end time"}},
+		{500, "internal failure", []string{"HTTP 500 Internal Server Error", "internal failure"}},
+		{503, `{"code":503,"message":"not ready"}`, []string{"HTTP 503", "not ready"}},
+		{307, "", []string{"HTTP 307", "redirects are not followed"}},
+	} {
+		rec := newRecorder(t, tc.status, tc.body)
+		n := newNotifier(t, alertmanager.Config{Name: "am-status", URLs: []string{rec.srv.URL}})
+		err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+		if err == nil {
+			t.Errorf("HTTP %d: Send succeeded", tc.status)
+			continue
+		}
+		msg := err.Error()
+		for _, w := range append(tc.want, `alertmanager "am-status"`, "01JTESTALERTERROR", rec.srv.URL+"/api/v2/alerts") {
+			if !strings.Contains(msg, w) {
+				t.Errorf("HTTP %d: error %q lacks %q", tc.status, msg, w)
+			}
+		}
+	}
+}
+
+func TestHighAvailability(t *testing.T) {
+	ok := newRecorder(t, http.StatusOK, "")
+	bad := newRecorder(t, http.StatusServiceUnavailable, "down for maintenance")
+	dead := deadURL(t)
+
+	var logBuf bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
+
+	// One of two down (refusing connections): success.
+	n := newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.srv.URL}, Logger: logger})
+	if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+		t.Errorf("one Alertmanager down: %v", err)
+	}
+	// One answers 503: success, and the failure is logged.
+	n = newNotifier(t, alertmanager.Config{URLs: []string{bad.srv.URL, ok.srv.URL}, Logger: logger})
+	if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+		t.Errorf("one Alertmanager failing: %v", err)
+	}
+	if ok.count() != 2 || bad.count() != 1 {
+		t.Errorf("requests: ok %d (want 2), bad %d (want 1)", ok.count(), bad.count())
+	}
+	logMu.Lock()
+	if !strings.Contains(logBuf.String(), "HTTP 503") {
+		t.Errorf("partial failure not logged: %q", logBuf.String())
+	}
+	logMu.Unlock()
+
+	// Both down: an error naming both.
+	dead2 := deadURL(t)
+	n = newNotifier(t, alertmanager.Config{Name: "ha", URLs: []string{dead, bad.srv.URL, dead2}})
+	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	if err == nil {
+		t.Fatal("all Alertmanagers down: Send succeeded")
+	}
+	for _, w := range []string{"any of the 3 Alertmanagers", dead + "/api/v2/alerts", dead2 + "/api/v2/alerts", "connection refused", "HTTP 503", "down for maintenance"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestBasicAuthNeverInErrors(t *testing.T) {
+	const user, pass = "fsuser", "s3cr3t-pa55word"
+	cred := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	var fail bool
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != user || p != pass {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		f := fail
+		mu.Unlock()
+		if f {
+			// A hostile or buggy server echoing the credentials.
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, "auth was "+r.Header.Get("Authorization")+" password "+pass+" token "+r.Header.Get("X-Token"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+
+	for _, cfg := range []alertmanager.Config{
+		{URLs: []string{srv.URL}, Username: user, Password: pass, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
+		{URLs: []string{"http://" + user + ":" + pass + "@" + hostport}, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
+	} {
+		mu.Lock()
+		fail = false
+		mu.Unlock()
+		n := newNotifier(t, cfg)
+		if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+			t.Fatalf("with basic auth: %v", err)
+		}
+		mu.Lock()
+		fail = true
+		mu.Unlock()
+		err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+		if err == nil {
+			t.Fatal("Send succeeded on HTTP 502")
+		}
+		for _, secret := range []string{pass, cred, "tok-123456", user + ":"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q contains the secret %q", err, secret)
+			}
+		}
+		if !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), "xxxxx") {
+			t.Errorf("error %q: want HTTP 502 and the secrets scrubbed", err)
+		}
+	}
+
+	// A wrong password: 401, and still no secret in the error.
+	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://" + user + ":wrong-password@" + hostport}})
+	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("wrong password: got %v, want HTTP 401", err)
+	}
+	if strings.Contains(err.Error(), "wrong-password") || strings.Contains(err.Error(), user) {
+		t.Errorf("error %q shows the URL's user information", err)
+	}
+}
+
+func TestTimeoutAndCancel(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	n := newNotifier(t, alertmanager.Config{URLs: []string{srv.URL}, Timeout: 200 * time.Millisecond})
+	start := time.Now()
+	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("hanging server: got %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Send took %v with a 200ms timeout", d)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.Send(ctx, sampleAlert(alert.TypeError)); err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("canceled context: got %v", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  alertmanager.Config
+		want string
+	}{
+		{alertmanager.Config{Name: "x"}, `alertmanager "x": no URL`},
+		{alertmanager.Config{URLs: []string{"ftp://h:1"}}, "scheme must be http or https"},
+		{alertmanager.Config{URLs: []string{"http://"}}, "has no host"},
+		{alertmanager.Config{URLs: []string{"http://h:9093?x=1"}}, "no query"},
+		{alertmanager.Config{URLs: []string{"http://h:9093", "http://h:9093/"}}, "listed twice"},
+		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "v", Password: "other"}, "differs"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Password: "pw-secret"}, "no username"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"Bad Name": "v"}}, "header name"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"X-A": "v\r\nX-B: y"}}, "control characters"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"content-type": "text/plain"}}, "cannot be set"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Username: "u", Headers: map[string]string{"Authorization": "Bearer pw-secret"}}, "conflicts"},
+		{alertmanager.Config{URLs: []string{"http://h"}, ExtraLabels: map[string]string{"bad-name": "v"}}, "not valid"},
+		{alertmanager.Config{URLs: []string{"http://h"}, ExtraLabels: map[string]string{"severity": "v"}}, "replace"},
+		{alertmanager.Config{URLs: []string{"http://h"}, ExtraLabels: map[string]string{"env": "\xff"}}, "UTF-8"},
+		{alertmanager.Config{URLs: []string{"http://h"}, GeneratorURL: "/relative"}, "generator URL"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Timeout: -1}, "negative"},
+		{alertmanager.Config{URLs: []string{"http://h"}, ResendInterval: -1}, "negative"},
+	} {
+		_, err := alertmanager.New(tc.cfg)
+		if err == nil {
+			t.Errorf("%+v: New succeeded, want %q", tc.cfg.URLs, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "alertmanager \"") {
+			t.Errorf("error %q, want it to name the channel and contain %q", err, tc.want)
+		}
+		if strings.Contains(err.Error(), "pw-secret") {
+			t.Errorf("error %q shows a secret", err)
+		}
+	}
+}
