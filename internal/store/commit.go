@@ -1,0 +1,400 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
+)
+
+// Batch is everything one sink call commits atomically: either all of it is
+// durable when Commit returns nil, or none of it is.
+type Batch struct {
+	// Events are the events to add to the history, with their IDs already
+	// set; kind error or overflow. Each error event also updates its file
+	// system's health row.
+	Events []event.Event
+	// Deliveries are outbox rows to add; they are stored as pending
+	// whatever their State. A zero Created means now; a zero NextAttempt
+	// means Created (due at once). Commit sets their IDs.
+	Deliveries []Delivery
+	// Actions are action intents to add; they are stored as pending
+	// whatever their State. Commit sets their IDs.
+	Actions []Action
+	// Incidents are inserted, or replaced if one with the same key exists.
+	// Commit fills in an empty Key from FSKey and ErrorKind, and an empty
+	// FSKey from Key.
+	Incidents []Incident
+	// Ext4Reported records, per file system UUID, the ext4 errors_count
+	// fshealth has reported (see SetExt4Reported).
+	Ext4Reported map[string]uint64
+}
+
+// empty reports whether b has nothing to commit.
+func (b *Batch) empty() bool {
+	return len(b.Events) == 0 && len(b.Deliveries) == 0 && len(b.Actions) == 0 &&
+		len(b.Incidents) == 0 && len(b.Ext4Reported) == 0
+}
+
+// statements are the prepared statements of the hot paths.
+type statements struct {
+	upsertFS, insertName, insertEvent, insertDelivery, insertAction, upsertIncident, setExt4 *sql.Stmt
+}
+
+func (st *statements) close() {
+	for _, p := range []*sql.Stmt{st.upsertFS, st.insertName, st.insertEvent, st.insertDelivery, st.insertAction, st.upsertIncident, st.setExt4} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// prepare prepares the statements Commit uses.
+func (s *Store) prepare() error {
+	st := &statements{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.upsertFS, `
+INSERT INTO filesystems (key, uuid, device, fstype, label, mountpoints,
+	errors, total_errors, events, first_error, last_error, last_errno, last_event_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (key) DO UPDATE SET
+	uuid = iif(excluded.uuid <> '', excluded.uuid, uuid),
+	device = iif(excluded.device <> '', excluded.device, device),
+	fstype = iif(excluded.fstype <> '', excluded.fstype, fstype),
+	label = iif(excluded.label <> '', excluded.label, label),
+	mountpoints = iif(excluded.mountpoints <> '[]', excluded.mountpoints, mountpoints),
+	errors = errors + excluded.errors,
+	total_errors = total_errors + excluded.errors,
+	events = events + excluded.events,
+	first_error = iif(first_error = 0, excluded.first_error, first_error),
+	last_error = iif(excluded.last_error <> 0, excluded.last_error, last_error),
+	last_errno = iif(excluded.last_error <> 0, excluded.last_errno, last_errno),
+	last_event_id = iif(excluded.last_error <> 0, excluded.last_event_id, last_event_id)`},
+		{&st.insertName, `INSERT OR IGNORE INTO fs_names (name, fs_key) VALUES (?, ?)`},
+		{&st.insertEvent, `INSERT INTO events (id, time, kind, fs_key, errno, error_count, json) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&st.insertDelivery, `INSERT INTO outbox (channel, alert_id, alert, created, attempts, next_attempt, last_error, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')`},
+		{&st.insertAction, `INSERT INTO actions (incident_key, fs_key, event_id, name, argv, dry_run, state, created)
+VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)`},
+		{&st.upsertIncident, `
+INSERT INTO incidents (key, fs_key, error_kind, opened, last_event, last_alert, next_reminder, folded_since,
+	events, errors, folded, reminders_sent, actions_run, resolved)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+	fs_key = excluded.fs_key, error_kind = excluded.error_kind, opened = excluded.opened,
+	last_event = excluded.last_event, last_alert = excluded.last_alert,
+	next_reminder = excluded.next_reminder, folded_since = excluded.folded_since,
+	events = excluded.events, errors = excluded.errors, folded = excluded.folded,
+	reminders_sent = excluded.reminders_sent, actions_run = excluded.actions_run,
+	resolved = excluded.resolved`},
+		{&st.setExt4, `INSERT INTO ext4_reported (uuid, count, updated) VALUES (?, ?, ?)
+ON CONFLICT (uuid) DO UPDATE SET count = excluded.count, updated = excluded.updated`},
+	} {
+		stmt, err := s.db.Prepare(p.sql)
+		if err != nil {
+			st.close()
+			return s.errf("preparing statements", err)
+		}
+		*p.dst = stmt
+	}
+	s.mu.Lock()
+	s.stmts = st
+	s.mu.Unlock()
+	return nil
+}
+
+// fsName is one name of a file system, as kept in fs_names.
+type fsName struct{ name, key string }
+
+// fsUpdate is what one batch changes in one file system's row.
+type fsUpdate struct {
+	key, uuid, device, fstype, label string
+	mountpoints                      []string
+	errors, events                   uint64
+	firstError, lastError            int64
+	lastErrno, lastEventID           string
+}
+
+// encoded is a batch prepared for the database outside the lock.
+type encoded struct {
+	events     [][]byte
+	fsKeys     []string
+	fs         []*fsUpdate
+	deliveries [][]byte
+	argv       [][]byte
+	actionsRun [][]byte
+}
+
+// encode validates b and marshals what it stores as JSON.
+func encode(b *Batch) (*encoded, error) {
+	e := &encoded{
+		events:     make([][]byte, len(b.Events)),
+		fsKeys:     make([]string, len(b.Events)),
+		deliveries: make([][]byte, len(b.Deliveries)),
+		argv:       make([][]byte, len(b.Actions)),
+		actionsRun: make([][]byte, len(b.Incidents)),
+	}
+	byKey := map[string]*fsUpdate{}
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if ev.ID == "" {
+			return nil, fmt.Errorf("event %d of the batch has no id", i)
+		}
+		j, err := json.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		e.events[i] = j
+		key := FSKey(ev.UUID, ev.Device)
+		e.fsKeys[i] = key
+		if key == "" {
+			continue
+		}
+		u := byKey[key]
+		if u == nil {
+			u = &fsUpdate{key: key}
+			byKey[key] = u
+			e.fs = append(e.fs, u)
+		}
+		u.events++
+		// The newest event's identity wins.
+		u.uuid, u.device, u.fstype, u.label = nonEmpty(ev.UUID, u.uuid), nonEmpty(ev.Device, u.device), nonEmpty(ev.FSType, u.fstype), nonEmpty(ev.Label, u.label)
+		if len(ev.Mountpoints) > 0 {
+			u.mountpoints = ev.Mountpoints
+		}
+		if ev.Kind == event.KindError {
+			t := ns(ev.Time.Time)
+			if t == 0 {
+				t = time.Now().UnixNano()
+			}
+			u.errors += uint64(ev.ErrorCount)
+			if u.firstError == 0 {
+				u.firstError = t
+			}
+			u.lastError, u.lastErrno, u.lastEventID = t, ev.Error, ev.ID
+		}
+	}
+	for i := range b.Deliveries {
+		d := &b.Deliveries[i]
+		if d.Channel == "" {
+			return nil, fmt.Errorf("delivery %d of the batch (alert %s) has no channel", i, d.Alert.ID)
+		}
+		j, err := json.Marshal(&d.Alert)
+		if err != nil {
+			return nil, fmt.Errorf("alert %s: %w", d.Alert.ID, err)
+		}
+		e.deliveries[i] = j
+	}
+	for i := range b.Actions {
+		a := &b.Actions[i]
+		if a.Name == "" {
+			return nil, fmt.Errorf("action %d of the batch has no name", i)
+		}
+		j, err := json.Marshal(nonNil(a.Argv))
+		if err != nil {
+			return nil, err
+		}
+		e.argv[i] = j
+	}
+	for i := range b.Incidents {
+		in := &b.Incidents[i]
+		if in.Key == "" {
+			if in.FSKey == "" || in.ErrorKind == "" {
+				return nil, fmt.Errorf("incident %d of the batch has no key", i)
+			}
+			in.Key = IncidentKey(in.FSKey, in.ErrorKind)
+		}
+		if in.FSKey == "" {
+			in.FSKey = fsKeyOfIncident(in.Key)
+		}
+		j, err := json.Marshal(nonNil(in.ActionsRun))
+		if err != nil {
+			return nil, err
+		}
+		e.actionsRun[i] = j
+	}
+	return e, nil
+}
+
+func nonEmpty(s, old string) string {
+	if s != "" {
+		return s
+	}
+	return old
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Commit writes b in one transaction: the events, the health rows of their
+// file systems, the incidents, the action intents, the outbox rows and the
+// reported ext4 state. When it returns nil, all of it is on stable storage;
+// when it returns an error (a duplicate event id, say), none of it was
+// written. On success it sets the IDs of b.Deliveries and b.Actions.
+func (s *Store) Commit(ctx context.Context, b *Batch) error {
+	if b == nil || b.empty() {
+		return nil
+	}
+	enc, err := encode(b)
+	if err != nil {
+		return s.errf("commit", err)
+	}
+	now := time.Now()
+	deliveryIDs := make([]int64, len(b.Deliveries))
+	actionIDs := make([]int64, len(b.Actions))
+	var newNames []fsName
+
+	if s.readOnly {
+		return fmt.Errorf("%s: commit: database is open read-only", s.path)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stmts
+	if st == nil {
+		return fmt.Errorf("%s: commit: database is closed", s.path)
+	}
+	err = s.writeLocked(ctx, "commit", func(tx *sql.Tx) error {
+		if len(enc.fs) > 0 {
+			upsert := tx.StmtContext(ctx, st.upsertFS)
+			name := tx.StmtContext(ctx, st.insertName)
+			for _, u := range enc.fs {
+				mp, err := json.Marshal(nonNil(u.mountpoints))
+				if err != nil {
+					return err
+				}
+				if _, err := upsert.ExecContext(ctx, u.key, u.uuid, u.device, u.fstype, u.label, string(mp),
+					int64(u.errors), int64(u.events), u.firstError, u.lastError, u.lastErrno, u.lastEventID); err != nil {
+					return fmt.Errorf("file system %s: %w", u.key, err)
+				}
+				for _, n := range append([]string{u.uuid, u.device}, u.mountpoints...) {
+					fn := fsName{n, u.key}
+					if _, ok := s.names[fn]; ok || n == "" {
+						continue
+					}
+					if _, err := name.ExecContext(ctx, n, u.key); err != nil {
+						return err
+					}
+					newNames = append(newNames, fn)
+				}
+			}
+		}
+		if len(b.Events) > 0 {
+			ins := tx.StmtContext(ctx, st.insertEvent)
+			for i := range b.Events {
+				ev := &b.Events[i]
+				var key any
+				if enc.fsKeys[i] != "" {
+					key = enc.fsKeys[i]
+				}
+				if _, err := ins.ExecContext(ctx, ev.ID, ns(ev.Time.Time), ev.Kind, key, ev.Error, int64(ev.ErrorCount), enc.events[i]); err != nil {
+					if isConstraint(err) {
+						return fmt.Errorf("event %s: %w (duplicate id?)", ev.ID, err)
+					}
+					return fmt.Errorf("event %s: %w", ev.ID, err)
+				}
+			}
+		}
+		if len(b.Incidents) > 0 {
+			up := tx.StmtContext(ctx, st.upsertIncident)
+			for i := range b.Incidents {
+				in := &b.Incidents[i]
+				if _, err := up.ExecContext(ctx, in.Key, in.FSKey, in.ErrorKind, ns(in.Opened), ns(in.LastEvent), ns(in.LastAlert),
+					ns(in.NextReminder), ns(in.FoldedSince), int64(in.Events), int64(in.Errors), int64(in.Folded),
+					in.RemindersSent, string(enc.actionsRun[i]), ns(in.Resolved)); err != nil {
+					return fmt.Errorf("incident %s: %w", in.Key, err)
+				}
+			}
+		}
+		if len(b.Actions) > 0 {
+			ins := tx.StmtContext(ctx, st.insertAction)
+			for i := range b.Actions {
+				a := &b.Actions[i]
+				fsKey := a.FSKey
+				if fsKey == "" {
+					fsKey = fsKeyOfIncident(a.IncidentKey)
+				}
+				r, err := ins.ExecContext(ctx, a.IncidentKey, fsKey, a.EventID, a.Name, string(enc.argv[i]), a.DryRun, ns(now))
+				if err != nil {
+					return fmt.Errorf("action %s: %w", a.Name, err)
+				}
+				if actionIDs[i], err = r.LastInsertId(); err != nil {
+					return err
+				}
+			}
+		}
+		if len(b.Deliveries) > 0 {
+			ins := tx.StmtContext(ctx, st.insertDelivery)
+			for i := range b.Deliveries {
+				d := &b.Deliveries[i]
+				created := d.Created
+				if created.IsZero() {
+					created = now
+				}
+				next := d.NextAttempt
+				if next.IsZero() {
+					next = created
+				}
+				r, err := ins.ExecContext(ctx, d.Channel, d.Alert.ID, enc.deliveries[i], ns(created), d.Attempts,
+					ns(next), d.LastError)
+				if err != nil {
+					return fmt.Errorf("delivery of alert %s to %s: %w", d.Alert.ID, d.Channel, err)
+				}
+				if deliveryIDs[i], err = r.LastInsertId(); err != nil {
+					return err
+				}
+			}
+		}
+		if len(b.Ext4Reported) > 0 {
+			set := tx.StmtContext(ctx, st.setExt4)
+			for uuid, n := range b.Ext4Reported {
+				if _, err := set.ExecContext(ctx, uuid, int64(n), ns(now)); err != nil {
+					return fmt.Errorf("ext4 state of %s: %w", uuid, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range newNames {
+		s.names[n] = struct{}{}
+	}
+	for i, id := range deliveryIDs {
+		d := &b.Deliveries[i]
+		d.ID, d.State = id, StatePending
+		if d.Created.IsZero() {
+			d.Created = now
+		}
+		if d.NextAttempt.IsZero() {
+			d.NextAttempt = d.Created
+		}
+	}
+	for i, id := range actionIDs {
+		b.Actions[i].ID, b.Actions[i].State = id, StatePending
+		if b.Actions[i].FSKey == "" {
+			b.Actions[i].FSKey = fsKeyOfIncident(b.Actions[i].IncidentKey)
+		}
+	}
+	return nil
+}
+
+// isConstraint reports whether err is a constraint violation.
+func isConstraint(err error) bool {
+	var ce interface{ Code() int }
+	if errors.As(err, &ce) {
+		return ce.Code()&0xff == 19 // SQLITE_CONSTRAINT
+	}
+	return false
+}

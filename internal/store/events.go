@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
+)
+
+// EventQuery selects events from the history.
+type EventQuery struct {
+	// Since excludes events older than it; zero means from the beginning.
+	Since time.Time
+	// FS keeps only the events of the file system known by this name: a
+	// mount point, a UUID or a device path (any name it was ever seen
+	// under). Overflow notices that name no file system are then left
+	// out. Empty means every event.
+	FS string
+	// Limit keeps only the newest Limit events (still returned oldest
+	// first); 0 means no limit.
+	Limit int
+}
+
+// Events returns the events q selects, oldest first. Each is the JSON object
+// that was committed, decoded: it round-trips exactly, id included.
+func (s *Store) Events(ctx context.Context, q EventQuery) ([]event.Event, error) {
+	var evs []event.Event
+	err := s.ScanEvents(ctx, q, func(e *event.Event, _ []byte) error {
+		evs = append(evs, *e)
+		return nil
+	})
+	return evs, err
+}
+
+// ScanEvents calls fn with each event q selects, oldest first, without
+// holding them all in memory: e is the decoded event and raw the JSON object
+// exactly as stored. Both are only valid during the call. An error from fn
+// stops the scan and is returned.
+func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.Event, raw []byte) error) error {
+	var (
+		where []string
+		args  []any
+	)
+	if !q.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, ns(q.Since))
+	}
+	if q.FS != "" {
+		name := q.FS
+		if strings.HasPrefix(name, "/") {
+			name = filepath.Clean(name)
+		}
+		where = append(where, "fs_key IN (SELECT fs_key FROM fs_names WHERE name = ?)")
+		args = append(args, name)
+	}
+	query := "SELECT seq, time, json FROM events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	if q.Limit > 0 {
+		query = "SELECT json FROM (" + query + " ORDER BY time DESC, seq DESC LIMIT ?) ORDER BY time, seq"
+		args = append(args, q.Limit)
+	} else {
+		query = "SELECT json FROM (" + query + ") ORDER BY time, seq"
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return s.errf("querying events", err)
+	}
+	defer rows.Close()
+	var raw []byte
+	for rows.Next() {
+		if err := rows.Scan(&raw); err != nil {
+			return s.errf("querying events", err)
+		}
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return s.errf("querying events", fmt.Errorf("stored event is not valid JSON: %w", err))
+		}
+		if err := fn(&e, raw); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.errf("querying events", err)
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+// Package store is fshealth's durable state: the history of every event, the
+// health of every file system, the outbox of alerts still to deliver, the
+// recovery actions and the policy's incidents. It is one SQLite database
+// (modernc.org/sqlite, no cgo) in WAL mode with synchronous=FULL, so a call
+// that commits returns only once the data is on stable storage, and readers
+// in other processes (`fshealth events`, `fshealth status`) can query it
+// while the daemon writes.
+//
+// Times are stored as Unix nanoseconds, zero meaning "none"; times read back
+// are in the local time zone. Every error names the database file.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the database's file name inside the state directory.
+const FileName = "fshealth.db"
+
+// PathIn returns the database path inside stateDir.
+func PathIn(stateDir string) string {
+	return filepath.Join(stateDir, FileName)
+}
+
+// busyTimeout is how long a connection waits for a lock another connection
+// (or process) holds before failing with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// walSizeLimit caps the size the WAL file is truncated back to after a
+// checkpoint, so one large transaction (a prune) does not leave a large WAL
+// behind for good.
+const walSizeLimit = 4 << 20
+
+// maxConns bounds the connection pool. Writes are serialised by Store.mu, so
+// more connections only let reads proceed while a commit is in progress.
+// Idle connections are kept for good: closing them would mean a timer
+// waking the idle daemon, and reopening them would slow the next commit.
+const maxConns = 3
+
+// ErrNewerSchema is wrapped by the error Open and OpenReadOnly return when the
+// database was written by a newer fshealth.
+var ErrNewerSchema = errors.New("database schema too new")
+
+// ErrNoHistory is wrapped (together with fs.ErrNotExist) by the error
+// OpenReadOnly returns when the database file does not exist.
+var ErrNoHistory = errors.New("no history")
+
+// ErrNotFound is wrapped by errors about a delivery, action or file system
+// that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is an open fshealth database. Its methods are safe for concurrent
+// use; writes are serialised.
+type Store struct {
+	path     string
+	db       *sql.DB
+	readOnly bool
+
+	// mu serialises write transactions within the process, which is
+	// cheaper and fairer than SQLite's busy handler.
+	mu    sync.Mutex
+	stmts *statements
+	// names caches the (name, file system key) pairs already in fs_names,
+	// so that Commit inserts only new ones. Guarded by mu.
+	names map[fsName]struct{}
+}
+
+// Open opens the database at path for reading and writing, creating it (mode
+// 0600, and its directory, mode 0700, if missing) and bringing its schema up
+// to date. It is an error, wrapping ErrNewerSchema, if the schema is newer
+// than this code.
+func Open(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	path = abs
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("%s: creating the state directory: %w", path, err)
+	}
+	// Create the file ourselves so that it, and the -wal and -shm files
+	// SQLite gives the same mode, are private from the start.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	f.Close()
+
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	// auto_vacuum only takes effect on a new database; it lets Prune give
+	// freed pages back to the file system with incremental_vacuum.
+	q.Set("_auto_vacuum", "INCREMENTAL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	s, err := open(path, q, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if err := s.prepare(); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens an existing database for queries only, as `fshealth
+// events` and `fshealth status` do while the daemon runs: WAL mode lets them
+// read concurrently with the daemon's commits and see every committed
+// transaction. It is an error, wrapping ErrNoHistory and fs.ErrNotExist, if
+// the file does not exist, and one wrapping ErrNewerSchema if the schema is
+// newer than this code. A database whose schema is older than this code is
+// also an error: only the daemon (Open) upgrades it.
+func OpenReadOnly(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	path = abs
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no history at %s: is the daemon running with --state-dir %s? (%w: %w)",
+				path, filepath.Dir(path), ErrNoHistory, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_query_only", "1")
+	s, err := open(path, q, true)
+	if err != nil {
+		return nil, err
+	}
+	var v int
+	err = s.db.QueryRow("SELECT version FROM schema_version").Scan(&v)
+	if err != nil {
+		s.db.Close()
+		if strings.Contains(err.Error(), "no such table") {
+			return nil, fmt.Errorf("%s: not an fshealth database, or not yet initialised by the daemon", path)
+		}
+		return nil, s.errf("reading the schema version", err)
+	}
+	switch {
+	case v > len(migrations):
+		s.db.Close()
+		return nil, s.newerSchema(v)
+	case v < len(migrations):
+		s.db.Close()
+		return nil, fmt.Errorf("%s: schema version %d is older than this fshealth's (%d): start the daemon once to upgrade it", path, v, len(migrations))
+	}
+	return s, nil
+}
+
+// open opens the connection pool on path with the URI parameters q and
+// checks that the file is a usable SQLite database.
+func open(path string, q url.Values, readOnly bool) (*Store, error) {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	// url.URL writes "file:///abs/path", which SQLite accepts; the path is
+	// percent-encoded, so names with '?' or '#' survive.
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	s := &Store{path: path, db: db, readOnly: readOnly, names: map[fsName]struct{}{}}
+	// Opening is lazy: make SQLite read the file now, so that a file that
+	// is not a database fails here.
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, s.errf("opening", err)
+	}
+	if !readOnly && !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("%s: cannot use WAL mode (journal mode is %q): does the file system support shared memory?", path, mode)
+	}
+	return s, nil
+}
+
+// Path returns the database file's absolute path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database. After a clean close of the last connection,
+// SQLite checkpoints the WAL into the database file and removes it.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stmts != nil {
+		s.stmts.close()
+		s.stmts = nil
+	}
+	if err := s.db.Close(); err != nil {
+		return s.errf("closing", err)
+	}
+	return nil
+}
+
+// errf wraps err with the database path and what was being done.
+func (s *Store) errf(op string, err error) error {
+	return fmt.Errorf("%s: %s: %w", s.path, op, err)
+}
+
+func (s *Store) newerSchema(v int) error {
+	return fmt.Errorf("%s: schema version %d was written by a newer fshealth (this one supports up to %d): upgrade fshealth or use another --state-dir (%w)",
+		s.path, v, len(migrations), ErrNewerSchema)
+}
+
+// write runs fn in one write transaction, serialised with the process's
+// other writes, and commits it.
+func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if s.readOnly {
+		return fmt.Errorf("%s: %s: database is open read-only", s.path, op)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stmts == nil {
+		return fmt.Errorf("%s: %s: database is closed", s.path, op)
+	}
+	return s.writeLocked(ctx, op, fn)
+}
+
+// writeLocked is write for callers that hold s.mu.
+func (s *Store) writeLocked(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.errf(op, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return s.errf(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.errf(op, err)
+	}
+	return nil
+}
+
+// ns converts t to Unix nanoseconds, the zero time to 0.
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNS converts Unix nanoseconds to a time, 0 to the zero time.
+func fromNS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// FSKey returns the key fshealth files a file system under: its UUID if
+// known, else its device.
+func FSKey(uuid, device string) string {
+	if uuid != "" {
+		return uuid
+	}
+	return device
+}
+
+// IncidentKey returns the key of the incident about errorKind on the file
+// system fsKey.
+func IncidentKey(fsKey, errorKind string) string {
+	return fsKey + "/" + errorKind
+}
+
+// fsKeyOfIncident returns the file system key of an incident key (everything
+// before the last "/": device keys contain slashes, errno names do not).
+func fsKeyOfIncident(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
