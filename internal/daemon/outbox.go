@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/metrics"
+	"github.com/fshealth/fshealth/internal/store"
+)
+
+// outbox delivers pending alerts from the store's outbox: at least once,
+// retried with capped exponential backoff until delivered or too old. It
+// sleeps on a timer set to the next due delivery, or until woken; it never
+// polls.
+type outbox struct {
+	store   *store.Store
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	// channels returns the configured notifiers by name (it changes on
+	// reload).
+	channels func() map[string]alert.Notifier
+	backoff  func() (Backoff, time.Duration) // backoff and max age
+	// sendTimeout bounds one delivery attempt.
+	sendTimeout time.Duration
+	wake        chan struct{}
+	now         func() time.Time
+}
+
+func newOutbox(s *store.Store, log *slog.Logger, m *metrics.Metrics, channels func() map[string]alert.Notifier, backoff func() (Backoff, time.Duration)) *outbox {
+	return &outbox{store: s, log: log, metrics: m, channels: channels, backoff: backoff,
+		sendTimeout: 30 * time.Second, wake: make(chan struct{}, 1), now: time.Now}
+}
+
+// Wake asks the worker to look for due deliveries now.
+func (o *outbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers until ctx is done.
+func (o *outbox) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-o.wake:
+		}
+		o.deliverDue(ctx)
+		o.updateBacklog(ctx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		next, ok, err := o.store.NextDue(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			o.log.Error("reading the outbox", "err", err)
+			timer.Reset(5 * time.Second)
+		case ok:
+			timer.Reset(max(time.Until(next), 0))
+		}
+		// With nothing pending the timer stays stopped: only Wake restarts.
+	}
+}
+
+// deliverDue sends every due delivery, each channel in its own goroutine so
+// that a slow receiver does not hold up the others, in order within a
+// channel.
+func (o *outbox) deliverDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		due, err := o.store.DueDeliveries(ctx, o.now(), 256)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Error("reading due deliveries", "err", err)
+			}
+			return
+		}
+		if len(due) == 0 {
+			return
+		}
+		byChannel := map[string][]store.Delivery{}
+		for _, d := range due {
+			byChannel[d.Channel] = append(byChannel[d.Channel], d)
+		}
+		channels := o.channels()
+		var wg sync.WaitGroup
+		for name, ds := range byChannel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i, d := range ds {
+					if ok, next := o.deliver(ctx, channels[name], d); !ok {
+						// Keep order within a channel: once one fails,
+						// the rest wait for its retry.
+						o.deferRest(ctx, ds[i+1:], next)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if len(due) < 256 {
+			return
+		}
+	}
+}
+
+// deliver makes one attempt and records its outcome; it reports success, or
+// when the delivery will be retried (zero if never).
+func (o *outbox) deliver(ctx context.Context, n alert.Notifier, d store.Delivery) (bool, time.Time) {
+	backoff, maxAge := o.backoff()
+	var err error
+	if n == nil {
+		err = errors.New("channel " + d.Channel + " is no longer configured")
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
+		err = n.Send(sctx, &d.Alert)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return false, time.Time{} // shutting down: the attempt does not count
+	}
+	o.metrics.Delivery(d.Channel, err)
+	now := o.now()
+	if err == nil {
+		if merr := o.store.MarkDelivered(ctx, d.ID, now); merr != nil {
+			o.log.Error("recording a delivery", "channel", d.Channel, "alert", d.Alert.ID, "err", merr)
+		}
+		o.log.Debug("alert delivered", "channel", d.Channel, "alert", d.Alert.ID, "attempts", d.Attempts+1)
+		return true, time.Time{}
+	}
+	msg := event.Clean(err.Error())
+	if n == nil || (maxAge > 0 && now.Sub(d.Created) > maxAge) {
+		o.log.Error("giving up on an alert delivery (it stays in the history and status)", "channel", d.Channel,
+			"alert", d.Alert.ID, "attempts", d.Attempts+1, "err", msg)
+		if merr := o.store.MarkGaveUp(ctx, d.ID, msg); merr != nil {
+			o.log.Error("recording a delivery", "channel", d.Channel, "err", merr)
+		}
+		return false, time.Time{}
+	}
+	next := now.Add(backoff.Delay(d.Attempts + 1))
+	o.log.Warn("alert delivery failed; will retry", "channel", d.Channel, "alert", d.Alert.ID,
+		"attempts", d.Attempts+1, "retry_at", next.Format(time.RFC3339), "err", msg)
+	if merr := o.store.MarkRetry(ctx, d.ID, next, msg); merr != nil {
+		o.log.Error("recording a delivery", "channel", d.Channel, "err", merr)
+	}
+	return false, next
+}
+
+// deferRest keeps a channel's deliveries in order: after one failed, the
+// deliveries behind it are not attempted now but wait for its retry (or, if
+// it was given up, are tried on the next round).
+func (o *outbox) deferRest(ctx context.Context, rest []store.Delivery, next time.Time) {
+	if next.IsZero() {
+		return
+	}
+	for _, d := range rest {
+		if err := o.store.MarkRetry(ctx, d.ID, next, "not attempted: an earlier alert on this channel failed"); err != nil && ctx.Err() == nil {
+			o.log.Error("recording a delivery", "channel", d.Channel, "err", err)
+		}
+	}
+}
+
+// updateBacklog refreshes the backlog gauges.
+func (o *outbox) updateBacklog(ctx context.Context) {
+	bl, err := o.store.Backlog(ctx)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, b := range bl {
+		o.metrics.SetBacklog(b.Channel, b.Pending, b.Failed)
+		seen[b.Channel] = true
+	}
+	for name := range o.channels() {
+		if !seen[name] {
+			o.metrics.SetBacklog(name, 0, 0)
+		}
+	}
+}
