@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -126,6 +127,9 @@ type Enricher struct {
 	// PID is fshealth's own process id (os.Getpid() if zero), to recognise
 	// errors its own path resolution raised.
 	PID int
+	// IsKernelThread reports whether a pid is a kernel thread; a /proc
+	// lookup if nil. Tests replace it.
+	IsKernelThread func(pid int) bool
 	// Ext4Settle bounds how long to wait for ext4 to publish the error state
 	// of an error just reported (ext4 updates it asynchronously, shortly
 	// after it queues the event). Zero means 5ms.
@@ -208,7 +212,7 @@ func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.E
 	key := inodeKey{raw.FID.FSID, h.Type, string(h.Bytes)}
 	if f, ok := e.failed[key]; ok {
 		dst.PathError = f.why
-		if !f.echoed && raw.PID == int32(e.pid()) {
+		if !f.echoed && e.raisedHere(raw.PID) {
 			f.echoed = true
 			e.failed[key] = f
 			dst.Message = "raised by fshealth itself: opening this inode to find its path failed; it is not opened again"
@@ -236,6 +240,32 @@ func errnoOf(err error) syscall.Errno {
 	var en syscall.Errno
 	errors.As(err, &en)
 	return en
+}
+
+// raisedHere reports whether an error event with this pid can be the one
+// fshealth's own failed open raised: the pid is fshealth's (kernels before
+// 7.0 report the task that hit the error) or a kernel thread (7.0 and later
+// report errors from a kernel worker). The first such event for the inode
+// after the failed open is taken as its echo.
+func (e *Enricher) raisedHere(pid int32) bool {
+	if int(pid) == e.pid() {
+		return true
+	}
+	isKthread := e.IsKernelThread
+	if isKthread == nil {
+		isKthread = kernelThread
+	}
+	return isKthread(int(pid))
+}
+
+// kernelThread reports whether pid is a kernel thread: kernel threads have
+// no executable (/proc/PID/exe cannot be read).
+func kernelThread(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	_, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return errors.Is(err, os.ErrNotExist)
 }
 
 func (e *Enricher) pid() int {

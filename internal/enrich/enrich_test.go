@@ -129,6 +129,7 @@ func TestStaleInodeOpenedOnlyOnce(t *testing.T) {
 func TestErrorRaisedByOwnOpenIsLabelled(t *testing.T) {
 	e, _ := fixture(t)
 	e.PID = 4242
+	e.IsKernelThread = func(pid int) bool { return pid == 11 }
 	e.ResolvePath = func(string, int32, []byte) (string, error) { return "", syscall.EUCLEAN }
 	var ev event.Event
 	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(13, 1)), &ev) // pid 42: someone else
@@ -144,6 +145,14 @@ func TestErrorRaisedByOwnOpenIsLabelled(t *testing.T) {
 	e.Enrich(own, &ev) // a later error by fshealth's pid is not the echo
 	if ev.Message != "" {
 		t.Errorf("labelled twice: %q", ev.Message)
+	}
+	// Linux 7.0+ reports errors from a kernel worker: its pid counts too.
+	other := fsError(syscall.EUCLEAN, inodeHandle(14, 1))
+	e.Enrich(other, &ev)
+	other.PID = 11
+	e.Enrich(other, &ev)
+	if !strings.Contains(ev.Message, "raised by fshealth itself") {
+		t.Errorf("the echo reported by a kernel worker is not labelled: %+v", ev)
 	}
 }
 
