@@ -1,0 +1,84 @@
+package main
+
+// This file is the one place that says what runs inside the guests: the
+// focused in-guest test set, the kernel modules the guests load and the host
+// programs copied into them. Later features extend these lists; see
+// README.md ("Adding a test to the in-guest set").
+
+// guestTests is the focused in-guest test set. Every test runs on every
+// kernel of the matrix, as root, with CI=true (so a test that skips for lack
+// of privileges or tools fails). Guest code runs 10–30× slower than on the
+// host: list only tests whose outcome depends on the kernel.
+var guestTests = []guestTest{
+	{Pkg: "./fanotify", Name: "TestGroupReadsRealError"},
+	{Pkg: "./fanotify", Name: "TestMountEvents", Needs: &feature{Name: "FAN_REPORT_MNT mount events", Since: "6.15"}},
+	{Pkg: "./fanotify", Name: "TestMarkErrorsAreTyped"},
+	{Pkg: "./internal/watch", Name: "TestSuperblockError"},
+	{Pkg: "./internal/watch", Name: "TestCorruptedInode"},
+	{Pkg: "./internal/watch", Name: "TestAbortedFilesystem"},
+	{Pkg: "./internal/watch", Name: "TestFoldedErrors"},
+	{Pkg: "./internal/watch", Name: "TestTwoFilesystemsAtOnce"},
+	{Pkg: "./internal/watch", Name: "TestBindMountOneEventAllMountpoints"},
+	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
+	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
+	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
+}
+
+// guestModules are the kernel modules every guest loads before the tests,
+// with the modules they depend on (read from the modules themselves). A
+// module that a kernel has built in (no .ko file in its package) is skipped.
+var guestModules = []string{"loop"}
+
+// guestTools are the host programs the tests call, copied into every guest
+// with their shared libraries and the dynamic loader. Package names the
+// Debian package to install when one is missing on the host.
+var guestTools = []hostTool{
+	{Name: "mkfs.ext4", Package: "e2fsprogs"},
+	{Name: "debugfs", Package: "e2fsprogs"},
+	{Name: "mkfs.xfs", Package: "xfsprogs"},
+	{Name: "xfs_io", Package: "xfsprogs"},
+	{Name: "xfs_db", Package: "xfsprogs"},
+	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
+	{Name: "btrfs", Package: "btrfs-progs"},
+}
+
+// guestTest is one test of the in-guest set.
+type guestTest struct {
+	// Pkg is the Go package holding the test, as a ./relative import path.
+	Pkg string
+	// Name is the top-level test function.
+	Name string
+	// Needs, if set, names the kernel feature the test needs. The test
+	// must detect it at run time and skip when it is missing; the matrix
+	// accepts that skip only on kernels older than Needs.Since, and counts
+	// a skip on newer kernels as a failure.
+	Needs *feature
+	// Known lists failures that are understood and reported: on a kernel
+	// they cover, a failure that matches is shown as a known failure with
+	// its reason instead of failing the run.
+	Known []knownFailure
+}
+
+// feature is a kernel feature and the first upstream Linux version that has
+// it.
+type feature struct {
+	Name  string // e.g. "FAN_REPORT_MNT mount events"
+	Since string // e.g. "6.15"
+}
+
+// knownFailure is a failure of a test that is understood, on the kernels
+// from From (inclusive) to Before (exclusive); an empty bound is open. Only
+// a failure whose every logged message matches Match is taken as this known
+// failure: any other failure of the test still fails the matrix.
+type knownFailure struct {
+	From, Before string
+	Match        string // regular expression
+	Reason       string
+}
+
+// hostTool is a program the runner needs on the host, and the Debian package
+// that ships it.
+type hostTool struct {
+	Name    string
+	Package string
+}
