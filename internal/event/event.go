@@ -124,3 +124,21 @@ func AppendJSON(b []byte, e *Event) ([]byte, error) {
 	b = append(b, j...)
 	return append(b, '\n'), nil
 }
+
+// FilesystemKey names a file system across restarts and device renames: its
+// UUID, else its device, else "fsid:" and its fsid; "" if none is known.
+// History, health and policy incidents are all keyed by it.
+func FilesystemKey(uuid, device, fsid string) string {
+	switch {
+	case uuid != "":
+		return uuid
+	case device != "":
+		return device
+	case fsid != "":
+		return "fsid:" + fsid
+	}
+	return ""
+}
+
+// FSKey returns FilesystemKey of the event's file system.
+func (e *Event) FSKey() string { return FilesystemKey(e.UUID, e.Device, e.FSID) }

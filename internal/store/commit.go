@@ -85,15 +85,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')`},
 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)`},
 		{&st.upsertIncident, `
 INSERT INTO incidents (key, fs_key, error_kind, opened, last_event, last_alert, next_reminder, folded_since,
-	events, errors, folded, reminders_sent, actions_run, resolved)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	events, errors, folded, reminders_sent, actions_run, resolved, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
 	fs_key = excluded.fs_key, error_kind = excluded.error_kind, opened = excluded.opened,
 	last_event = excluded.last_event, last_alert = excluded.last_alert,
 	next_reminder = excluded.next_reminder, folded_since = excluded.folded_since,
 	events = excluded.events, errors = excluded.errors, folded = excluded.folded,
 	reminders_sent = excluded.reminders_sent, actions_run = excluded.actions_run,
-	resolved = excluded.resolved`},
+	resolved = excluded.resolved, state = excluded.state`},
 		{&st.setExt4, `INSERT INTO ext4_reported (uuid, count, updated) VALUES (?, ?, ?)
 ON CONFLICT (uuid) DO UPDATE SET count = excluded.count, updated = excluded.updated`},
 	} {
@@ -152,7 +152,7 @@ func encode(b *Batch) (*encoded, error) {
 			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		e.events[i] = j
-		key := FSKey(ev.UUID, ev.Device)
+		key := ev.FSKey()
 		e.fsKeys[i] = key
 		if key == "" {
 			continue
@@ -311,7 +311,7 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 				in := &b.Incidents[i]
 				if _, err := up.ExecContext(ctx, in.Key, in.FSKey, in.ErrorKind, ns(in.Opened), ns(in.LastEvent), ns(in.LastAlert),
 					ns(in.NextReminder), ns(in.FoldedSince), int64(in.Events), int64(in.Errors), int64(in.Folded),
-					in.RemindersSent, string(enc.actionsRun[i]), ns(in.Resolved)); err != nil {
+					in.RemindersSent, string(enc.actionsRun[i]), ns(in.Resolved), string(in.State)); err != nil {
 					return fmt.Errorf("incident %s: %w", in.Key, err)
 				}
 			}

@@ -33,10 +33,13 @@ type Incident struct {
 	ActionsRun []string
 	// Resolved is when the incident ended; zero while it is open.
 	Resolved time.Time
+	// State is the policy engine's full state of the incident (JSON),
+	// stored and returned unchanged.
+	State json.RawMessage
 }
 
 const incidentColumns = `key, fs_key, error_kind, opened, last_event, last_alert, next_reminder, folded_since,
-	events, errors, folded, reminders_sent, actions_run, resolved`
+	events, errors, folded, reminders_sent, actions_run, resolved, state`
 
 // OpenIncidents returns the incidents not resolved, ordered by key.
 func (s *Store) OpenIncidents(ctx context.Context) ([]Incident, error) {
@@ -72,10 +75,10 @@ func (s *Store) queryIncidents(ctx context.Context, tail string, args ...any) ([
 			in                                                        Incident
 			opened, lastEvent, lastAlert, next, foldedSince, resolved int64
 			events, errs, folded                                      int64
-			actionsRun                                                string
+			actionsRun, state                                         string
 		)
 		if err := rows.Scan(&in.Key, &in.FSKey, &in.ErrorKind, &opened, &lastEvent, &lastAlert, &next, &foldedSince,
-			&events, &errs, &folded, &in.RemindersSent, &actionsRun, &resolved); err != nil {
+			&events, &errs, &folded, &in.RemindersSent, &actionsRun, &resolved, &state); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(actionsRun), &in.ActionsRun); err != nil {
@@ -83,6 +86,9 @@ func (s *Store) queryIncidents(ctx context.Context, tail string, args ...any) ([
 		}
 		if len(in.ActionsRun) == 0 {
 			in.ActionsRun = nil
+		}
+		if state != "" {
+			in.State = json.RawMessage(state)
 		}
 		in.Opened, in.LastEvent, in.LastAlert = fromNS(opened), fromNS(lastEvent), fromNS(lastAlert)
 		in.NextReminder, in.FoldedSince, in.Resolved = fromNS(next), fromNS(foldedSince), fromNS(resolved)

@@ -89,7 +89,8 @@ CREATE TABLE incidents (
 	folded         INTEGER NOT NULL,
 	reminders_sent INTEGER NOT NULL,
 	actions_run    TEXT NOT NULL,           -- JSON array
-	resolved       INTEGER NOT NULL         -- 0 while open
+	resolved       INTEGER NOT NULL,        -- 0 while open
+	state          TEXT NOT NULL DEFAULT '' -- the policy engine's full state (JSON), opaque here
 ) WITHOUT ROWID;
 CREATE INDEX incidents_resolved ON incidents(resolved);
 

@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/fshealth/fshealth/internal/event"
 	"io/fs"
 	"net/url"
 	"os"
@@ -275,10 +276,7 @@ func fromNS(n int64) time.Time {
 // FSKey returns the key fshealth files a file system under: its UUID if
 // known, else its device.
 func FSKey(uuid, device string) string {
-	if uuid != "" {
-		return uuid
-	}
-	return device
+	return event.FilesystemKey(uuid, device, "")
 }
 
 // IncidentKey returns the key of the incident about errorKind on the file
