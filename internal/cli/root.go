@@ -10,6 +10,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/daemon"
 )
 
 // Version is the fshealth version, set at build time with
@@ -18,10 +21,27 @@ var Version = "dev"
 
 // globals are the flags every subcommand has.
 type globals struct {
-	verbose bool
-	quiet   bool
-	stdout  io.Writer
-	stderr  io.Writer
+	// stateDirFlag is --state-dir; see stateDir.
+	stateDirFlag string
+	verbose      bool
+	quiet        bool
+	stdout       io.Writer
+	stderr       io.Writer
+}
+
+// DefaultStateDir is where the daemon keeps its history by default.
+const DefaultStateDir = config.DefaultStateDir
+
+// stateDir returns the state directory: --state-dir, else the one the
+// default configuration file names, else the default.
+func (g *globals) stateDir() string {
+	if g.stateDirFlag != "" {
+		return g.stateDirFlag
+	}
+	if c, err := daemon.LoadConfig("", config.Overrides{}); err == nil {
+		return c.StateDir
+	}
+	return DefaultStateDir
 }
 
 // logger returns a logger writing structured text to stderr.
@@ -68,7 +88,11 @@ and the error the file system recorded.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debugging detail")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
-	root.AddCommand(newWatchCmd(g), newDemoCmd(g))
+	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g))
+	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g)} {
+		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
+		root.AddCommand(c)
+	}
 	return root
 }
 

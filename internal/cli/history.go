@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fshealth/fshealth/internal/daemon"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/store"
+)
+
+// parseSince accepts a duration back from now ("90m", "24h", "7d") or a
+// time ("2026-11-23", "2026-11-23T10:00:00Z").
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.ParseFloat(d, 64); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n * 24 * float64(time.Hour))), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration (90m, 24h, 7d) or a time (2026-11-23, 2026-11-23T10:00:00Z)", s)
+}
+
+func newEventsCmd(g *globals) *cobra.Command {
+	var since, fs string
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "events [--since DUR|TIME] [--fs MOUNTPOINT|UUID|DEVICE] [--json]",
+		Short: "Show the error history the daemon recorded",
+		Long: `Show the file system errors the daemon has recorded, oldest first.
+
+It reads the daemon's history database (in --state-dir) and works while the
+daemon runs. --json prints one event per line, the same object 'watch --json'
+prints plus its "id".`,
+		Example: `  fshealth events --since 24h
+  fshealth events --fs /srv --json | jq -r .path`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			from, err := parseSince(since, time.Now())
+			if err != nil {
+				return err
+			}
+			st, err := store.OpenReadOnly(store.PathIn(g.stateDir()))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			q := store.EventQuery{Since: from, FS: fs, Limit: limit}
+			if asJSON {
+				return st.ScanEvents(cmd.Context(), q, func(_ *event.Event, raw []byte) error {
+					_, err := g.stdout.Write(append(raw, '\n'))
+					return err
+				})
+			}
+			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tDEVICE\tMOUNTPOINT\tERROR\tCOUNT\tINODE\tPATH")
+			n := 0
+			err = st.ScanEvents(cmd.Context(), q, func(e *event.Event, _ []byte) error {
+				n++
+				return writeEventRow(tw, e)
+			})
+			if err != nil {
+				return err
+			}
+			tw.Flush()
+			if n == 0 {
+				fmt.Fprintln(g.stderr, "no events recorded", describeQuery(since, fs))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "only events since this long ago (24h, 7d) or this time (2026-11-23)")
+	cmd.Flags().StringVar(&fs, "fs", "", "only events of the file system with this mount point, UUID or device")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event (NDJSON)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N events (0: all)")
+	return cmd
+}
+
+func describeQuery(since, fs string) string {
+	var parts []string
+	if since != "" {
+		parts = append(parts, "since "+since)
+	}
+	if fs != "" {
+		parts = append(parts, "on "+event.Safe(fs))
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeEventRow(w io.Writer, e *event.Event) error {
+	if e.Kind == event.KindOverflow {
+		_, err := fmt.Fprintf(w, "%s\t-\t-\tQUEUE OVERFLOW\t-\t-\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), event.Clean(e.Message))
+		return err
+	}
+	mp, ino, path := "-", "-", "-"
+	if len(e.Mountpoints) > 0 {
+		mp = event.Safe(e.Mountpoints[0])
+	}
+	if e.Inode != nil {
+		ino = strconv.FormatUint(*e.Inode, 10)
+	}
+	if e.Path != "" {
+		path = event.Safe(e.Path)
+	}
+	_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
+		event.Safe(e.Device), mp, e.Error, e.ErrorCount, ino, path)
+	return err
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show each file system's health and whether the daemon runs",
+		Long: `Show every file system the daemon watches or has seen: its health (ok, or
+errors seen: since when, how many, the last one), the last recovery action,
+the alert delivery backlog, and whether the daemon is running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := g.stateDir()
+			pid, err := daemon.RunningPID(dir)
+			if err != nil {
+				return err
+			}
+			st, err := store.OpenReadOnly(store.PathIn(dir))
+			if err != nil {
+				if pid == 0 {
+					return fmt.Errorf("the daemon is not running and has no history in %s: %w", dir, err)
+				}
+				return err
+			}
+			defer st.Close()
+			fss, err := st.Filesystems(cmd.Context())
+			if err != nil {
+				return err
+			}
+			backlog, err := st.Backlog(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(statusJSON(pid, dir, fss, backlog))
+			}
+			return writeStatus(g.stdout, pid, dir, fss, backlog)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
+	return cmd
+}
+
+// statusDoc is the JSON form of `fshealth status`.
+type statusDoc struct {
+	Daemon struct {
+		Running  bool   `json:"running"`
+		PID      int    `json:"pid,omitempty"`
+		StateDir string `json:"state_dir"`
+	} `json:"daemon"`
+	Filesystems []fsDoc         `json:"filesystems"`
+	Deliveries  []store.Backlog `json:"deliveries"`
+}
+
+type fsDoc struct {
+	UUID        string     `json:"uuid"`
+	Device      string     `json:"device"`
+	FSType      string     `json:"fstype"`
+	Label       string     `json:"label,omitempty"`
+	Mountpoints []string   `json:"mountpoints"`
+	Watched     bool       `json:"watched"`
+	Health      string     `json:"health"`
+	Errors      uint64     `json:"errors"`
+	TotalErrors uint64     `json:"total_errors"`
+	Events      uint64     `json:"events"`
+	FirstError  *time.Time `json:"first_error,omitempty"`
+	LastError   *time.Time `json:"last_error,omitempty"`
+	LastErrno   string     `json:"last_errno,omitempty"`
+	LastEventID string     `json:"last_event_id,omitempty"`
+	LastAction  *actionDoc `json:"last_action,omitempty"`
+}
+
+type actionDoc struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"`
+	Outcome  string    `json:"outcome"`
+	DryRun   bool      `json:"dry_run"`
+	Finished time.Time `json:"finished"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) statusDoc {
+	var d statusDoc
+	d.Daemon.Running, d.Daemon.PID, d.Daemon.StateDir = pid != 0, pid, dir
+	d.Filesystems = []fsDoc{}
+	for _, f := range fss {
+		fd := fsDoc{UUID: f.UUID, Device: f.Device, FSType: f.FSType, Label: f.Label, Mountpoints: f.Mountpoints,
+			Watched: f.Watched, Health: f.Health, Errors: f.Errors, TotalErrors: f.TotalErrors, Events: f.Events,
+			FirstError: timePtr(f.FirstError), LastError: timePtr(f.LastError), LastErrno: f.LastErrno, LastEventID: f.LastEventID}
+		if fd.Mountpoints == nil {
+			fd.Mountpoints = []string{}
+		}
+		if a := f.LastAction; a != nil {
+			fd.LastAction = &actionDoc{Name: a.Name, State: a.State, Outcome: a.Outcome, DryRun: a.DryRun, Finished: a.Finished}
+		}
+		d.Filesystems = append(d.Filesystems, fd)
+	}
+	d.Deliveries = backlog
+	if d.Deliveries == nil {
+		d.Deliveries = []store.Backlog{}
+	}
+	return d
+}
+
+func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) error {
+	if pid != 0 {
+		fmt.Fprintf(w, "daemon: running (pid %d), state in %s\n\n", pid, dir)
+	} else {
+		fmt.Fprintf(w, "daemon: NOT running (state in %s)\n\n", dir)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tMOUNTPOINT\tTYPE\tHEALTH\tERRORS\tSINCE\tLAST ERROR\tRECOVERY")
+	for _, f := range fss {
+		mp := "-"
+		if len(f.Mountpoints) > 0 {
+			mp = event.Safe(f.Mountpoints[0])
+		}
+		if !f.Watched {
+			mp += " (not watched)"
+		}
+		health, since, last := "ok", "-", "-"
+		if f.Health != store.HealthOK {
+			health = "ERRORS"
+			since = f.FirstError.Local().Format("2006-01-02 15:04")
+		}
+		if !f.LastError.IsZero() {
+			last = f.LastError.Local().Format("2006-01-02 15:04:05") + " " + f.LastErrno
+		}
+		rec := "-"
+		if a := f.LastAction; a != nil {
+			rec = a.Name + ": " + event.Clean(a.Outcome)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", event.Safe(f.Device), mp, f.FSType, health, f.Errors, since, last, rec)
+	}
+	tw.Flush()
+	if len(backlog) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHANNEL\tPENDING\tGIVEN UP\tOLDEST\tLAST ERROR")
+		for _, b := range backlog {
+			oldest := "-"
+			if !b.Oldest.IsZero() {
+				oldest = b.Oldest.Local().Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", b.Channel, b.Pending, b.Failed, oldest, event.Clean(b.LastError))
+		}
+		tw.Flush()
+	}
+	return nil
+}

@@ -1,0 +1,543 @@
+// Package daemon is `fshealth daemon`: it watches file systems with the
+// watch package and turns every event into durable history, alerts that
+// always arrive (through an outbox in the history database), and recovery
+// actions, by policy. See docs/dev/daemon-design.md for the flow.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/fshealth/fshealth/internal/actions"
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/metrics"
+	"github.com/fshealth/fshealth/internal/policy"
+	"github.com/fshealth/fshealth/internal/store"
+	"github.com/fshealth/fshealth/internal/watch"
+)
+
+// Options configure a daemon run.
+type Options struct {
+	// ConfigPath is --config; empty means config.DefaultPath, which may be
+	// missing (then the defaults apply).
+	ConfigPath string
+	// Overrides are the command-line flags that override the file.
+	Overrides config.Overrides
+	// Version is fshealth's version, for User-Agent headers and metrics.
+	Version string
+	// Logger receives the daemon's own log.
+	Logger *slog.Logger
+	// Stderr is where the journal channel writes outside systemd.
+	Stderr io.Writer
+	// Ready, if set, is called once the daemon is ready (tests).
+	Ready func(*Daemon)
+}
+
+// LoadConfig reads the configuration as the daemon would: the file (or the
+// defaults, when the default file does not exist), then the flags.
+func LoadConfig(path string, o config.Overrides) (*config.Config, error) {
+	explicit := path != ""
+	if !explicit {
+		path = config.DefaultPath
+	}
+	c, err := config.Load(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		c, err = config.Default(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ApplyOverrides(o); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Daemon is a running daemon.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	metrics *metrics.Metrics
+	watcher *watch.Watcher
+	outbox  *outbox
+	actions *actionRunner
+
+	// mu guards the configuration, the channels and the policy engine,
+	// which the sink, the policy timer and reload share.
+	mu       sync.Mutex
+	cfg      *config.Config
+	channels *Channels
+	engine   *policy.Engine
+	// resend holds, per Alertmanager channel, when open incidents are next
+	// re-sent to it.
+	resend map[string]time.Time
+
+	// kick wakes the policy timer when deadlines may have moved.
+	kick chan struct{}
+	// lastPrune is when retention last ran.
+	lastPrune time.Time
+	// targets maps file system keys to what actions need to know.
+	targets sync.Map // string → actions.Target
+}
+
+// Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
+func Run(ctx context.Context, o Options) error {
+	cfg, err := LoadConfig(o.ConfigPath, o.Overrides)
+	if err != nil {
+		return err
+	}
+	log := o.Logger
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: " + w)
+	}
+	lock, err := AcquireLock(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	st, err := store.Open(store.PathIn(cfg.StateDir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	chans, err := BuildChannels(cfg, o.Version, o.Stderr, log)
+	if err != nil {
+		return err
+	}
+	d := &Daemon{opts: o, log: log, store: st, metrics: metrics.New(o.Version), cfg: cfg, channels: chans,
+		engine: policy.FromConfig(cfg), kick: make(chan struct{}, 1), resend: map[string]time.Time{}}
+	defer func() { d.channels.Close() }()
+	if err := d.restoreIncidents(ctx); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	workCtx, cancelWork := context.WithCancel(ctx)
+	defer cancelWork()
+
+	if cfg.Metrics.Listen != "" {
+		srv, err := d.serveMetrics(cfg.Metrics.Listen)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+
+	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink})
+	if err != nil {
+		return err
+	}
+	defer d.watcher.Close()
+	if err := d.recordWatched(ctx); err != nil {
+		return err
+	}
+
+	d.outbox = newOutbox(st, log, d.metrics, d.channelMap, d.backoff)
+	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target, wake: make(chan struct{}, 1)}
+	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(workCtx) }()
+	}
+	d.prune(ctx)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-workCtx.Done():
+				return
+			case <-hup:
+				d.Reload()
+			}
+		}
+	}()
+
+	if sent, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+		log.Warn("could not notify the service manager", "err", err)
+	} else if sent {
+		d.startWatchdog(workCtx, &wg)
+	}
+	log.Info("ready", "filesystems", len(d.watcher.Watched()), "state_dir", cfg.StateDir, "channels", len(chans.ByName))
+	if o.Ready != nil {
+		o.Ready(d)
+	}
+	err = d.watcher.Run(ctx)
+	cancelWork()
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	log.Info("stopping")
+	return err
+}
+
+// restoreIncidents reloads the policy engine's open incidents.
+func (d *Daemon) restoreIncidents(ctx context.Context) error {
+	open, err := d.store.OpenIncidents(ctx)
+	if err != nil {
+		return err
+	}
+	var states []policy.IncidentState
+	for _, in := range open {
+		var s policy.IncidentState
+		if len(in.State) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(in.State, &s); err != nil {
+			d.log.Error("dropping an unreadable incident state", "incident", in.Key, "err", err)
+			continue
+		}
+		states = append(states, s)
+	}
+	d.engine.Restore(states)
+	if len(states) > 0 {
+		d.log.Info("open incidents restored", "count", len(states))
+	}
+	return nil
+}
+
+// recordWatched tells the store which file systems are watched and notes
+// what actions need about each.
+func (d *Daemon) recordWatched(ctx context.Context) error {
+	var fss []alert.Filesystem
+	for _, w := range d.watcher.Watched() {
+		f := alert.Filesystem{UUID: w.UUID, Device: w.Device, FSType: w.FSType, Mountpoints: w.Mountpoints, Label: w.Label}
+		fss = append(fss, f)
+		d.targets.Store(event.FilesystemKey(w.UUID, w.Device, w.FSID.String()),
+			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: w.Mountpoints})
+	}
+	d.metrics.SetWatched(len(fss))
+	return d.store.SetWatched(ctx, fss)
+}
+
+func (d *Daemon) target(fsKey string) (actions.Target, bool) {
+	v, ok := d.targets.Load(fsKey)
+	if !ok {
+		return actions.Target{}, false
+	}
+	return v.(actions.Target), true
+}
+
+func (d *Daemon) channelMap() map[string]alert.Notifier {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.channels.ByName
+}
+
+func (d *Daemon) backoff() (Backoff, time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.cfg.Delivery
+	return Backoff{Initial: c.InitialBackoff, Max: c.MaxBackoff}, c.MaxAge
+}
+
+func (d *Daemon) actionRunner() *actions.Runner {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &actions.Runner{DryRun: d.cfg.Actions.DryRun, DefaultTimeout: d.cfg.Actions.Timeout, Logger: d.log}
+}
+
+// sink is the watcher's sink: it runs for every batch of events, in order.
+// Nothing about an event leaves the process before its history is
+// committed.
+func (d *Daemon) sink(evs []event.Event) error {
+	now := time.Now()
+	d.mu.Lock()
+	b := &store.Batch{Events: evs}
+	for i := range evs {
+		evs[i].ID = NewID(evs[i].Time.Time)
+		dec := d.engine.Evaluate(&evs[i], now)
+		d.enqueue(b, dec.Alerts, now)
+		for _, a := range dec.Actions {
+			b.Actions = append(b.Actions, store.Action{IncidentKey: dec.Incident.Key(), FSKey: dec.Incident.FSKey,
+				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun})
+		}
+	}
+	b.Incidents = incidentsToStore(d.engine.Changed())
+	jw := d.channels.Journal
+	d.mu.Unlock()
+
+	start := time.Now()
+	err := d.store.Commit(context.Background(), b)
+	d.metrics.ObserveCommit(time.Since(start))
+	for i := range evs {
+		jw.LogEvent(&evs[i])
+		d.metrics.Event(&evs[i])
+	}
+	if err != nil {
+		// The events are in the journal and the metrics, but not in the
+		// history, and their alerts are not queued: say so loudly. The
+		// daemon keeps watching; a later batch may commit again.
+		d.log.Error("COULD NOT RECORD EVENTS: history and alerts for them are lost (they are in the journal)",
+			"events", len(evs), "err", err)
+		return nil
+	}
+	d.outbox.Wake()
+	if len(b.Actions) > 0 {
+		d.actions.Wake()
+	}
+	d.kickPolicy()
+	if now.Sub(d.lastPrune) > 24*time.Hour {
+		d.prune(context.Background())
+	}
+	return nil
+}
+
+// enqueue adds one outbox row per alert and channel to b. The caller holds
+// d.mu.
+func (d *Daemon) enqueue(b *store.Batch, alerts []alert.Alert, now time.Time) {
+	for i := range alerts {
+		a := &alerts[i]
+		if a.Host == "" {
+			a.Host = d.cfg.Host()
+		}
+		for _, ch := range d.engine.Channels(a) {
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: ch, Alert: *a, Created: now, NextAttempt: now})
+		}
+	}
+}
+
+// incidentsToStore converts the engine's changed incidents for the store.
+func incidentsToStore(states []policy.IncidentState) []store.Incident {
+	out := make([]store.Incident, 0, len(states))
+	for _, s := range states {
+		raw, _ := json.Marshal(s)
+		var actionsRun []string
+		for name := range s.Actions {
+			actionsRun = append(actionsRun, name)
+		}
+		out = append(out, store.Incident{Key: s.Key(), FSKey: s.FSKey, ErrorKind: s.ErrorKind, Opened: s.Opened,
+			LastEvent: s.LastEventTime, LastAlert: s.LastAlert, NextReminder: s.NextReminder, FoldedSince: s.FoldedSince,
+			Events: s.Events, Errors: s.Errors, Folded: s.Folded, RemindersSent: int(s.RemindersSent),
+			ActionsRun: actionsRun, Resolved: s.Resolved, State: raw})
+	}
+	return out
+}
+
+func (d *Daemon) kickPolicy() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// policyLoop raises the alerts that fall due with time: digests, reminders,
+// and Alertmanager re-sends while incidents are open. It sleeps until the
+// next deadline, or until kicked; with nothing scheduled it does not wake.
+func (d *Daemon) policyLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		d.mu.Lock()
+		next := d.nextDeadline()
+		d.mu.Unlock()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-d.kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+		d.tick(ctx, time.Now())
+	}
+}
+
+// nextDeadline is the earliest of the engine's deadline and the
+// Alertmanager re-sends. The caller holds d.mu.
+func (d *Daemon) nextDeadline() time.Time {
+	next := d.engine.NextDeadline()
+	if len(d.engine.Incidents()) == 0 {
+		return next
+	}
+	for _, am := range d.channels.Alertmanagers {
+		t, ok := d.resend[am.Name()]
+		if !ok {
+			t = time.Now().Add(am.ResendInterval())
+			d.resend[am.Name()] = t
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// tick commits whatever fell due.
+func (d *Daemon) tick(ctx context.Context, now time.Time) {
+	d.mu.Lock()
+	b := &store.Batch{}
+	d.enqueue(b, d.engine.Tick(now), now)
+	d.resendAlertmanagers(b, now)
+	b.Incidents = incidentsToStore(d.engine.Changed())
+	d.mu.Unlock()
+	if len(b.Deliveries) == 0 && len(b.Incidents) == 0 {
+		return
+	}
+	if err := d.store.Commit(ctx, b); err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("recording due alerts", "err", err)
+		}
+		return
+	}
+	d.outbox.Wake()
+}
+
+// resendAlertmanagers queues, for each Alertmanager channel whose re-send
+// is due, one alert per open incident, so Alertmanager keeps it firing. The
+// caller holds d.mu.
+func (d *Daemon) resendAlertmanagers(b *store.Batch, now time.Time) {
+	incidents := d.engine.Incidents()
+	for _, am := range d.channels.Alertmanagers {
+		if t, ok := d.resend[am.Name()]; !ok || now.Before(t) {
+			continue
+		}
+		d.resend[am.Name()] = now.Add(am.ResendInterval())
+		for _, inc := range incidents {
+			if !inc.Resolved.IsZero() {
+				continue
+			}
+			a := alert.Alert{ID: inc.ID + "-am-" + strconv.FormatInt(now.Unix(), 10), Type: alert.TypeReminder,
+				Severity: inc.Severity, Rule: inc.Rule, Host: d.cfg.Host(), Time: now, Filesystem: inc.Filesystem,
+				ErrorKind: inc.ErrorKind, Count: inc.Errors, Since: inc.Opened, Event: inc.LastEvent,
+				Summary: fmt.Sprintf("%s on %s: still open, %d errors since %s", inc.ErrorKind,
+					event.Safe(inc.Filesystem.Device), inc.Errors, inc.Opened.Format(time.RFC3339))}
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: am.Name(), Alert: a, Created: now, NextAttempt: now})
+		}
+	}
+}
+
+// prune applies the retention period.
+func (d *Daemon) prune(ctx context.Context) {
+	d.mu.Lock()
+	keep := d.cfg.History.Retention
+	d.mu.Unlock()
+	d.lastPrune = time.Now()
+	st, err := d.store.Prune(ctx, time.Now().Add(-keep))
+	if err != nil {
+		d.log.Error("pruning history", "err", err)
+		return
+	}
+	if st.Events > 0 || st.Deliveries > 0 {
+		d.log.Info("pruned history", "events", st.Events, "deliveries", st.Deliveries, "older_than", keep.String())
+	}
+}
+
+// Reload re-reads the configuration (SIGHUP). A bad configuration is
+// refused and the running one kept. Events keep flowing meanwhile: the
+// watcher never stops, and the sink switches between two batches.
+func (d *Daemon) Reload() error {
+	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.Overrides)
+	if err == nil {
+		d.mu.Lock()
+		old := d.cfg
+		d.mu.Unlock()
+		err = reloadable(old, cfg)
+	}
+	var chans *Channels
+	if err == nil {
+		chans, err = BuildChannels(cfg, d.opts.Version, d.opts.Stderr, d.log)
+	}
+	if err != nil {
+		d.log.Error("configuration NOT reloaded; keeping the running one", "err", err)
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		d.log.Warn("configuration: " + w)
+	}
+	d.mu.Lock()
+	oldChans := d.channels
+	d.cfg, d.channels = cfg, chans
+	d.engine.Reconfigure(cfg.Rules, cfg.Flood, policy.Options{Host: cfg.Host(), Channels: cfg.ChannelNames()})
+	d.resend = map[string]time.Time{}
+	d.mu.Unlock()
+	oldChans.Close()
+	d.log.Info("configuration reloaded", "channels", len(chans.ByName), "rules", len(cfg.Rules))
+	d.outbox.Wake()
+	d.kickPolicy()
+	return nil
+}
+
+// reloadable refuses changes that need a restart.
+func reloadable(old, cfg *config.Config) error {
+	switch {
+	case cfg.StateDir != old.StateDir:
+		return fmt.Errorf("state_dir changed (%s → %s): restart the daemon to use it", old.StateDir, cfg.StateDir)
+	case cfg.Metrics.Listen != old.Metrics.Listen:
+		return fmt.Errorf("metrics.listen changed (%q → %q): restart the daemon to use it", old.Metrics.Listen, cfg.Metrics.Listen)
+	case fmt.Sprint(cfg.Watch.Paths) != fmt.Sprint(old.Watch.Paths):
+		return errors.New("watch.paths changed: restart the daemon to use it")
+	}
+	return nil
+}
+
+// serveMetrics serves /metrics on addr.
+func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", d.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.log.Info("serving metrics", "address", ln.Addr().String())
+	return srv, nil
+}
+
+// startWatchdog pings systemd's watchdog at half its interval while the
+// daemon's goroutines are alive. It only runs under a watchdog.
+func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
+	interval, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// The sink takes d.mu; if it is stuck, so is this.
+				d.mu.Lock()
+				d.mu.Unlock()
+				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
+			}
+		}
+	}()
+}
+
+// Metrics returns the daemon's metrics (tests).
+func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
+
+// Store returns the daemon's store (tests).
+func (d *Daemon) Store() *store.Store { return d.store }
