@@ -20,6 +20,8 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestTwoFilesystemsAtOnce"},
 	{Pkg: "./internal/watch", Name: "TestBindMountOneEventAllMountpoints"},
 	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
+	{Pkg: "./internal/watch", Name: "TestFollowMountAfterStart"},
+	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 }

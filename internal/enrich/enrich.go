@@ -81,6 +81,17 @@ func (r *Registry) Add(info *mounts.Info) (*Filesystem, error) {
 	return fs, err
 }
 
+// Remove drops fs from the registry, if it is still the entry for its
+// fsid, and releases what it holds.
+func (r *Registry) Remove(fs *Filesystem) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byFSID[fs.FSID] == fs {
+		delete(r.byFSID, fs.FSID)
+	}
+	fs.Close()
+}
+
 // Lookup returns the file system with the given fsid, or nil.
 func (r *Registry) Lookup(fsid fanotify.FSID) *Filesystem {
 	r.mu.Lock()

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -35,7 +37,25 @@ type Config struct {
 	// them. The slice is reused after Sink returns. An error from Sink ends
 	// Run with that error.
 	Sink func([]event.Event) error
+	// FollowMounts says how to follow mounts made and removed after start:
+	// FollowAuto (default), FollowFanotify, FollowMountinfo or FollowOff.
+	FollowMounts string
+	// OnChange, if set, is called (from Run's goroutine) when file systems
+	// start or stop being watched or their mount points change.
+	OnChange func(Change)
 }
+
+// Change says how the set of watched file systems changed.
+type Change struct {
+	// Added are file systems mounted (and now watched) since start.
+	Added []*enrich.Filesystem
+	// Removed are file systems no longer mounted anywhere.
+	Removed []*enrich.Filesystem
+	// Updated are watched file systems whose mount points changed.
+	Updated []*enrich.Filesystem
+}
+
+func (c *Change) empty() bool { return len(c.Added)+len(c.Removed)+len(c.Updated) == 0 }
 
 // Watcher watches file systems for errors.
 type Watcher struct {
@@ -45,6 +65,19 @@ type Watcher struct {
 	registry *enrich.Registry
 	enricher *enrich.Enricher
 	watched  []*enrich.Filesystem
+	// nodev are the pseudo file system types.
+	nodev map[string]bool
+	// unmarkable remembers file systems that could not be marked (by device
+	// number, with the reason), so a rescan does not retry and re-log them.
+	unmarkable map[string]string
+	// mountSrc tells when the mount table changed; nil when not following.
+	mountSrc  mountSource
+	following string
+	// rescanWanted is set by the follower; the reader loop rescans.
+	rescanWanted atomic.Bool
+	// detached are unmounted file systems kept in the registry, oldest
+	// first, so that late events of a lazily unmounted one still enrich.
+	detached []*enrich.Filesystem
 
 	mu      sync.Mutex
 	running bool
@@ -74,12 +107,30 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
 	w.enricher = &enrich.Enricher{Registry: w.registry}
+	w.unmarkable = map[string]string{}
 	if err := w.markAll(); err != nil {
 		w.Close()
 		return nil, err
 	}
+	if cfg.FollowMounts != FollowOff {
+		src, mode, err := openMountSource(cfg.FollowMounts, cfg.ProcRoot)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("following mounts: %w", err)
+		}
+		w.mountSrc, w.following = src, mode
+		how := "fanotify mount events (FAN_MNT_ATTACH/FAN_MNT_DETACH)"
+		if mode == FollowMountinfo {
+			how = "mountinfo change notifications (POLLPRI on /proc/self/mountinfo)"
+		}
+		w.log.Info("following mounts", "with", how)
+	}
 	return w, nil
 }
+
+// Following returns how mounts are followed: FollowFanotify,
+// FollowMountinfo, or "" when they are not.
+func (w *Watcher) Following() string { return w.following }
 
 // Watched returns the file systems being watched.
 func (w *Watcher) Watched() []*enrich.Filesystem { return w.watched }
@@ -97,6 +148,7 @@ func (w *Watcher) markAll() error {
 	if err != nil {
 		return err
 	}
+	w.nodev = nodev
 	var pseudo []*mounts.Filesystem
 	for _, fs := range fss {
 		if mounts.IsPseudo(fs.FSType, nodev) {
@@ -110,6 +162,7 @@ func (w *Watcher) markAll() error {
 			}
 			w.log.Warn("cannot watch file system", "fstype", fs.FSType, "source", fs.Source,
 				"mountpoint", fs.MarkPath(), "reason", reason(err))
+			w.unmarkable[fs.Dev()] = reason(err)
 		}
 	}
 	if len(pseudo) > 0 {
@@ -193,6 +246,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer w.registry.Close()
 	stop := context.AfterFunc(ctx, func() { w.Close() })
 	defer stop()
+	if w.mountSrc != nil {
+		followCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); w.follow(followCtx, w.mountSrc) }()
+		defer func() {
+			cancel()
+			w.mountSrc.Close()
+			<-done
+			if m, ok := w.mountSrc.(*mountinfoSource); ok {
+				m.release()
+			}
+		}()
+	}
 
 	buf := make([]byte, fanotify.ReadBufferSize)
 	raws := make([]fanotify.Event, 0, 64)
@@ -200,6 +266,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for {
 		var err error
 		raws, err = w.group.ReadEvents(buf, raws[:0])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The follower interrupted the read: the mount table changed.
+			w.group.SetReadDeadline(time.Time{})
+			if w.rescanWanted.Swap(false) {
+				w.rescan()
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, os.ErrClosed) {
 				return nil

@@ -1,0 +1,201 @@
+package watch
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// follower runs a Watcher that watches everything and follows mounts with
+// mode, reporting changes on a channel.
+type follower struct {
+	*collector
+	changes chan Change
+}
+
+func startFollowing(t *testing.T, mode string) *follower {
+	t.Helper()
+	f := &follower{collector: &collector{t: t, events: make(chan event.Event, 1024)}, changes: make(chan Change, 64)}
+	w, err := New(Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		FollowMounts: mode,
+		OnChange:     func(c Change) { f.changes <- c },
+		Sink: func(evs []event.Event) error {
+			for _, e := range evs {
+				f.events <- e
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Following() != mode {
+		t.Fatalf("following with %q, want %q", w.Following(), mode)
+	}
+	f.w = w
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return f
+}
+
+// change waits for a change satisfying ok.
+func (f *follower) change(what string, ok func(Change) bool) Change {
+	f.t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case c := <-f.changes:
+			if ok(c) {
+				return c
+			}
+		case <-deadline:
+			f.t.Fatalf("no change %s within %v", what, waitTimeout)
+		}
+	}
+}
+
+func has(list []*enrich.Filesystem, dev string) *enrich.Filesystem {
+	for _, fs := range list {
+		if fs.Device == dev {
+			return fs
+		}
+	}
+	return nil
+}
+
+// nextFor returns the next event for device dev, skipping others (the
+// host's file systems are watched too).
+func (f *follower) nextFor(dev string) event.Event {
+	f.t.Helper()
+	for {
+		if e := f.next(); e.Device == dev {
+			return e
+		}
+	}
+}
+
+// followModes runs test with each way of following mounts this kernel
+// has: fanotify mount events (Linux 6.15+) and mountinfo notifications.
+func followModes(t *testing.T, test func(t *testing.T, mode string)) {
+	testutil.RequireRoot(t)
+	modes := []string{FollowMountinfo}
+	if g, err := fanotify.NewMountGroup(); err == nil {
+		g.Close()
+		modes = append(modes, FollowFanotify)
+	}
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { test(t, mode) })
+	}
+}
+
+func TestFollowMountAfterStart(t *testing.T) {
+	followModes(t, func(t *testing.T, mode string) {
+		testutil.CheckNoLeaks(t)
+		dir := t.TempDir()
+		im, err := loopfs.Create(dir, "ext4", 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { im.Remove() })
+		f := startFollowing(t, mode)
+		// A mount point with a space and a newline in its name.
+		mnt := filepath.Join(dir, "late mount\npoint")
+		if err := im.Mount(mnt, "errors=continue"); err != nil {
+			t.Fatal(err)
+		}
+		c := f.change("adding the new file system", func(c Change) bool { return has(c.Added, im.Dev) != nil })
+		if fs := has(c.Added, im.Dev); !slices.Equal(fs.Mountpoints, []string{mnt}) {
+			t.Errorf("mount points %q, want %q", fs.Mountpoints, mnt)
+		}
+		if err := im.TriggerError("after start"); err != nil {
+			t.Fatal(err)
+		}
+		e := f.nextFor(im.Dev)
+		checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+		checkFS(t, e, im)
+	})
+}
+
+func TestFollowBindMoveUnmount(t *testing.T) {
+	followModes(t, func(t *testing.T, mode string) {
+		testutil.CheckNoLeaks(t)
+		im := testutil.NewExt4(t, 0)
+		f := startFollowing(t, mode)
+		sub := filepath.Join(im.Mountpoint, "sub")
+		os.Mkdir(sub, 0o755)
+		base := t.TempDir()
+		bind, moved := filepath.Join(base, "bind"), filepath.Join(base, "moved")
+		os.Mkdir(bind, 0o755)
+		os.Mkdir(moved, 0o755)
+
+		if err := unix.Mount(sub, bind, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH); unix.Unmount(moved, unix.MNT_DETACH) })
+		f.change("for the bind mount", func(c Change) bool {
+			fs := has(c.Updated, im.Dev)
+			return fs != nil && slices.Equal(fs.Mountpoints, []string{im.Mountpoint, bind})
+		})
+		im.TriggerError("bind")
+		checkFS(t, f.nextFor(im.Dev), im, im.Mountpoint, bind)
+
+		// A move is a detach and an attach.
+		if err := unix.Mount(bind, moved, "", unix.MS_MOVE, ""); err != nil {
+			t.Fatal(err)
+		}
+		f.change("for the move", func(c Change) bool {
+			fs := has(c.Updated, im.Dev)
+			return fs != nil && slices.Equal(fs.Mountpoints, []string{im.Mountpoint, moved})
+		})
+		im.TriggerError("moved")
+		checkFS(t, f.nextFor(im.Dev), im, im.Mountpoint, moved)
+
+		if err := unix.Unmount(moved, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.change("for the unmount of the bind mount", func(c Change) bool {
+			fs := has(c.Updated, im.Dev)
+			return fs != nil && slices.Equal(fs.Mountpoints, []string{im.Mountpoint})
+		})
+
+		// A lazy unmount while a file is open: the superblock lives on,
+		// unmounted, and its errors are still attributed.
+		file, err := os.Open(im.Mountpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		if err := unix.Unmount(im.Mountpoint, unix.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+		f.change("removing the lazily unmounted file system", func(c Change) bool { return has(c.Removed, im.Dev) != nil })
+		if err := os.WriteFile(filepath.Join("/sys/fs/ext4", im.Name, "trigger_fs_error"), []byte("lazy"), 0); err != nil {
+			t.Fatal(err)
+		}
+		e := f.nextFor(im.Dev)
+		checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+		if e.UUID == "" || len(e.Mountpoints) != 0 {
+			t.Errorf("event of a lazily unmounted file system: uuid %q mountpoints %q", e.UUID, e.Mountpoints)
+		}
+		file.Close()
+	})
+}
