@@ -48,6 +48,8 @@ type Options struct {
 	Stderr io.Writer
 	// Ready, if set, is called once the daemon is ready (tests).
 	Ready func(*Daemon)
+	// FollowMounts is watch.Config.FollowMounts (tests).
+	FollowMounts string
 }
 
 // LoadConfig reads the configuration as the daemon would: the file (or the
@@ -100,6 +102,13 @@ type Daemon struct {
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
 func Run(ctx context.Context, o Options) error {
+	// Catch SIGHUP from the start: its default action would kill the
+	// daemon while it starts up (and systemd does not restart a service
+	// that a SIGHUP ended). One that comes early reloads once ready.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	cfg, err := LoadConfig(o.ConfigPath, o.Overrides)
 	if err != nil {
 		return err
@@ -144,7 +153,8 @@ func Run(ctx context.Context, o Options) error {
 		defer srv.Close()
 	}
 
-	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink})
+	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
+		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) }})
 	if err != nil {
 		return err
 	}
@@ -160,10 +170,8 @@ func Run(ctx context.Context, o Options) error {
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
 	d.prune(ctx)
+	d.checkRecorded(ctx, d.watcher.Watched())
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -232,6 +240,18 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 	return d.store.SetWatched(ctx, fss)
 }
 
+// mountsChanged keeps the store, the metrics and the action targets in step
+// with the watched file systems, and checks newly mounted ones for errors
+// recorded while nobody watched. It runs in the watcher's goroutine.
+func (d *Daemon) mountsChanged(ctx context.Context, c watch.Change) {
+	if err := d.recordWatched(ctx); err != nil {
+		d.log.Error("recording the watched file systems", "err", err)
+	}
+	if len(c.Added) > 0 {
+		d.checkRecorded(ctx, c.Added)
+	}
+}
+
 func (d *Daemon) target(fsKey string) (actions.Target, bool) {
 	v, ok := d.targets.Load(fsKey)
 	if !ok {
@@ -278,6 +298,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 	b.Incidents = incidentsToStore(d.engine.Changed())
 	jw := d.channels.Journal
 	d.mu.Unlock()
+	b.Ext4Reported = d.reportedCounts(evs)
 
 	start := time.Now()
 	err := d.store.Commit(context.Background(), b)
@@ -303,6 +324,29 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.prune(context.Background())
 	}
 	return nil
+}
+
+// reportedCounts returns, per ext4 UUID in evs, the errors_count now
+// reported: what was reported before plus the errors of these events, or
+// what ext4 recorded, whichever is larger (ext4 may count errors it did
+// not report as events, and its record may still lag the event).
+func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
+	var out map[string]uint64
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]uint64{}
+		}
+		prev, ok := out[e.UUID]
+		if !ok {
+			prev, _, _ = d.store.Ext4Reported(context.Background(), e.UUID)
+		}
+		out[e.UUID] = max(prev+uint64(e.ErrorCount), e.Ext4.ErrorsCount)
+	}
+	return out
 }
 
 // enqueue adds one outbox row per alert and channel to b. The caller holds

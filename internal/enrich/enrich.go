@@ -36,6 +36,16 @@ type Filesystem struct {
 	countStuck bool
 }
 
+// Ext4State reads the file system's recorded ext4 error state now; it
+// returns nil for other file systems. Like Enrich, it must not run
+// concurrently with Enrich.
+func (f *Filesystem) Ext4State() (*ext4.State, error) {
+	if f.ext4 == nil {
+		return nil, nil
+	}
+	return f.ext4.Read()
+}
+
 // Close releases what the entry holds open.
 func (f *Filesystem) Close() {
 	if f.ext4 != nil {

@@ -22,6 +22,10 @@ const (
 const (
 	// SourceFanotify marks events received as FAN_FS_ERROR.
 	SourceFanotify = "fanotify"
+	// SourceRecorded marks errors found in a file system's own record
+	// (ext4's superblock) that were never reported: they happened while
+	// fshealth was not running, or the file system was mounted elsewhere.
+	SourceRecorded = "recorded"
 )
 
 // TimeLayout is RFC 3339 with nanoseconds, always nine digits.

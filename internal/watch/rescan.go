@@ -1,9 +1,12 @@
 package watch
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/mounts"
@@ -66,7 +69,29 @@ func (w *Watcher) rescan() {
 			delete(w.unmarkable, dev)
 		}
 	}
-	if len(w.cfg.Paths) == 0 {
+	if len(w.cfg.Paths) > 0 {
+		// A configured path whose file system was unmounted and mounted
+		// again (or first mounted after start) is watched again.
+		for _, p := range w.cfg.Paths {
+			var st unix.Stat_t
+			if unix.Stat(p, &st) != nil {
+				continue
+			}
+			f := byDev[fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))]
+			if f == nil || w.isWatched(f) {
+				continue
+			}
+			if _, bad := w.unmarkable[f.Dev()]; bad {
+				continue
+			}
+			if err := w.mark(f, p); err != nil {
+				w.log.Warn("cannot watch file system", "path", p, "reason", reason(err))
+				w.unmarkable[f.Dev()] = reason(err)
+				continue
+			}
+			ch.Added = append(ch.Added, w.watched[len(w.watched)-1])
+		}
+	} else {
 		for _, f := range fss {
 			if mounts.IsPseudo(f.FSType, w.nodev) || w.isWatched(f) {
 				continue

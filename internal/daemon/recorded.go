@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/metrics"
+	"github.com/fshealth/fshealth/internal/store"
+)
+
+// checkRecorded compares what ext4 has recorded in each file system's
+// superblock with what fshealth has reported for it (by UUID): errors
+// recorded but never reported — they happened while the daemon was stopped,
+// the machine crashed, or the file system was last mounted elsewhere —
+// become one event with source "recorded", which goes through policy and
+// alerts like any other. A file system whose record was cleared (e2fsck
+// repaired it) is marked healthy and its incidents resolved. It runs before
+// the watcher's Run, or from its goroutine (OnChange), like enrichment.
+func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem) {
+	var evs []event.Event
+	for _, fs := range fss {
+		if fs.UUID == "" {
+			continue
+		}
+		st, err := fs.Ext4State()
+		if err != nil {
+			d.log.Warn("reading the recorded error state", "device", fs.Device, "err", err)
+			continue
+		}
+		if st == nil {
+			continue
+		}
+		reported, known, err := d.store.Ext4Reported(ctx, fs.UUID)
+		if err != nil {
+			d.log.Error("reading what was reported", "uuid", fs.UUID, "err", err)
+			continue
+		}
+		switch {
+		case st.ErrorsCount == 0 && known && reported > 0:
+			d.repaired(ctx, fs)
+		case st.ErrorsCount > reported:
+			evs = append(evs, recordedEvent(fs, st, st.ErrorsCount-reported, known))
+		}
+	}
+	if len(evs) > 0 {
+		d.sink(evs)
+	}
+}
+
+// recordedEvent describes n recorded but unreported errors of fs.
+func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool) event.Event {
+	e := event.Event{Kind: event.KindError, Time: event.Time{Time: time.Now()}, Source: event.SourceRecorded,
+		ErrorCount: uint32(min(n, 1<<32-1)), FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(),
+		FSType: fs.FSType, UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Ext4: st}
+	errno := syscall.EUCLEAN // ext4 records corruption unless it says otherwise
+	if last := st.LastError; last != nil {
+		if n, ok := config.ErrnoNumber(last.Error); ok {
+			errno = syscall.Errno(n)
+		}
+		if last.Inode != 0 {
+			ino := last.Inode
+			e.Inode = &ino
+		}
+	}
+	e.Errno, e.Error, e.ErrorText = int(errno), enrich.ErrnoName(errno), errno.Error()
+	when := "while fshealth was not watching"
+	if !known {
+		when = "before fshealth first watched this file system"
+	}
+	e.Message = fmt.Sprintf("%d error(s) recorded by ext4 %s", n, when)
+	if st.FirstError != nil && st.LastError != nil {
+		e.Message += fmt.Sprintf(" (first %s in %s, last %s in %s)", st.FirstError.Time.Format(time.RFC3339),
+			st.FirstError.Function, st.LastError.Time.Format(time.RFC3339), st.LastError.Function)
+	}
+	return e
+}
+
+// repaired handles a file system whose recorded errors were cleared.
+func (d *Daemon) repaired(ctx context.Context, fs *enrich.Filesystem) {
+	key := event.FilesystemKey(fs.UUID, fs.Device, fs.FSID.String())
+	now := time.Now()
+	d.log.Info("file system repaired: ext4 no longer records errors (e2fsck ran); marking it healthy", "device", fs.Device, "uuid", fs.UUID)
+	if err := d.store.MarkHealthy(ctx, key, now); err != nil {
+		d.log.Error("marking healthy", "device", fs.Device, "err", err)
+	}
+	d.metrics.SetHealth(metricsFS(fs), true, time.Time{})
+	d.resolve(ctx, key, now, map[string]uint64{fs.UUID: 0})
+}
+
+// metricsFS labels a file system for metrics.
+func metricsFS(fs *enrich.Filesystem) metrics.FS {
+	mp := ""
+	if len(fs.Mountpoints) > 0 {
+		mp = fs.Mountpoints[0]
+	}
+	return metrics.FS{Device: fs.Device, Mountpoint: mp, FSType: fs.FSType, UUID: fs.UUID}
+}
+
+// resolve ends the incidents of a file system and queues their resolved
+// alerts, recording ext4Reported with them.
+func (d *Daemon) resolve(ctx context.Context, fsKey string, now time.Time, ext4Reported map[string]uint64) {
+	d.mu.Lock()
+	b := &store.Batch{Ext4Reported: ext4Reported}
+	d.enqueue(b, d.engine.Resolve(fsKey, now), now)
+	b.Incidents = incidentsToStore(d.engine.Changed())
+	d.mu.Unlock()
+	if err := d.store.Commit(ctx, b); err != nil {
+		d.log.Error("recording resolved incidents", "err", err)
+		return
+	}
+	d.outbox.Wake()
+	d.kickPolicy()
+}
