@@ -96,6 +96,8 @@ type Daemon struct {
 	kick chan struct{}
 	// lastPrune is when retention last ran.
 	lastPrune time.Time
+	// reconcileTimer is the follow-up reconciliation after an overflow.
+	reconcileTimer *time.Timer
 	// targets maps file system keys to what actions need to know.
 	targets sync.Map // string → actions.Target
 }
@@ -170,7 +172,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
 	d.prune(ctx)
-	d.checkRecorded(ctx, d.watcher.Watched())
+	d.checkRecorded(ctx, d.watcher.Watched(), "")
 
 	wg.Add(1)
 	go func() {
@@ -248,7 +250,7 @@ func (d *Daemon) mountsChanged(ctx context.Context, c watch.Change) {
 		d.log.Error("recording the watched file systems", "err", err)
 	}
 	if len(c.Added) > 0 {
-		d.checkRecorded(ctx, c.Added)
+		d.checkRecorded(ctx, c.Added, "")
 	}
 }
 
@@ -320,16 +322,45 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.actions.Wake()
 	}
 	d.kickPolicy()
+	for i := range evs {
+		if evs[i].Kind == event.KindOverflow && d.watcher != nil {
+			d.reconcile()
+			break
+		}
+	}
 	if now.Sub(d.lastPrune) > 24*time.Hour {
 		d.prune(context.Background())
 	}
 	return nil
 }
 
-// reportedCounts returns, per ext4 UUID in evs, the errors_count now
-// reported: what was reported before plus the errors of these events, or
-// what ext4 recorded, whichever is larger (ext4 may count errors it did
-// not report as events, and its record may still lag the event).
+// reconcile handles lost events (a queue overflow): each file system's
+// recorded error count is compared with what was reported, and the
+// difference reported, now and once more a moment later — errors dropped
+// after the overflow notice was queued have no notice of their own. It
+// runs in the watcher's goroutine.
+func (d *Daemon) reconcile() {
+	const why = "missed: the kernel's event queue overflowed"
+	d.checkRecorded(context.Background(), d.watcher.Watched(), why)
+	d.mu.Lock()
+	if d.reconcileTimer != nil {
+		d.reconcileTimer.Stop()
+	}
+	d.reconcileTimer = time.AfterFunc(reconcileAgain, func() {
+		d.watcher.Do(func() { d.checkRecorded(context.Background(), d.watcher.Watched(), why) })
+	})
+	d.mu.Unlock()
+}
+
+// reconcileAgain is how long after an overflow the counts are compared once
+// more.
+const reconcileAgain = time.Second
+
+// reportedCounts returns, per ext4 UUID in evs, how many of ext4's
+// recorded errors are now reported: what was reported before plus the
+// errors of these events. It never jumps to ext4's own count: errors whose
+// events were lost are counted there too, and must stay unreported until
+// reconciliation reports them.
 func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
 	var out map[string]uint64
 	for i := range evs {
@@ -344,7 +375,7 @@ func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
 		if !ok {
 			prev, _, _ = d.store.Ext4Reported(context.Background(), e.UUID)
 		}
-		out[e.UUID] = max(prev+uint64(e.ErrorCount), e.Ext4.ErrorsCount)
+		out[e.UUID] = prev + uint64(e.ErrorCount)
 	}
 	return out
 }

@@ -21,8 +21,9 @@ import (
 // become one event with source "recorded", which goes through policy and
 // alerts like any other. A file system whose record was cleared (e2fsck
 // repaired it) is marked healthy and its incidents resolved. It runs before
-// the watcher's Run, or from its goroutine (OnChange), like enrichment.
-func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem) {
+// the watcher's Run, or from its goroutine (OnChange, the sink), like
+// enrichment. why, if set, says why errors went unreported (an overflow).
+func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, why string) {
 	var evs []event.Event
 	for _, fs := range fss {
 		if fs.UUID == "" {
@@ -45,7 +46,7 @@ func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem) {
 		case st.ErrorsCount == 0 && known && reported > 0:
 			d.repaired(ctx, fs)
 		case st.ErrorsCount > reported:
-			evs = append(evs, recordedEvent(fs, st, st.ErrorsCount-reported, known))
+			evs = append(evs, recordedEvent(fs, st, st.ErrorsCount-reported, known, why))
 		}
 	}
 	if len(evs) > 0 {
@@ -54,7 +55,7 @@ func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem) {
 }
 
 // recordedEvent describes n recorded but unreported errors of fs.
-func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool) event.Event {
+func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool, why string) event.Event {
 	e := event.Event{Kind: event.KindError, Time: event.Time{Time: time.Now()}, Source: event.SourceRecorded,
 		ErrorCount: uint32(min(n, 1<<32-1)), FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(),
 		FSType: fs.FSType, UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Ext4: st}
@@ -69,11 +70,14 @@ func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool) 
 		}
 	}
 	e.Errno, e.Error, e.ErrorText = int(errno), enrich.ErrnoName(errno), errno.Error()
-	when := "while fshealth was not watching"
-	if !known {
-		when = "before fshealth first watched this file system"
+	when := "recorded by ext4 while fshealth was not watching"
+	switch {
+	case why != "":
+		when = why
+	case !known:
+		when = "recorded by ext4 before fshealth first watched this file system"
 	}
-	e.Message = fmt.Sprintf("%d error(s) recorded by ext4 %s", n, when)
+	e.Message = fmt.Sprintf("%d error(s) %s", n, when)
 	if st.FirstError != nil && st.LastError != nil {
 		e.Message += fmt.Sprintf(" (first %s in %s, last %s in %s)", st.FirstError.Time.Format(time.RFC3339),
 			st.FirstError.Function, st.LastError.Time.Format(time.RFC3339), st.LastError.Function)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"github.com/fshealth/fshealth/internal/event"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -259,11 +260,21 @@ func (s *Store) writeLocked(ctx context.Context, op string, fn func(tx *sql.Tx) 
 
 // ns converts t to Unix nanoseconds, the zero time to 0.
 func ns(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.After(maxNS):
+		// UnixNano is undefined past 2262: "--since 2999-01-01" must
+		// select nothing, not everything.
+		return math.MaxInt64
+	case t.Before(minNS):
+		return math.MinInt64
 	}
 	return t.UnixNano()
 }
+
+// maxNS and minNS are the times Unix nanoseconds in an int64 can hold.
+var maxNS, minNS = time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64)
 
 // fromNS converts Unix nanoseconds to a time, 0 to the zero time.
 func fromNS(n int64) time.Time {

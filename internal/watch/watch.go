@@ -75,6 +75,9 @@ type Watcher struct {
 	following string
 	// rescanWanted is set by the follower; the reader loop rescans.
 	rescanWanted atomic.Bool
+	// calls are functions Do queued for the reader loop.
+	callsMu sync.Mutex
+	calls   []func()
 	// detached are unmounted file systems kept in the registry, oldest
 	// first, so that late events of a lazily unmounted one still enrich.
 	detached []*enrich.Filesystem
@@ -126,6 +129,15 @@ func New(cfg Config) (*Watcher, error) {
 		w.log.Info("following mounts", "with", how)
 	}
 	return w, nil
+}
+
+// Do runs f in Run's goroutine, between two batches of events, where it may
+// use the watched file systems (their ext4 state) as enrichment does.
+func (w *Watcher) Do(f func()) {
+	w.callsMu.Lock()
+	w.calls = append(w.calls, f)
+	w.callsMu.Unlock()
+	w.group.SetReadDeadline(pastDeadline)
 }
 
 // Following returns how mounts are followed: FollowFanotify,
@@ -271,6 +283,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.group.SetReadDeadline(time.Time{})
 			if w.rescanWanted.Swap(false) {
 				w.rescan()
+			}
+			w.callsMu.Lock()
+			calls := w.calls
+			w.calls = nil
+			w.callsMu.Unlock()
+			for _, f := range calls {
+				f()
 			}
 			continue
 		}
