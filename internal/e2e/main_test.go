@@ -332,6 +332,7 @@ type event struct {
 	Inode       *uint64  `json:"inode"`
 	Path        string   `json:"path"`
 	Message     string   `json:"message"`
+	Source      string   `json:"source"`
 }
 
 // events returns `fshealth events --json --state-dir dir args...`.

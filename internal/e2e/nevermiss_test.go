@@ -1,0 +1,232 @@
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// sums adds up error counts per device and source.
+func sums(evs []event) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, e := range evs {
+		if e.Kind == "error" {
+			m[e.Device+" "+e.Source] += e.ErrorCount
+		}
+	}
+	return m
+}
+
+func TestErrorsWhileStoppedAreReportedOnce(t *testing.T) {
+	im := newFS(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint), 0o644)
+	state := filepath.Join(dir, "state")
+
+	// Errors before fshealth ever watched the file system.
+	for i := 0; i < 3; i++ {
+		trigger(t, im, "before")
+	}
+	d := startDaemon(t, cfg, state)
+	evs := waitErrors(t, state, 3)
+	if len(evs) != 1 || evs[0].Source != "recorded" || evs[0].ErrorCount != 3 || evs[0].Device != im.Dev ||
+		!strings.Contains(evs[0].Message, "before fshealth first watched") {
+		t.Fatalf("want one recorded event of 3 errors, got %+v", evs)
+	}
+	d.stop()
+
+	// Restarting reports nothing again.
+	d = startDaemon(t, cfg, state)
+	if evs := events(t, state); len(evs) != 1 {
+		t.Errorf("after a restart the history has %d events, want still 1: %+v", len(evs), evs)
+	}
+	d.stop()
+
+	// Errors while it was stopped are reported once when it starts, and
+	// errors while it runs as usual.
+	trigger(t, im, "stopped")
+	trigger(t, im, "stopped")
+	d = startDaemon(t, cfg, state)
+	trigger(t, im, "running")
+	evs = waitErrors(t, state, 6)
+	got := sums(evs)
+	if got[im.Dev+" recorded"] != 5 || got[im.Dev+" fanotify"] != 1 {
+		t.Errorf("errors by source %v, want 5 recorded (3+2) and 1 from fanotify", got)
+	}
+	d.stop()
+	d = startDaemon(t, cfg, state)
+	if n := errorSum(events(t, state)); n != 6 {
+		t.Errorf("after another restart the history has %d errors, want 6", n)
+	}
+	n, err := im.ErrorsCount()
+	if err != nil || n != 6 {
+		t.Errorf("ext4 errors_count %d (%v), want 6: history and file system disagree", n, err)
+	}
+}
+
+func TestImageWithRecordedErrorsMountedLater(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.CheckNoLeaks(t)
+	dir := t.TempDir()
+	im, err := loopfs.Create(dir, "ext4", 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { im.Remove() })
+	mnt := filepath.Join(dir, "mnt")
+	// Errors recorded during an earlier mount, elsewhere.
+	if err := im.Mount(mnt, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	trigger(t, im, "earlier mount")
+	trigger(t, im, "earlier mount")
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon watches everything (so it follows new mounts).
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, strings.Replace(baseConfig(mnt), "[watch]\npaths = ["+tomlString(mnt)+"]\n", "", 1), 0o644)
+	state := filepath.Join(dir, "state")
+	startDaemon(t, cfg, state)
+	if err := im.Mount(mnt, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	var mine []event
+	eventually(t, func() string { return fmt.Sprintf("no recorded event for %s: %+v", im.Dev, mine) }, func() bool {
+		mine = nil
+		for _, e := range events(t, state, "--fs", im.Dev) {
+			mine = append(mine, e)
+		}
+		return errorSum(mine) >= 2
+	})
+	if len(mine) != 1 || mine[0].Source != "recorded" || mine[0].ErrorCount != 2 {
+		t.Errorf("want one recorded event of 2 errors for the newly mounted image, got %+v", mine)
+	}
+}
+
+func TestRepairMarksHealthy(t *testing.T) {
+	testutil.RequireCommand(t, "e2fsck", "e2fsprogs")
+	im := newFS(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, strings.Replace(baseConfig(im.Mountpoint), "[watch]\npaths = ["+tomlString(im.Mountpoint)+"]\n", "", 1), 0o644)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	trigger(t, im, "to repair")
+	waitErrors(t, state, 1)
+	health := func() string {
+		for _, f := range getStatus(t, state).Filesystems {
+			if f.Device == im.Dev {
+				return f.Health
+			}
+		}
+		return ""
+	}
+	eventually(t, func() string { return "health " + health() }, func() bool { return health() == "errors" })
+
+	mnt := im.Mountpoint
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("e2fsck", "-fy", im.File).CombinedOutput(); err != nil && !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("e2fsck: %v\n%s", err, out)
+	}
+	if err := im.Mount(mnt, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() string { return "health after e2fsck: " + health() }, func() bool { return health() == "ok" })
+	d.waitLog("file system repaired", 1)
+}
+
+func TestOverflowIsReconciled(t *testing.T) {
+	var ims []*loopfs.Image
+	var paths []string
+	testutil.CheckNoLeaks(t) // once: each check must run after every image's cleanup
+	for i := 0; i < 3; i++ {
+		im := testutil.NewExt4(t, 0)
+		ims = append(ims, im)
+		paths = append(paths, tomlString(im.Mountpoint))
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, strings.Replace(baseConfig(ims[0].Mountpoint), "paths = ["+paths[0]+"]", "paths = ["+strings.Join(paths, ", ")+"]", 1), 0o644)
+	state := filepath.Join(dir, "state")
+
+	// A one-event queue, for the daemon's group only: the setting is read
+	// when the group is created, and restored once the daemon is ready.
+	const sysctl = "/proc/sys/fs/fanotify/max_queued_events"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore := func() { once.Do(func() { os.WriteFile(sysctl, old, 0o644) }) }
+	t.Cleanup(restore)
+	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg, state)
+	restore()
+
+	const n = 30
+	var wg sync.WaitGroup
+	for _, im := range ims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if err := im.TriggerError("storm"); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var evs []event
+	perDev := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, e := range evs {
+			if e.Kind == "error" {
+				m[e.Device] += e.ErrorCount
+			}
+		}
+		return m
+	}
+	eventually(t, func() string { return fmt.Sprintf("errors per device %v, want %d each", perDev(), n) }, func() bool {
+		evs = events(t, state)
+		for _, im := range ims {
+			if perDev()[im.Dev] < n {
+				return false
+			}
+		}
+		return true
+	})
+	overflows, reconciled := 0, 0
+	for _, e := range evs {
+		if e.Kind == "overflow" {
+			overflows++
+		}
+		if strings.Contains(e.Message, "overflowed") {
+			reconciled++
+		}
+	}
+	if overflows == 0 || reconciled == 0 {
+		t.Errorf("%d overflow events and %d reconciliations; with a one-event queue both must happen", overflows, reconciled)
+	}
+	// An error whose event was still queued while counts were compared can
+	// be counted twice, never lost.
+	for _, im := range ims {
+		if got := perDev()[im.Dev]; got > n+2 {
+			t.Errorf("%s: %d errors recorded for %d raised", im.Dev, got, n)
+		}
+	}
+	t.Logf("errors per device %v, %d overflows, %d reconciliations", perDev(), overflows, reconciled)
+}
