@@ -1,0 +1,454 @@
+package kmsg
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Kind is the kind of error a kernel log message reports.
+type Kind string
+
+// The kinds of error Classify distinguishes.
+const (
+	// KindCorruption is metadata found inconsistent or invalid.
+	KindCorruption Kind = "corruption"
+	// KindIOError is a failed read or write of the device.
+	KindIOError Kind = "io-error"
+	// KindShutdown is the file system shutting down, aborting its journal
+	// or turning itself read-only because of an error (or on request).
+	KindShutdown Kind = "shutdown"
+	// KindChecksum is data or metadata that failed checksum verification.
+	KindChecksum Kind = "checksum"
+	// KindDeviceError is a change of the per-device error counters btrfs
+	// keeps (write, read, flush, corruption, generation).
+	KindDeviceError Kind = "device-error"
+	// KindError is any other error.
+	KindError Kind = "error"
+)
+
+// File system types of a Message.
+const (
+	FSExt4  = "ext4"
+	FSXFS   = "xfs"
+	FSBtrfs = "btrfs"
+	// FSBlock marks messages of the block layer, about a device rather
+	// than a file system.
+	FSBlock = "block"
+)
+
+// Message is a kernel log record recognised as a file system or block
+// device error by Classify.
+type Message struct {
+	// Record is the record the message was read from.
+	Record Record
+	// FSType is FSExt4, FSXFS, FSBtrfs or FSBlock. Messages of the jbd2
+	// journal count as ext4.
+	FSType string
+	// Device is the kernel's name of the device as the message prints it
+	// ("loop0", "sda1", "dm-0"): the file system's device (the one named
+	// in its "(device ...)" prefix) for file system messages, and the
+	// device the I/O failed on for block layer messages, where "I/O error,
+	// dev" messages name the whole disk ("sda") and "Buffer I/O error"
+	// messages the partition ("sda1"). For jbd2 messages the journal's
+	// "-<inode>" suffix ("loop0-8") is removed.
+	Device string
+	// DevicePath is the member device as a btrfs message prints it (the
+	// path it was scanned under, "/dev/loop0"), for messages about one
+	// device of the file system; "" otherwise.
+	DevicePath string
+	// Kind is the kind of error.
+	Kind Kind
+	// Errno is the error number the message prints ("error -5",
+	// "errno=-117", "error 117", an ext4 error string such as "IO
+	// failure"), as a positive value, or the error number of a block layer
+	// status ("I/O" is EIO, and so is the BLK_STS_IOERR that ext4_end_bio
+	// prints as "I/O error 10"); 0 when there is none.
+	Errno syscall.Errno
+	// Inode is the inode number the message names, 0 when it names none.
+	Inode uint64
+	// Function is the kernel function the message names, without offset
+	// ("ext4_lookup", "xfs_dinode_verify.part.0"), or "".
+	Function string
+	// Op is the operation of a failed block request as printed ("READ",
+	// "WRITE", "FLUSH", ...), or "".
+	Op string
+	// Sector is, for "I/O error, dev" messages, the first 512-byte sector
+	// of the failed request, counted from the start of the whole disk;
+	// 0 otherwise. PartitionOf maps it to a partition.
+	Sector uint64
+	// Text is the message text, Record.Message.
+	Text string
+}
+
+// rule is one entry of the pattern table.
+type rule struct {
+	fstype string
+	kind   Kind
+	// prefix is a literal the message must start with, checked before
+	// the regular expression; contains, if set, must occur in it.
+	prefix, contains string
+	// byErrno refines kind from the printed errno (errnoKinds).
+	byErrno bool
+	re      *regexp.Regexp
+	// adjust, if set, completes the message from the submatches.
+	adjust func(m *Message, sub map[string]string)
+}
+
+// The named groups a rule's expression may use:
+//
+//	dev      the device name as printed
+//	jdev     a jbd2 journal name ("loop0-8")
+//	path     a btrfs member device path
+//	errno    a decimal errno, negative or not
+//	inode    a decimal inode number; inohex a hexadecimal one (no 0x)
+//	func     a function name, possibly followed by +offset
+//	op       a block request operation
+//	sector   a decimal sector number
+//	status   a block layer status name ("I/O", "critical medium")
+//	bstatus  a numeric blk_status_t
+//	errstr   an ext4 error string ("IO failure")
+//	text     the free text of an ext4 error
+const (
+	devRE   = `(?P<dev>[^\s(),:]+)`
+	xfsPre  = `^XFS \(` + devRE + `\): `
+	ext4Err = `^EXT4-fs error \(device ` + devRE + `\)`
+	ext4Msg = `^EXT4-fs \(` + devRE + `\): `
+	btrPre  = `^BTRFS (?:emergency|alert|critical|error|warning|notice|info|debug) \(device ` + devRE + `(?: state [A-Za-z]+)?\): `
+)
+
+// rules is the pattern table: the first rule that matches a record decides.
+// Each rule is anchored at the start of the message and requires the
+// device; messages that only follow up on an error already reported (XFS
+// "Please unmount the filesystem", "Unmount and run xfs_repair" alone, hex
+// dumps; btrfs "read error corrected") and reports of errors recorded
+// earlier (ext4 "mounting fs with errors", "error count since last fsck")
+// are deliberately not matched. The formats are those of Linux 6.18 (seen
+// here, see testdata/messages.txt) plus older variants from the kernel
+// sources.
+var rules = []rule{
+	// ext4, fs/ext4/super.c.
+	{fstype: FSExt4, kind: KindError, contains: " comm ", prefix: "EXT4-fs error (device ",
+		re:     regexp.MustCompile(ext4Err + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<comm>.*?): (?P<text>.*)$`),
+		adjust: ext4ErrorKind},
+	{fstype: FSExt4, kind: KindError, contains: ") in ", prefix: "EXT4-fs error (device ",
+		re:     regexp.MustCompile(ext4Err + ` in (?P<func>\w+):\d+: (?P<errstr>.+?)\.?$`),
+		adjust: ext4StdError},
+	{fstype: FSExt4, kind: KindShutdown, contains: "Remounting filesystem read-only", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `Remounting filesystem read-only`)},
+	{fstype: FSExt4, kind: KindShutdown, contains: "shut down requested (", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `shut down requested \(\d+\)`)},
+	{fstype: FSExt4, kind: KindIOError, contains: " writing to inode ", prefix: "EXT4-fs warning (device ",
+		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>ext4_end_bio):\d+: I/O error (?P<bstatus>\d+) writing to inode (?P<inode>\d+)`),
+		adjust: blkStatusNumber},
+	{fstype: FSExt4, kind: KindIOError, byErrno: true, contains: "failed to convert unwritten extents", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `failed to convert unwritten extents to written extents -- potential data loss!\s+\(inode (?P<inode>\d+), error (?P<errno>-?\d+)\)`)},
+	{fstype: FSExt4, kind: KindIOError, contains: "I/O error while writing superblock", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `I/O error while writing superblock`)},
+	{fstype: FSExt4, kind: KindError, byErrno: true, contains: "Delayed block allocation failed", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)`)},
+	// jbd2, fs/jbd2/journal.c and checkpoint.c.
+	{fstype: FSExt4, kind: KindShutdown, prefix: "Aborting journal on device ",
+		re: regexp.MustCompile(`^Aborting journal on device (?P<jdev>\S+?)\.?$`)},
+	{fstype: FSExt4, kind: KindIOError, contains: "I/O error when updating journal superblock", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: I/O error when updating journal superblock for (?P<jdev>\S+?)\.?$`)},
+	{fstype: FSExt4, kind: KindIOError, byErrno: true, contains: " detected when updating journal superblock", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: Error (?P<errno>-?\d+) detected when updating journal superblock for (?P<jdev>\S+?)\.?$`)},
+	{fstype: FSExt4, kind: KindIOError, contains: "Detected IO errors ", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: Detected IO errors (?:\d+ )?while flushing file data on (?P<jdev>\S+?)\.?$`)},
+
+	// XFS, fs/xfs/xfs_fsops.c, xfs_log.c, xfs_error.c, xfs_buf.c, ...
+	{fstype: FSXFS, kind: KindShutdown, contains: "User initiated shutdown", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `User initiated shutdown received\.?$`)},
+	{fstype: FSXFS, kind: KindShutdown, contains: "Shutting down filesystem", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `.*\(0x[0-9a-f]+\) detected at (?P<func>[^\s+]+)\S* .*Shutting down filesystem`)},
+	{fstype: FSXFS, kind: KindShutdown, contains: "Shutting down filesystem", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `.*Shutting down filesystem`)},
+	{fstype: FSXFS, kind: KindShutdown, contains: "shut down due to log error", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Filesystem has been shut down due to log error \(0x[0-9a-f]+\)`)},
+	{fstype: FSXFS, kind: KindShutdown, contains: "xfs_do_force_shutdown(", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `xfs_do_force_shutdown\(0x[0-9a-f]+\) called from line \d+ of file `)},
+	{fstype: FSXFS, kind: KindChecksum, contains: "Metadata CRC error detected at ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Metadata CRC error detected at (?P<func>[^\s+,]+)[^,]*, (?:inode 0x(?P<inohex>[0-9a-f]+)|[\w.]+ block 0x[0-9a-f]+)`)},
+	{fstype: FSXFS, kind: KindCorruption, contains: "Metadata corruption detected at ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Metadata corruption detected at (?P<func>[^\s+,]+)[^,]*, (?:inode 0x(?P<inohex>[0-9a-f]+)|[\w.]+ block 0x[0-9a-f]+)`)},
+	{fstype: FSXFS, kind: KindCorruption, contains: "Corruption detected. Unmount", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Corruption detected\. Unmount and run xfs_repair`)},
+	{fstype: FSXFS, kind: KindCorruption, contains: "Internal error ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Internal error \S+ at line \d+ of file \S+\.\s+Caller (?P<func>[^\s+]+)`)},
+	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "metadata I/O error in \"", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `metadata I/O error in "(?P<func>[^"+]*)[^"]*" at daddr 0x[0-9a-f]+ len \d+ error (?P<errno>\d+)`)},
+	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "metadata I/O error: block ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `metadata I/O error: block 0x[0-9a-f]+ \("(?P<func>[^"+]*)[^"]*"\) error (?P<errno>\d+)`)},
+	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "log I/O error ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `log I/O error (?P<errno>-?\d+)$`)},
+	{fstype: FSXFS, kind: KindIOError, contains: "Failing async write", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Failing async write on buffer block 0x[0-9a-f]+\. Retrying async write\.`)},
+	{fstype: FSXFS, kind: KindIOError, contains: "page discard on page ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `page discard on page \S+, inode 0x(?P<inohex>[0-9a-f]+), pos \d+`)},
+	{fstype: FSXFS, kind: KindCorruption, byErrno: true, contains: "Failed to read root inode ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Failed to read root inode 0x(?P<inohex>[0-9a-f]+), error (?P<errno>\d+)`)},
+	{fstype: FSXFS, kind: KindCorruption, contains: "Uncorrected metadata errors detected", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Uncorrected metadata errors detected; please run xfs_repair`)},
+	{fstype: FSXFS, kind: KindCorruption, contains: "Corruption warning: Metadata has LSN", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Corruption warning: Metadata has LSN \(`)},
+
+	// btrfs, fs/btrfs/*.c.
+	{fstype: FSBtrfs, kind: KindChecksum, contains: "csum failed ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `csum failed (?:root -?\d+ )?ino (?P<inode>\d+) `)},
+	{fstype: FSBtrfs, kind: KindDeviceError, contains: " errs: wr ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `bdev (?P<path>\S+) errs: wr \d+, rd \d+, flush \d+, corrupt \d+, gen \d+`)},
+	{fstype: FSBtrfs, kind: KindChecksum, contains: "checksum verify failed on ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `checksum verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted `)},
+	{fstype: FSBtrfs, kind: KindCorruption, prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:bad tree block start|bad tree block level|bad fsid on|parent transid verify failed on|level verify failed on|tree first key mismatch|tree level mismatch)`)},
+	{fstype: FSBtrfs, kind: KindCorruption, contains: "corrupt ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `corrupt (?:leaf|node)[:,]`)},
+	{fstype: FSBtrfs, kind: KindCorruption, contains: "time tree block corruption detected", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:block=\d+ )?(?:read|write) time tree block corruption detected`)},
+	{fstype: FSBtrfs, kind: KindError, byErrno: true, contains: "Transaction aborted (error ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `Transaction aborted \(error (?P<errno>-?\d+)\)`)},
+	{fstype: FSBtrfs, kind: KindShutdown, contains: "forced readonly", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `forced readonly$`)},
+	{fstype: FSBtrfs, kind: KindChecksum, contains: "checksum error at logical ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?checksum error at logical \d+ on dev (?P<path>[^,\s]+)(?:,? physical \d+,? root \d+,? inode (?P<inode>\d+))?`)},
+	{fstype: FSBtrfs, kind: KindIOError, contains: "i/o error at logical ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?i/o error at logical \d+ on dev (?P<path>[^,\s]+)`)},
+	{fstype: FSBtrfs, kind: KindError, contains: "unable to fixup ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>[^,\s]+)`)},
+	{fstype: FSBtrfs, kind: KindIOError, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>[^\s(]+)(?: \((?P<errno>-?\d+)\))?`)},
+	{fstype: FSBtrfs, kind: KindIOError, byErrno: true, contains: "direct IO failed ino ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `direct IO failed ino (?P<inode>\d+) .*err no (?P<errno>-?\d+)`)},
+	{fstype: FSBtrfs, kind: KindIOError, contains: "error writing primary super block", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `error writing primary super block to device`)},
+	{fstype: FSBtrfs, kind: KindError, contains: "failed to read ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `failed to read [\w ]*tree: (?P<errno>-?\d+)$`)},
+	{fstype: FSBtrfs, kind: KindError, contains: "open_ctree failed", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `open_ctree failed(?::? (?P<errno>-?\d+))?$`)},
+	{fstype: FSBtrfs, kind: KindError, byErrno: true, contains: ": errno=", prefix: "BTRFS: error (device ",
+		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?: state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+)`)},
+
+	// Block layer, block/blk-mq.c (blk_print_req_error; older kernels
+	// prefixed it with the function name) and fs/buffer.c, fs/ext4/page-io.c.
+	{fstype: FSBlock, kind: KindIOError, contains: " error, dev ",
+		re:     regexp.MustCompile(`^(?:blk_update_request: |print_req_error: |end_request: )?(?P<status>I/O|[a-z][a-z ]*[a-z]) error, dev (?P<dev>[^\s,]+), sector (?P<sector>\d+)(?: op 0x[0-9a-f]+:\((?P<op>[A-Z_]+)\))?`),
+		adjust: blkStatusName},
+	{fstype: FSBlock, kind: KindIOError, prefix: "Buffer I/O error on dev",
+		re:     regexp.MustCompile(`^Buffer I/O error on dev(?:ice)? (?P<dev>[^\s,]+), logical block \d+(?P<what>.*)$`),
+		adjust: bufferOp},
+}
+
+// maxTextLen bounds the messages Classify looks at: the kernel stores at
+// most 1 KiB of text per record, so anything longer did not come from it.
+const maxTextLen = 4096
+
+// Classify reports whether the record is a file system or block layer
+// error message of the kernel and, if it is, describes it. Records not
+// logged by the kernel (facility other than 0: written to /dev/kmsg by user
+// space, which anyone with write access to it can do) are never
+// recognised, nor are texts longer than the kernel writes.
+func Classify(r Record) (Message, bool) {
+	if !r.Kernel() || len(r.Message) > maxTextLen {
+		return Message{}, false
+	}
+	text := r.Message
+	for i := range rules {
+		ru := &rules[i]
+		if ru.prefix != "" && !strings.HasPrefix(text, ru.prefix) {
+			continue
+		}
+		if ru.contains != "" && !strings.Contains(text, ru.contains) {
+			continue
+		}
+		sub := ru.re.FindStringSubmatch(text)
+		if sub == nil {
+			continue
+		}
+		groups := make(map[string]string, len(sub))
+		for j, name := range ru.re.SubexpNames() {
+			if name != "" && sub[j] != "" {
+				groups[name] = sub[j]
+			}
+		}
+		m := Message{Record: r, FSType: ru.fstype, Kind: ru.kind, Text: text}
+		if m.fill(groups) && ru.byErrno {
+			if k, ok := errnoKinds[m.Errno]; ok {
+				m.Kind = k
+			}
+		}
+		if ru.adjust != nil {
+			ru.adjust(&m, groups)
+		}
+		if m.Device == "" {
+			continue
+		}
+		return m, true
+	}
+	return Message{}, false
+}
+
+// fill sets the fields of m found in the named groups; it reports whether
+// an errno was found.
+func (m *Message) fill(g map[string]string) bool {
+	m.Device = g["dev"]
+	if j, ok := g["jdev"]; ok {
+		m.Device = journalDevice(j)
+	}
+	m.DevicePath = g["path"]
+	if f, ok := g["func"]; ok {
+		m.Function, _, _ = strings.Cut(f, "+")
+	}
+	if v, ok := g["inode"]; ok {
+		m.Inode, _ = strconv.ParseUint(v, 10, 64)
+	} else if v, ok := g["inohex"]; ok {
+		m.Inode, _ = strconv.ParseUint(v, 16, 64)
+	}
+	m.Op = g["op"]
+	if v, ok := g["sector"]; ok {
+		m.Sector, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if v, ok := g["errno"]; ok {
+		n, err := strconv.ParseInt(strings.TrimPrefix(v, "-"), 10, 32)
+		if err == nil && n > 0 && n < 4096 {
+			m.Errno = syscall.Errno(n)
+			return true
+		}
+	}
+	return false
+}
+
+// journalDevice returns the device of a jbd2 journal name: "loop0-8" (the
+// device and the journal's inode number, for a journal inside the file
+// system) is "loop0"; an external journal is named after its device alone,
+// so the suffix is removed only when what remains is not itself just a
+// prefix that needs it ("dm-3" stays "dm-3").
+func journalDevice(name string) string {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return name
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return name
+		}
+	}
+	if base := name[:i]; base != "dm" {
+		return base
+	}
+	return name
+}
+
+// errnoKinds maps the errno of a message to its kind, for rules with
+// byErrno. EUCLEAN is the kernel's EFSCORRUPTED and EBADMSG its EFSBADCRC.
+var errnoKinds = map[syscall.Errno]Kind{
+	syscall.EIO:     KindIOError,
+	syscall.EUCLEAN: KindCorruption,
+	syscall.EBADMSG: KindChecksum,
+}
+
+// ext4ErrorKind refines the kind of an "EXT4-fs error" message from the
+// words of its text (the part after "comm NAME: ").
+func ext4ErrorKind(m *Message, g map[string]string) {
+	text := strings.ToLower(g["text"])
+	switch {
+	case strings.Contains(text, "abort forced by user"), strings.Contains(text, "detected aborted journal"):
+		m.Kind = KindShutdown
+	case strings.Contains(text, "checksum"), strings.Contains(text, "csum"):
+		m.Kind = KindChecksum
+	case strings.Contains(text, "i/o error"), strings.Contains(text, "io failure"),
+		strings.Contains(text, "error reading"), strings.Contains(text, "reading directory"),
+		strings.Contains(text, "unable to read"), strings.Contains(text, "write back"):
+		m.Kind = KindIOError
+	case strings.Contains(text, "bogus"), strings.Contains(text, "corrupt"),
+		strings.Contains(text, "bad "), strings.Contains(text, "invalid"),
+		strings.Contains(text, "inconsistent"), strings.Contains(text, "mismatch"),
+		strings.Contains(text, "deleted inode"), strings.Contains(text, "not in use"),
+		strings.Contains(text, "out of range"), strings.Contains(text, "unexpected"),
+		strings.Contains(text, "negative"), strings.Contains(text, "overlap"):
+		m.Kind = KindCorruption
+	}
+}
+
+// ext4Errstr maps the error strings of ext4_decode_error to errnos.
+var ext4Errstr = map[string]syscall.Errno{
+	"IO failure":            syscall.EIO,
+	"Out of memory":         syscall.ENOMEM,
+	"Readonly filesystem":   syscall.EROFS,
+	"Journal has aborted":   syscall.EROFS,
+	"Corrupt filesystem":    syscall.EUCLEAN,
+	"Filesystem failed CRC": syscall.EBADMSG,
+}
+
+// ext4StdError completes an "EXT4-fs error (device X) in func:line: errstr"
+// message from its error string.
+func ext4StdError(m *Message, g map[string]string) {
+	s := g["errstr"]
+	if e, ok := ext4Errstr[s]; ok {
+		m.Errno = e
+	} else if v, ok := strings.CutPrefix(s, "error "); ok {
+		if n, err := strconv.ParseInt(strings.TrimPrefix(v, "-"), 10, 32); err == nil && n > 0 && n < 4096 {
+			m.Errno = syscall.Errno(n)
+		}
+	}
+	if k, ok := errnoKinds[m.Errno]; ok {
+		m.Kind = k
+	}
+	if s == "Journal has aborted" {
+		m.Kind = KindShutdown
+	}
+}
+
+// blkStatusNames maps the block layer status names printed by
+// blk_print_req_error (block/blk-core.c, blk_errors) to errnos.
+var blkStatusNames = map[string]syscall.Errno{
+	"I/O":                       syscall.EIO,
+	"operation not supported":   syscall.EOPNOTSUPP,
+	"timeout":                   syscall.ETIMEDOUT,
+	"critical space allocation": syscall.ENOSPC,
+	"recoverable transport":     syscall.ENOLINK,
+	"critical target":           syscall.EREMOTEIO,
+	"critical nexus":            syscall.EBADE,
+	"reservation conflict":      syscall.EBADE,
+	"critical medium":           syscall.ENODATA,
+	"protection":                syscall.EILSEQ,
+	"kernel resource":           syscall.ENOMEM,
+	"device resource":           syscall.EBUSY,
+	"nonblocking retry":         syscall.EAGAIN,
+	"device offline":            syscall.ENODEV,
+	"invalid":                   syscall.EINVAL,
+	"open zones exceeded":       syscall.ETOOMANYREFS,
+	"active zones exceeded":     syscall.EOVERFLOW,
+	"duration limit exceeded":   syscall.ETIME,
+	"dm internal retry":         syscall.EREMCHG,
+}
+
+// blkStatusName sets the errno of a block layer request error from its
+// status name.
+func blkStatusName(m *Message, g map[string]string) {
+	m.Errno = blkStatusNames[g["status"]]
+}
+
+// blkStatusIOErr is BLK_STS_IOERR, the blk_status_t ext4_end_bio prints
+// for an ordinary I/O error.
+const blkStatusIOErr = "10"
+
+// blkStatusNumber sets EIO for an ext4_end_bio message printing
+// BLK_STS_IOERR.
+func blkStatusNumber(m *Message, g map[string]string) {
+	if g["bstatus"] == blkStatusIOErr {
+		m.Errno = syscall.EIO
+	}
+}
+
+// bufferOp sets the operation of a "Buffer I/O error" message from its
+// tail (", lost async page write", ", async page read").
+func bufferOp(m *Message, g map[string]string) {
+	switch w := g["what"]; {
+	case strings.Contains(w, "write"):
+		m.Op = "WRITE"
+	case strings.Contains(w, "read"):
+		m.Op = "READ"
+	}
+}
