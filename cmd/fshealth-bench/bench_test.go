@@ -72,3 +72,64 @@ func BenchmarkAppendJSON(b *testing.B) {
 	}
 	b.SetBytes(int64(len(line)))
 }
+
+func TestLogFields(t *testing.T) {
+	line := []byte(`time=2026-11-23T23:00:44.893Z level=ERROR msg="EUCLEAN on /dev/loop1 (\"x y\")" message_id=abc kind=error event_id=01JX error_count=17 device=/dev/loop1 mountpoint="/tmp/a b"`)
+	got := logFields(line, "kind", "error_count", "device", "mountpoint", "msg")
+	want := map[string]string{"kind": "error", "error_count": "17", "device": "/dev/loop1", "mountpoint": "/tmp/a b", "msg": `EUCLEAN on /dev/loop1 ("x y")`}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("logFields[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, ok := got["event_id"]; ok {
+		t.Errorf("logFields returned a key it was not asked for")
+	}
+}
+
+func TestIsDaemonWarning(t *testing.T) {
+	for line, want := range map[string]bool{
+		`time=x level=WARN msg="alert delivery failed; will retry" channel=bench`:        true,
+		`time=x level=ERROR msg="EUCLEAN on /dev/loop1" kind=error event_id=1 errno=117`: false,
+		`time=x level=ERROR msg="critical alert" alert_id=abc-1 alert_type=error`:        false,
+		`time=x level=INFO msg=ready filesystems=1`:                                      false,
+	} {
+		if got := isDaemonWarning([]byte(line)); got != want {
+			t.Errorf("isDaemonWarning(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	m := parseMetrics([]byte(`# HELP h x
+# TYPE h histogram
+h_bucket{le="0.001"} 10
+h_bucket{le="0.004"} 90
+h_bucket{le="+Inf"} 100
+h_sum 0.25
+h_count 100
+other{channel="a"} 3
+other{channel="b"} 4
+`))
+	if s := m.sum("other"); s != 7 {
+		t.Errorf("sum(other) = %v, want 7", s)
+	}
+	h := m.histogram("h")
+	if len(h.bounds) != 3 || h.count != 100 || h.sum != 0.25 {
+		t.Fatalf("histogram = %+v", h)
+	}
+	// The 50th observation is 40 of the 80 in (0.001, 0.004].
+	if q := h.quantile(0.5); q < 0.00249 || q > 0.00251 {
+		t.Errorf("quantile(0.5) = %v, want 0.0025", q)
+	}
+	d := h.minus(histogram{bounds: h.bounds, counts: []float64{10, 10, 10}, sum: 0.01, count: 10})
+	if d.count != 90 || d.counts[0] != 0 || d.counts[1] != 80 || d.counts[2] != 90 {
+		t.Errorf("minus = %+v", d)
+	}
+}
+
+func TestTOMLString(t *testing.T) {
+	if got, want := tomlString("/tmp/a \"b\"\\c\n"), `"/tmp/a \"b\"\\c\u000A"`; got != want {
+		t.Errorf("tomlString = %s, want %s", got, want)
+	}
+}

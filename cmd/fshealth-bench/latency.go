@@ -110,11 +110,23 @@ type scratch struct {
 // newScratch creates an ext4 image of size bytes in dir, mounts it on
 // dir/mnt with errors=continue and opens its trigger_fs_error.
 func newScratch(dir string, size int64) (*scratch, error) {
+	s, err := newScratchAt(dir, filepath.Join(dir, "mnt"), size)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("scratch: %s on %s (%s, errors=continue), errors raised through %s\n",
+		filepath.Base(s.im.File), s.im.Mountpoint, s.im.Dev, s.triggerPath())
+	return s, nil
+}
+
+// newScratchAt creates an ext4 image of size bytes in dir, mounts it on
+// mountpoint with errors=continue and opens its trigger_fs_error.
+func newScratchAt(dir, mountpoint string, size int64) (*scratch, error) {
 	im, err := loopfs.Create(dir, "ext4", size)
 	if err != nil {
 		return nil, err
 	}
-	if err := im.Mount(filepath.Join(dir, "mnt"), "errors=continue"); err != nil {
+	if err := im.Mount(mountpoint, "errors=continue"); err != nil {
 		im.Remove()
 		return nil, err
 	}
@@ -124,10 +136,10 @@ func newScratch(dir string, size int64) (*scratch, error) {
 		im.Remove()
 		return nil, fmt.Errorf("opening %s: %w", trigger, err)
 	}
-	fmt.Printf("scratch: %s on %s (%s, errors=continue), errors raised through %s\n",
-		filepath.Base(im.File), im.Mountpoint, im.Dev, trigger)
 	return &scratch{im: im, triggerFD: tfd}, nil
 }
+
+func (s *scratch) triggerPath() string { return filepath.Join(s.im.SysfsDir(), "trigger_fs_error") }
 
 // trigger raises one ext4 error (EUCLEAN) on the scratch file system.
 func (s *scratch) trigger() error {

@@ -2,11 +2,19 @@
 // errors.
 //
 //	fshealth-bench latency [-n 1000] [--fshealth PATH] [--baseline]
+//	fshealth-bench stages [-n 1000]
+//	fshealth-bench daemon-latency [-n 500] [--fshealth PATH]
+//	fshealth-bench storm [-fs 32] [-errors 5000] [--fshealth PATH]
+//	fshealth-bench idle [-for 60s] [--fshealth PATH]
 //
-// It needs root: it mounts a scratch ext4 image on a loop device, raises real
-// errors through /sys/fs/ext4/<dev>/trigger_fs_error, and times each one from
-// just before the write(2) that raises it to the moment the bench has read
-// the line `fshealth watch --json` printed for it. See bench/README.md.
+// It needs root: it mounts scratch ext4 images on loop devices and raises
+// real errors through /sys/fs/ext4/<dev>/trigger_fs_error. latency times
+// each error from just before the write(2) that raises it to the moment the
+// bench has read the line `fshealth watch --json` printed for it;
+// daemon-latency to the moment the bench's webhook receiver has the alert
+// `fshealth daemon` sent for it; storm floods many file systems and checks
+// that the daemon accounts for every error; idle watches an idle daemon's
+// memory and wake-ups. See bench/README.md.
 package main
 
 import (
@@ -24,6 +32,9 @@ import (
 
 const usage = `usage: fshealth-bench latency [flags]
        fshealth-bench stages [flags]
+       fshealth-bench daemon-latency [flags]
+       fshealth-bench storm [flags]
+       fshealth-bench idle [flags]
 
 latency measures the end-to-end latency of fshealth: it raises N real ext4
 errors on a scratch file system, one at a time, and times each from just
@@ -34,7 +45,23 @@ reader (bench/minreader.c) the same way and compares.
 stages runs fshealth's pipeline (fanotify read, enrich, JSON, write) inside
 the bench with a timestamp between steps, to show where the time goes.
 
-Both need root. Everything runs in a private mount namespace and is cleaned
+daemon-latency starts the real 'fshealth daemon' (history in a scratch state
+directory, one webhook to a receiver inside the bench, anti-flood off so that
+every error is alerted) and times each of N errors from just before the
+write(2) to trigger_fs_error to the moment the receiver has the webhook
+request carrying that error's event. It also reports the daemon's history
+commit time (fshealth_history_commit_duration_seconds).
+
+storm mounts -fs scratch file systems, has the daemon watch them all, raises
+-errors errors on each as fast as it can (one goroutine per file system),
+waits until the daemon has recorded and alerted everything, and checks that
+every error is accounted for: in the history, per file system, and in the
+alerts (one first alert per incident, then digests whose counts add up).
+
+idle starts the daemon on one scratch file system and, for -for, measures
+its memory and its wake-ups (context switches of all its threads).
+
+All need root. Everything runs in a private mount namespace and is cleaned
 up on exit, interrupted or not.
 
 Flags:
@@ -49,6 +76,29 @@ type options struct {
 	timeout  time.Duration
 	size     int64
 	pin      string
+
+	// daemon subcommands
+	channels    string        // daemon-latency, storm: "all" or "webhook"
+	gap         time.Duration // daemon-latency: pause between errors
+	fsCount     int           // storm
+	errors      int           // storm
+	window      time.Duration // storm: [flood] window
+	reminderMax time.Duration // storm: [flood] reminder_max
+	deadline    time.Duration // storm: how long to wait for the daemon to catch up
+	idleFor     time.Duration // idle
+	settle      time.Duration // idle: wait after READY=1 before measuring
+	strace      time.Duration // idle: strace the daemon this long after measuring
+	watchdog    time.Duration // idle: WATCHDOG_USEC for the daemon (0: none)
+}
+
+// subcommands maps each subcommand to its function, which runs inside the
+// private mount namespace with dir as its scratch directory.
+var subcommands = map[string]func(ctx context.Context, opt *options, dir string) (bool, error){
+	"latency":        latency,
+	"stages":         stages,
+	"daemon-latency": daemonLatency,
+	"storm":          storm,
+	"idle":           idle,
 }
 
 // mountnsEnv marks the re-executed process running in the private mount
@@ -69,7 +119,7 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) == 0 || (args[0] != "latency" && args[0] != "stages") {
+	if len(args) == 0 || subcommands[args[0]] == nil {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(os.Stdout, usage)
 			newFlags(&options{}, os.Stdout).PrintDefaults()
@@ -91,8 +141,28 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "fshealth-bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch args[0] {
+	case "daemon-latency":
+		if !set["n"] {
+			opt.n = 500
+		}
+	case "storm":
+		if !set["size"] {
+			opt.size = 16 << 20
+		}
+	}
 	if opt.n < 1 || opt.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "fshealth-bench: -n must be at least 1 and -warmup not negative")
+		return 2
+	}
+	if opt.fsCount < 1 || opt.errors < 1 || opt.idleFor <= 0 || opt.settle < 0 || opt.window < 0 || opt.reminderMax < 0 || opt.deadline <= 0 || opt.strace < 0 || opt.gap < 0 || opt.watchdog < 0 {
+		fmt.Fprintln(os.Stderr, "fshealth-bench: -fs and -errors must be at least 1, -for and -deadline positive, -settle, -window, -reminder-max, -strace, -gap and -watchdog not negative")
+		return 2
+	}
+	if opt.channels != "all" && opt.channels != "webhook" {
+		fmt.Fprintf(os.Stderr, "fshealth-bench: -channels %q: want all or webhook\n", opt.channels)
 		return 2
 	}
 	if dir := os.Getenv(mountnsEnv); dir != "" {
@@ -100,11 +170,7 @@ func run(args []string) int {
 		defer stop()
 		var ok bool
 		var err error
-		if args[0] == "stages" {
-			ok, err = stages(ctx, &opt, dir)
-		} else {
-			ok, err = latency(ctx, &opt, dir)
-		}
+		ok, err = subcommands[args[0]](ctx, &opt, dir)
 		if err != nil {
 			if ctx.Err() != nil {
 				fmt.Fprintf(os.Stderr, "fshealth-bench: interrupted (%v); cleaned up\n", err)
@@ -136,13 +202,24 @@ func newFlags(opt *options, out io.Writer) *flag.FlagSet {
 		fmt.Fprint(out, usage)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&opt.n, "n", 1000, "number of measured errors")
+	fs.IntVar(&opt.n, "n", 1000, "number of measured errors (daemon-latency: default 500)")
 	fs.IntVar(&opt.warmup, "warmup", 20, "number of errors raised and discarded before measuring")
-	fs.StringVar(&opt.fshealth, "fshealth", "", "latency: fshealth binary (default: fshealth next to this binary, else ./bin/fshealth, else go build ./cmd/fshealth)")
+	fs.StringVar(&opt.fshealth, "fshealth", "", "latency and the daemon subcommands: fshealth binary (default: fshealth next to this binary, else ./bin/fshealth, else go build ./cmd/fshealth)")
 	fs.BoolVar(&opt.baseline, "baseline", false, "latency: also measure bench/minreader.c, a minimal C reader, and compare")
 	fs.DurationVar(&opt.timeout, "timeout", 5*time.Second, "how long to wait for the event of one error")
-	fs.Int64Var(&opt.size, "size", 64<<20, "scratch ext4 image size in bytes")
+	fs.Int64Var(&opt.size, "size", 64<<20, "scratch ext4 image size in bytes (storm: default 16 MiB each)")
 	fs.StringVar(&opt.pin, "pin", "none", "latency: CPU placement: none, same (bench and reader on one CPU) or cross (on two CPUs)")
+	fs.StringVar(&opt.channels, "channels", "all", "daemon-latency, storm: alert channels: all (the default rule: journal and the webhook) or webhook (a rule sending to the webhook only)")
+	fs.DurationVar(&opt.gap, "gap", 0, "daemon-latency: pause between one error's alert and the next error (0: none, back to back)")
+	fs.IntVar(&opt.fsCount, "fs", 32, "storm: number of scratch file systems")
+	fs.IntVar(&opt.errors, "errors", 5000, "storm: errors raised on each file system")
+	fs.DurationVar(&opt.window, "window", 2*time.Second, "storm: the daemon's [flood] window (digests come when it closes)")
+	fs.DurationVar(&opt.reminderMax, "reminder-max", 8*time.Second, "storm: the daemon's [flood] reminder_max (caps the doubling digest window)")
+	fs.DurationVar(&opt.deadline, "deadline", 5*time.Minute, "storm: how long to wait for the daemon to record and alert everything")
+	fs.DurationVar(&opt.idleFor, "for", 60*time.Second, "idle: how long to measure")
+	fs.DurationVar(&opt.settle, "settle", 5*time.Second, "idle: how long to wait after READY=1 before measuring")
+	fs.DurationVar(&opt.watchdog, "watchdog", 0, "idle: run the daemon as under systemd's WatchdogSec=D (sets WATCHDOG_USEC; dist/fshealth.service has 30s; 0: no watchdog)")
+	fs.DurationVar(&opt.strace, "strace", 0, "idle: after measuring, trace the daemon's system calls with strace -f -tt for this long and print them (0: do not)")
 	return fs
 }
 
