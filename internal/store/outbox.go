@@ -170,7 +170,7 @@ SELECT channel,
 	count(*) FILTER (WHERE state = 'failed'),
 	coalesce(min(created) FILTER (WHERE state = 'pending'), 0),
 	coalesce((SELECT last_error FROM outbox AS o
-		WHERE o.channel = outbox.channel AND o.state <> 'delivered' AND o.last_error <> ''
+		WHERE o.channel = outbox.channel AND o.state IN ('pending', 'failed') AND o.last_error <> ''
 		ORDER BY o.id DESC LIMIT 1), '')
 FROM outbox WHERE state IN ('pending', 'failed') GROUP BY channel ORDER BY channel`)
 	if err != nil {

@@ -545,7 +545,7 @@ func TestOutbox(t *testing.T) {
 	// x3 (id4) is the newest row with an error after this retry.
 	s.MarkRetry(ctx, id4, t0.Add(3*time.Hour), "timeout")
 	if bl, _ := s.Backlog(ctx); bl[0].LastError != "timeout" {
-		t.Errorf("backlog last error %q", bl[1].LastError)
+		t.Errorf("backlog last error %q", bl[0].LastError)
 	}
 
 	// Finished rows cannot be marked again; unknown ones are not found.
