@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -46,6 +45,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/notify"
 )
 
 // Defaults and fixed values.
@@ -452,18 +452,11 @@ func responseText(b []byte) string {
 
 // transportError describes a failed round trip without the request URL.
 func (n *Notifier) transportError(ctx context.Context, err error, took time.Duration) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
+	msg, raw := notify.TransportError(ctx, err, took, n.timeout)
+	if !raw {
+		return msg
 	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Sprintf("timed out after %s (timeout %s)", took.Round(time.Millisecond), n.timeout)
-	}
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	return n.scrub(cleanLine(err.Error(), 300))
+	return n.scrub(cleanLine(msg, 300))
 }
 
 // errorf returns an error that names the channel.

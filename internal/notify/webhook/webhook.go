@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/notify"
 )
 
 // Defaults.
@@ -338,18 +338,11 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 // transportError describes a failed round trip without the request URL
 // (which net/http would show unredacted).
 func (n *Notifier) transportError(ctx context.Context, err error, took time.Duration) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
+	msg, raw := notify.TransportError(ctx, err, took, n.timeout)
+	if !raw {
+		return msg
 	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Sprintf("timed out after %s (timeout %s)", took.Round(time.Millisecond), n.timeout)
-	}
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	return cleanLine(n.scrub(err.Error()), 300)
+	return cleanLine(n.scrub(msg), 300)
 }
 
 // errorf returns an error naming the channel.
