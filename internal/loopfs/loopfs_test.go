@@ -245,7 +245,12 @@ func TestTriggerError(t *testing.T) {
 	if err := im.TriggerError(""); err == nil {
 		t.Error("TriggerError with an empty message: no error")
 	}
+	// ext4 publishes the count from a kernel worker shortly after the
+	// write returns: wait for it (bounded) before checking it.
 	after, err := im.ErrorsCount()
+	for deadline := time.Now().Add(5 * time.Second); err == nil && after == before && time.Now().Before(deadline); after, err = im.ErrorsCount() {
+		time.Sleep(time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
