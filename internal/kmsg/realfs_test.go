@@ -530,6 +530,14 @@ func TestRealBlockAndExt4IOErrors(t *testing.T) {
 	}
 	ino := inode(t, newFile)
 	syncfs(inner.Mountpoint)
-	c.waitFor("ext4 data write error", nil, and(is(FSExt4, inner.Name, KindIOError), func(m Message) bool { return m.Inode == ino }))
+	// Which write fails first is the kernel's choice: the file's data
+	// ("I/O error 10 writing to inode N") or the journal, after which
+	// the data's delayed allocation fails instead ("Delayed block
+	// allocation failed for inode N ... with error 30"). Either way a
+	// message names the file's inode.
+	c.waitFor("ext4 error naming the written inode", nil, func(m Message) bool {
+		return m.FSType == FSExt4 && m.Device == inner.Name && m.Inode == ino &&
+			(m.Kind == KindIOError || strings.Contains(m.Text, "Delayed block allocation failed"))
+	})
 	c.waitFor("jbd2 abort", func() { syncfs(inner.Mountpoint) }, is(FSExt4, inner.Name, KindShutdown))
 }
