@@ -42,7 +42,18 @@ type Options struct {
 	Start Start
 	// Seq is the first sequence number to read with StartSeq.
 	Seq uint64
+	// NoWait, for Open, makes Next return an error wrapping ErrNoRecord
+	// at once when nothing is ready to be read, instead of waiting. The
+	// caller waits for the descriptor (Fd) to become readable itself, with
+	// poll(2): this lets one goroutine drain the kernel log on demand,
+	// for instance right before it handles an event the kernel reported
+	// elsewhere, so that what the kernel logged first is read first.
+	NoWait bool
 }
+
+// ErrNoRecord is returned (wrapped) by Next on a Reader opened with
+// Options.NoWait when no record is ready to be read.
+var ErrNoRecord = errors.New("no kernel log record ready")
 
 // Item is what Reader.Next returns: a Record or a Gap.
 type Item interface {
@@ -88,7 +99,7 @@ const readBufferSize = 32 << 10
 // a pending Next return.
 type Reader struct {
 	src      io.Reader
-	file     *os.File // the file opened by Open, else nil
+	fd       int      // the descriptor opened by Open, else -1
 	stream   bool     // records may span reads (regular files)
 	buf      []byte
 	partial  []byte // stream mode: bytes of records not yet complete
@@ -152,11 +163,46 @@ func Open(path string, opts Options) (*Reader, error) {
 			return nil, &os.PathError{Op: "seek", Path: path, Err: err}
 		}
 	}
+	if opts.NoWait {
+		r := newReader(&rawFile{fd: fd, path: path}, opts)
+		r.fd, r.stream = fd, stream
+		return r, nil
+	}
 	f := os.NewFile(uintptr(fd), path)
 	r := newReader(f, opts)
-	r.file, r.stream = f, stream
+	r.fd, r.stream = fd, stream
 	return r, nil
 }
+
+// rawFile reads a non-blocking descriptor directly, without the Go runtime
+// poller: a read that would block fails with ErrNoRecord.
+type rawFile struct {
+	fd   int
+	path string
+}
+
+func (f *rawFile) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(f.fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, ErrNoRecord
+		case err != nil:
+			return 0, &os.PathError{Op: "read", Path: f.path, Err: err}
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f *rawFile) Close() error { return unix.Close(f.fd) }
+
+// Fd returns the descriptor of a Reader made by Open, for poll(2), or -1
+// for one made by NewReader. It stays valid until Close.
+func (r *Reader) Fd() int { return r.fd }
 
 // NewReader returns a Reader of records from src, which must behave like
 // /dev/kmsg: each Read returns one or more whole records (never part of
@@ -171,7 +217,7 @@ func NewReader(src io.Reader, opts Options) *Reader {
 
 // newReader returns a Reader of src in record mode.
 func newReader(src io.Reader, opts Options) *Reader {
-	r := &Reader{src: src, buf: make([]byte, readBufferSize)}
+	r := &Reader{src: src, fd: -1, buf: make([]byte, readBufferSize)}
 	if opts.Start == StartSeq {
 		r.next, r.haveNext, r.skipping = opts.Seq, true, true
 	}
