@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/ext4"
 )
 
@@ -26,6 +27,13 @@ const (
 	// (ext4's superblock) that were never reported: they happened while
 	// fshealth was not running, or the file system was mounted elsewhere.
 	SourceRecorded = "recorded"
+	// SourceKmsg marks errors found only in the kernel log (/dev/kmsg):
+	// on file systems, or of kinds, for which the kernel sends no
+	// FAN_FS_ERROR (XFS before Linux 7.0, btrfs, the block layer).
+	SourceKmsg = "kmsg"
+	// SourceBtrfs marks increases of a btrfs device's error counters
+	// (write, read, flush, corruption, generation).
+	SourceBtrfs = "btrfs-counters"
 )
 
 // TimeLayout is RFC 3339 with nanoseconds, always nine digits.
@@ -83,6 +91,12 @@ type Event struct {
 
 	// Ext4 is the file system's recorded error state, for ext4.
 	Ext4 *ext4.State `json:"ext4,omitempty"`
+	// Btrfs is the device error counter that went up, for SourceBtrfs.
+	Btrfs *btrfs.Increase `json:"btrfs,omitempty"`
+
+	// KernelMessage is the kernel log message about this error, as the
+	// kernel logged it (non-printable bytes escaped as \xNN).
+	KernelMessage string `json:"kernel_message,omitempty"`
 
 	// Message is a human explanation, e.g. for overflow events.
 	Message string `json:"message,omitempty"`

@@ -85,6 +85,19 @@ func AppendText(b []byte, e *Event) []byte {
 			b = fmt.Appendf(b, " block %d", l.Block)
 		}
 	}
+	if e.Btrfs != nil {
+		b = append(b, "; btrfs device "...)
+		b = strconv.AppendUint(b, e.Btrfs.DevID, 10)
+		if e.Btrfs.Path != "" {
+			b = append(b, ' ')
+			b = append(b, Safe(e.Btrfs.Path)...)
+		}
+		b = fmt.Appendf(b, " %s errors %d -> %d", e.Btrfs.Counter, e.Btrfs.From, e.Btrfs.To)
+	}
+	if e.KernelMessage != "" {
+		b = append(b, "; kernel: "...)
+		b = append(b, strconv.Quote(e.KernelMessage)...)
+	}
 	return append(b, '\n')
 }
 
