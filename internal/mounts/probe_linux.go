@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/sys"
 )
 
@@ -54,6 +55,13 @@ func Probe(fs *Filesystem, sysRoot string) (*Info, error) {
 			info.Label = l
 		}
 		unix.Close(fd)
+	}
+	if info.UUID == "" && fs.FSType == "btrfs" {
+		// btrfs answers no FS_IOC_GETFSUUID and has no block device of
+		// its own (st_dev is an anonymous device): ask it.
+		if u, _, err := btrfs.Stats(path, sysRoot); err == nil {
+			info.UUID = u
+		}
 	}
 	if info.UUID == "" && info.KernelName != "" {
 		if u, err := SuperblockUUID(fs.FSType, info.Device); err == nil {
