@@ -108,6 +108,9 @@ func (w *Watcher) rescan() {
 			ch.Added = append(ch.Added, w.watched[len(w.watched)-1])
 		}
 	}
+	if !ch.empty() && w.klog != nil {
+		w.indexKernelNames()
+	}
 	if !ch.empty() && w.cfg.OnChange != nil {
 		w.cfg.OnChange(ch)
 	}

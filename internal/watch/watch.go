@@ -18,8 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/kmsg"
 	"github.com/fshealth/fshealth/internal/mounts"
 )
 
@@ -43,6 +45,26 @@ type Config struct {
 	// OnChange, if set, is called (from Run's goroutine) when file systems
 	// start or stop being watched or their mount points change.
 	OnChange func(Change)
+
+	// KernelLog makes the watcher read the kernel log as a second source
+	// of errors (see kernelLog): messages are attached to fanotify events
+	// as their kernel_message, errors only the kernel log reports become
+	// events with source "kmsg", and btrfs device error counters are
+	// read when btrfs logs an error. If the log cannot be opened, the
+	// watcher logs why and goes on without it.
+	KernelLog bool
+	// KernelLogPath is the kernel log device; kmsg.DefaultPath if empty.
+	KernelLogPath string
+	// KernelLogHold is how long a kernel log message waits for a
+	// FAN_FS_ERROR event of its file system before it is reported on its
+	// own; DefaultKernelLogHold if zero.
+	KernelLogHold time.Duration
+	// BtrfsRestore, if set, returns the btrfs error counters saved for a
+	// file system (by its UUID) before this run, or nil: increases since
+	// are reported when the file system is first seen. BtrfsSave is
+	// called with the counters whenever they are read anew.
+	BtrfsRestore func(fsUUID string) []btrfs.DeviceStats
+	BtrfsSave    func(fsUUID string, devs []btrfs.DeviceStats)
 }
 
 // Change says how the set of watched file systems changed.
@@ -81,6 +103,11 @@ type Watcher struct {
 	// detached are unmounted file systems kept in the registry, oldest
 	// first, so that late events of a lazily unmounted one still enrich.
 	detached []*enrich.Filesystem
+	// klog is the kernel log source; nil when not reading it.
+	klog *kernelLog
+	// btrfsPending are btrfs counter events found outside a read of the
+	// kernel log, delivered with the next batch.
+	btrfsPending []event.Event
 
 	mu      sync.Mutex
 	running bool
@@ -114,6 +141,20 @@ func New(cfg Config) (*Watcher, error) {
 	if err := w.markAll(); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if cfg.KernelLog {
+		path := cfg.KernelLogPath
+		if path == "" {
+			path = kmsg.DefaultPath
+		}
+		klog, err := openKernelLog(path, cfg.SysRoot, cfg.KernelLogHold)
+		if err != nil {
+			w.log.Warn("not reading the kernel log: errors that only it reports (XFS before Linux 7.0, btrfs, the block layer) will be missed", "err", err)
+		} else {
+			w.klog = klog
+			w.indexKernelNames()
+			w.log.Info("reading the kernel log", "path", path)
+		}
 	}
 	if cfg.FollowMounts != FollowOff {
 		src, mode, err := openMountSource(cfg.FollowMounts, cfg.ProcRoot)
@@ -202,10 +243,32 @@ func (w *Watcher) markPaths(fss []*mounts.Filesystem) error {
 			}
 		}
 		if fs == nil {
+			// A btrfs subvolume (the top level included) has a device
+			// number of its own, not the superblock's that mountinfo
+			// shows: find the file system by the path's mount instead.
+			fs = byMountID(fss, p)
+		}
+		if fs == nil {
 			return fmt.Errorf("cannot watch %s: its file system (device %d:%d) is not in the mount table", p, unix.Major(st.Dev), unix.Minor(st.Dev))
 		}
 		if err := w.mark(fs, p); err != nil {
 			return fmt.Errorf("cannot watch %s: %s", p, reason(err))
+		}
+	}
+	return nil
+}
+
+// byMountID returns the file system of the mount that path is on, or nil.
+func byMountID(fss []*mounts.Filesystem, path string) *mounts.Filesystem {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return nil
+	}
+	for _, f := range fss {
+		for _, m := range f.Mounts {
+			if uint64(m.ID) == stx.Mnt_id {
+				return f
+			}
 		}
 	}
 	return nil
@@ -271,6 +334,25 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if k := w.klog; k != nil {
+		stopPoll := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := k.poll(w.wakeForKernelLog, stopPoll); err != nil {
+				w.log.Error("waiting for the kernel log failed; it is no longer read", "err", err)
+			}
+		}()
+		defer func() {
+			close(stopPoll)
+			k.stopPoll()
+			<-done
+			k.close()
+		}()
+		if len(w.btrfsPending) > 0 {
+			w.wakeForKernelLog()
+		}
+	}
 
 	buf := make([]byte, fanotify.ReadBufferSize)
 	raws := make([]fanotify.Event, 0, 64)
@@ -291,6 +373,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 			for _, f := range calls {
 				f()
 			}
+			if k := w.klog; k != nil && (k.wanted.Swap(false) || len(w.btrfsPending) > 0) {
+				out = w.kernelLogDue(w.readKernelLog(out[:0]))
+				select {
+				case k.drained <- struct{}{}:
+				default:
+				}
+				if len(out) > 0 {
+					if err := w.cfg.Sink(out); err != nil {
+						return err
+					}
+				}
+			}
 			continue
 		}
 		if err != nil {
@@ -306,12 +400,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.log.Error("undecodable fanotify data: events may have been lost", "err", err)
 		}
 		out = out[:0]
+		if w.klog != nil {
+			// What the kernel logged before it reported the errors is
+			// read first, to be attached to their events.
+			out = w.readKernelLog(out)
+		}
+		now := time.Now()
 		for i := range raws {
 			out = append(out, event.Event{})
-			w.enricher.Enrich(&raws[i], &out[len(out)-1])
+			ev := &out[len(out)-1]
+			w.enricher.Enrich(&raws[i], ev)
 			if raws[i].IsOverflow() {
 				w.log.Error("fanotify queue overflow: file system errors were lost")
+			} else if w.klog != nil {
+				if fs := w.registry.Lookup(raws[i].FID.FSID); fs != nil {
+					w.klog.corr.claim(ev, fs, now)
+				}
 			}
+		}
+		if w.klog != nil {
+			out = w.kernelLogDue(out)
 		}
 		if len(out) > 0 {
 			if err := w.cfg.Sink(out); err != nil {
@@ -334,5 +442,8 @@ func (w *Watcher) Close() {
 	w.group.Close()
 	if !w.running {
 		w.registry.Close()
+		if w.klog != nil {
+			w.klog.close()
+		}
 	}
 }

@@ -48,13 +48,21 @@ type collector struct {
 // test ends.
 func start(t *testing.T, paths []string, gated bool) *collector {
 	t.Helper()
+	return startConfig(t, Config{Paths: paths}, gated)
+}
+
+// startConfig is start with more of the watcher's configuration; its
+// Logger and Sink are the collector's.
+func startConfig(t *testing.T, cfg Config, gated bool) *collector {
+	t.Helper()
 	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}}
 	if gated {
 		c.gate = make(chan struct{})
 	}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, c.log}, nil))
-	w, err := New(Config{Paths: paths, Logger: logger, Sink: func(evs []event.Event) error {
+	cfg.Logger = logger
+	cfg.Sink = func(evs []event.Event) error {
 		if c.gate != nil {
 			<-c.gate
 		}
@@ -65,7 +73,8 @@ func start(t *testing.T, paths []string, gated bool) *collector {
 			c.events <- e
 		}
 		return nil
-	}})
+	}
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

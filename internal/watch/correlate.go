@@ -1,0 +1,237 @@
+package watch
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/kmsg"
+)
+
+// DefaultKernelLogHold is how long a kernel log message waits for a
+// FAN_FS_ERROR event of its file system before it is reported on its own.
+const DefaultKernelLogHold = 2 * time.Second
+
+// kernelMsg is a classified kernel log message about a known file system.
+type kernelMsg struct {
+	kmsg.Message
+	fs *enrich.Filesystem
+	// at is when fshealth read the message.
+	at time.Time
+}
+
+// correlator decides, for each kernel log message about a file system,
+// whether it belongs to an error that fanotify reports too — then it is
+// attached to that event as its kernel_message, or dropped if the event
+// has already gone — or is an error only the kernel log knows of, which
+// becomes an event with source "kmsg" of its own. One error is never
+// reported twice.
+//
+// The rule is a time window per file system: messages and FAN_FS_ERROR
+// events of one file system within hold of each other describe the same
+// trouble. A message read before the event (the kernel logs before it
+// notifies, and the watcher reads the kernel log before each batch of
+// events) waits up to hold for it; a message read up to hold after an event
+// of its file system is taken as part of that event. Messages that ext4
+// logs on its own error path ("EXT4-fs error ...") always come with a
+// FAN_FS_ERROR event and are counted in ext4's errors_count, so they never
+// become events of their own: if their event was lost to a queue
+// overflow, reconciliation reports them.
+//
+// A correlator is not safe for concurrent use: the watcher's reader
+// goroutine owns it.
+type correlator struct {
+	hold    time.Duration
+	pending []kernelMsg
+	// lastEvent is when each file system last had a fanotify event (or an
+	// increase of its error counters).
+	lastEvent map[*enrich.Filesystem]time.Time
+}
+
+func newCorrelator(hold time.Duration) *correlator {
+	if hold <= 0 {
+		hold = DefaultKernelLogHold
+	}
+	return &correlator{hold: hold, lastEvent: map[*enrich.Filesystem]time.Time{}}
+}
+
+// message takes a new message. It returns false when the message came
+// within hold after an event of its file system, and is dropped as part of
+// that event.
+func (c *correlator) message(m kernelMsg) bool {
+	if t, ok := c.lastEvent[m.fs]; ok && m.at.Sub(t) <= c.hold {
+		return false
+	}
+	c.pending = append(c.pending, m)
+	return true
+}
+
+// claim is called for each event fanotify (or the btrfs error counters)
+// reported for fs, at now: the pending message of fs that fits ev best is
+// attached to it as its kernel message, unless ev has one, and every
+// pending message of fs is consumed.
+func (c *correlator) claim(ev *event.Event, fs *enrich.Filesystem, now time.Time) {
+	c.lastEvent[fs] = now
+	best, bestScore := -1, -1
+	for i := range c.pending {
+		if c.pending[i].fs != fs {
+			continue
+		}
+		if s := fitness(&c.pending[i], ev); s > bestScore {
+			best, bestScore = i, s
+		}
+	}
+	if best < 0 {
+		return
+	}
+	if ev.KernelMessage == "" {
+		ev.KernelMessage = c.pending[best].Text
+	}
+	kept := c.pending[:0]
+	for _, m := range c.pending {
+		if m.fs != fs {
+			kept = append(kept, m)
+		}
+	}
+	clear(c.pending[len(kept):])
+	c.pending = kept
+}
+
+// fitness scores how well m describes ev: the same inode first, then the
+// same kind of error, then a message of the file system over one of the
+// block layer. Ties go to the earlier message.
+func fitness(m *kernelMsg, ev *event.Event) int {
+	s := 0
+	if ev.Inode != nil && m.Inode == *ev.Inode {
+		s += 4
+	}
+	if m.Errno != 0 && int(m.Errno) == ev.Errno || kindErrno(m.Kind) == syscall.Errno(ev.Errno) {
+		s += 2
+	}
+	if m.FSType != kmsg.FSBlock {
+		s++
+	}
+	return s
+}
+
+// due returns, appended to out, the events of the messages that waited
+// hold without an event of their file system — one event per file system
+// and kind of error, counting the messages — and when the next pending
+// message falls due (zero if none is pending).
+func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.Time) {
+	for fs, t := range c.lastEvent {
+		if now.Sub(t) > c.hold {
+			delete(c.lastEvent, fs)
+		}
+	}
+	var next time.Time
+	type key struct {
+		fs   *enrich.Filesystem
+		kind kmsg.Kind
+	}
+	groups := map[key]int{} // index in out
+	kept := c.pending[:0]
+	for _, m := range c.pending {
+		deadline := m.at.Add(c.hold)
+		if deadline.After(now) {
+			kept = append(kept, m)
+			if next.IsZero() || deadline.Before(next) {
+				next = deadline
+			}
+			continue
+		}
+		if ext4OwnError(&m.Message) {
+			continue
+		}
+		k := key{m.fs, m.Kind}
+		if i, ok := groups[k]; ok {
+			out[i].ErrorCount++
+			if out[i].Inode == nil && m.Inode != 0 {
+				ino := m.Inode
+				out[i].Inode = &ino
+			}
+			continue
+		}
+		groups[k] = len(out)
+		out = append(out, kmsgEvent(&m))
+	}
+	for i := range groups {
+		e := &out[groups[i]]
+		e.Message = fmt.Sprintf("%d %s message(s) in the kernel log; the kernel sent no FAN_FS_ERROR event for them", e.ErrorCount, describeKind(i.kind))
+	}
+	clear(c.pending[len(kept):])
+	c.pending = kept
+	return out, next
+}
+
+// forget drops what the correlator holds about fs, which is gone.
+func (c *correlator) forget(fs *enrich.Filesystem) {
+	delete(c.lastEvent, fs)
+	kept := c.pending[:0]
+	for _, m := range c.pending {
+		if m.fs != fs {
+			kept = append(kept, m)
+		}
+	}
+	clear(c.pending[len(kept):])
+	c.pending = kept
+}
+
+// ext4OwnError reports whether m is logged by ext4's error path, which
+// also sends FAN_FS_ERROR and counts the error in errors_count.
+func ext4OwnError(m *kmsg.Message) bool {
+	return m.FSType == kmsg.FSExt4 && strings.HasPrefix(m.Text, "EXT4-fs error ")
+}
+
+// kmsgEvent is the event of a message no fanotify event came with.
+func kmsgEvent(m *kernelMsg) event.Event {
+	fs := m.fs
+	e := event.Event{Kind: event.KindError, Time: event.Time{Time: m.at}, Source: event.SourceKmsg, ErrorCount: 1,
+		FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
+		Label: fs.Label, Mountpoints: fs.Mountpoints, KernelMessage: m.Text}
+	errno := m.Errno
+	if errno == 0 {
+		errno = kindErrno(m.Kind)
+	}
+	e.Errno, e.Error, e.ErrorText = int(errno), enrich.ErrnoName(errno), errno.Error()
+	if m.Inode != 0 {
+		ino := m.Inode
+		e.Inode = &ino
+	}
+	return e
+}
+
+// kindErrno is the errno that stands for a kind of error when the message
+// prints none.
+func kindErrno(k kmsg.Kind) syscall.Errno {
+	switch k {
+	case kmsg.KindCorruption:
+		return syscall.EUCLEAN // the kernel's EFSCORRUPTED
+	case kmsg.KindChecksum:
+		return syscall.EBADMSG // the kernel's EFSBADCRC
+	case kmsg.KindShutdown:
+		return syscall.ESHUTDOWN
+	default:
+		return syscall.EIO
+	}
+}
+
+// describeKind names a kind of error in prose.
+func describeKind(k kmsg.Kind) string {
+	switch k {
+	case kmsg.KindCorruption:
+		return "corruption"
+	case kmsg.KindChecksum:
+		return "checksum failure"
+	case kmsg.KindShutdown:
+		return "shutdown"
+	case kmsg.KindIOError:
+		return "I/O error"
+	case kmsg.KindDeviceError:
+		return "device error"
+	}
+	return "error"
+}

@@ -1,0 +1,365 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/btrfs"
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/kmsg"
+)
+
+// kernelLog is the watcher's second source of errors: the kernel log
+// (/dev/kmsg). Up to Linux 6.19 only ext4 sends FAN_FS_ERROR; XFS, btrfs
+// and the block layer report their errors only there. Its messages are
+// classified (kmsg.Classify), attributed to a watched file system by the
+// device they name, and handed to the correlator, which attaches them to
+// fanotify events or turns them into events of their own. A btrfs message
+// also makes the watcher read that file system's device error counters and
+// report the ones that went up.
+//
+// The log is read without waiting (kmsg.Options.NoWait) and only by the
+// reader goroutine: before each batch of fanotify events, so that a message
+// the kernel logged before it reported the error is there to be attached,
+// and when a helper goroutine, blocked in poll(2), says that records
+// arrived. Nothing runs on a timer except while messages wait for their
+// fanotify event.
+type kernelLog struct {
+	r       *kmsg.Reader
+	wake    int // eventfd that ends the poller
+	sysRoot string
+	corr    *correlator
+	// names maps kernel device names ("loop0", "sda1", "dm-0") to the
+	// file system on them.
+	names map[string]*enrich.Filesystem
+	// btrfs remembers the error counters of btrfs file systems.
+	btrfs btrfs.Tracker
+	// wanted is set when records arrived or a held message fell due.
+	wanted atomic.Bool
+	// drained tells the poller that the reader goroutine read everything.
+	drained chan struct{}
+	timer   *time.Timer
+	timerAt time.Time
+	// dead is set once reading failed for good.
+	dead bool
+}
+
+// openKernelLog opens the kernel log at its end: what was logged before
+// start is not read (errors recorded by ext4 before start are found from
+// its superblock instead).
+func openKernelLog(path, sysRoot string, hold time.Duration) (*kernelLog, error) {
+	r, err := kmsg.Open(path, kmsg.Options{NoWait: true})
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	return &kernelLog{r: r, wake: wake, sysRoot: sysRoot, corr: newCorrelator(hold),
+		names: map[string]*enrich.Filesystem{}, drained: make(chan struct{}, 1)}, nil
+}
+
+// poll waits until the kernel log has records, asks the reader goroutine to
+// read them (wakeReader), and waits until it has, so that the level-triggered
+// poll(2) does not spin. It returns when stop is closed.
+func (k *kernelLog) poll(wakeReader func(), stop <-chan struct{}) error {
+	for {
+		fds := []unix.PollFd{{Fd: int32(k.r.Fd()), Events: unix.POLLIN}, {Fd: int32(k.wake), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("poll %s: %w", kmsg.DefaultPath, err)
+		}
+		if fds[1].Revents != 0 {
+			return nil
+		}
+		k.wanted.Store(true)
+		wakeReader()
+		select {
+		case <-k.drained:
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// stopPoll makes poll return.
+func (k *kernelLog) stopPoll() { unix.Write(k.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) }
+
+// close releases the descriptors once poll has returned.
+func (k *kernelLog) close() {
+	if k.timer != nil {
+		k.timer.Stop()
+	}
+	k.r.Close()
+	unix.Close(k.wake)
+}
+
+// index maps the kernel names of the devices under each file system to it:
+// the block device, the member devices of a btrfs file system, and the
+// btrfs baseline of error counters for file systems seen for the first
+// time.
+func (w *Watcher) indexKernelNames() {
+	k := w.klog
+	seen := make(map[*enrich.Filesystem]bool, len(k.names))
+	for _, fs := range k.names {
+		seen[fs] = true
+	}
+	clear(k.names)
+	all := append(append([]*enrich.Filesystem(nil), w.detached...), w.watched...)
+	for _, fs := range all {
+		if fs.KernelName != "" {
+			k.names[fs.KernelName] = fs
+		}
+		if fs.FSType != "btrfs" || fs.UUID == "" {
+			continue
+		}
+		if ents, err := os.ReadDir(filepath.Join(k.sysRoot, "fs/btrfs", fs.UUID, "devices")); err == nil {
+			for _, e := range ents {
+				k.names[e.Name()] = fs
+			}
+		}
+		if !seen[fs] && len(fs.Mountpoints) > 0 {
+			w.btrfsBaseline(fs)
+		}
+	}
+	for fs := range seen {
+		if !containsFS(all, fs) {
+			k.corr.forget(fs)
+		}
+	}
+}
+
+func containsFS(fss []*enrich.Filesystem, fs *enrich.Filesystem) bool {
+	for _, f := range fss {
+		if f == fs {
+			return true
+		}
+	}
+	return false
+}
+
+// btrfsBaseline reads the error counters of a btrfs file system seen for
+// the first time, so that later increases are reported; counters that are
+// already non-zero are logged.
+func (w *Watcher) btrfsBaseline(fs *enrich.Filesystem) {
+	uuid, devs, err := btrfs.Stats(fs.MarkPath(), w.klog.sysRoot)
+	if err != nil {
+		w.log.Warn("cannot read the btrfs device error counters", "device", fs.Device, "err", err)
+		return
+	}
+	if prev := w.cfg.BtrfsRestore; prev != nil {
+		if devs := prev(uuid); devs != nil {
+			w.klog.btrfs.Restore(uuid, devs)
+		}
+	}
+	incs := w.klog.btrfs.Update(uuid, devs)
+	for _, d := range devs {
+		if d.Total() > 0 {
+			w.log.Warn("btrfs device has recorded errors", "device", fs.Device, "devid", d.DevID, "path", d.Path,
+				"write", d.WriteErrs, "read", d.ReadErrs, "flush", d.FlushErrs, "corruption", d.CorruptionErrs, "generation", d.GenerationErrs)
+		}
+	}
+	if len(incs) > 0 {
+		// Increases since a reading restored from before (the daemon
+		// was stopped): report them with the next batch.
+		w.btrfsPending = append(w.btrfsPending, btrfsEvents(fs, incs, time.Now(), nil)...)
+	}
+	w.btrfsSaved(uuid)
+}
+
+// btrfsSaved hands the counters of a btrfs file system to BtrfsSave.
+func (w *Watcher) btrfsSaved(uuid string) {
+	if save := w.cfg.BtrfsSave; save != nil {
+		save(uuid, w.klog.btrfs.Last(uuid))
+	}
+}
+
+// readKernelLog reads every record the kernel log has, without waiting,
+// and appends to out the events they make: lost records, and increases of
+// btrfs error counters. Messages about watched file systems go to the
+// correlator.
+func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
+	k := w.klog
+	if k.dead {
+		return out
+	}
+	now := time.Now()
+	var checkBtrfs []*enrich.Filesystem
+	for {
+		it, err := k.r.Next()
+		if err != nil {
+			if errors.Is(err, kmsg.ErrNoRecord) {
+				break
+			}
+			if errors.Is(err, kmsg.ErrMalformed) {
+				w.log.Debug("unreadable kernel log record", "err", err)
+				continue
+			}
+			w.log.Error("reading the kernel log failed; it is no longer read", "err", err)
+			w.stopKernelLog()
+			return out
+		}
+		switch it := it.(type) {
+		case kmsg.Gap:
+			w.log.Error("kernel log records were lost before fshealth read them: file system errors logged there may have been missed", "gap", it.String())
+			out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: now}, Source: event.SourceKmsg,
+				Message: it.String() + " (the kernel overwrote them before fshealth read them): file system errors logged there may have been missed"})
+		case kmsg.Record:
+			m, ok := kmsg.Classify(it)
+			if !ok {
+				continue
+			}
+			fs := w.kernelLogFS(&m)
+			if fs == nil {
+				w.log.Debug("kernel log error about a device no watched file system is on", "device", m.Device, "text", m.Text)
+				continue
+			}
+			if !k.corr.message(kernelMsg{Message: m, fs: fs, at: now}) {
+				w.log.Debug("kernel log message belongs to an event already reported", "device", fs.Device, "text", m.Text)
+			}
+			if fs.FSType == "btrfs" && !containsFS(checkBtrfs, fs) {
+				checkBtrfs = append(checkBtrfs, fs)
+			}
+		}
+	}
+	for _, fs := range checkBtrfs {
+		out = w.btrfsCheck(fs, now, out)
+	}
+	if len(w.btrfsPending) > 0 {
+		out = append(out, w.btrfsPending...)
+		w.btrfsPending = nil
+	}
+	return out
+}
+
+// kernelLogFS returns the watched file system a message is about, or nil:
+// the file system on the device it names; for the block layer, the one on
+// the partition that holds the failed sector, or on a device stacked on it
+// (device mapper, md).
+func (w *Watcher) kernelLogFS(m *kmsg.Message) *enrich.Filesystem {
+	k := w.klog
+	name := m.Device
+	if m.FSType == kmsg.FSBlock && strings.HasPrefix(m.Text, "I/O error, dev ") {
+		if p, err := kmsg.PartitionOf(k.sysRoot, name, m.Sector); err == nil {
+			name = p
+		}
+	}
+	if fs := k.names[name]; fs != nil {
+		return fs
+	}
+	if m.FSType != kmsg.FSBlock {
+		return nil
+	}
+	// Follow holders up a short stack: sda2 → dm-0 → dm-1.
+	frontier := []string{name}
+	for depth := 0; depth < 4 && len(frontier) > 0; depth++ {
+		var next []string
+		for _, n := range frontier {
+			ents, err := os.ReadDir(filepath.Join(k.sysRoot, "class/block", n, "holders"))
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				if fs := k.names[e.Name()]; fs != nil {
+					return fs
+				}
+				next = append(next, e.Name())
+			}
+		}
+		frontier = next
+	}
+	return nil
+}
+
+// btrfsCheck reads the error counters of a btrfs file system its messages
+// named and appends an event for each counter that went up; the pending
+// messages of the file system are attached to them.
+func (w *Watcher) btrfsCheck(fs *enrich.Filesystem, now time.Time, out []event.Event) []event.Event {
+	if len(fs.Mountpoints) == 0 {
+		return out
+	}
+	uuid, devs, err := btrfs.Stats(fs.MarkPath(), w.klog.sysRoot)
+	if err != nil {
+		w.log.Warn("cannot read the btrfs device error counters", "device", fs.Device, "err", err)
+		return out
+	}
+	incs := w.klog.btrfs.Update(uuid, devs)
+	if len(incs) == 0 {
+		return out
+	}
+	w.btrfsSaved(uuid)
+	return append(out, btrfsEvents(fs, incs, now, w.klog.corr)...)
+}
+
+// btrfsEvents makes one event per counter increase. With a correlator, the
+// file system's pending kernel messages are attached.
+func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, corr *correlator) []event.Event {
+	out := make([]event.Event, 0, len(incs))
+	for i := range incs {
+		inc := incs[i]
+		errno := unix.EIO
+		switch inc.Counter {
+		case btrfs.CounterCorruption:
+			errno = unix.EBADMSG // checksum or header mismatch: the kernel's EFSBADCRC
+		case btrfs.CounterGeneration:
+			errno = unix.EUCLEAN // an older copy than expected: lost writes
+		}
+		e := event.Event{Kind: event.KindError, Time: event.Time{Time: now}, Source: event.SourceBtrfs,
+			Errno: int(errno), Error: enrich.ErrnoName(errno), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
+			FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
+			Label: fs.Label, Mountpoints: fs.Mountpoints, Btrfs: &inc, Message: inc.String()}
+		if corr != nil {
+			corr.claim(&e, fs, now)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// kernelLogDue appends the events of held messages that fell due, and sets
+// the timer for the next one.
+func (w *Watcher) kernelLogDue(out []event.Event) []event.Event {
+	k := w.klog
+	out, next := k.corr.due(time.Now(), out)
+	switch {
+	case next.IsZero():
+		if k.timer != nil {
+			k.timer.Stop()
+		}
+		k.timerAt = time.Time{}
+	case k.timerAt.IsZero() || next.Before(k.timerAt) || !k.timerAt.After(time.Now()):
+		k.timerAt = next
+		d := time.Until(next)
+		if k.timer == nil {
+			k.timer = time.AfterFunc(d, w.wakeForKernelLog)
+		} else {
+			k.timer.Reset(d)
+		}
+	}
+	return out
+}
+
+// wakeForKernelLog makes the reader goroutine look at the kernel log.
+func (w *Watcher) wakeForKernelLog() {
+	w.klog.wanted.Store(true)
+	w.group.SetReadDeadline(pastDeadline)
+}
+
+// stopKernelLog stops reading the kernel log after a read failed.
+func (w *Watcher) stopKernelLog() {
+	w.klog.dead = true
+	w.klog.stopPoll()
+}

@@ -1,0 +1,374 @@
+package watch
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/kmsg"
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// testHold is the kernel log hold of these tests: long enough for the
+// kernel's FAN_FS_ERROR to follow its message, short enough to keep the
+// tests quick.
+const testHold = 500 * time.Millisecond
+
+// --- the correlator, without a kernel ---
+
+func testFS(name string) *enrich.Filesystem {
+	return &enrich.Filesystem{Info: &mounts.Info{Filesystem: &mounts.Filesystem{Major: 7, Minor: 3, FSType: "xfs",
+		Mountpoints: []string{"/srv"}}, FSID: fanotify.FSID{1, 2}, Device: "/dev/" + name, KernelName: name, UUID: "u-" + name}}
+}
+
+func classified(t *testing.T, line string) kmsg.Message {
+	t.Helper()
+	rec, err := kmsg.ParseRecord([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := kmsg.Classify(rec)
+	if !ok {
+		t.Fatalf("not classified: %s", line)
+	}
+	return m
+}
+
+func TestCorrelatorAttachesAndConsumes(t *testing.T) {
+	fs, other := testFS("loop3"), testFS("loop4")
+	c := newCorrelator(time.Second)
+	t0 := time.Unix(1000, 0)
+	ioErr := classified(t, "3,1,1,-;I/O error, dev loop3, sector 17410 op 0x0:(READ) flags 0x8800 phys_seg 1 prio class 2")
+	sd := classified(t, "1,2,2,-;XFS (loop3): User initiated shutdown received.")
+	c.message(kernelMsg{Message: ioErr, fs: fs, at: t0})
+	c.message(kernelMsg{Message: sd, fs: fs, at: t0})
+	c.message(kernelMsg{Message: sd, fs: other, at: t0})
+
+	ev := event.Event{Errno: int(syscall.ESHUTDOWN)}
+	c.claim(&ev, fs, t0.Add(10*time.Millisecond))
+	if ev.KernelMessage != sd.Text {
+		t.Errorf("attached %q, want the shutdown message (same kind) %q", ev.KernelMessage, sd.Text)
+	}
+	if len(c.pending) != 1 || c.pending[0].fs != other {
+		t.Errorf("pending after the claim: %+v, want only the other file system's message", c.pending)
+	}
+	// A message of fs within hold after its event is part of it.
+	if c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(900 * time.Millisecond)}) {
+		t.Error("a message right after the event was kept")
+	}
+	// The other file system's message falls due on its own.
+	out, next := c.due(t0.Add(500*time.Millisecond), nil)
+	if len(out) != 0 || !next.Equal(t0.Add(time.Second)) {
+		t.Errorf("due before the hold ended: %d events, next %v", len(out), next)
+	}
+	out, next = c.due(t0.Add(time.Second), nil)
+	if len(out) != 1 || !next.IsZero() {
+		t.Fatalf("due after the hold: %d events, next %v", len(out), next)
+	}
+	e := out[0]
+	if e.Source != event.SourceKmsg || e.Device != "/dev/loop4" || e.Error != "ESHUTDOWN" || e.ErrorCount != 1 ||
+		e.KernelMessage != sd.Text || e.FSType != "xfs" || e.Kind != event.KindError || !e.Time.Equal(t0) {
+		t.Errorf("kmsg event: %+v", e)
+	}
+	// Long after the event, a message of fs is held again.
+	if !c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(5 * time.Second)}) {
+		t.Error("a message long after the event was dropped")
+	}
+}
+
+func TestCorrelatorGroupsAndPrefersTheInode(t *testing.T) {
+	fs := testFS("loop2")
+	fs.FSType = "ext4"
+	c := newCorrelator(time.Second)
+	t0 := time.Unix(1000, 0)
+	w1 := classified(t, "4,1,1,-;EXT4-fs warning (device loop2): ext4_end_bio:368: I/O error 10 writing to inode 314 starting block 9345)")
+	w2 := classified(t, "4,2,2,-;EXT4-fs warning (device loop2): ext4_end_bio:368: I/O error 10 writing to inode 315 starting block 9346)")
+	own := classified(t, "2,3,3,-;EXT4-fs error (device loop2): ext4_lookup:1859: inode #12: comm ls: iget: bogus i_mode (377)")
+	for _, m := range []kmsg.Message{w1, w2, own} {
+		c.message(kernelMsg{Message: m, fs: fs, at: t0})
+	}
+	out, _ := c.due(t0.Add(time.Second), nil)
+	if len(out) != 1 {
+		t.Fatalf("%d events, want one for both I/O errors and none for ext4's own error: %+v", len(out), out)
+	}
+	if e := out[0]; e.ErrorCount != 2 || e.Error != "EIO" || e.Inode == nil || *e.Inode != 314 || e.KernelMessage != w1.Text ||
+		!strings.HasPrefix(e.Message, "2 I/O error message(s) in the kernel log") {
+		t.Errorf("grouped event: %+v", e)
+	}
+
+	for _, m := range []kmsg.Message{w1, own} {
+		c.message(kernelMsg{Message: m, fs: fs, at: t0.Add(5 * time.Second)})
+	}
+	ino := uint64(12)
+	ev := event.Event{Errno: int(syscall.EUCLEAN), Inode: &ino}
+	c.claim(&ev, fs, t0.Add(5*time.Second))
+	if ev.KernelMessage != own.Text {
+		t.Errorf("attached %q, want the message naming inode 12", ev.KernelMessage)
+	}
+	if out, next := c.due(t0.Add(time.Minute), nil); len(out) != 0 || !next.IsZero() || len(c.lastEvent) != 0 {
+		t.Errorf("after the claim: %d events, next %v, %d remembered", len(out), next, len(c.lastEvent))
+	}
+}
+
+// --- the watcher reading a kernel log, on real file systems ---
+
+// onFS checks that e names im's file system, of type fstype, mounted at
+// its mount point only. (checkFS needs the file system to answer stat,
+// which a shut down one does not.)
+func onFS(t *testing.T, e event.Event, im *loopfs.Image, fstype string) {
+	t.Helper()
+	if e.Device != im.Dev || e.FSType != fstype || fmt.Sprint(e.Mountpoints) != fmt.Sprint([]string{im.Mountpoint}) ||
+		e.FSID == "" || e.DeviceNumber == "" {
+		t.Errorf("event of the wrong file system: %s, want %s %s at %s", event.AppendText(nil, &e), im.Dev, fstype, im.Mountpoint)
+	}
+}
+
+// fakeKernelLog makes a FIFO for Config.KernelLogPath and returns a
+// function that writes records to it, one write each.
+func fakeKernelLog(t *testing.T) (string, func(format string, args ...any)) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kmsg")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Opened for reading and writing, so it neither blocks nor leaves the
+	// watcher's end without a writer.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return path, func(format string, args ...any) {
+		t.Helper()
+		if _, err := fmt.Fprintf(f, format+"\n", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestKernelLogOnlyErrorBecomesEvent(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: testHold}, false)
+
+	write("4,100,1,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block 9345)", im.Name)
+	write("4,101,2,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block 9346)", im.Name)
+	// ext4's own error lines come with FAN_FS_ERROR: alone (the event was
+	// lost, or this one is made up), they never become events.
+	write("2,102,3,-;EXT4-fs error (device %s): ext4_lookup:1859: inode #12: comm ls: iget: bogus i_mode (377)", im.Name)
+	// Another device's messages are not about a watched file system.
+	write("4,103,4,-;EXT4-fs warning (device nosuchdev9): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block 1)")
+	e := c.next()
+	onFS(t, e, im, "ext4")
+	if e.Source != event.SourceKmsg || e.Error != "EIO" || e.ErrorCount != 2 || e.Inode == nil || *e.Inode != 12 ||
+		!strings.Contains(e.KernelMessage, "I/O error 10 writing to inode 12") || e.PID != 0 {
+		t.Errorf("kernel-log event: %s", event.AppendText(nil, &e))
+	}
+
+	// A gap in the sequence numbers: records were lost.
+	write("4,110,5,-;unrelated")
+	e = c.next()
+	if e.Kind != event.KindOverflow || e.Source != event.SourceKmsg || !strings.Contains(e.Message, "lost 6 kernel log records (104 to 109)") {
+		t.Errorf("gap event: %+v", e)
+	}
+	c.none()
+}
+
+func TestKernelMessageAttachedToFanotifyEvent(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogHold: testHold}, false)
+	msg := fmt.Sprintf("fshealth kernel log test %d", os.Getpid())
+	if err := im.TriggerError(msg); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	checkFS(t, e, im)
+	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+	if e.Source != event.SourceFanotify {
+		t.Errorf("source %q, want fanotify", e.Source)
+	}
+	want := fmt.Sprintf("EXT4-fs error (device %s): trigger_test_error:", im.Name)
+	if !strings.HasPrefix(e.KernelMessage, want) || !strings.HasSuffix(e.KernelMessage, msg) {
+		t.Errorf("kernel_message %q, want %q...%q", e.KernelMessage, want, msg)
+	}
+	// The message is not reported again on its own.
+	select {
+	case e := <-c.events:
+		t.Errorf("second event: %s", event.AppendText(nil, &e))
+	case <-time.After(testHold + time.Second):
+	}
+}
+
+// TestXFSShutdownReportedOnce: an XFS shutdown is one event. Before Linux
+// 7.0 XFS sends no FAN_FS_ERROR, and the kernel log reports it (source
+// "kmsg"); from 7.0 FAN_FS_ERROR reports it and the kernel log only adds
+// its message. Either way it is reported exactly once.
+func TestXFSShutdownReportedOnce(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "xfs_io", "xfsprogs")
+	im := testutil.NewImage(t, "xfs", 300<<20, "")
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogHold: testHold}, false)
+	xfsIO(t, "-x", "-c", "shutdown", im.Mountpoint)
+	e := c.next()
+	onFS(t, e, im, "xfs")
+	if e.Kind != event.KindError {
+		t.Errorf("event: %s", event.AppendText(nil, &e))
+	}
+	switch e.Source {
+	case event.SourceKmsg:
+		if e.Error != "ESHUTDOWN" || !strings.Contains(e.KernelMessage, "shutdown") {
+			t.Errorf("kernel-log shutdown event: %s", event.AppendText(nil, &e))
+		}
+	case event.SourceFanotify:
+		t.Logf("this kernel reports XFS shutdowns through FAN_FS_ERROR: %s", event.AppendText(nil, &e))
+	default:
+		t.Errorf("source %q", e.Source)
+	}
+	select {
+	case e := <-c.events:
+		t.Errorf("the shutdown was reported twice; second event: %s", event.AppendText(nil, &e))
+	case <-time.After(testHold + 2*time.Second):
+	}
+}
+
+func xfsIO(t *testing.T, args ...string) {
+	t.Helper()
+	prog, err := loopfs.FindTool("xfs_io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(prog, args...).CombinedOutput(); err != nil {
+		t.Fatalf("xfs_io %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestBlockIOErrorOnWatchedFilesystem: an I/O error of the block device
+// under a watched ext4 file system, which ext4 does not see (an O_DIRECT
+// read fails in the block layer), is reported from the kernel log.
+func TestBlockIOErrorOnWatchedFilesystem(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "xfs_io", "xfsprogs")
+	outer := testutil.NewImage(t, "xfs", 512<<20, "")
+	inner, err := loopfs.Create(outer.Mountpoint, "ext4", 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := inner.Unmount(); err != nil {
+			t.Errorf("unmounting the inner image: %v", err)
+		}
+	})
+	if err := inner.Mount(filepath.Join(t.TempDir(), "inner"), "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(inner.Mountpoint, "data")
+	if err := os.WriteFile(file, bytes.Repeat([]byte("data "), 2000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	c := startConfig(t, Config{Paths: []string{inner.Mountpoint}, KernelLog: true, KernelLogHold: testHold}, false)
+	xfsIO(t, "-x", "-c", "shutdown", outer.Mountpoint) // the inner image's file now fails every I/O
+	if err := directRead(file); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("O_DIRECT read: %v, want EIO", err)
+	}
+	e := c.next()
+	onFS(t, e, inner, "ext4")
+	if e.Source != event.SourceKmsg || e.Error != "EIO" || !strings.Contains(e.KernelMessage, "I/O error, dev "+inner.Name) {
+		t.Errorf("block I/O error event: %s", event.AppendText(nil, &e))
+	}
+}
+
+func directRead(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	// O_DIRECT wants an aligned buffer: a page of its own.
+	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(buf)
+	_, err = unix.Pread(fd, buf, 0)
+	return err
+}
+
+// TestBtrfsCounterIncreaseReported: btrfs finds corrupted data, logs it
+// and counts it in the device's corruption counter; the watcher reports the
+// increase, with btrfs's message.
+func TestBtrfsCounterIncreaseReported(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
+	im := testutil.NewImage(t, "btrfs", 256<<20, "")
+	mp := im.Mountpoint
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	victim := filepath.Join(mp, "victim")
+	if err := os.WriteFile(victim, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	corruptOnce(t, im.File, data[:32])
+	if err := im.Mount(mp, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
+	if _, err := os.ReadFile(victim); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reading the corrupted file: %v, want EIO", err)
+	}
+	e := c.next()
+	onFS(t, e, im, "btrfs")
+	if e.Source != event.SourceBtrfs || e.Btrfs == nil || e.Btrfs.Counter != "corruption" ||
+		e.Btrfs.From != 0 || e.Btrfs.To == 0 || e.ErrorCount != uint32(e.Btrfs.To) || e.Error != "EBADMSG" ||
+		e.UUID == "" || e.Btrfs.FSUUID != e.UUID || !strings.HasPrefix(e.KernelMessage, "BTRFS ") {
+		t.Errorf("btrfs counter event: %s", event.AppendText(nil, &e))
+	}
+}
+
+// corruptOnce flips the bytes of marker where it occurs, exactly once, in
+// the image file.
+func corruptOnce(t *testing.T, file string, marker []byte) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, marker)
+	if i < 0 || bytes.Index(b[i+1:], marker) >= 0 {
+		t.Fatalf("the marker is not in %s exactly once", file)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bad := bytes.Clone(marker)
+	for j := range bad {
+		bad[j] ^= 0xff
+	}
+	if _, err := f.WriteAt(bad, int64(i)); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+}
