@@ -15,7 +15,7 @@ import (
 )
 
 func newWatchCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, kernelLog bool
 	cmd := &cobra.Command{
 		Use:   "watch [--json] [PATH...]",
 		Short: "Show file system errors as they happen",
@@ -32,22 +32,31 @@ $NOTIFY_SOCKET is set, tells the service manager READY=1.
 
 Events are never merged or dropped by fshealth: error_count says how many
 errors the kernel folded into one event, and a kernel queue overflow is
-reported as an event of its own. Needs root (CAP_SYS_ADMIN).`,
+reported as an event of its own.
+
+The kernel log (/dev/kmsg) is read too: the message the kernel logged about
+an error is shown with its event, and errors that only the kernel log
+reports (XFS before Linux 7.0, btrfs, I/O errors of the block layer) are
+shown as events with source "kmsg"; btrfs device error counters that go up
+are shown with source "btrfs-counters". One error is never shown twice.
+
+Needs root (CAP_SYS_ADMIN; CAP_SYSLOG for the kernel log).`,
 		Example: `  fshealth watch
   fshealth watch --json /srv /var/lib/postgresql | jq .`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runWatch(ctx, g, args, asJSON, g.stdout, nil)
+			return runWatch(ctx, g, watch.Config{Paths: args, KernelLog: kernelLog}, asJSON, g.stdout, nil)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event (NDJSON)")
+	cmd.Flags().BoolVar(&kernelLog, "kernel-log", true, "also read the kernel log (/dev/kmsg); --kernel-log=false to use fanotify alone")
 	return cmd
 }
 
-// runWatch watches paths and writes events to out until ctx is done. ready,
-// if not nil, is called once every mark is in place.
-func runWatch(ctx context.Context, g *globals, paths []string, asJSON bool, out io.Writer, ready func()) error {
+// runWatch watches what cfg says and writes events to out until ctx is
+// done. ready, if not nil, is called once every mark is in place.
+func runWatch(ctx context.Context, g *globals, cfg watch.Config, asJSON bool, out io.Writer, ready func()) error {
 	log := g.logger()
 	var line []byte
 	sink := func(evs []event.Event) error {
@@ -65,7 +74,8 @@ func runWatch(ctx context.Context, g *globals, paths []string, asJSON bool, out 
 		_, err := out.Write(line)
 		return err
 	}
-	w, err := watch.New(watch.Config{Paths: paths, Logger: log, Sink: sink})
+	cfg.Logger, cfg.Sink = log, sink
+	w, err := watch.New(cfg)
 	if err != nil {
 		return err
 	}
