@@ -99,8 +99,8 @@ const readBufferSize = 32 << 10
 // a pending Next return.
 type Reader struct {
 	src      io.Reader
-	fd       int      // the descriptor opened by Open, else -1
-	stream   bool     // records may span reads (regular files)
+	fd       int  // the descriptor opened by Open, else -1
+	stream   bool // records may span reads (regular files)
 	buf      []byte
 	partial  []byte // stream mode: bytes of records not yet complete
 	queue    []entry
