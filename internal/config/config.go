@@ -172,7 +172,17 @@ type Watch struct {
 	// Paths are the mount points (or paths inside them) whose file systems
 	// are watched; empty means every markable file system.
 	Paths []string
+	// KernelLog makes the daemon read the kernel log as a second source
+	// of errors (default true).
+	KernelLog bool
+	// KernelLogHold is how long a kernel log message waits for a
+	// FAN_FS_ERROR event of its file system before it is reported on its
+	// own.
+	KernelLogHold time.Duration
 }
+
+// DefaultKernelLogHold is the default of [watch] kernel_log_hold.
+const DefaultKernelLogHold = 2 * time.Second
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
@@ -396,6 +406,7 @@ func (a *Action) Key() string {
 func Default() *Config {
 	c := &Config{
 		StateDir: DefaultStateDir,
+		Watch:    Watch{KernelLog: true, KernelLogHold: DefaultKernelLogHold},
 		Metrics:  Metrics{Listen: DefaultMetricsListen},
 		History:  History{Retention: DefaultRetention},
 		Delivery: Delivery{

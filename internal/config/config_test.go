@@ -113,6 +113,8 @@ func TestErrors(t *testing.T) {
 		{"listen without port", "[metrics]\nlisten = \"localhost\"", `f.toml:2: metrics.listen: not a host:port address: "localhost"`},
 		{"listen bad port", "[metrics]\nlisten = \"127.0.0.1:99999\"", `f.toml:2: metrics.listen: port must be a number between 1 and 65535: "127.0.0.1:99999"`},
 		{"retention too short", "[history]\nretention = \"12h\"", `f.toml:2: history.retention: must be at least 1d: "12h"`},
+		{"kernel log not a boolean", "[watch]\nkernel_log = \"no\"", `f.toml:2: watch.kernel_log: expected true or false, got a string`},
+		{"kernel log hold too short", "[watch]\nkernel_log_hold = \"1ms\"", `f.toml:2: watch.kernel_log_hold: must be at least 10ms: "1ms"`},
 		{"duration as integer", "[history]\nretention = 90", `f.toml:2: history.retention: expected a duration string such as "30s", "5m", "1h" or "7d", got an integer`},
 		{"bad duration unit", "[flood]\nwindow = \"5x\"", `f.toml:2: flood.window: not a duration (unknown unit (use ns, us, ms, s, m, h or d)): "5x"`},
 		{"duration without unit", "[flood]\nwindow = \"5\"", `f.toml:2: flood.window: not a duration (missing unit (use ns, us, ms, s, m, h or d)): "5"`},

@@ -466,6 +466,8 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 		if len(c.Watch.Paths) == 0 {
 			c.Watch.Paths = nil
 		}
+		t.boolean("kernel_log", &c.Watch.KernelLog)
+		t.duration("kernel_log_hold", &c.Watch.KernelLogHold, 10*time.Millisecond)
 		t.finish()
 	}
 	if t := root.table("metrics"); t != nil {

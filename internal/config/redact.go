@@ -32,7 +32,9 @@ type showConfig struct {
 }
 
 type showWatch struct {
-	Paths []string `toml:"paths"`
+	Paths         []string `toml:"paths"`
+	KernelLog     bool     `toml:"kernel_log"`
+	KernelLogHold string   `toml:"kernel_log_hold"`
 }
 
 type showMetrics struct {
@@ -166,7 +168,7 @@ func (c *Config) Redacted() string {
 	s := showConfig{
 		StateDir: c.StateDir,
 		Hostname: c.Hostname,
-		Watch:    showWatch{Paths: c.Watch.Paths},
+		Watch:    showWatch{Paths: c.Watch.Paths, KernelLog: c.Watch.KernelLog, KernelLogHold: FormatDuration(c.Watch.KernelLogHold)},
 		Metrics:  showMetrics{Listen: c.Metrics.Listen},
 		History:  showHistory{Retention: FormatDuration(c.History.Retention)},
 		Delivery: showDelivery{

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/actions"
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/config"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/metrics"
@@ -50,6 +51,8 @@ type Options struct {
 	Ready func(*Daemon)
 	// FollowMounts is watch.Config.FollowMounts (tests).
 	FollowMounts string
+	// KernelLogPath is watch.Config.KernelLogPath (tests).
+	KernelLogPath string
 }
 
 // LoadConfig reads the configuration as the daemon would: the file (or the
@@ -100,6 +103,10 @@ type Daemon struct {
 	reconcileTimer *time.Timer
 	// targets maps file system keys to what actions need to know.
 	targets sync.Map // string → actions.Target
+	// btrfsDirty are btrfs error counters read since the last commit, by
+	// file system UUID; the next batch records them with the events of
+	// their increases. Guarded by mu.
+	btrfsDirty map[string][]btrfs.DeviceStats
 }
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
@@ -156,7 +163,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
-		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) }})
+		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
+		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
+		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave})
 	if err != nil {
 		return err
 	}
@@ -298,6 +307,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 		}
 	}
 	b.Incidents = incidentsToStore(d.engine.Changed())
+	b.BtrfsCounters, d.btrfsDirty = d.btrfsDirty, nil
 	jw := d.channels.Journal
 	d.mu.Unlock()
 	b.Ext4Reported = d.reportedCounts(evs)
@@ -332,6 +342,28 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.prune(context.Background())
 	}
 	return nil
+}
+
+// btrfsRestore returns the btrfs error counters recorded for a file
+// system before, so that increases while the daemon was stopped are
+// reported when it starts.
+func (d *Daemon) btrfsRestore(uuid string) []btrfs.DeviceStats {
+	devs, err := d.store.BtrfsCounters(context.Background(), uuid)
+	if err != nil {
+		d.log.Error("reading the recorded btrfs counters", "uuid", uuid, "err", err)
+	}
+	return devs
+}
+
+// btrfsSave keeps btrfs error counters read anew for the next commit, which
+// also records the events of their increases.
+func (d *Daemon) btrfsSave(uuid string, devs []btrfs.DeviceStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.btrfsDirty == nil {
+		d.btrfsDirty = map[string][]btrfs.DeviceStats{}
+	}
+	d.btrfsDirty[uuid] = devs
 }
 
 // reconcile handles lost events (a queue overflow): each file system's
@@ -567,6 +599,8 @@ func reloadable(old, cfg *config.Config) error {
 		return fmt.Errorf("metrics.listen changed (%q → %q): restart the daemon to use it", old.Metrics.Listen, cfg.Metrics.Listen)
 	case fmt.Sprint(cfg.Watch.Paths) != fmt.Sprint(old.Watch.Paths):
 		return errors.New("watch.paths changed: restart the daemon to use it")
+	case cfg.Watch.KernelLog != old.Watch.KernelLog || cfg.Watch.KernelLogHold != old.Watch.KernelLogHold:
+		return errors.New("watch.kernel_log or watch.kernel_log_hold changed: restart the daemon to use it")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/event"
 )
 
@@ -32,12 +33,16 @@ type Batch struct {
 	// Ext4Reported records, per file system UUID, the ext4 errors_count
 	// fshealth has reported (see SetExt4Reported).
 	Ext4Reported map[string]uint64
+	// BtrfsCounters records, per btrfs file system UUID, the device error
+	// counters last read; increases from them are reported with the same
+	// batch.
+	BtrfsCounters map[string][]btrfs.DeviceStats
 }
 
 // empty reports whether b has nothing to commit.
 func (b *Batch) empty() bool {
 	return len(b.Events) == 0 && len(b.Deliveries) == 0 && len(b.Actions) == 0 &&
-		len(b.Incidents) == 0 && len(b.Ext4Reported) == 0
+		len(b.Incidents) == 0 && len(b.Ext4Reported) == 0 && len(b.BtrfsCounters) == 0
 }
 
 // statements are the prepared statements of the hot paths.
@@ -361,6 +366,16 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 				if _, err := set.ExecContext(ctx, uuid, int64(n), ns(now)); err != nil {
 					return fmt.Errorf("ext4 state of %s: %w", uuid, err)
 				}
+			}
+		}
+		for uuid, devs := range b.BtrfsCounters {
+			j, err := json.Marshal(devs)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO btrfs_counters(uuid, devs, updated) VALUES (?, ?, ?)
+				ON CONFLICT(uuid) DO UPDATE SET devs = excluded.devs, updated = excluded.updated`, uuid, string(j), ns(now)); err != nil {
+				return fmt.Errorf("btrfs counters of %s: %w", uuid, err)
 			}
 		}
 		return nil

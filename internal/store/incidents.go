@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fshealth/fshealth/internal/btrfs"
 )
 
 // Incident is the policy's state about one error kind on one file system: what
@@ -117,4 +119,22 @@ func (s *Store) Ext4Reported(ctx context.Context, uuid string) (count uint64, ok
 // Commit.
 func (s *Store) SetExt4Reported(ctx context.Context, uuid string, count uint64) error {
 	return s.Commit(ctx, &Batch{Ext4Reported: map[string]uint64{uuid: count}})
+}
+
+// BtrfsCounters returns the btrfs device error counters last recorded for
+// the file system uuid (Batch.BtrfsCounters), or nil if none were.
+func (s *Store) BtrfsCounters(ctx context.Context, uuid string) ([]btrfs.DeviceStats, error) {
+	var j string
+	err := s.db.QueryRowContext(ctx, `SELECT devs FROM btrfs_counters WHERE uuid = ?`, uuid).Scan(&j)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.errf("querying the btrfs counters of "+uuid, err)
+	}
+	devs := []btrfs.DeviceStats{}
+	if err := json.Unmarshal([]byte(j), &devs); err != nil {
+		return nil, fmt.Errorf("the btrfs counters recorded for %s: %w", uuid, err)
+	}
+	return devs, nil
 }

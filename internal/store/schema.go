@@ -121,11 +121,21 @@ CREATE TABLE ext4_reported (
 	updated INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+	// Version 2.
+	`
+-- The btrfs device error counters last read (and reported), per file
+-- system UUID, as a JSON array of btrfs.DeviceStats.
+CREATE TABLE btrfs_counters (
+	uuid    TEXT PRIMARY KEY,
+	devs    TEXT NOT NULL,
+	updated INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/ext4"
 )
@@ -738,6 +739,23 @@ func TestExt4Reported(t *testing.T) {
 	}
 }
 
+func TestBtrfsCounters(t *testing.T) {
+	s := openTemp(t)
+	if devs, err := s.BtrfsCounters(ctx, fs1.UUID); devs != nil || err != nil {
+		t.Errorf("before: %v, %v", devs, err)
+	}
+	want := []btrfs.DeviceStats{{DevID: 1, Path: "/dev/sdb", CorruptionErrs: 3}, {DevID: 2, WriteErrs: 1}}
+	commit(t, s, &Batch{Events: []event.Event{errEvent("b1", base, fs1, "EBADMSG", 3)},
+		BtrfsCounters: map[string][]btrfs.DeviceStats{fs1.UUID: {{DevID: 1}}}})
+	commit(t, s, &Batch{BtrfsCounters: map[string][]btrfs.DeviceStats{fs1.UUID: want, fs2.UUID: {}}})
+	if devs, err := s.BtrfsCounters(ctx, fs1.UUID); err != nil || !reflect.DeepEqual(devs, want) {
+		t.Errorf("after: %+v, %v; want %+v", devs, err, want)
+	}
+	if devs, err := s.BtrfsCounters(ctx, fs2.UUID); err != nil || devs == nil || len(devs) != 0 {
+		t.Errorf("an empty reading: %#v, %v; want recorded and empty", devs, err)
+	}
+}
+
 func TestPrune(t *testing.T) {
 	s := openTemp(t)
 	old, cut, recent := base, base.Add(24*time.Hour), base.Add(48*time.Hour)
@@ -1073,7 +1091,7 @@ func TestMigrations(t *testing.T) {
 	// A migration that fails leaves the database as it was.
 	s.Close()
 	migrations = append(migrations, `CREATE TABLE t1 (x); THIS IS NOT SQL`)
-	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "migration to version 3") || !strings.Contains(err.Error(), path) {
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("migration to version %d", SchemaVersion+2)) || !strings.Contains(err.Error(), path) {
 		t.Errorf("failing migration: %v", err)
 	}
 	migrations = migrations[:len(migrations)-1]

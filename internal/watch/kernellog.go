@@ -161,6 +161,9 @@ func (w *Watcher) btrfsBaseline(fs *enrich.Filesystem) {
 		return
 	}
 	if prev := w.cfg.BtrfsRestore; prev != nil {
+		// Counters never recorded before are reported when non-zero:
+		// whoever restores also records, so that happens once.
+		w.klog.btrfs.ReportBaseline = true
 		if devs := prev(uuid); devs != nil {
 			w.klog.btrfs.Restore(uuid, devs)
 		}

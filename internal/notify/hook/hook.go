@@ -534,6 +534,9 @@ func (c *capture) log(log *slog.Logger, stream string, level slog.Level) {
 //	                      stdin when a mount point may contain a newline)
 //	FSHEALTH_INODE        the inode the error is about
 //	FSHEALTH_PATH         the inode's path
+//	FSHEALTH_SOURCE       where the event came from: fanotify, kmsg,
+//	                      btrfs-counters or recorded
+//	FSHEALTH_KERNEL_MESSAGE the kernel's log message about the error
 //	FSHEALTH_TEST         1 for `fshealth test-alert`, else empty
 func Environment(a *alert.Alert) []string {
 	fsys := a.Filesystem
@@ -595,6 +598,8 @@ func Environment(a *alert.Alert) []string {
 		{"FSHEALTH_MOUNTPOINTS", strings.Join(mps, "\n")},
 		{"FSHEALTH_INODE", inode},
 		{"FSHEALTH_PATH", ev.Path},
+		{"FSHEALTH_SOURCE", ev.Source},
+		{"FSHEALTH_KERNEL_MESSAGE", ev.KernelMessage},
 		{"FSHEALTH_TEST", test},
 	}
 	env := make([]string, len(vars))

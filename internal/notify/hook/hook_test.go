@@ -76,6 +76,7 @@ func testAlert(path string) *alert.Alert {
 		Errno: 117, Error: "EUCLEAN", ErrorText: "structure needs cleaning", ErrorCount: 3, PID: 42,
 		FSID: "1:2", Device: "/dev/loop0", FSType: "ext4", UUID: "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428",
 		Mountpoints: []string{"/srv/a b", "/mnt/x\ny"}, Inode: ptr(uint64(13)), Generation: ptr(uint32(7)), Path: path,
+		KernelMessage: "EXT4-fs error (device loop0): " + path,
 	}
 	return &alert.Alert{
 		ID: "01JALERT000000000000000001", Type: alert.TypeError, Severity: alert.SeverityCritical, Rule: "default",
@@ -147,6 +148,8 @@ pwd > "$OUT/pwd"
 		"FSHEALTH_MOUNTPOINTS=/srv/a b\n/mnt/x\ny",
 		"FSHEALTH_INODE=13",
 		"FSHEALTH_PATH=" + hostile,
+		"FSHEALTH_SOURCE=fanotify",
+		"FSHEALTH_KERNEL_MESSAGE=EXT4-fs error (device loop0): " + hostile,
 		"FSHEALTH_TEST=1",
 	}
 	// The shell may add PWD (and nothing else of the daemon's leaks in).
@@ -504,7 +507,7 @@ func TestEnvironmentWithoutEvent(t *testing.T) {
 	a := &alert.Alert{ID: "x", Type: alert.TypeResolved, Severity: alert.SeverityInfo,
 		Filesystem: alert.Filesystem{Device: "/dev/sdb", Mountpoints: []string{}}}
 	env := Environment(a)
-	if len(env) != 21 {
+	if len(env) != 23 {
 		t.Errorf("%d variables", len(env))
 	}
 	for _, want := range []string{"FSHEALTH_ERRNO=", "FSHEALTH_INODE=", "FSHEALTH_PATH=", "FSHEALTH_MOUNTPOINT=", "FSHEALTH_DEVICE=/dev/sdb", "FSHEALTH_TEST=", "FSHEALTH_TIME="} {

@@ -228,6 +228,7 @@ func EventFields(e *event.Event) []Field {
 	}
 	f = append(f, Field{"SYSLOG_IDENTIFIER", "fshealth"})
 	f = add(f, "FSHEALTH_KIND", e.Kind)
+	f = add(f, "FSHEALTH_SOURCE", e.Source)
 	f = add(f, "FSHEALTH_EVENT_ID", e.ID)
 	if e.Kind != event.KindOverflow {
 		f = append(f, Field{"FSHEALTH_ERRNO", strconv.Itoa(e.Errno)})
@@ -247,6 +248,7 @@ func EventFields(e *event.Event) []Field {
 	}
 	f = add(f, "FSHEALTH_PATH", e.Path)
 	f = add(f, "FSHEALTH_PATH_ERROR", e.PathError)
+	f = add(f, "FSHEALTH_KERNEL_MESSAGE", e.KernelMessage)
 	return f
 }
 

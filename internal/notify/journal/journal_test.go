@@ -168,6 +168,7 @@ func TestEventEntry(t *testing.T) {
 		{"MESSAGE_ID", MessageIDError},
 		{"SYSLOG_IDENTIFIER", "fshealth"},
 		{"FSHEALTH_KIND", "error"},
+		{"FSHEALTH_SOURCE", "fanotify"},
 		{"FSHEALTH_EVENT_ID", "01JEVENT000000000000000001"},
 		{"FSHEALTH_ERRNO", "117"},
 		{"FSHEALTH_ERROR", "EUCLEAN"},
@@ -209,6 +210,7 @@ func TestOverflowEntry(t *testing.T) {
 		{"MESSAGE_ID", MessageIDOverflow},
 		{"SYSLOG_IDENTIFIER", "fshealth"},
 		{"FSHEALTH_KIND", "overflow"},
+		{"FSHEALTH_SOURCE", "fanotify"},
 		{"FSHEALTH_EVENT_ID", "01JOVERFLOW"},
 	}
 	if !slices.Equal(e.fields, want) {
@@ -343,7 +345,7 @@ func TestStderrMode(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
 	}
 	for i, want := range []string{
-		` level=ERROR msg="EUCLEAN (structure needs cleaning) ×4 on /dev/loop0 ext4 at \"/srv/a b\",\"/mnt/x\\ny\" inode 12 (generation 1) path \"/srv/a b/evil\\n2026-01-01 EUCLEAN forged entry\\nPRIORITY=0\\nMESSAGE=pwned \\\"q\\\" $(touch /tmp/x) \\x1b[31m\\xff\" uuid 0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428 pid 42" message_id=8d9a4e9cc3304a7c8d6942249e608e0f kind=error event_id=01JEVENT000000000000000001 errno=117 error=EUCLEAN error_text="structure needs cleaning" error_count=4 device=/dev/loop0 uuid=0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428 fstype=ext4 label=data mountpoint="/srv/a b" mountpoint="/mnt/x\ny" inode=12 path="/srv/a b/evil\n2026-01-01 EUCLEAN forged entry\nPRIORITY=0\nMESSAGE=pwned \"q\" $(touch /tmp/x) \x1b[31m\xff"`,
+		` level=ERROR msg="EUCLEAN (structure needs cleaning) ×4 on /dev/loop0 ext4 at \"/srv/a b\",\"/mnt/x\\ny\" inode 12 (generation 1) path \"/srv/a b/evil\\n2026-01-01 EUCLEAN forged entry\\nPRIORITY=0\\nMESSAGE=pwned \\\"q\\\" $(touch /tmp/x) \\x1b[31m\\xff\" uuid 0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428 pid 42" message_id=8d9a4e9cc3304a7c8d6942249e608e0f kind=error source=fanotify event_id=01JEVENT000000000000000001 errno=117 error=EUCLEAN error_text="structure needs cleaning" error_count=4 device=/dev/loop0 uuid=0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428 fstype=ext4 label=data mountpoint="/srv/a b" mountpoint="/mnt/x\ny" inode=12 path="/srv/a b/evil\n2026-01-01 EUCLEAN forged entry\nPRIORITY=0\nMESSAGE=pwned \"q\" $(touch /tmp/x) \x1b[31m\xff"`,
 		` level=ERROR msg="critical alert (error): EUCLEAN on /dev/loop0 (\"/srv/a b\") [7 errors] [rule default]" message_id=e0bf24e6719f45e8b751a91d1f31affe alert_id=01JALERT000000000000000001 alert_type=error severity=critical rule=default event_id=01JEVENT000000000000000001 errno=117 error=EUCLEAN error_count=7 device=/dev/loop0`,
 		` level=WARN msg="QUEUE OVERFLOW: lost" message_id=267f6f1d5c434d9383788f32f72f971e kind=overflow`,
 	} {
