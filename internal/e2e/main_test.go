@@ -333,6 +333,13 @@ type event struct {
 	Path        string   `json:"path"`
 	Message     string   `json:"message"`
 	Source      string   `json:"source"`
+	// KernelMessage and Btrfs come from the kernel log source.
+	KernelMessage string `json:"kernel_message"`
+	Btrfs         *struct {
+		Counter string `json:"counter"`
+		From    uint64 `json:"from"`
+		To      uint64 `json:"to"`
+	} `json:"btrfs"`
 }
 
 // events returns `fshealth events --json --state-dir dir args...`.

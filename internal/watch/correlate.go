@@ -119,34 +119,42 @@ func fitness(m *kernelMsg, ev *event.Event) int {
 
 // due returns, appended to out, the events of the messages that waited
 // hold without an event of their file system — one event per file system
-// and kind of error, counting the messages — and when the next pending
-// message falls due (zero if none is pending).
+// and kind of error, counting the messages, those of the same file system
+// and kind that came later included — and when the next pending message
+// falls due (zero if none is pending).
 func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.Time) {
 	for fs, t := range c.lastEvent {
 		if now.Sub(t) > c.hold {
 			delete(c.lastEvent, fs)
 		}
 	}
-	var next time.Time
 	type key struct {
 		fs   *enrich.Filesystem
 		kind kmsg.Kind
 	}
+	ripe := map[key]bool{}
+	for _, m := range c.pending {
+		if !m.at.Add(c.hold).After(now) && !ext4OwnError(&m.Message) {
+			ripe[key{m.fs, m.Kind}] = true
+		}
+	}
+	var next time.Time
 	groups := map[key]int{} // index in out
 	kept := c.pending[:0]
 	for _, m := range c.pending {
+		k := key{m.fs, m.Kind}
 		deadline := m.at.Add(c.hold)
-		if deadline.After(now) {
+		own := ext4OwnError(&m.Message)
+		if deadline.After(now) && (!ripe[k] || own) {
 			kept = append(kept, m)
 			if next.IsZero() || deadline.Before(next) {
 				next = deadline
 			}
 			continue
 		}
-		if ext4OwnError(&m.Message) {
+		if own {
 			continue
 		}
-		k := key{m.fs, m.Kind}
 		if i, ok := groups[k]; ok {
 			out[i].ErrorCount++
 			if out[i].Inode == nil && m.Inode != 0 {

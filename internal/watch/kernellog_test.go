@@ -112,6 +112,20 @@ func TestCorrelatorGroupsAndPrefersTheInode(t *testing.T) {
 		t.Errorf("grouped event: %+v", e)
 	}
 
+	// A message of the same kind read later goes with the first one's
+	// event; one of another kind waits for its own time.
+	c.message(kernelMsg{Message: w1, fs: fs, at: t0.Add(2 * time.Second)})
+	c.message(kernelMsg{Message: w2, fs: fs, at: t0.Add(2500 * time.Millisecond)})
+	c.message(kernelMsg{Message: classified(t, "2,4,4,-;EXT4-fs (loop2): Remounting filesystem read-only"), fs: fs, at: t0.Add(2500 * time.Millisecond)})
+	out, next := c.due(t0.Add(3*time.Second), nil)
+	if len(out) != 1 || out[0].ErrorCount != 2 || !next.Equal(t0.Add(3500*time.Millisecond)) {
+		t.Fatalf("later messages of the same kind: %+v, next %v", out, next)
+	}
+	out, _ = c.due(t0.Add(4*time.Second), nil)
+	if len(out) != 1 || out[0].ErrorCount != 1 || out[0].Error != "ESHUTDOWN" {
+		t.Fatalf("the shutdown message: %+v", out)
+	}
+
 	for _, m := range []kmsg.Message{w1, own} {
 		c.message(kernelMsg{Message: m, fs: fs, at: t0.Add(5 * time.Second)})
 	}

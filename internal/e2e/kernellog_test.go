@@ -1,0 +1,259 @@
+package e2e_test
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// kernelLogConfig is baseConfig with a short kernel log hold, so that
+// kernel-log-only errors are reported quickly.
+func kernelLogConfig(mountpoint string) string {
+	return strings.Replace(baseConfig(mountpoint), "[watch]\n", "[watch]\nkernel_log_hold = \"300ms\"\n", 1)
+}
+
+// TestKernelMessageInHistory: the kernel's message about an ext4 error is
+// recorded with its fanotify event, and reaches the webhook; it is not
+// reported again on its own.
+func TestKernelMessageInHistory(t *testing.T) {
+	im := newFS(t)
+	wh := newReceiver(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, kernelLogConfig(im.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	d.waitLog("reading the kernel log", 1)
+	trigger(t, im, "e2e kernel message")
+	evs := waitErrors(t, state, 1)
+	want := "EXT4-fs error (device " + filepath.Base(im.Dev) + "): trigger_test_error:"
+	if len(evs) != 1 || evs[0].Source != "fanotify" || !strings.HasPrefix(evs[0].KernelMessage, want) ||
+		!strings.HasSuffix(evs[0].KernelMessage, "e2e kernel message") {
+		t.Fatalf("history: %+v, want one fanotify event with kernel_message %q...", evs, want)
+	}
+	reqs := wh.waitAccepted(t, 1)
+	var body struct {
+		Event struct {
+			KernelMessage string `json:"kernel_message"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil || body.Event.KernelMessage != evs[0].KernelMessage {
+		t.Errorf("webhook event kernel_message %q (%v), want %q", body.Event.KernelMessage, err, evs[0].KernelMessage)
+	}
+	time.Sleep(time.Second) // past the hold: nothing more may come
+	if evs := events(t, state); len(evs) != 1 {
+		t.Errorf("history has %d events, want 1: %+v", len(evs), evs)
+	}
+	d.stop()
+}
+
+// TestXFSShutdownThroughKernelLog: XFS sends no FAN_FS_ERROR before Linux
+// 7.0; its shutdown is recorded and alerted from the kernel log, once.
+func TestXFSShutdownThroughKernelLog(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "xfs_io", "xfsprogs")
+	im := testutil.NewImage(t, "xfs", 300<<20, "")
+	wh := newReceiver(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, kernelLogConfig(im.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	d.waitLog("reading the kernel log", 1)
+	tool(t, "xfs_io", "-x", "-c", "shutdown", im.Mountpoint)
+	evs := waitErrors(t, state, 1)
+	e := evs[0]
+	if e.FSType != "xfs" || e.Device != im.Dev || e.Kind != "error" || e.KernelMessage == "" {
+		t.Errorf("event: %+v", e)
+	}
+	switch e.Source {
+	case "kmsg":
+		if e.Error != "ESHUTDOWN" || !strings.HasPrefix(e.KernelMessage, "XFS ("+filepath.Base(im.Dev)+"): ") {
+			t.Errorf("kernel-log event: %+v", e)
+		}
+	case "fanotify":
+		t.Logf("this kernel reports XFS shutdowns through FAN_FS_ERROR: %+v", e)
+	default:
+		t.Errorf("source %q", e.Source)
+	}
+	wh.waitAccepted(t, 1)
+	time.Sleep(time.Second)
+	if evs := events(t, state); len(evs) != 1 {
+		t.Errorf("the shutdown is %d events in the history, want 1: %+v", len(evs), evs)
+	}
+	st := getStatus(t, state)
+	for _, f := range st.Filesystems {
+		if f.Device == im.Dev && f.Health == "ok" {
+			t.Errorf("status says the shut down file system is ok: %+v", f)
+		}
+	}
+	d.stop()
+}
+
+// TestBtrfsCounterIncreases: btrfs counts a checksum failure in its device
+// error counters; the daemon reports the increase, not again after a
+// restart, and an increase while it was stopped once when it starts.
+func TestBtrfsCounterIncreases(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
+	im := testutil.NewImage(t, "btrfs", 256<<20, "")
+	mp := im.Mountpoint
+	victim := filepath.Join(mp, "victim")
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	if err := os.WriteFile(victim, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	flipOnce(t, im.File, data[:32])
+	if err := im.Mount(mp, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, kernelLogConfig(mp), 0o600)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	d.waitLog("reading the kernel log", 1)
+	readEIO(t, victim)
+	// One failed read may count more than once (btrfs retries): each
+	// increase is an event, and together they add up to the counter.
+	before := counterEvents(t, waitSettled(t, state), 0)
+	if !strings.HasPrefix(before[0].KernelMessage, "BTRFS ") {
+		t.Errorf("the first increase has kernel_message %q, want btrfs's message", before[0].KernelMessage)
+	}
+	counted := before[len(before)-1].Btrfs.To
+	d.stop()
+
+	d = startDaemon(t, cfg, state)
+	d.waitLog("ready", 1)
+	time.Sleep(500 * time.Millisecond)
+	if evs := events(t, state); len(evs) != len(before) {
+		t.Errorf("after a restart the history has %d events, want still %d: %+v", len(evs), len(before), evs)
+	}
+	d.stop()
+
+	// While the daemon is stopped, the corrupted file is read again: the
+	// increase is reported once when it starts.
+	readEIO(t, victim)
+	d = startDaemon(t, cfg, state)
+	evs := counterEvents(t, waitSettled(t, state), 0)
+	later := evs[len(before):]
+	if len(later) != 1 || later[0].Btrfs.From != counted || !strings.Contains(later[0].Message, "corruption errors") {
+		t.Errorf("increase while stopped: %+v, want one event from %d", later, counted)
+	}
+	d.stop()
+}
+
+// waitSettled waits until the history in dir has events and has not
+// changed for a second, and returns them.
+func waitSettled(t *testing.T, dir string) []event {
+	t.Helper()
+	var last []event
+	stable := 0
+	eventually(t, func() string { return fmt.Sprintf("history did not settle: %+v", last) }, func() bool {
+		evs := events(t, dir)
+		if len(evs) > 0 && len(evs) == len(last) {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = evs
+		if stable < 4 {
+			time.Sleep(250 * time.Millisecond)
+		}
+		return stable >= 4
+	})
+	return last
+}
+
+// counterEvents checks that evs are btrfs corruption counter increases,
+// oldest first, each from where the one before ended, starting at from.
+func counterEvents(t *testing.T, evs []event, from uint64) []event {
+	t.Helper()
+	for _, e := range evs {
+		if e.Btrfs == nil {
+			t.Fatalf("history: %+v, want only btrfs counter increases", evs)
+		}
+	}
+	slices.SortFunc(evs, func(a, b event) int { return cmp.Compare(a.Btrfs.From, b.Btrfs.From) })
+	for _, e := range evs {
+		if e.Source != "btrfs-counters" || e.FSType != "btrfs" || e.Error != "EBADMSG" || e.Btrfs == nil ||
+			e.Btrfs.Counter != "corruption" || e.Btrfs.From != from || e.Btrfs.To <= from || e.ErrorCount != e.Btrfs.To-from {
+			t.Fatalf("history: %+v, want btrfs corruption counter increases from %d (this one: %+v)", evs, from, e.Btrfs)
+		}
+		from = e.Btrfs.To
+	}
+	return evs
+}
+
+// readEIO reads path after dropping its cached pages, expecting EIO.
+func readEIO(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	if _, err := f.Read(make([]byte, 4096)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reading corrupted %s: %v, want EIO", path, err)
+	}
+}
+
+// flipOnce inverts the bytes of marker where it occurs, exactly once, in
+// file.
+func flipOnce(t *testing.T, file string, marker []byte) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, marker)
+	if i < 0 || bytes.Index(b[i+1:], marker) >= 0 {
+		t.Fatalf("the marker is not in %s exactly once", file)
+	}
+	for j := range marker {
+		b[i+j] ^= 0xff
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b[i:i+len(marker)], int64(i)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tool runs a program of the machine, failing the test if it fails.
+func tool(t *testing.T, name string, args ...string) {
+	t.Helper()
+	prog, err := loopfs.FindTool(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(prog, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
