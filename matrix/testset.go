@@ -29,7 +29,7 @@ var guestTests = []guestTest{
 // guestModules are the kernel modules every guest loads before the tests,
 // with the modules they depend on (read from the modules themselves). A
 // module that a kernel has built in (no .ko file in its package) is skipped.
-var guestModules = []string{"loop"}
+var guestModules = []string{"loop", "xfs"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
