@@ -22,6 +22,8 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
 	{Pkg: "./internal/watch", Name: "TestFollowMountAfterStart"},
 	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
+	{Pkg: "./internal/watch", Name: "TestXFSShutdown", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 }
