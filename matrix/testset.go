@@ -26,6 +26,7 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
+	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
 }
 
 // guestModules are the kernel modules every guest loads before the tests,
