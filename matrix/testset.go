@@ -22,14 +22,17 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
 	{Pkg: "./internal/watch", Name: "TestFollowMountAfterStart"},
 	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
+	{Pkg: "./internal/watch", Name: "TestXFSShutdown", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
+	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
 }
 
 // guestModules are the kernel modules every guest loads before the tests,
 // with the modules they depend on (read from the modules themselves). A
 // module that a kernel has built in (no .ko file in its package) is skipped.
-var guestModules = []string{"loop"}
+var guestModules = []string{"loop", "xfs"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the

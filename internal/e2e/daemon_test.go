@@ -64,6 +64,45 @@ func eventObject(t *testing.T, alertJSON []byte) any {
 	return v.Event
 }
 
+// TestErrorReachesWebhook: one real ext4 error, read by the daemon from the
+// kernel, reaches a webhook as one alert carrying the event. It is the
+// daemon's whole path on one channel, small enough for the kernel matrix's
+// guests (TestErrorReachesWebhookHookAndSMTP checks the channels in detail).
+func TestErrorReachesWebhook(t *testing.T) {
+	im := newFS(t)
+	uuid := ext4UUID(t, im)
+	dir := t.TempDir()
+	wh := newReceiver(t)
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint)+fmt.Sprintf(`
+[[webhook]]
+name = "hq"
+url = %s
+`, tomlString(wh.URL()+"/alerts")), 0o600)
+	d := startDaemon(t, cfg, filepath.Join(dir, "state"))
+
+	trigger(t, im, "e2e: webhook")
+	req := wh.waitAccepted(t, 1)[0]
+	var a alertBody
+	if err := json.Unmarshal(req.Body, &a); err != nil {
+		t.Fatalf("webhook body is not an alert's JSON: %v: %q", err, req.Body)
+	}
+	if a.ID == "" || a.Type != "error" || a.Severity != "critical" || a.Host != "e2e-host" || a.ErrorKind != "EUCLEAN" || a.Count != 1 ||
+		a.Filesystem.Device != im.Dev || a.Filesystem.UUID != uuid || a.Filesystem.FSType != "ext4" ||
+		!slices.Contains(a.Filesystem.Mountpoints, im.Mountpoint) || a.Test {
+		t.Errorf("webhook alert %+v, want a critical EUCLEAN alert about %s (%s, uuid %s)", a, im.Dev, im.Mountpoint, uuid)
+	}
+	if e := a.Event; e == nil || e.ID == "" || e.Kind != "error" || e.Source != "fanotify" || e.Errno != 117 || e.Error != "EUCLEAN" ||
+		e.ErrorCount != 1 || e.Device != im.Dev || e.FSType != "ext4" || e.UUID != uuid || !slices.Contains(e.Mountpoints, im.Mountpoint) || e.Inode != nil {
+		t.Errorf("the alert's event %+v, want the EUCLEAN error (fanotify, count 1, no inode) on %s", e, im.Dev)
+	}
+	// One error, one alert: nothing else arrives until the daemon stops.
+	d.stop()
+	if n := len(wh.requests()); n != 1 {
+		t.Errorf("the webhook got %d requests, want 1", n)
+	}
+}
+
 // TestErrorReachesWebhookHookAndSMTP: one real ext4 error reaches a webhook
 // (the alert's JSON, with its id in a header, a verifiable HMAC signature
 // and a custom header), a hook program (the alert on stdin and FSHEALTH_*
