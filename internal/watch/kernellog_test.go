@@ -246,12 +246,23 @@ func TestXFSShutdownReportedOnce(t *testing.T) {
 	if e.Kind != event.KindError {
 		t.Errorf("event: %s", event.AppendText(nil, &e))
 	}
+	// Whether FAN_FS_ERROR must report it (see TestXFSShutdown).
+	viaFanotify, err := testutil.KernelHasSymbol(fsErrorSymbol)
+	if err != nil {
+		t.Logf("cannot tell whether XFS reports through FAN_FS_ERROR: %v", err)
+	}
 	switch e.Source {
 	case event.SourceKmsg:
+		if viaFanotify {
+			t.Errorf("this kernel has %s, but the shutdown came from the kernel log only", fsErrorSymbol)
+		}
 		if e.Error != "ESHUTDOWN" || !strings.Contains(e.KernelMessage, "shutdown") {
 			t.Errorf("kernel-log shutdown event: %s", event.AppendText(nil, &e))
 		}
 	case event.SourceFanotify:
+		if !strings.HasPrefix(e.KernelMessage, "XFS ("+im.Name+"): ") {
+			t.Errorf("the FAN_FS_ERROR event lacks XFS's message: %s", event.AppendText(nil, &e))
+		}
 		t.Logf("this kernel reports XFS shutdowns through FAN_FS_ERROR: %s", event.AppendText(nil, &e))
 	default:
 		t.Errorf("source %q", e.Source)
