@@ -31,7 +31,7 @@ func startFollowing(t *testing.T, mode string) *follower {
 	f := &follower{collector: &collector{t: t, events: make(chan event.Event, 1024)}, changes: make(chan Change, 64)}
 	w, err := New(Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		FollowMounts: mode,
-		OnChange:     func(c Change) { f.changes <- c },
+		OnChange:     func(c Change) { f.changes <- snapshot(c) },
 		Sink: func(evs []event.Event) error {
 			for _, e := range evs {
 				f.events <- e
@@ -55,6 +55,22 @@ func startFollowing(t *testing.T, mode string) *follower {
 		}
 	})
 	return f
+}
+
+// snapshot copies the file systems of c: OnChange runs in the watcher's
+// goroutine, which goes on changing them while the test looks.
+func snapshot(c Change) Change {
+	cp := func(l []*enrich.Filesystem) []*enrich.Filesystem {
+		out := make([]*enrich.Filesystem, len(l))
+		for i, fs := range l {
+			info := *fs.Info
+			m := *info.Filesystem
+			info.Filesystem = &m
+			out[i] = &enrich.Filesystem{Info: &info}
+		}
+		return out
+	}
+	return Change{Added: cp(c.Added), Removed: cp(c.Removed), Updated: cp(c.Updated)}
 }
 
 // change waits for a change satisfying ok.

@@ -62,9 +62,10 @@ func startConfig(t *testing.T, cfg Config, gated bool) *collector {
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, c.log}, nil))
 	cfg.Logger = logger
+	gate := c.gate // the test closes and forgets c.gate while the sink runs
 	cfg.Sink = func(evs []event.Event) error {
-		if c.gate != nil {
-			<-c.gate
+		if gate != nil {
+			<-gate
 		}
 		c.mu.Lock()
 		c.batches++
