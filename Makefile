@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency fuzz clean
+.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean
 
 all: build
 
@@ -35,6 +35,12 @@ bench:
 # moment `fshealth watch --json` has written them.
 bench-latency: build
 	$(GO) run ./cmd/fshealth-bench latency --fshealth bin/fshealth -n 2000 --baseline
+
+# Mount-follow latency: mount(2) of a scratch ext4 file system to the moment
+# `fshealth watch --json` has logged that it watches it, with fanotify mount
+# events and with the mountinfo fallback (target: 100 ms).
+bench-mount: build
+	$(GO) run ./cmd/fshealth-bench mount-latency --fshealth bin/fshealth -n 50
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fanotify

@@ -6,6 +6,7 @@
 //	fshealth-bench daemon-latency [-n 500] [--fshealth PATH]
 //	fshealth-bench storm [-fs 32] [-errors 5000] [--fshealth PATH]
 //	fshealth-bench idle [-for 60s] [--fshealth PATH]
+//	fshealth-bench mount-latency [-n 50] [-follow both|auto|mountinfo] [--fshealth PATH]
 //
 // It needs root: it mounts scratch ext4 images on loop devices and raises
 // real errors through /sys/fs/ext4/<dev>/trigger_fs_error. latency times
@@ -14,7 +15,9 @@
 // daemon-latency to the moment the bench's webhook receiver has the alert
 // `fshealth daemon` sent for it; storm floods many file systems and checks
 // that the daemon accounts for every error; idle watches an idle daemon's
-// memory and wake-ups. See bench/README.md.
+// memory and wake-ups; mount-latency times each mount of a scratch file
+// system to the moment `fshealth watch` has logged that it watches it. See
+// bench/README.md.
 package main
 
 import (
@@ -35,6 +38,7 @@ const usage = `usage: fshealth-bench latency [flags]
        fshealth-bench daemon-latency [flags]
        fshealth-bench storm [flags]
        fshealth-bench idle [flags]
+       fshealth-bench mount-latency [flags]
 
 latency measures the end-to-end latency of fshealth: it raises N real ext4
 errors on a scratch file system, one at a time, and times each from just
@@ -60,6 +64,15 @@ alerts (one first alert per incident, then digests whose counts add up).
 
 idle starts the daemon on one scratch file system and, for -for, measures
 its memory and its wake-ups (context switches of all its threads).
+
+mount-latency starts the real 'fshealth watch --json' (every file system),
+then mounts N scratch ext4 file systems one at a time with mount(2). It times
+each from just before mount(2) to the moment the bench has read fshealth's
+"watching file system" log line for that device, then raises an error on it
+and checks that the event arrives (not timed), and unmounts it. -follow auto
+runs fshealth as it is (fanotify mount events on Linux 6.15+); -follow
+mountinfo runs it under a seccomp filter that refuses FAN_REPORT_MNT as older
+kernels do, so that it falls back to POLLPRI on /proc/self/mountinfo.
 
 All need root. Everything runs in a private mount namespace and is cleaned
 up on exit, interrupted or not.
@@ -89,6 +102,7 @@ type options struct {
 	settle      time.Duration // idle: wait after READY=1 before measuring
 	strace      time.Duration // idle: strace the daemon this long after measuring
 	watchdog    time.Duration // idle: WATCHDOG_USEC for the daemon (0: none)
+	follow      string        // mount-latency: auto, mountinfo or both
 }
 
 // subcommands maps each subcommand to its function, which runs inside the
@@ -99,6 +113,7 @@ var subcommands = map[string]func(ctx context.Context, opt *options, dir string)
 	"daemon-latency": daemonLatency,
 	"storm":          storm,
 	"idle":           idle,
+	"mount-latency":  mountLatency,
 }
 
 // mountnsEnv marks the re-executed process running in the private mount
@@ -110,6 +125,10 @@ func main() {
 	if cpu := os.Getenv(pinExecEnv); cpu != "" {
 		// Started by the bench as a CPU-pinning exec wrapper.
 		os.Exit(runPinExec(cpu, os.Args[1:]))
+	}
+	if os.Getenv(noMountEventsEnv) != "" {
+		// Started by the bench as a wrapper hiding fanotify mount events.
+		os.Exit(runNoMountEventsExec(os.Args[1:]))
 	}
 	if hostEnv := os.Getenv(selfHostEnv); hostEnv != "" {
 		// Started by the bench as an instrumented fshealth (profiling).
@@ -152,6 +171,19 @@ func run(args []string) int {
 		if !set["size"] {
 			opt.size = 16 << 20
 		}
+	case "mount-latency":
+		if !set["n"] {
+			opt.n = 50
+		}
+		if !set["warmup"] {
+			opt.warmup = 0
+		}
+		if !set["fs"] {
+			opt.fsCount = min(opt.n+opt.warmup, 50)
+		}
+		if !set["size"] {
+			opt.size = 16 << 20
+		}
 	}
 	if opt.n < 1 || opt.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "fshealth-bench: -n must be at least 1 and -warmup not negative")
@@ -159,6 +191,10 @@ func run(args []string) int {
 	}
 	if opt.fsCount < 1 || opt.errors < 1 || opt.idleFor <= 0 || opt.settle < 0 || opt.window < 0 || opt.reminderMax < 0 || opt.deadline <= 0 || opt.strace < 0 || opt.gap < 0 || opt.watchdog < 0 {
 		fmt.Fprintln(os.Stderr, "fshealth-bench: -fs and -errors must be at least 1, -for and -deadline positive, -settle, -window, -reminder-max, -strace, -gap and -watchdog not negative")
+		return 2
+	}
+	if opt.follow != followBoth && opt.follow != followAuto && opt.follow != followMountinfo {
+		fmt.Fprintf(os.Stderr, "fshealth-bench: -follow %q: want both, auto or mountinfo\n", opt.follow)
 		return 2
 	}
 	if opt.channels != "all" && opt.channels != "webhook" {
@@ -202,16 +238,17 @@ func newFlags(opt *options, out io.Writer) *flag.FlagSet {
 		fmt.Fprint(out, usage)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&opt.n, "n", 1000, "number of measured errors (daemon-latency: default 500)")
-	fs.IntVar(&opt.warmup, "warmup", 20, "number of errors raised and discarded before measuring")
-	fs.StringVar(&opt.fshealth, "fshealth", "", "latency and the daemon subcommands: fshealth binary (default: fshealth next to this binary, else ./bin/fshealth, else go build ./cmd/fshealth)")
+	fs.IntVar(&opt.n, "n", 1000, "number of measured errors (daemon-latency: default 500; mount-latency: number of measured mounts, default 50)")
+	fs.IntVar(&opt.warmup, "warmup", 20, "number of errors raised and discarded before measuring (mount-latency: mounts, default 0: the first mount after start counts)")
+	fs.StringVar(&opt.fshealth, "fshealth", "", "latency, mount-latency and the daemon subcommands: fshealth binary (default: fshealth next to this binary, else ./bin/fshealth, else go build ./cmd/fshealth)")
 	fs.BoolVar(&opt.baseline, "baseline", false, "latency: also measure bench/minreader.c, a minimal C reader, and compare")
-	fs.DurationVar(&opt.timeout, "timeout", 5*time.Second, "how long to wait for the event of one error")
-	fs.Int64Var(&opt.size, "size", 64<<20, "scratch ext4 image size in bytes (storm: default 16 MiB each)")
+	fs.DurationVar(&opt.timeout, "timeout", 5*time.Second, "how long to wait for the event of one error (mount-latency: also for each log line)")
+	fs.Int64Var(&opt.size, "size", 64<<20, "scratch ext4 image size in bytes (storm, mount-latency: default 16 MiB each)")
 	fs.StringVar(&opt.pin, "pin", "none", "latency: CPU placement: none, same (bench and reader on one CPU) or cross (on two CPUs)")
 	fs.StringVar(&opt.channels, "channels", "all", "daemon-latency, storm: alert channels: all (the default rule: journal and the webhook) or webhook (a rule sending to the webhook only)")
 	fs.DurationVar(&opt.gap, "gap", 0, "daemon-latency: pause between one error's alert and the next error (0: none, back to back)")
-	fs.IntVar(&opt.fsCount, "fs", 32, "storm: number of scratch file systems")
+	fs.IntVar(&opt.fsCount, "fs", 32, "storm: number of scratch file systems (mount-latency: images the mounts cycle through, default one per mount, at most 50)")
+	fs.StringVar(&opt.follow, "follow", followBoth, "mount-latency: how fshealth follows mounts: auto (as it is: fanotify mount events on Linux 6.15+), mountinfo (under a seccomp filter refusing FAN_REPORT_MNT, so it falls back to POLLPRI on /proc/self/mountinfo) or both")
 	fs.IntVar(&opt.errors, "errors", 5000, "storm: errors raised on each file system")
 	fs.DurationVar(&opt.window, "window", 2*time.Second, "storm: the daemon's [flood] window (digests come when it closes)")
 	fs.DurationVar(&opt.reminderMax, "reminder-max", 8*time.Second, "storm: the daemon's [flood] reminder_max (caps the doubling digest window)")

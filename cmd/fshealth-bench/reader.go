@@ -379,7 +379,7 @@ func childEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case mountnsEnv, "NOTIFY_SOCKET", profileEnv, selfHostEnv, pinExecEnv:
+		case mountnsEnv, "NOTIFY_SOCKET", profileEnv, selfHostEnv, pinExecEnv, noMountEventsEnv:
 			continue
 		}
 		env = append(env, kv)
