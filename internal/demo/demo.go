@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	events := make(chan event.Event, 64)
 	var line []byte
-	w, err := watch.New(watch.Config{Paths: []string{mnt}, Logger: o.Logger, Sink: func(evs []event.Event) error {
+	w, err := watch.New(watch.Config{Paths: []string{mnt}, Logger: o.Logger, KernelLog: true, Sink: func(evs []event.Event) error {
 		line = line[:0]
 		for i := range evs {
 			line = o.Format(line, &evs[i])

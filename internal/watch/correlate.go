@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,21 +26,24 @@ type kernelMsg struct {
 
 // correlator decides, for each kernel log message about a file system,
 // whether it belongs to an error that fanotify reports too — then it is
-// attached to that event as its kernel_message, or dropped if the event
-// has already gone — or is an error only the kernel log knows of, which
+// attached to that event as its kernel_message, or dropped as part of the
+// same trouble — or is an error only the kernel log knows of, which
 // becomes an event with source "kmsg" of its own. One error is never
 // reported twice.
 //
 // The rule is a time window per file system: messages and FAN_FS_ERROR
 // events of one file system within hold of each other describe the same
-// trouble. A message read before the event (the kernel logs before it
-// notifies, and the watcher reads the kernel log before each batch of
-// events) waits up to hold for it; a message read up to hold after an event
-// of its file system is taken as part of that event. Messages that ext4
-// logs on its own error path ("EXT4-fs error ...") always come with a
-// FAN_FS_ERROR event and are counted in ext4's errors_count, so they never
-// become events of their own: if their event was lost to a queue
-// overflow, reconciliation reports them.
+// trouble. Each message waits hold. A fanotify event takes the waiting
+// message of its file system that fits it best (the kernel logs an error
+// before it reports it, and the watcher reads the kernel log before each
+// batch of events, so an event's own message is there); the other messages
+// wait on, for the events that follow. A message whose hold ends with a
+// fanotify event of its file system within hold of it, before or after, is
+// dropped; one without becomes an event. Messages that ext4 logs on its own
+// error path ("EXT4-fs error ...") always come with a FAN_FS_ERROR event
+// and are counted in ext4's errors_count, so they never become events of
+// their own: if their event was lost to a queue overflow, reconciliation
+// reports them.
 //
 // A correlator is not safe for concurrent use: the watcher's reader
 // goroutine owns it.
@@ -58,21 +62,13 @@ func newCorrelator(hold time.Duration) *correlator {
 	return &correlator{hold: hold, lastEvent: map[*enrich.Filesystem]time.Time{}}
 }
 
-// message takes a new message. It returns false when the message came
-// within hold after an event of its file system, and is dropped as part of
-// that event.
-func (c *correlator) message(m kernelMsg) bool {
-	if t, ok := c.lastEvent[m.fs]; ok && m.at.Sub(t) <= c.hold {
-		return false
-	}
-	c.pending = append(c.pending, m)
-	return true
-}
+// message takes a new message.
+func (c *correlator) message(m kernelMsg) { c.pending = append(c.pending, m) }
 
 // claim is called for each event fanotify (or the btrfs error counters)
-// reported for fs, at now: the pending message of fs that fits ev best is
-// attached to it as its kernel message, unless ev has one, and every
-// pending message of fs is consumed.
+// reported for fs, at now: the waiting message of fs that fits ev best is
+// attached to it as its kernel message, unless ev has one, and no longer
+// waits.
 func (c *correlator) claim(ev *event.Event, fs *enrich.Filesystem, now time.Time) {
 	c.lastEvent[fs] = now
 	best, bestScore := -1, -1
@@ -84,20 +80,18 @@ func (c *correlator) claim(ev *event.Event, fs *enrich.Filesystem, now time.Time
 			best, bestScore = i, s
 		}
 	}
-	if best < 0 {
+	if best < 0 || ev.KernelMessage != "" {
 		return
 	}
-	if ev.KernelMessage == "" {
-		ev.KernelMessage = c.pending[best].Text
-	}
-	kept := c.pending[:0]
-	for _, m := range c.pending {
-		if m.fs != fs {
-			kept = append(kept, m)
-		}
-	}
-	clear(c.pending[len(kept):])
-	c.pending = kept
+	ev.KernelMessage = c.pending[best].Text
+	c.pending = slices.Delete(c.pending, best, best+1)
+}
+
+// covered reports whether a fanotify event of m's file system came within
+// hold of m.
+func (c *correlator) covered(m *kernelMsg) bool {
+	t, ok := c.lastEvent[m.fs]
+	return ok && !t.Before(m.at.Add(-c.hold)) && !t.After(m.at.Add(c.hold))
 }
 
 // fitness scores how well m describes ev: the same inode first, then the
@@ -123,18 +117,18 @@ func fitness(m *kernelMsg, ev *event.Event) int {
 // and kind that came later included — and when the next pending message
 // falls due (zero if none is pending).
 func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.Time) {
-	for fs, t := range c.lastEvent {
-		if now.Sub(t) > c.hold {
-			delete(c.lastEvent, fs)
-		}
-	}
 	type key struct {
 		fs   *enrich.Filesystem
 		kind kmsg.Kind
 	}
+	// A message is reported when its hold is over, it is not ext4's own
+	// and no event covers it; messages of the same file system and kind
+	// that came later go with it.
+	report := func(m *kernelMsg) bool { return !ext4OwnError(&m.Message) && !c.covered(m) }
 	ripe := map[key]bool{}
-	for _, m := range c.pending {
-		if !m.at.Add(c.hold).After(now) && !ext4OwnError(&m.Message) {
+	for i := range c.pending {
+		m := &c.pending[i]
+		if !m.at.Add(c.hold).After(now) && report(m) {
 			ripe[key{m.fs, m.Kind}] = true
 		}
 	}
@@ -144,15 +138,14 @@ func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.
 	for _, m := range c.pending {
 		k := key{m.fs, m.Kind}
 		deadline := m.at.Add(c.hold)
-		own := ext4OwnError(&m.Message)
-		if deadline.After(now) && (!ripe[k] || own) {
+		if deadline.After(now) && !(ripe[k] && report(&m)) {
 			kept = append(kept, m)
 			if next.IsZero() || deadline.Before(next) {
 				next = deadline
 			}
 			continue
 		}
-		if own {
+		if !report(&m) {
 			continue
 		}
 		if i, ok := groups[k]; ok {
@@ -166,12 +159,18 @@ func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.
 		groups[k] = len(out)
 		out = append(out, kmsgEvent(&m))
 	}
-	for i := range groups {
-		e := &out[groups[i]]
-		e.Message = fmt.Sprintf("%d %s message(s) in the kernel log; the kernel sent no FAN_FS_ERROR event for them", e.ErrorCount, describeKind(i.kind))
+	for k, i := range groups {
+		e := &out[i]
+		e.Message = fmt.Sprintf("%d %s message(s) in the kernel log; the kernel sent no FAN_FS_ERROR event for them", e.ErrorCount, describeKind(k.kind))
 	}
 	clear(c.pending[len(kept):])
 	c.pending = kept
+	// Events older than twice the hold cover no message still waiting.
+	for fs, t := range c.lastEvent {
+		if now.Sub(t) > 2*c.hold {
+			delete(c.lastEvent, fs)
+		}
+	}
 	return out, next
 }
 

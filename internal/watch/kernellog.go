@@ -230,9 +230,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				w.log.Debug("kernel log error about a device no watched file system is on", "device", m.Device, "text", m.Text)
 				continue
 			}
-			if !k.corr.message(kernelMsg{Message: m, fs: fs, at: now}) {
-				w.log.Debug("kernel log message belongs to an event already reported", "device", fs.Device, "text", m.Text)
-			}
+			k.corr.message(kernelMsg{Message: m, fs: fs, at: now})
 			if fs.FSType == "btrfs" && !containsFS(checkBtrfs, fs) {
 				checkBtrfs = append(checkBtrfs, fs)
 			}

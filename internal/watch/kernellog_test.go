@@ -50,7 +50,7 @@ func classified(t *testing.T, line string) kmsg.Message {
 	return m
 }
 
-func TestCorrelatorAttachesAndConsumes(t *testing.T) {
+func TestCorrelatorAttachesAndDrops(t *testing.T) {
 	fs, other := testFS("loop3"), testFS("loop4")
 	c := newCorrelator(time.Second)
 	t0 := time.Unix(1000, 0)
@@ -65,30 +65,57 @@ func TestCorrelatorAttachesAndConsumes(t *testing.T) {
 	if ev.KernelMessage != sd.Text {
 		t.Errorf("attached %q, want the shutdown message (same kind) %q", ev.KernelMessage, sd.Text)
 	}
-	if len(c.pending) != 1 || c.pending[0].fs != other {
-		t.Errorf("pending after the claim: %+v, want only the other file system's message", c.pending)
+	if len(c.pending) != 2 {
+		t.Errorf("pending after the claim: %+v, want the I/O error and the other file system's message", c.pending)
 	}
-	// A message of fs within hold after its event is part of it.
-	if c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(900 * time.Millisecond)}) {
-		t.Error("a message right after the event was kept")
-	}
-	// The other file system's message falls due on its own.
+	// A message of fs right after the event is part of it, too.
+	c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(900 * time.Millisecond)})
+
 	out, next := c.due(t0.Add(500*time.Millisecond), nil)
 	if len(out) != 0 || !next.Equal(t0.Add(time.Second)) {
 		t.Errorf("due before the hold ended: %d events, next %v", len(out), next)
 	}
 	out, next = c.due(t0.Add(time.Second), nil)
-	if len(out) != 1 || !next.IsZero() {
-		t.Fatalf("due after the hold: %d events, next %v", len(out), next)
+	if len(out) != 1 || !next.Equal(t0.Add(1900*time.Millisecond)) {
+		t.Fatalf("due after the hold: %+v, next %v; want only the other file system's event", out, next)
 	}
 	e := out[0]
 	if e.Source != event.SourceKmsg || e.Device != "/dev/loop4" || e.Error != "ESHUTDOWN" || e.ErrorCount != 1 ||
 		e.KernelMessage != sd.Text || e.FSType != "xfs" || e.Kind != event.KindError || !e.Time.Equal(t0) {
 		t.Errorf("kmsg event: %+v", e)
 	}
-	// Long after the event, a message of fs is held again.
-	if !c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(5 * time.Second)}) {
-		t.Error("a message long after the event was dropped")
+	if out, next := c.due(t0.Add(2*time.Second), nil); len(out) != 0 || !next.IsZero() || len(c.pending) != 0 {
+		t.Errorf("the message after the event: %+v, next %v, pending %d; want it dropped", out, next, len(c.pending))
+	}
+	// Long after the event, a message of fs is an event again.
+	c.message(kernelMsg{Message: sd, fs: fs, at: t0.Add(5 * time.Second)})
+	if out, _ := c.due(t0.Add(6*time.Second), nil); len(out) != 1 || out[0].Device != "/dev/loop3" {
+		t.Errorf("a message long after the event: %+v", out)
+	}
+}
+
+// TestCorrelatorOneMessagePerEvent: events read in one batch each take
+// their own message.
+func TestCorrelatorOneMessagePerEvent(t *testing.T) {
+	fs := testFS("loop2")
+	fs.FSType = "ext4"
+	c := newCorrelator(time.Second)
+	t0 := time.Unix(1000, 0)
+	first := classified(t, "2,1,1,-;EXT4-fs error (device loop2): ext4_lookup:1787: inode #14: comm ls: iget: bogus i_mode (377)")
+	second := classified(t, "2,2,2,-;EXT4-fs error (device loop2): ext4_nfs_get_inode:1542: inode #14: comm fshealth: iget: bogus i_mode (377)")
+	abort := classified(t, "2,3,3,-;EXT4-fs error (device loop2): __ext4_remount:6843: comm mount: Abort forced by user")
+	for _, m := range []kmsg.Message{first, second, abort} {
+		c.message(kernelMsg{Message: m, fs: fs, at: t0})
+	}
+	ino := uint64(14)
+	evs := []event.Event{{Errno: int(syscall.EUCLEAN), Inode: &ino}, {Errno: int(syscall.EUCLEAN), Inode: &ino}, {Errno: int(syscall.ESHUTDOWN)}}
+	for i := range evs {
+		c.claim(&evs[i], fs, t0)
+	}
+	for i, want := range []string{first.Text, second.Text, abort.Text} {
+		if evs[i].KernelMessage != want {
+			t.Errorf("event %d has %q, want %q", i, evs[i].KernelMessage, want)
+		}
 	}
 }
 
@@ -135,8 +162,8 @@ func TestCorrelatorGroupsAndPrefersTheInode(t *testing.T) {
 	if ev.KernelMessage != own.Text {
 		t.Errorf("attached %q, want the message naming inode 12", ev.KernelMessage)
 	}
-	if out, next := c.due(t0.Add(time.Minute), nil); len(out) != 0 || !next.IsZero() || len(c.lastEvent) != 0 {
-		t.Errorf("after the claim: %d events, next %v, %d remembered", len(out), next, len(c.lastEvent))
+	if out, next := c.due(t0.Add(time.Minute), nil); len(out) != 0 || !next.IsZero() || len(c.lastEvent) != 0 || len(c.pending) != 0 {
+		t.Errorf("after the claim: %+v, next %v, %d remembered, %d pending", out, next, len(c.lastEvent), len(c.pending))
 	}
 }
 
