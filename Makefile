@@ -50,8 +50,9 @@ clean:
 
 # Kernel matrix (root; see matrix/README.md): boots Debian's newest 6.1, 6.12,
 # 6.18 and 7.x kernels under qemu, runs the kernel-facing tests inside each,
-# prints the kernel × test table and writes it to matrix/kernel-matrix.md.
+# prints the kernel × test table and writes it to matrix/kernel-matrix.md and
+# into README.md.
 # Downloads are cached in /var/cache/fshealth-matrix (FSHEALTH_MATRIX_CACHE).
 .PHONY: kernel-matrix
 kernel-matrix:
-	$(GO) run ./matrix -markdown matrix/kernel-matrix.md $(MATRIXFLAGS)
+	$(GO) run ./matrix -markdown matrix/kernel-matrix.md -readme README.md $(MATRIXFLAGS)

@@ -36,6 +36,7 @@ type options struct {
 	Refresh     time.Duration
 	Parallel    int
 	Markdown    string
+	Readme      string
 	Mirror      string
 	Security    string
 	Guest       guestConfig
@@ -70,6 +71,12 @@ func run(args []string) int {
 			return 2
 		}
 	}
+	if o.Readme != "" {
+		if err := spliceMarkdown(o.Readme, m.Markdown()); err != nil {
+			fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
+			return 2
+		}
+	}
 	fmt.Println(m.Summary())
 	if m.Failed() {
 		return 1
@@ -92,6 +99,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.Refresh, "refresh", 12*time.Hour, "download the package lists again when they are older than this")
 	fs.IntVar(&o.Parallel, "parallel", runtime.NumCPU(), "guests booted at the same time (each uses one CPU)")
 	fs.StringVar(&o.Markdown, "markdown", "", "also write the table as Markdown to this file")
+	fs.StringVar(&o.Readme, "readme", "", "also put the Markdown table into this file, between the lines "+markerBegin+" and "+markerEnd)
 	fs.StringVar(&o.Mirror, "mirror", os.Getenv("FSHEALTH_MATRIX_MIRROR"), "Debian archive URI (default: the host's apt sources)")
 	fs.StringVar(&o.Security, "security-mirror", os.Getenv("FSHEALTH_MATRIX_SECURITY_MIRROR"), "Debian security archive URI (default: the host's apt sources)")
 	fs.DurationVar(&o.Guest.Timeout, "timeout", 15*time.Minute, "time limit of one guest, boot to power-off")

@@ -251,3 +251,26 @@ func TestMarkdownEscapesTildes(t *testing.T) {
 		t.Errorf("no pass row:\n%s", md)
 	}
 }
+
+func TestSpliceMarkdown(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "README.md")
+	orig := "# x\n\nbefore\n" + markerBegin + "\nold table\n" + markerEnd + "\nafter\n"
+	if err := os.WriteFile(p, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // twice: the result has the markers again
+		if err := spliceMarkdown(p, "| new | table |\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(p)
+	if want := "# x\n\nbefore\n" + markerBegin + "\n\n| new | table |\n\n" + markerEnd + "\nafter\n"; string(b) != want {
+		t.Errorf("spliced:\n%s\nwant:\n%s", b, want)
+	}
+	if err := os.WriteFile(p, []byte("no markers\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := spliceMarkdown(p, "x"); err == nil || !strings.Contains(err.Error(), markerBegin) {
+		t.Errorf("without markers: %v", err)
+	}
+}

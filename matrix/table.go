@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -259,4 +260,28 @@ func lastLines(lines []string, n int) []string {
 		return lines[len(lines)-n:]
 	}
 	return lines
+}
+
+// The lines between which spliceMarkdown puts the table.
+const (
+	markerBegin = "<!-- kernel-matrix:begin -->"
+	markerEnd   = "<!-- kernel-matrix:end -->"
+)
+
+// spliceMarkdown replaces what stands between the lines markerBegin and
+// markerEnd of the file at path with md, so that a README can show the
+// table the matrix generated.
+func spliceMarkdown(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i := strings.Index(s, markerBegin+"\n")
+	j := strings.Index(s, "\n"+markerEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s: no %s line followed by a %s line to put the table between", path, markerBegin, markerEnd)
+	}
+	out := s[:i+len(markerBegin)+1] + "\n" + md + s[j:]
+	return os.WriteFile(path, []byte(out), 0o644)
 }
