@@ -28,6 +28,7 @@ var guestTests = []guestTest{
 	// from 7.0 an XFS shutdown is reported by both sources, once.
 	{Pkg: "./internal/watch", Name: "TestKernelMessageAttachedToFanotifyEvent"},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdownReportedOnce"},
+	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestBlockIOErrorOnWatchedFilesystem"},
 	{Pkg: "./internal/watch", Name: "TestBtrfsCounterIncreaseReported"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},

@@ -110,6 +110,16 @@ func TestImageWithRecordedErrorsMountedLater(t *testing.T) {
 	if len(mine) != 1 || mine[0].Source != "recorded" || mine[0].ErrorCount != 2 {
 		t.Errorf("want one recorded event of 2 errors for the newly mounted image, got %+v", mine)
 	}
+	// Its first error since it was mounted comes through fanotify: the
+	// daemon marked it when it was mounted.
+	trigger(t, im, "after the mount")
+	eventually(t, func() string { return fmt.Sprintf("no fanotify event for %s: %+v", im.Dev, mine) }, func() bool {
+		mine = events(t, state, "--fs", im.Dev)
+		return errorSum(mine) >= 3
+	})
+	if got := sums(mine); got[im.Dev+" fanotify"] != 1 || got[im.Dev+" recorded"] != 2 {
+		t.Errorf("errors by source %v, want 2 recorded and then 1 from fanotify", got)
+	}
 }
 
 func TestRepairMarksHealthy(t *testing.T) {
@@ -118,10 +128,21 @@ func TestRepairMarksHealthy(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
 	writeFile(t, cfg, strings.Replace(baseConfig(im.Mountpoint), "[watch]\npaths = ["+tomlString(im.Mountpoint)+"]\n", "", 1), 0o644)
+	am := startAlertmanager(t)
+	writeFile(t, cfg, fmt.Sprintf("%s\n[[alertmanager]]\nurls = [%s]\n", strings.Replace(baseConfig(im.Mountpoint), "[watch]\npaths = ["+tomlString(im.Mountpoint)+"]\n", "", 1), tomlString(am)), 0o644)
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, cfg, state)
 	trigger(t, im, "to repair")
 	waitErrors(t, state, 1)
+	firing := func() bool {
+		for _, a := range amAlerts(t, am) {
+			if a.Labels["device"] == im.Dev {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, func() string { return "no Alertmanager alert for " + im.Dev }, firing)
 	health := func() string {
 		for _, f := range getStatus(t, state).Filesystems {
 			if f.Device == im.Dev {
@@ -144,6 +165,8 @@ func TestRepairMarksHealthy(t *testing.T) {
 	}
 	eventually(t, func() string { return "health after e2fsck: " + health() }, func() bool { return health() == "ok" })
 	d.waitLog("file system repaired", 1)
+	eventually(t, func() string { return "the Alertmanager alert for " + im.Dev + " is still active after the repair" },
+		func() bool { return !firing() })
 }
 
 func TestOverflowIsReconciled(t *testing.T) {

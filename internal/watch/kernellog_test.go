@@ -301,6 +301,52 @@ func TestXFSShutdownReportedOnce(t *testing.T) {
 	}
 }
 
+// TestXFSCorruptionReportedOnce: XFS finding a corrupt inode (its mode,
+// set with xfs_db, has no valid file type) is one event: from the kernel
+// log before Linux 7.0, through FAN_FS_ERROR with XFS's message from 7.0.
+func TestXFSCorruptionReportedOnce(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "xfs_db", "xfsprogs")
+	im := testutil.NewImage(t, "xfs", xfsSize, "")
+	mp := im.Mountpoint
+	file := filepath.Join(mp, "file")
+	if err := os.WriteFile(file, []byte("data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := inodeNumber(t, file)
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, "xfs_db", "-x", "-c", fmt.Sprintf("inode %d", ino), "-c", "write -d core.mode 0170644", im.File)
+	if err := im.Mount(mp, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
+	if _, err := os.ReadFile(file); !errors.Is(err, syscall.EUCLEAN) {
+		t.Fatalf("reading the corrupt inode: %v, want EUCLEAN", err)
+	}
+	e := c.next()
+	onFS(t, e, im, "xfs")
+	if e.Error != "EUCLEAN" || !strings.HasPrefix(e.KernelMessage, "XFS ("+im.Name+"): ") {
+		t.Errorf("corruption event: %s", event.AppendText(nil, &e))
+	}
+	viaFanotify, _ := testutil.KernelHasSymbol(fsErrorSymbol)
+	switch {
+	case e.Source == event.SourceKmsg && !viaFanotify:
+		if e.Inode == nil || *e.Inode != ino {
+			t.Errorf("the kernel-log event names inode %v, want %d: %s", e.Inode, ino, event.AppendText(nil, &e))
+		}
+	case e.Source == event.SourceFanotify && viaFanotify:
+	default:
+		t.Errorf("source %q on a kernel that has %s: %v", e.Source, fsErrorSymbol, viaFanotify)
+	}
+	select {
+	case e := <-c.events:
+		t.Errorf("the corruption was reported twice; second event: %s", event.AppendText(nil, &e))
+	case <-time.After(testHold + 2*time.Second):
+	}
+}
+
 func xfsIO(t *testing.T, args ...string) {
 	t.Helper()
 	prog, err := loopfs.FindTool("xfs_io")
