@@ -27,6 +27,7 @@ import (
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/metrics"
 	"github.com/fshealth/fshealth/internal/policy"
@@ -397,7 +398,9 @@ func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
 	var out map[string]uint64
 	for i := range evs {
 		e := &evs[i]
-		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil {
+		// ext4 counts every error in errors_count, also one whose
+		// FAN_FS_ERROR report was lost and that came from the kernel log.
+		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil && !(e.LostReport && enrich.IsExt4(e.FSType)) {
 			continue
 		}
 		if out == nil {

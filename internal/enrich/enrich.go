@@ -73,7 +73,7 @@ func NewRegistry(sysRoot string) *Registry {
 func (r *Registry) Add(info *mounts.Info) (*Filesystem, error) {
 	fs := &Filesystem{Info: info}
 	var err error
-	if isExt4(info.FSType) && info.KernelName != "" {
+	if IsExt4(info.FSType) && info.KernelName != "" {
 		fs.ext4, err = ext4.Open(ext4.Dir(r.sysRoot, info.KernelName))
 		if err == nil {
 			fs.lastCount, err = fs.ext4.Count()
@@ -126,7 +126,9 @@ func (r *Registry) Close() {
 	}
 }
 
-func isExt4(t string) bool { return t == "ext4" || t == "ext3" || t == "ext2" }
+// IsExt4 reports whether a file system type is ext4 or one of the older
+// formats the ext4 driver mounts.
+func IsExt4(t string) bool { return t == "ext4" || t == "ext3" || t == "ext2" }
 
 // Enricher enriches raw events.
 type Enricher struct {

@@ -97,6 +97,10 @@ type Event struct {
 	// KernelMessage is the kernel log message about this error, as the
 	// kernel logged it (non-printable bytes escaped as \xNN).
 	KernelMessage string `json:"kernel_message,omitempty"`
+	// LostReport is set on a SourceKmsg event that stands for a
+	// FAN_FS_ERROR report the kernel could not deliver and logged instead
+	// (Linux 7.0+).
+	LostReport bool `json:"lost_report,omitempty"`
 
 	// Message is a human explanation, e.g. for overflow events.
 	Message string `json:"message,omitempty"`

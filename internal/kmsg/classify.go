@@ -36,6 +36,10 @@ const (
 	// FSBlock marks messages of the block layer, about a device rather
 	// than a file system.
 	FSBlock = "block"
+	// FSGeneric marks messages of the kernel's generic file system error
+	// reporting (fs/fserror.c, Linux 7.0+), which name the file system's
+	// device but not its type.
+	FSGeneric = "generic"
 )
 
 // Message is a kernel log record recognised as a file system or block
@@ -80,6 +84,11 @@ type Message struct {
 	Sector uint64
 	// Text is the message text, Record.Message.
 	Text string
+	// LostReport is set on the kernel's notice that it could not deliver
+	// the FAN_FS_ERROR report of an error ("loop0: lost filesystem error
+	// report for type 2 error -5", Linux 7.0+): the message is then the
+	// only report of that error.
+	LostReport bool
 }
 
 // rule is one entry of the pattern table.
@@ -128,6 +137,12 @@ const (
 // here, see testdata/messages.txt) plus older variants from the kernel
 // sources.
 var rules = []rule{
+	// fs/fserror.c (Linux 7.0+): a FAN_FS_ERROR report that could not be
+	// delivered (the kernel was short of memory); %s is the super block's
+	// s_id, its device name.
+	{fstype: FSGeneric, kind: KindError, byErrno: true, contains: ": lost ",
+		re:     regexp.MustCompile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos 0x[0-9a-f]+ len 0x[0-9a-f]+|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
+		adjust: func(m *Message, _ map[string]string) { m.LostReport = true }},
 	// ext4, fs/ext4/super.c.
 	{fstype: FSExt4, kind: KindError, contains: " comm ", prefix: "EXT4-fs error (device ",
 		re:     regexp.MustCompile(ext4Err + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<comm>.*?): (?P<text>.*)$`),
@@ -343,9 +358,10 @@ func journalDevice(name string) string {
 // errnoKinds maps the errno of a message to its kind, for rules with
 // byErrno. EUCLEAN is the kernel's EFSCORRUPTED and EBADMSG its EFSBADCRC.
 var errnoKinds = map[syscall.Errno]Kind{
-	syscall.EIO:     KindIOError,
-	syscall.EUCLEAN: KindCorruption,
-	syscall.EBADMSG: KindChecksum,
+	syscall.EIO:       KindIOError,
+	syscall.EUCLEAN:   KindCorruption,
+	syscall.EBADMSG:   KindChecksum,
+	syscall.ESHUTDOWN: KindShutdown,
 }
 
 // ext4ErrorKind refines the kind of an "EXT4-fs error" message from the

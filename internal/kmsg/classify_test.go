@@ -250,3 +250,23 @@ func BenchmarkClassify(b *testing.B) {
 		}
 	})
 }
+
+func TestClassifyLostReports(t *testing.T) {
+	for _, line := range []string{
+		"3,1,1,-;loop0: lost filesystem error report for type 2 error -117",
+		"3,2,2,-;dm-3: lost file I/O error report for ino 1234 type 1 pos 0x1000 len 0x200 error -5",
+	} {
+		r, err := ParseRecord([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := Classify(r)
+		if !ok || !m.LostReport || m.FSType != FSGeneric {
+			t.Errorf("%q: %+v, %v; want a lost report", line, m, ok)
+		}
+	}
+	r, _ := ParseRecord([]byte("2,3,3,-;EXT4-fs error (device loop0): ext4_lookup:1859: inode #12: comm ls: iget: bogus i_mode (377)"))
+	if m, ok := Classify(r); !ok || m.LostReport {
+		t.Errorf("an ext4 error is not a lost report: %+v", m)
+	}
+}

@@ -230,6 +230,17 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				w.log.Debug("kernel log error about a device no watched file system is on", "device", m.Device, "text", m.Text)
 				continue
 			}
+			if m.LostReport {
+				// The kernel could not deliver this error's
+				// FAN_FS_ERROR: the message is its only report. It
+				// stands for that event, messages around it included.
+				e := kmsgEvent(&kernelMsg{Message: m, fs: fs, at: now})
+				e.LostReport = true
+				e.Message = "the kernel could not deliver this error as a FAN_FS_ERROR event and logged it instead"
+				k.corr.claim(&e, fs, now)
+				out = append(out, e)
+				continue
+			}
 			k.corr.message(kernelMsg{Message: m, fs: fs, at: now})
 			if fs.FSType == "btrfs" && !containsFS(checkBtrfs, fs) {
 				checkBtrfs = append(checkBtrfs, fs)

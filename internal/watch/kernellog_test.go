@@ -223,10 +223,26 @@ func TestKernelLogOnlyErrorBecomesEvent(t *testing.T) {
 		t.Errorf("kernel-log event: %s", event.AppendText(nil, &e))
 	}
 
-	// A gap in the sequence numbers: records were lost.
-	write("4,110,5,-;unrelated")
+	// A FAN_FS_ERROR report the kernel could not deliver (Linux 7.0+) is
+	// an event at once, which takes the messages around it.
+	write("4,104,5,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 13 starting block 9347)", im.Name)
+	write("3,105,6,-;%s: lost file I/O error report for ino 13 type 1 pos 0x0 len 0x1000 error -5", im.Name)
 	e = c.next()
-	if e.Kind != event.KindOverflow || e.Source != event.SourceKmsg || !strings.Contains(e.Message, "lost 6 kernel log records (104 to 109)") {
+	onFS(t, e, im, "ext4")
+	if e.Source != event.SourceKmsg || !e.LostReport || e.Error != "EIO" || e.ErrorCount != 1 || e.Inode == nil || *e.Inode != 13 ||
+		!strings.Contains(e.KernelMessage, "lost file I/O error report") {
+		t.Errorf("lost report event: %+v", e)
+	}
+	select {
+	case e := <-c.events:
+		t.Errorf("the message before the lost report was reported too: %s", event.AppendText(nil, &e))
+	case <-time.After(testHold + 300*time.Millisecond):
+	}
+
+	// A gap in the sequence numbers: records were lost.
+	write("4,110,7,-;unrelated")
+	e = c.next()
+	if e.Kind != event.KindOverflow || e.Source != event.SourceKmsg || !strings.Contains(e.Message, "lost 4 kernel log records (106 to 109)") {
 		t.Errorf("gap event: %+v", e)
 	}
 	c.none()
