@@ -107,6 +107,26 @@ func (g *Group) ReadEvents(buf []byte, dst []Event) ([]Event, error) {
 	return Parse(dst, buf[:n])
 }
 
+// Queued returns how many bytes of events are queued and not yet read
+// (ioctl FIONREAD): zero means a Read now would find nothing.
+func (g *Group) Queued() (int, error) {
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var ierr error
+	// TIOCINQ is FIONREAD, which fanotify answers with the size of the
+	// queued events.
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); err != nil {
+		return 0, err
+	}
+	if ierr != nil {
+		return 0, fmt.Errorf("fanotify: FIONREAD: %w", ierr)
+	}
+	return n, nil
+}
+
 // SetReadDeadline sets the time after which a pending or future Read fails
 // with os.ErrDeadlineExceeded; the zero time means no deadline.
 func (g *Group) SetReadDeadline(t time.Time) error { return g.f.SetReadDeadline(t) }

@@ -70,6 +70,35 @@ func TestGroupReadsRealError(t *testing.T) {
 	}
 }
 
+func TestGroupQueued(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g := newGroup(t)
+	im := testutil.NewExt4(t, 0)
+	if err := g.MarkFilesystemErrors(im.Mountpoint); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := g.Queued(); n != 0 || err != nil {
+		t.Fatalf("Queued before any error = %d, %v", n, err)
+	}
+	if err := im.TriggerError("queued test"); err != nil {
+		t.Fatal(err)
+	}
+	// From Linux 7.0 the event is queued by a kernel worker, a moment
+	// after the error.
+	deadline := time.Now().Add(5 * time.Second)
+	n, err := g.Queued()
+	for ; n == 0 && err == nil && time.Now().Before(deadline); n, err = g.Queued() {
+		time.Sleep(time.Millisecond)
+	}
+	if n < fanotify.MetadataSize || err != nil {
+		t.Fatalf("Queued with an event waiting = %d, %v", n, err)
+	}
+	readOne(t, g)
+	if n, err := g.Queued(); n != 0 || err != nil {
+		t.Errorf("Queued after reading = %d, %v", n, err)
+	}
+}
+
 func TestGroupUnmark(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	g := newGroup(t)

@@ -102,6 +102,11 @@ type Daemon struct {
 	lastPrune time.Time
 	// reconcileTimer is the follow-up reconciliation after an overflow.
 	reconcileTimer *time.Timer
+	// settleTimer runs the shortfall check settleAfter after the last
+	// ext4 error event; settleUUIDs are the file systems it checks.
+	// Guarded by mu.
+	settleTimer *time.Timer
+	settleUUIDs map[string]bool
 	// targets maps file system keys to what actions need to know.
 	targets sync.Map // string → actions.Target
 	// btrfsDirty are btrfs error counters read since the last commit, by
@@ -339,6 +344,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 			break
 		}
 	}
+	d.settleLater(evs)
 	if now.Sub(d.lastPrune) > 24*time.Hour {
 		d.prune(context.Background())
 	}
@@ -388,6 +394,66 @@ func (d *Daemon) reconcile() {
 // reconcileAgain is how long after an overflow the counts are compared once
 // more.
 const reconcileAgain = time.Second
+
+// settleAfter is how long after the last ext4 error event of a batch the
+// shortfall check runs.
+const settleAfter = time.Second
+
+// settleLater schedules the shortfall check for the ext4 file systems of
+// evs' fanotify error events: once no event has come for settleAfter,
+// each one's errors_count is compared with what was reported, and errors
+// ext4 counted but the kernel never delivered — a report lost without an
+// overflow (Linux 7.0+ drops reports when short of memory) — are reported.
+// Only a timer runs, and only after errors.
+func (d *Daemon) settleLater(evs []event.Event) {
+	if d.watcher == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	any := false
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind == event.KindError && e.Source == event.SourceFanotify && e.Ext4 != nil && e.UUID != "" {
+			if d.settleUUIDs == nil {
+				d.settleUUIDs = map[string]bool{}
+			}
+			d.settleUUIDs[e.UUID] = true
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	if d.settleTimer == nil {
+		d.settleTimer = time.AfterFunc(settleAfter, func() { d.watcher.Do(d.settle) })
+	} else {
+		d.settleTimer.Reset(settleAfter)
+	}
+}
+
+// settle is the shortfall check; it runs in the watcher's goroutine. While
+// events wait unread in the kernel's queue their errors are counted by ext4
+// but not yet reported, so it looks again later.
+func (d *Daemon) settle() {
+	if n, err := d.watcher.Queued(); err == nil && n > 0 {
+		d.mu.Lock()
+		d.settleTimer.Reset(settleAfter)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	uuids := d.settleUUIDs
+	d.settleUUIDs = nil
+	d.mu.Unlock()
+	var fss []*enrich.Filesystem
+	for _, fs := range d.watcher.Watched() {
+		if uuids[fs.UUID] {
+			fss = append(fss, fs)
+		}
+	}
+	d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted")
+}
 
 // reportedCounts returns, per ext4 UUID in evs, how many of ext4's
 // recorded errors are now reported: what was reported before plus the

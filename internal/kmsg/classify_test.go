@@ -208,7 +208,7 @@ func FuzzClassify(f *testing.F) {
 		}
 		f.Add(r.Message)
 	}
-	fstypes := map[string]bool{FSExt4: true, FSXFS: true, FSBtrfs: true, FSBlock: true}
+	fstypes := map[string]bool{FSExt4: true, FSXFS: true, FSBtrfs: true, FSBlock: true, FSGeneric: true}
 	kinds := map[Kind]bool{KindCorruption: true, KindIOError: true, KindShutdown: true, KindChecksum: true, KindDeviceError: true, KindError: true}
 	f.Fuzz(func(t *testing.T, text string) {
 		m, ok := Classify(Record{Level: LevelErr, Message: text})

@@ -181,6 +181,11 @@ func (w *Watcher) Do(f func()) {
 	w.group.SetReadDeadline(pastDeadline)
 }
 
+// Queued returns how many bytes of fanotify events wait in the kernel's
+// queue, not yet read: zero means every event raised so far has been read
+// (or is being handled).
+func (w *Watcher) Queued() (int, error) { return w.group.Queued() }
+
 // Following returns how mounts are followed: FollowFanotify,
 // FollowMountinfo, or "" when they are not.
 func (w *Watcher) Following() string { return w.following }
