@@ -151,6 +151,8 @@ func TestFollowMountAfterStart(t *testing.T) {
 	})
 }
 
+// TestFollowBindMoveUnmount follows one file system through a remount, a
+// bind mount, a move, an unmount of one of its mounts and a lazy unmount.
 func TestFollowBindMoveUnmount(t *testing.T) {
 	followModes(t, func(t *testing.T, mode string) {
 		testutil.CheckNoLeaks(t)
@@ -162,6 +164,16 @@ func TestFollowBindMoveUnmount(t *testing.T) {
 		bind, moved := filepath.Join(base, "bind"), filepath.Join(base, "moved")
 		os.Mkdir(bind, 0o755)
 		os.Mkdir(moved, 0o755)
+
+		// A remount keeps the superblock, and so the mark.
+		if err := unix.Mount("", im.Mountpoint, "", unix.MS_REMOUNT|unix.MS_RDONLY, "errors=continue"); err != nil {
+			t.Fatal(err)
+		}
+		im.TriggerError("read-only")
+		checkFS(t, f.nextFor(im.Dev), im)
+		if err := unix.Mount("", im.Mountpoint, "", unix.MS_REMOUNT, "errors=continue"); err != nil {
+			t.Fatal(err)
+		}
 
 		if err := unix.Mount(sub, bind, "", unix.MS_BIND, ""); err != nil {
 			t.Fatal(err)
