@@ -72,8 +72,6 @@ const (
 	DefaultHookTimeout = 30 * time.Second
 	// DefaultHookConcurrency caps the hook programs running at once.
 	DefaultHookConcurrency = 4
-	// DefaultActionTimeout bounds one recovery action.
-	DefaultActionTimeout = 5 * time.Minute
 )
 
 // Channel names with a fixed meaning.
@@ -316,7 +314,9 @@ type Journal struct {
 type Actions struct {
 	// DryRun makes every action a dry run: recorded, never run.
 	DryRun bool
-	// Timeout is the timeout of actions that set none.
+	// Timeout is the timeout of actions that set none; zero means each
+	// action's own default (internal/actions: remount-ro and
+	// fsck-next-boot 1m, scrub 6h, command 5m).
 	Timeout time.Duration
 }
 
@@ -421,7 +421,6 @@ func Default() *Config {
 		},
 		Hooks:   Hooks{Timeout: DefaultHookTimeout, MaxConcurrent: DefaultHookConcurrency},
 		Journal: Journal{Mode: JournalAuto},
-		Actions: Actions{Timeout: DefaultActionTimeout},
 	}
 	c.Rules = []Rule{defaultRule()}
 	return c

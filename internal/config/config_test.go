@@ -70,7 +70,7 @@ func TestExampleLoads(t *testing.T) {
 	root := c.Rules[0]
 	if root.Match.Count != 10 || root.Match.Within != time.Minute || len(root.Actions) != 2 ||
 		root.Actions[0].Name != ActionRemountRO || root.Actions[0].Timeout != 30*time.Second ||
-		root.Actions[1].Timeout != DefaultActionTimeout {
+		root.Actions[1].Timeout != 0 {
 		t.Errorf("rule root-storm = %+v", root)
 	}
 	srv := c.Rules[1]

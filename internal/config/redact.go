@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -69,7 +70,7 @@ type showHooks struct {
 
 type showActions struct {
 	DryRun  bool   `toml:"dry_run"`
-	Timeout string `toml:"timeout"`
+	Timeout string `toml:"timeout,omitempty"`
 }
 
 type showWebhook struct {
@@ -129,7 +130,7 @@ type showMatch struct {
 type showAction struct {
 	Name    string   `toml:"name"`
 	Argv    []string `toml:"argv,omitempty"`
-	Timeout string   `toml:"timeout"`
+	Timeout string   `toml:"timeout,omitempty"`
 	Repeat  bool     `toml:"repeat"`
 	DryRun  bool     `toml:"dry_run"`
 }
@@ -187,7 +188,7 @@ func (c *Config) Redacted() string {
 			Timeout:       FormatDuration(c.Hooks.Timeout),
 			MaxConcurrent: c.Hooks.MaxConcurrent,
 		},
-		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: FormatDuration(c.Actions.Timeout)},
+		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: formatOptionalDuration(c.Actions.Timeout)},
 	}
 	if s.Watch.Paths == nil {
 		s.Watch.Paths = []string{}
@@ -248,7 +249,7 @@ func (c *Config) Redacted() string {
 		}
 		for _, a := range r.Actions {
 			sr.Actions = append(sr.Actions, showAction{
-				Name: a.Name, Argv: a.Argv, Timeout: FormatDuration(a.Timeout), Repeat: a.Repeat, DryRun: a.DryRun,
+				Name: a.Name, Argv: a.Argv, Timeout: formatOptionalDuration(a.Timeout), Repeat: a.Repeat, DryRun: a.DryRun,
 			})
 		}
 		s.Rules = append(s.Rules, sr)
@@ -308,4 +309,12 @@ func headerNames(h map[string]string) string {
 	}
 	sort.Strings(names)
 	return fmt.Sprintf("%q", names)
+}
+
+// formatOptionalDuration is FormatDuration, or "" for zero (not set).
+func formatOptionalDuration(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return FormatDuration(d)
 }

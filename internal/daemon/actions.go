@@ -75,7 +75,7 @@ func (r *actionRunner) runPending(ctx context.Context) {
 		}
 		runner := *r.runner()
 		runner.DryRun = runner.DryRun || a.DryRun
-		res := runner.Run(ctx, actions.Spec{Name: a.Name, Argv: a.Argv}, t)
+		res := runner.Run(ctx, actions.Spec{Name: a.Name, Argv: a.Argv, Timeout: a.Timeout}, t)
 		state, result := store.StateDone, "ok"
 		switch {
 		case res.DryRun:

@@ -309,7 +309,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.enqueue(b, dec.Alerts, now)
 		for _, a := range dec.Actions {
 			b.Actions = append(b.Actions, store.Action{IncidentKey: dec.Incident.Key(), FSKey: dec.Incident.FSKey,
-				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun})
+				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun, Timeout: a.Timeout})
 		}
 	}
 	b.Incidents = incidentsToStore(d.engine.Changed())

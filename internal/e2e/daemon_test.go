@@ -1298,3 +1298,45 @@ func TestSignals(t *testing.T) {
 	d.waitLog("configuration reloaded", 1)
 	d.stop()
 }
+
+// TestActionTimeout: a recovery action is stopped when its own timeout
+// passes, and the outcome says so.
+func TestActionTimeout(t *testing.T) {
+	im := newFS(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint)+`
+[[rule]]
+name = "slow"
+actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "1s" } ]
+`, 0o644)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	trigger(t, im, "slow action")
+	var outcome, st string
+	eventually(t, func() string { return fmt.Sprintf("action state %q, outcome %q", st, outcome) }, func() bool {
+		out := mustRun(t, "status", "--json", "--state-dir", state)
+		var s struct {
+			Filesystems []struct {
+				Device     string `json:"device"`
+				LastAction *struct {
+					State   string `json:"state"`
+					Outcome string `json:"outcome"`
+				} `json:"last_action"`
+			} `json:"filesystems"`
+		}
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range s.Filesystems {
+			if f.Device == im.Dev && f.LastAction != nil {
+				st, outcome = f.LastAction.State, f.LastAction.Outcome
+			}
+		}
+		return st == "failed"
+	})
+	if !strings.Contains(outcome, "timed out") {
+		t.Errorf("outcome %q, want it to say the action timed out", outcome)
+	}
+	d.stop()
+}

@@ -33,6 +33,8 @@ type Action struct {
 	Argv []string
 	// DryRun says the action is only to be logged, not run.
 	DryRun bool
+	// Timeout bounds the action; zero means the runner's default.
+	Timeout time.Duration
 	// State is StatePending, StateDone or StateFailed.
 	State string
 	// Created is when the intent was committed.
@@ -48,7 +50,7 @@ type Action struct {
 	Output string
 }
 
-const actionColumns = `id, incident_key, fs_key, event_id, name, argv, dry_run, state, created, started, finished, outcome, output`
+const actionColumns = `id, incident_key, fs_key, event_id, name, argv, dry_run, timeout, state, created, started, finished, outcome, output`
 
 // queryer is what *sql.DB and *sql.Tx have in common.
 type queryer interface {
@@ -69,11 +71,13 @@ func queryActions(ctx context.Context, q queryer, tail string, args ...any) ([]A
 			a                          Action
 			argv                       string
 			created, started, finished int64
+			timeout                    int64
 		)
-		if err := rows.Scan(&a.ID, &a.IncidentKey, &a.FSKey, &a.EventID, &a.Name, &argv, &a.DryRun, &a.State,
+		if err := rows.Scan(&a.ID, &a.IncidentKey, &a.FSKey, &a.EventID, &a.Name, &argv, &a.DryRun, &timeout, &a.State,
 			&created, &started, &finished, &a.Outcome, &a.Output); err != nil {
 			return nil, err
 		}
+		a.Timeout = time.Duration(timeout)
 		if err := json.Unmarshal([]byte(argv), &a.Argv); err != nil {
 			return nil, fmt.Errorf("action %d: argv: %w", a.ID, err)
 		}

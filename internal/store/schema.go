@@ -131,11 +131,16 @@ CREATE TABLE btrfs_counters (
 	updated INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+	// Version 3.
+	`
+-- The timeout of each action, in nanoseconds; 0: the default.
+ALTER TABLE actions ADD COLUMN timeout INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.
