@@ -83,3 +83,15 @@ type Notifier interface {
 	// or a restart; a.ID lets the receiver de-duplicate.
 	Send(ctx context.Context, a *Alert) error
 }
+
+// AttemptBounder is implemented by channels that bound a delivery attempt
+// themselves, by their configured timeouts. AttemptTimeout returns how long
+// one Send may take at the most; the outbox, which otherwise cuts an
+// attempt off after a fixed time, waits that long.
+type AttemptBounder interface {
+	AttemptTimeout() time.Duration
+}
+
+// AttemptMargin is what a channel adds to its own timeout in
+// AttemptTimeout, so that its own, more precise, timeout error comes first.
+const AttemptMargin = 5 * time.Second

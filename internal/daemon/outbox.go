@@ -25,7 +25,8 @@ type outbox struct {
 	// reload).
 	channels func() map[string]alert.Notifier
 	backoff  func() (Backoff, time.Duration) // backoff and max age
-	// sendTimeout bounds one delivery attempt.
+	// sendTimeout bounds one delivery attempt of a channel that does not
+	// say how long it may take (alert.AttemptBounder).
 	sendTimeout time.Duration
 	wake        chan struct{}
 	now         func() time.Time
@@ -128,7 +129,11 @@ func (o *outbox) deliver(ctx context.Context, n alert.Notifier, d store.Delivery
 	if n == nil {
 		err = errors.New("channel " + d.Channel + " is no longer configured")
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
+		limit := o.sendTimeout
+		if b, ok := n.(alert.AttemptBounder); ok {
+			limit = b.AttemptTimeout()
+		}
+		sctx, cancel := context.WithTimeout(ctx, limit)
 		err = n.Send(sctx, &d.Alert)
 		cancel()
 	}

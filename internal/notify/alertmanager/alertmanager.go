@@ -350,6 +350,9 @@ func (n *Notifier) Close() error {
 	return nil
 }
 
+// AttemptTimeout returns the channel's timeout, plus alert.AttemptMargin.
+func (n *Notifier) AttemptTimeout() time.Duration { return n.timeout + alert.AttemptMargin }
+
 // Send POSTs a, as one PostableAlert (see Payload), to every configured
 // Alertmanager at once. It returns nil when at least one of them answered
 // 2xx; otherwise an error naming the channel, the alert and every

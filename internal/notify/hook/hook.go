@@ -212,6 +212,14 @@ func Skipped(name string) bool {
 	return strings.Contains(name, ".dpkg-") || strings.Contains(name, ".ucf-")
 }
 
+// AttemptTimeout returns how long running every hook of the directory,
+// one after the other, may take: the per-hook timeout for each, plus one
+// for the wait for a free slot, plus alert.AttemptMargin.
+func (n *Notifier) AttemptTimeout() time.Duration {
+	hooks, _ := n.Hooks()
+	return time.Duration(len(hooks)+1)*n.timeout + alert.AttemptMargin
+}
+
 // Send runs every hook for a, one after the other in name order, each
 // waiting for a free slot when MaxConcurrent hooks are already running. It
 // returns nil when every hook exited with status 0, or when there are no

@@ -518,3 +518,18 @@ func TestEnvironmentWithoutEvent(t *testing.T) {
 }
 
 func syscallKill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
+
+// TestAttemptTimeout: an attempt may take a timeout per hook, plus one
+// for a free slot, so the outbox does not cut slow but allowed hooks off.
+func TestAttemptTimeout(t *testing.T) {
+	dir := t.TempDir()
+	n := newNotifier(t, Config{Name: "h", Dir: dir, Timeout: time.Minute})
+	if got, want := n.AttemptTimeout(), time.Minute+alert.AttemptMargin; got != want {
+		t.Errorf("no hooks: %v, want %v", got, want)
+	}
+	writeHook(t, dir, "a", "#!/bin/sh\n")
+	writeHook(t, dir, "b", "#!/bin/sh\n")
+	if got, want := n.AttemptTimeout(), 3*time.Minute+alert.AttemptMargin; got != want {
+		t.Errorf("two hooks: %v, want %v", got, want)
+	}
+}

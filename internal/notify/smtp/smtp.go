@@ -290,6 +290,9 @@ func (n *Notifier) addSecret(s string) {
 // Name returns the channel's name.
 func (n *Notifier) Name() string { return n.name }
 
+// AttemptTimeout returns the channel's timeout, plus alert.AttemptMargin.
+func (n *Notifier) AttemptTimeout() time.Duration { return n.timeout + alert.AttemptMargin }
+
 // Send e-mails a to every recipient. It returns nil only when the server
 // accepted the message (a 250 reply to the end of DATA); a failure to say
 // QUIT afterwards does not count. Errors name the channel, the server and

@@ -272,6 +272,9 @@ func Sign(key, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// AttemptTimeout returns the channel's timeout, plus alert.AttemptMargin.
+func (n *Notifier) AttemptTimeout() time.Duration { return n.timeout + alert.AttemptMargin }
+
 // Send POSTs a to the URL. It returns nil only for a 2xx response. A 3xx
 // (redirects are not followed), 4xx or 5xx response is a *StatusError; a
 // template, network or timeout failure is an error naming the channel and
