@@ -254,7 +254,28 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: w.Mountpoints})
 	}
 	d.metrics.SetWatched(len(fss))
-	return d.store.SetWatched(ctx, fss)
+	if err := d.store.SetWatched(ctx, fss); err != nil {
+		return err
+	}
+	// Health gauges for every watched file system, from the history: a
+	// healthy one shows 1, and one with errors keeps showing 0 (and its
+	// last error time) across restarts.
+	rows, err := d.store.Filesystems(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range rows {
+		if !f.Watched {
+			continue
+		}
+		mp := ""
+		if len(f.Mountpoints) > 0 {
+			mp = f.Mountpoints[0]
+		}
+		d.metrics.SetHealth(metrics.FS{Device: f.Device, Mountpoint: mp, FSType: f.FSType, UUID: f.UUID},
+			f.Health == store.HealthOK, f.LastError)
+	}
+	return nil
 }
 
 // mountsChanged keeps the store, the metrics and the action targets in step

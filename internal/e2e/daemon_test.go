@@ -1075,24 +1075,47 @@ func TestMetrics(t *testing.T) {
 	if d.metrics == "" {
 		t.Fatalf("the daemon did not log its metrics address:\n%s", d.stderr.String())
 	}
+	fsLabels := fmt.Sprintf(`device=%q,fstype="ext4",mountpoint=%q,uuid=%q`, im.Dev, im.Mountpoint, uuid)
+	// A watched file system without errors is healthy from the start.
+	scrape(t, d, []string{`fshealth_filesystem_healthy{` + fsLabels + `} 1`}, nil)
+
 	trigger(t, im, "e2e: metrics")
 	waitErrors(t, state, 1)
 	wh.waitAccepted(t, 1)
-
-	fsLabels := fmt.Sprintf(`device=%q,fstype="ext4",mountpoint=%q,uuid=%q`, im.Dev, im.Mountpoint, uuid)
-	want := []string{
+	body := scrape(t, d, []string{
 		`fshealth_filesystem_errors_total{` + fsLabels[:strings.Index(fsLabels, ",fstype")] + `,errno="EUCLEAN",` + fsLabels[strings.Index(fsLabels, "fstype"):] + `} 1`,
 		`fshealth_filesystem_healthy{` + fsLabels + `} 0`,
 		`fshealth_filesystems_watched 1`,
 		`fshealth_delivery_attempts_total{channel="hq"} 1`,
 		`fshealth_delivery_backlog{channel="hq"} 0`,
-	}
+	}, nil)
+	d.stop()
+	checkMetrics(t, body, true)
+
+	// After a restart the file system is still unhealthy, with the time
+	// of its last error.
+	d = startDaemon(t, cfg, state)
+	scrape(t, d, []string{`fshealth_filesystem_healthy{` + fsLabels + `} 0`},
+		[]string{`fshealth_filesystem_last_error_timestamp_seconds{` + fsLabels + `} `})
+	d.stop()
+}
+
+// scrape waits until d's /metrics has every line of lines and a line
+// starting with each of prefixes, and returns it.
+func scrape(t *testing.T, d *daemon, lines, prefixes []string) []byte {
+	t.Helper()
 	var body []byte
 	missing := func() []string {
 		var m []string
-		for _, w := range want {
-			if !slices.Contains(strings.Split(string(body), "\n"), w) {
+		got := strings.Split(string(body), "\n")
+		for _, w := range lines {
+			if !slices.Contains(got, w) {
 				m = append(m, w)
+			}
+		}
+		for _, p := range prefixes {
+			if !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, p) }) {
+				m = append(m, p+"...")
 			}
 		}
 		return m
@@ -1106,9 +1129,7 @@ func TestMetrics(t *testing.T) {
 		body, _ = io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && len(missing()) == 0
 	})
-
-	d.stop()
-	checkMetrics(t, body, true)
+	return body
 }
 
 // checkMetrics lints a scrape with client_golang's promlint (the linter
