@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -98,8 +99,9 @@ type Daemon struct {
 
 	// kick wakes the policy timer when deadlines may have moved.
 	kick chan struct{}
-	// lastPrune is when retention last ran.
-	lastPrune time.Time
+	// lastPrune is when retention last ran (Unix nanoseconds); the sink
+	// and the policy timer both look at it.
+	lastPrune atomic.Int64
 	// reconcileTimer is the follow-up reconciliation after an overflow.
 	reconcileTimer *time.Timer
 	// settleTimer runs the shortfall check settleAfter after the last
@@ -366,9 +368,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 		}
 	}
 	d.settleLater(evs)
-	if now.Sub(d.lastPrune) > 24*time.Hour {
-		d.prune(context.Background())
-	}
+	d.pruneDaily(context.Background(), now)
 	return nil
 }
 
@@ -603,6 +603,9 @@ func (d *Daemon) tick(ctx context.Context, now time.Time) {
 		return
 	}
 	d.outbox.Wake()
+	// Reminders and re-sends add rows while no event comes: retention
+	// runs here too, not only after events.
+	d.pruneDaily(ctx, now)
 }
 
 // resendAlertmanagers queues, for each Alertmanager channel whose re-send
@@ -629,12 +632,20 @@ func (d *Daemon) resendAlertmanagers(b *store.Batch, now time.Time) {
 	}
 }
 
+// pruneDaily prunes if it last did more than a day before now.
+func (d *Daemon) pruneDaily(ctx context.Context, now time.Time) {
+	last := d.lastPrune.Load()
+	if now.Sub(time.Unix(0, last)) > 24*time.Hour && d.lastPrune.CompareAndSwap(last, now.UnixNano()) {
+		d.prune(ctx)
+	}
+}
+
 // prune applies the retention period.
 func (d *Daemon) prune(ctx context.Context) {
 	d.mu.Lock()
 	keep := d.cfg.History.Retention
 	d.mu.Unlock()
-	d.lastPrune = time.Now()
+	d.lastPrune.Store(time.Now().UnixNano())
 	st, err := d.store.Prune(ctx, time.Now().Add(-keep))
 	if err != nil {
 		d.log.Error("pruning history", "err", err)
