@@ -125,6 +125,10 @@ func Run(ctx context.Context, o Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR1: `fshealth resolve` recorded a request (requests.go).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 
 	cfg, err := LoadConfig(o.ConfigPath, o.Overrides)
 	if err != nil {
@@ -190,6 +194,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d.prune(ctx)
 	d.checkRecorded(ctx, d.watcher.Watched(), "")
+	d.handleRequests(ctx)
 
 	wg.Add(1)
 	go func() {
@@ -200,6 +205,8 @@ func Run(ctx context.Context, o Options) error {
 				return
 			case <-hup:
 				d.Reload()
+			case <-usr1:
+				d.handleRequests(workCtx)
 			}
 		}
 	}()

@@ -257,3 +257,60 @@ func tool(t *testing.T, name string, args ...string) {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// TestResolveByRequest: an XFS shutdown (reported from the kernel log
+// before Linux 7.0) opens an incident that fshealth cannot see end; the
+// admin's `fshealth resolve` marks the file system healthy and resolves its
+// Alertmanager alert.
+func TestResolveByRequest(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "xfs_io", "xfsprogs")
+	im := testutil.NewImage(t, "xfs", 300<<20, "")
+	am := startAlertmanager(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, kernelLogConfig(im.Mountpoint)+"\n[[alertmanager]]\nurls = ["+tomlString(am)+"]\n", 0o600)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	d.waitLog("reading the kernel log", 1)
+	if _, stderr, code := run(t, "resolve", "--state-dir", state, "/nowhere"); code == 0 || !strings.Contains(stderr, "no file system known as /nowhere") {
+		t.Errorf("resolve of an unknown file system: status %d, %q", code, stderr)
+	}
+
+	tool(t, "xfs_io", "-x", "-c", "shutdown", im.Mountpoint)
+	waitErrors(t, state, 1)
+	firing := func() bool {
+		for _, a := range amAlerts(t, am) {
+			if a.Labels["device"] == im.Dev {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, func() string { return "no Alertmanager alert for " + im.Dev }, firing)
+	health := func() string {
+		for _, f := range getStatus(t, state).Filesystems {
+			if f.Device == im.Dev {
+				return f.Health
+			}
+		}
+		return ""
+	}
+	if h := health(); h != "errors" {
+		t.Errorf("health before resolving: %q", h)
+	}
+
+	out := mustRun(t, "resolve", "--state-dir", state, im.Mountpoint, "--note", "xfs_repair run")
+	if !strings.Contains(out, "marked healthy; 1 open incident(s) resolved") {
+		t.Errorf("fshealth resolve said %q", out)
+	}
+	if h := health(); h != "ok" {
+		t.Errorf("health after resolving: %q", h)
+	}
+	eventually(t, func() string { return "the Alertmanager alert for " + im.Dev + " is still active" }, func() bool { return !firing() })
+	d.waitLog("file system marked healthy on request", 1)
+	if evs := events(t, state); len(evs) != 1 {
+		t.Errorf("the history has %d events, want the shutdown's only: %+v", len(evs), evs)
+	}
+	d.stop()
+}

@@ -136,11 +136,26 @@ CREATE TABLE btrfs_counters (
 -- The timeout of each action, in nanoseconds; 0: the default.
 ALTER TABLE actions ADD COLUMN timeout INTEGER NOT NULL DEFAULT 0;
 `,
+	// Version 4.
+	`
+-- Requests of the command line to the running daemon (fshealth resolve):
+-- pending while done = 0.
+CREATE TABLE requests (
+	id      INTEGER PRIMARY KEY,
+	kind    TEXT NOT NULL,
+	fs_key  TEXT NOT NULL,
+	note    TEXT NOT NULL DEFAULT '',
+	created INTEGER NOT NULL,
+	done    INTEGER NOT NULL DEFAULT 0,
+	outcome TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX requests_pending ON requests(id) WHERE done = 0;
+`,
 }
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.

@@ -1188,3 +1188,36 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("backlog: %+v", bl)
 	}
 }
+
+func TestRequests(t *testing.T) {
+	s := openTemp(t)
+	commit(t, s, &Batch{Events: []event.Event{errEvent("r1", base, fs1, "EIO", 1)}})
+	for _, name := range []string{fs1.UUID, fs1.Device, fs1.Mountpoints[0], fs1.Mountpoints[0] + "/"} {
+		if keys, err := s.FSKeys(ctx, name); err != nil || len(keys) != 1 || keys[0] != fs1.UUID {
+			t.Errorf("FSKeys(%q) = %v, %v", name, keys, err)
+		}
+	}
+	if keys, err := s.FSKeys(ctx, "/nowhere"); err != nil || len(keys) != 0 {
+		t.Errorf("FSKeys of an unknown name = %v, %v", keys, err)
+	}
+	id, err := s.AddRequest(ctx, RequestResolve, fs1.UUID, "repaired")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := s.PendingRequests(ctx); err != nil || len(rs) != 1 || rs[0].ID != id || rs[0].FSKey != fs1.UUID || rs[0].Note != "repaired" || !rs[0].Done.IsZero() {
+		t.Fatalf("pending: %+v, %v", rs, err)
+	}
+	if err := s.FinishRequest(ctx, id, "done it", base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRequest(ctx, id, "again", base); !errors.Is(err, ErrNotFound) {
+		t.Errorf("finishing twice: %v", err)
+	}
+	r, err := s.Request(ctx, id)
+	if err != nil || r.Outcome != "done it" || !r.Done.Equal(base) {
+		t.Errorf("request after finishing: %+v, %v", r, err)
+	}
+	if rs, _ := s.PendingRequests(ctx); len(rs) != 0 {
+		t.Errorf("still pending: %+v", rs)
+	}
+}
