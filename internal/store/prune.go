@@ -48,6 +48,8 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 			(SELECT id FROM actions WHERE finished < ?1 AND state <> 'pending' LIMIT ?2)`},
 		{"incidents", &st.Incidents, `DELETE FROM incidents WHERE key IN
 			(SELECT key FROM incidents WHERE resolved < ?1 AND resolved <> 0 LIMIT ?2)`},
+		{"requests", new(int64), `DELETE FROM requests WHERE id IN
+			(SELECT id FROM requests WHERE done < ?1 AND done <> 0 LIMIT ?2)`},
 	} {
 		for {
 			var n int64
