@@ -26,11 +26,11 @@ type follower struct {
 	changes chan Change
 }
 
-func startFollowing(t *testing.T, mode string) *follower {
+func startFollowing(t *testing.T, mode string, paths ...string) *follower {
 	t.Helper()
 	f := &follower{collector: &collector{t: t, events: make(chan event.Event, 1024)}, changes: make(chan Change, 64)}
 	w, err := New(Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		FollowMounts: mode,
+		FollowMounts: mode, Paths: paths,
 		OnChange:     func(c Change) { f.changes <- snapshot(c) },
 		Sink: func(evs []event.Event) error {
 			for _, e := range evs {
@@ -225,5 +225,41 @@ func TestFollowBindMoveUnmount(t *testing.T) {
 			t.Errorf("event of a lazily unmounted file system: uuid %q mountpoints %q", e.UUID, e.Mountpoints)
 		}
 		file.Close()
+	})
+}
+
+// TestFollowConfiguredPaths: a configured path's file system, unmounted, is
+// not replaced by the file system below its mount point; mounted again, it
+// is watched again.
+func TestFollowConfiguredPaths(t *testing.T) {
+	followModes(t, func(t *testing.T, mode string) {
+		testutil.CheckNoLeaks(t)
+		a, b := testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)
+		mb := b.Mountpoint
+		f := startFollowing(t, mode, a.Mountpoint, mb)
+		if n := len(f.w.Watched()); n != 2 {
+			t.Fatalf("watching %d file systems, want 2", n)
+		}
+		dev := b.Dev
+		if err := b.Unmount(); err != nil {
+			t.Fatal(err)
+		}
+		c := f.change("removing the unmounted file system", func(c Change) bool { return has(c.Removed, dev) != nil })
+		if len(c.Added) != 0 {
+			t.Errorf("after the unmount of %s the watcher added %s (%s)", mb, c.Added[0].Device, c.Added[0].Mountpoints)
+		}
+		if err := b.Mount(mb, "errors=continue"); err != nil {
+			t.Fatal(err)
+		}
+		f.change("watching it again once mounted", func(c Change) bool { return has(c.Added, b.Dev) != nil })
+		if err := b.TriggerError("again"); err != nil {
+			t.Fatal(err)
+		}
+		checkFS(t, f.nextFor(b.Dev), b)
+		for _, fs := range f.w.Watched() {
+			if fs.Device != a.Dev && fs.Device != b.Dev {
+				t.Errorf("also watching %s at %s", fs.Device, fs.Mountpoints)
+			}
+		}
 	})
 }

@@ -1,12 +1,10 @@
 package watch
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/mounts"
@@ -73,12 +71,14 @@ func (w *Watcher) rescan() {
 		// A configured path whose file system was unmounted and mounted
 		// again (or first mounted after start) is watched again.
 		for _, p := range w.cfg.Paths {
-			var st unix.Stat_t
-			if unix.Stat(p, &st) != nil {
+			f, point, err := mountOf(fss, p)
+			if err != nil || w.isWatched(f) {
 				continue
 			}
-			f := byDev[fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))]
-			if f == nil || w.isWatched(f) {
+			if old := w.pathMount[p]; point != old && isUnder(old, point) {
+				// The path's file system was unmounted and the path is
+				// now on the one below (/srv on /): that is not the
+				// file system asked for, so it is not watched.
 				continue
 			}
 			if _, bad := w.unmarkable[f.Dev()]; bad {
@@ -89,6 +89,7 @@ func (w *Watcher) rescan() {
 				w.unmarkable[f.Dev()] = reason(err)
 				continue
 			}
+			w.pathMount[p] = point
 			ch.Added = append(ch.Added, w.watched[len(w.watched)-1])
 		}
 	} else {
@@ -161,4 +162,12 @@ func anyCommonMount(a, b *mounts.Filesystem) bool {
 		}
 	}
 	return false
+}
+
+// isUnder reports whether path is below dir (not dir itself).
+func isUnder(path, dir string) bool {
+	if path == dir {
+		return false
+	}
+	return dir == "/" || strings.HasPrefix(path, dir+"/")
 }

@@ -103,6 +103,9 @@ type Watcher struct {
 	// detached are unmounted file systems kept in the registry, oldest
 	// first, so that late events of a lazily unmounted one still enrich.
 	detached []*enrich.Filesystem
+	// pathMount is, for each configured path, the mount point of the mount
+	// it was under when its file system was last marked.
+	pathMount map[string]string
 	// klog is the kernel log source; nil when not reading it.
 	klog *kernelLog
 	// btrfsPending are btrfs counter events found outside a read of the
@@ -235,48 +238,44 @@ func (w *Watcher) markAll() error {
 
 // markPaths marks the file system of each configured path.
 func (w *Watcher) markPaths(fss []*mounts.Filesystem) error {
+	w.pathMount = map[string]string{}
 	for _, p := range w.cfg.Paths {
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil {
+		fs, point, err := mountOf(fss, p)
+		if err != nil {
 			return fmt.Errorf("cannot watch %s: %w", p, err)
-		}
-		var fs *mounts.Filesystem
-		for _, f := range fss {
-			if f.Major == unix.Major(st.Dev) && f.Minor == unix.Minor(st.Dev) {
-				fs = f
-				break
-			}
-		}
-		if fs == nil {
-			// A btrfs subvolume (the top level included) has a device
-			// number of its own, not the superblock's that mountinfo
-			// shows: find the file system by the path's mount instead.
-			fs = byMountID(fss, p)
-		}
-		if fs == nil {
-			return fmt.Errorf("cannot watch %s: its file system (device %d:%d) is not in the mount table", p, unix.Major(st.Dev), unix.Minor(st.Dev))
 		}
 		if err := w.mark(fs, p); err != nil {
 			return fmt.Errorf("cannot watch %s: %s", p, reason(err))
 		}
+		w.pathMount[p] = point
 	}
 	return nil
 }
 
-// byMountID returns the file system of the mount that path is on, or nil.
-func byMountID(fss []*mounts.Filesystem, path string) *mounts.Filesystem {
+// mountOf returns the file system that path is on and the mount point of
+// the mount it is under, found by the mount's id (statx STATX_MNT_ID),
+// else by device number. (A btrfs subvolume, the top level included, has
+// a device number of its own, not the superblock's that mountinfo shows.)
+func mountOf(fss []*mounts.Filesystem, path string) (*mounts.Filesystem, string, error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
-		return nil
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MNT_ID, &stx); err != nil {
+		return nil, "", &os.PathError{Op: "statx", Path: path, Err: err}
 	}
-	for _, f := range fss {
-		for _, m := range f.Mounts {
-			if uint64(m.ID) == stx.Mnt_id {
-				return f
+	if stx.Mask&unix.STATX_MNT_ID != 0 {
+		for _, f := range fss {
+			for _, m := range f.Mounts {
+				if uint64(m.ID) == stx.Mnt_id {
+					return f, m.Point, nil
+				}
 			}
 		}
 	}
-	return nil
+	for _, f := range fss {
+		if f.Major == stx.Dev_major && f.Minor == stx.Dev_minor {
+			return f, f.MarkPath(), nil
+		}
+	}
+	return nil, "", fmt.Errorf("its file system (device %d:%d) is not in the mount table", stx.Dev_major, stx.Dev_minor)
 }
 
 // mark marks one file system by path and registers it.
