@@ -31,7 +31,7 @@ func startFollowing(t *testing.T, mode string, paths ...string) *follower {
 	f := &follower{collector: &collector{t: t, events: make(chan event.Event, 1024)}, changes: make(chan Change, 64)}
 	w, err := New(Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		FollowMounts: mode, Paths: paths,
-		OnChange:     func(c Change) { f.changes <- snapshot(c) },
+		OnChange: func(c Change) { f.changes <- snapshot(c) },
 		Sink: func(evs []event.Event) error {
 			for _, e := range evs {
 				f.events <- e
