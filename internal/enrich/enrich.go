@@ -251,6 +251,13 @@ func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.E
 	case err == nil:
 		dst.Path = p
 		return
+	case errors.Is(err, sys.ErrDisconnected):
+		// Not an open that failed: nothing to remember.
+		dst.PathError = err.Error()
+		if ino, _, ok := h.Inode(); ok {
+			dst.PathError += "; find it with: find " + event.Safe(fs.MarkPath()) + " -xdev -inum " + strconv.FormatUint(ino, 10)
+		}
+		return
 	case errors.Is(err, syscall.ESTALE), errors.Is(err, syscall.EUCLEAN):
 		dst.PathError = "the inode cannot be opened by its handle (" + ErrnoName(errnoOf(err)) + "): it is corrupted or was deleted"
 	default:

@@ -5,6 +5,7 @@ package sys
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -78,5 +79,22 @@ func HandlePath(mountpoint string, handleType int32, handle []byte) (string, err
 	if err != nil {
 		return "", err
 	}
+	// A file whose dentry is not in the kernel's cache comes back
+	// disconnected from the tree, and its link reads "/" (or the mount
+	// point); a deleted one ends in " (deleted)". Only a path that leads
+	// to this very inode is its path.
+	var want, got unix.Stat_t
+	if err := unix.Fstat(fd, &want); err != nil {
+		return "", &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if err := unix.Fstatat(unix.AT_FDCWD, p, &got, unix.AT_SYMLINK_NOFOLLOW); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		return "", ErrDisconnected
+	}
 	return p, nil
 }
+
+// ErrDisconnected is returned by HandlePath for an inode the kernel opened
+// but could not place in the directory tree: a file not in its dentry
+// cache (the kernel knows a file's parent only from the cache; directories
+// are always reconnected), or one deleted or renamed meanwhile.
+var ErrDisconnected = errors.New("the kernel could not place the inode in the directory tree (a file not in its dentry cache, or deleted or renamed)")
