@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,7 +247,7 @@ func (w *Watcher) markPaths(fss []*mounts.Filesystem) error {
 			return fmt.Errorf("cannot watch %s: %w", p, err)
 		}
 		if err := w.mark(fs, p); err != nil {
-			return fmt.Errorf("cannot watch %s: %s", p, reason(err))
+			return &pathError{path: p, err: err}
 		}
 		w.pathMount[p] = point
 	}
@@ -285,11 +287,17 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 			return nil
 		}
 	}
-	if err := w.group.MarkFilesystemErrors(path); err != nil {
-		return err
-	}
 	info, err := mounts.Probe(fs, w.cfg.SysRoot)
 	if err != nil {
+		return err
+	}
+	// The kernel names a file system in its events by fsid alone. Two
+	// mounted at once with one fsid (a cloned image or a snapshot: ext4
+	// and XFS derive it from the UUID) cannot be told apart.
+	if other := w.registry.Lookup(info.FSID); other != nil && other.Dev() != fs.Dev() && slices.Contains(w.watched, other) {
+		return &SharedFSIDError{FSID: info.FSID.String(), Other: other.Device, OtherMountpoints: other.Mountpoints}
+	}
+	if err := w.group.MarkFilesystemErrors(path); err != nil {
 		return err
 	}
 	entry, err := w.registry.Add(info)
@@ -301,6 +309,39 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 		"uuid", info.UUID, "mountpoints", info.Mountpoints)
 	return nil
 }
+
+// SharedFSIDError says that a file system was not watched because another,
+// already watched, has the same fsid: the kernel's error events, which
+// name a file system by its fsid, could not say which of the two erred.
+type SharedFSIDError struct {
+	FSID             string
+	Other            string
+	OtherMountpoints []string
+}
+
+func (e *SharedFSIDError) Error() string {
+	return fmt.Sprintf("it has the fsid %s of %s (at %s), which is watched: the kernel's error reports could not tell the two apart "+
+		"(a cloned image or snapshot with the same UUID?); give one a new UUID (ext4: tune2fs -U random; XFS: xfs_admin -U generate) to watch both",
+		e.FSID, event.Safe(e.Other), strings.Join(safeAll(e.OtherMountpoints), ", "))
+}
+
+func safeAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = event.Safe(s)
+	}
+	return out
+}
+
+// pathError is a configured path that cannot be watched; it reads as the
+// reason and wraps the error.
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string { return "cannot watch " + e.path + ": " + reason(e.err) }
+func (e *pathError) Unwrap() error { return e.err }
 
 // reason renders a mark error for humans: the classified reason if there is
 // one, else the error.

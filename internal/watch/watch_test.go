@@ -557,3 +557,57 @@ func TestQueueOverflowIsReported(t *testing.T) {
 	}
 	t.Logf("events: %v", kinds)
 }
+
+// TestSharedFSIDIsNotWatched: a copy of a file system image, mounted beside
+// the original, has its fsid; the kernel's error events could not say
+// which of the two erred, so the copy is not watched, and fshealth says
+// why instead of naming the wrong device.
+func TestSharedFSIDIsNotWatched(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	a := testutil.NewExt4(t, 0)
+	mp := a.Mountpoint
+	if err := a.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(a.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &loopfs.Image{File: filepath.Join(t.TempDir(), "copy.img"), FSType: "ext4"}
+	if err := os.WriteFile(b.File, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Mount(mp, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Mount(filepath.Join(t.TempDir(), "copy"), "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Unmount(); err != nil {
+			t.Errorf("unmounting the copy: %v", err)
+		}
+	})
+	_, err = New(Config{Paths: []string{a.Mountpoint, b.Mountpoint}, FollowMounts: FollowOff, Sink: func([]event.Event) error { return nil }})
+	var shared *SharedFSIDError
+	if !errors.As(err, &shared) || shared.Other != a.Dev || !strings.Contains(err.Error(), "cannot watch "+b.Mountpoint) ||
+		!strings.Contains(err.Error(), "tune2fs -U random") {
+		t.Fatalf("watching the original and its copy: %v, want a SharedFSIDError naming %s", err, a.Dev)
+	}
+
+	// Watching everything, the copy is left out and the original still
+	// reports its own errors.
+	c := startConfig(t, Config{FollowMounts: FollowOff}, false)
+	for _, fs := range c.w.Watched() {
+		if fs.Device == b.Dev {
+			t.Errorf("the copy %s is watched", b.Dev)
+		}
+	}
+	if !strings.Contains(c.log.String(), "cannot watch file system") || !strings.Contains(c.log.String(), "has the fsid") {
+		t.Errorf("the log does not say why the copy is not watched:\n%s", c.log.String())
+	}
+	if err := a.TriggerError("original"); err != nil {
+		t.Fatal(err)
+	}
+	checkFS(t, c.next(), a)
+}
