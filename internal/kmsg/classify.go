@@ -163,6 +163,10 @@ var rules = []rule{
 		re: regexp.MustCompile(ext4Msg + `I/O error while writing superblock`)},
 	{fstype: FSExt4, kind: KindError, byErrno: true, contains: "Delayed block allocation failed", prefix: "EXT4-fs (",
 		re: regexp.MustCompile(ext4Msg + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)`)},
+	// Writeback that could not start a journal handle (the journal has
+	// aborted: err -30, EROFS).
+	{fstype: FSExt4, kind: KindError, byErrno: true, contains: ": jbd2_start: ", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Msg + `(?P<func>ext4_\w*writepages): jbd2_start: \d+ pages, ino (?P<inode>\d+); err (?P<errno>-?\d+)$`)},
 	// jbd2, fs/jbd2/journal.c and checkpoint.c.
 	{fstype: FSExt4, kind: KindShutdown, prefix: "Aborting journal on device ",
 		re: regexp.MustCompile(`^Aborting journal on device (?P<jdev>\S+?)\.?$`)},
