@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/actions"
@@ -11,9 +12,12 @@ import (
 )
 
 // actionRunner runs the recovery actions policy decided on, as recorded in
-// the store, one at a time, and records each outcome. Actions found pending
-// at start (the daemon stopped before running them) run then; one found
-// started but unfinished was interrupted and is recorded as such, not rerun.
+// the store, and records each outcome. The actions of one file system run
+// one after the other, in the order they were decided; those of different
+// file systems run at the same time, so that a long scrub of one does not
+// hold up the remount of another. Actions found pending at start (the
+// daemon stopped before running them) run then; one found started but
+// unfinished was interrupted and is recorded as such, not rerun.
 type actionRunner struct {
 	store   *store.Store
 	log     *slog.Logger
@@ -22,6 +26,11 @@ type actionRunner struct {
 	// targets describes a file system for an action by its key.
 	target func(fsKey string) (actions.Target, bool)
 	wake   chan struct{}
+
+	// busy holds the file systems whose actions are running.
+	mu   sync.Mutex
+	busy map[string]bool
+	wg   sync.WaitGroup
 }
 
 // Wake asks the runner to look for pending actions now.
@@ -33,18 +42,21 @@ func (r *actionRunner) Wake() {
 }
 
 func (r *actionRunner) run(ctx context.Context) {
-	r.runPending(ctx)
+	defer r.wg.Wait()
+	r.runPending(ctx, true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
-			r.runPending(ctx)
+			r.runPending(ctx, false)
 		}
 	}
 }
 
-func (r *actionRunner) runPending(ctx context.Context) {
+// runPending starts the pending actions of every file system that has none
+// running. At start, a pending action that was started was interrupted.
+func (r *actionRunner) runPending(ctx context.Context, atStart bool) {
 	pending, err := r.store.PendingActions(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -52,50 +64,87 @@ func (r *actionRunner) runPending(ctx context.Context) {
 		}
 		return
 	}
+	byFS := map[string][]store.Action{}
+	var order []string
 	for _, a := range pending {
-		if ctx.Err() != nil {
-			return
+		if _, ok := byFS[a.FSKey]; !ok {
+			order = append(order, a.FSKey)
 		}
-		if !a.Started.IsZero() {
-			now := time.Now()
-			r.finish(ctx, a, store.StateFailed, "interrupted: fshealth stopped while this action ran; not run again", "", a.Started, now)
-			continue
+		byFS[a.FSKey] = append(byFS[a.FSKey], a)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy == nil {
+		r.busy = map[string]bool{}
+	}
+	for _, key := range order {
+		if r.busy[key] {
+			continue // its runner picks the new ones up when it is done
 		}
-		t, ok := r.target(a.FSKey)
-		if !ok {
-			now := time.Now()
-			r.finish(ctx, a, store.StateFailed, "not run: the file system is no longer mounted", "", now, now)
-			continue
-		}
-		t.EventID = a.EventID
-		started := time.Now()
-		if err := r.store.StartAction(ctx, a.ID, started); err != nil {
-			r.log.Error("recording an action", "action", a.Name, "err", err)
-			continue
-		}
-		runner := *r.runner()
-		runner.DryRun = runner.DryRun || a.DryRun
-		res := runner.Run(ctx, actions.Spec{Name: a.Name, Argv: a.Argv, Timeout: a.Timeout}, t)
-		state, result := store.StateDone, "ok"
-		switch {
-		case res.DryRun:
-			result = "dry_run"
-		case !res.OK:
-			state, result = store.StateFailed, "failed"
-		}
-		r.metrics.Action(a.Name, result)
-		level := slog.LevelInfo
-		if !res.OK && !res.DryRun {
-			level = slog.LevelError
-		}
-		r.log.Log(ctx, level, "recovery action", "action", a.Name, "device", t.Device, "result", result,
-			"outcome", res.Outcome, "event", a.EventID)
-		r.finish(ctx, a, state, res.Outcome, res.Output, res.Started, res.Finished)
+		r.busy[key] = true
+		r.wg.Add(1)
+		go func(as []store.Action) {
+			defer r.wg.Done()
+			for _, a := range as {
+				if ctx.Err() != nil {
+					break
+				}
+				r.runOne(ctx, a, atStart)
+			}
+			r.mu.Lock()
+			delete(r.busy, key)
+			r.mu.Unlock()
+			r.Wake() // actions decided meanwhile
+		}(byFS[key])
 	}
 }
 
+// runOne runs one pending action and records its outcome.
+func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool) {
+	if !a.Started.IsZero() {
+		if atStart {
+			now := time.Now()
+			r.finish(ctx, a, store.StateFailed, "interrupted: fshealth stopped while this action ran; not run again", "", a.Started, now)
+		}
+		return
+	}
+	t, ok := r.target(a.FSKey)
+	if !ok {
+		now := time.Now()
+		r.finish(ctx, a, store.StateFailed, "not run: the file system is no longer mounted", "", now, now)
+		return
+	}
+	t.EventID = a.EventID
+	started := time.Now()
+	if err := r.store.StartAction(ctx, a.ID, started); err != nil {
+		r.log.Error("recording an action", "action", a.Name, "err", err)
+		return
+	}
+	runner := *r.runner()
+	runner.DryRun = runner.DryRun || a.DryRun
+	res := runner.Run(ctx, actions.Spec{Name: a.Name, Argv: a.Argv, Timeout: a.Timeout}, t)
+	state, result := store.StateDone, "ok"
+	switch {
+	case res.DryRun:
+		result = "dry_run"
+	case !res.OK:
+		state, result = store.StateFailed, "failed"
+	}
+	r.metrics.Action(a.Name, result)
+	level := slog.LevelInfo
+	if !res.OK && !res.DryRun {
+		level = slog.LevelError
+	}
+	r.log.Log(ctx, level, "recovery action", "action", a.Name, "device", t.Device, "result", result,
+		"outcome", res.Outcome, "event", a.EventID)
+	r.finish(ctx, a, state, res.Outcome, res.Output, res.Started, res.Finished)
+}
+
 func (r *actionRunner) finish(ctx context.Context, a store.Action, state, outcome, output string, started, finished time.Time) {
-	if err := r.store.FinishAction(ctx, a.ID, state, outcome, output, started, finished); err != nil && ctx.Err() == nil {
+	// An action cut short by the daemon stopping is recorded too.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.store.FinishAction(ctx, a.ID, state, outcome, output, started, finished); err != nil {
 		r.log.Error("recording an action", "action", a.Name, "err", err)
 	}
 }

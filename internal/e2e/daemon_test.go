@@ -1361,3 +1361,40 @@ actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "1s" } ]
 	}
 	d.stop()
 }
+
+// TestActionsOfFilesystemsRunApart: a long action on one file system does
+// not hold up the actions of another.
+func TestActionsOfFilesystemsRunApart(t *testing.T) {
+	testutil.CheckNoLeaks(t) // once: it must run after both images' cleanups
+	slow, quick := testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)
+	dir := t.TempDir()
+	done := filepath.Join(dir, "quick-done")
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, strings.Replace(baseConfig(slow.Mountpoint), "paths = ["+tomlString(slow.Mountpoint)+"]",
+		"paths = ["+tomlString(slow.Mountpoint)+", "+tomlString(quick.Mountpoint)+"]", 1)+fmt.Sprintf(`
+[[rule]]
+name = "slow"
+match = { mountpoint = [%s] }
+actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "30s" } ]
+
+[[rule]]
+name = "quick"
+match = { mountpoint = [%s] }
+actions = [ { name = "command", argv = ["/usr/bin/touch", %s] } ]
+`, tomlString(slow.Mountpoint), tomlString(quick.Mountpoint), tomlString(done)), 0o644)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	trigger(t, slow, "slow")
+	waitErrors(t, state, 1)
+	time.Sleep(200 * time.Millisecond) // the slow action has started
+	trigger(t, quick, "quick")
+	start := time.Now()
+	eventually(t, func() string { return "the quick file system's action did not run while the slow one's ran" }, func() bool {
+		_, err := os.Stat(done)
+		return err == nil
+	})
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the quick action ran %v after its error: it waited for the slow one", took)
+	}
+	d.stop()
+}
