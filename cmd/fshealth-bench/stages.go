@@ -31,7 +31,7 @@ type stageSample struct {
 	grownAtFirst         bool          // errors_count had already grown at that first read
 	late                 bool          // errors_count had not grown publishLimit after the event
 	published            time.Duration // reader: errors_count seen grown (spinning on pread)
-	stateRead            time.Duration // reader: ext4.Reader.Read done (13 preads)
+	stateRead            time.Duration // reader: ext4.Reader.Read done (7 preads once the first error is known)
 	enriched             time.Duration // reader: Enricher.Enrich done
 	encoded              time.Duration // reader: event.AppendJSON done
 	lineWritten, benchRd time.Duration // reader: write(2) of the line done; bench: line read
@@ -262,7 +262,7 @@ func printStages(ss []stageSample, sleeps []time.Duration) {
 		{"write start -> ReadEvents returned", func(s *stageSample) time.Duration { return s.readDone - s.t0 }},
 		{"first errors_count pread", func(s *stageSample) time.Duration { return s.countDone - s.readDone }},
 		{"ReadEvents -> errors_count grew (spinning)", func(s *stageSample) time.Duration { return s.published - s.readDone }},
-		{"ext4.Reader.Read (13 preads)", func(s *stageSample) time.Duration { return s.stateRead - s.published }},
+		{"ext4.Reader.Read (7 preads)", func(s *stageSample) time.Duration { return s.stateRead - s.published }},
 		{"Enricher.Enrich (no wait needed)", func(s *stageSample) time.Duration { return s.enriched - s.stateRead }},
 		{"event.AppendJSON", func(s *stageSample) time.Duration { return s.encoded - s.enriched }},
 		{"write(2) of the line to a pipe", func(s *stageSample) time.Duration { return s.lineWritten - s.encoded }},
