@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/rand"
 	"encoding/json"
@@ -124,7 +123,7 @@ func TestBtrfsCounterIncreases(t *testing.T) {
 	if err := im.Unmount(); err != nil {
 		t.Fatal(err)
 	}
-	flipOnce(t, im.File, data[:32])
+	testutil.FlipOnce(t, im.File, data[:32])
 	if err := im.Mount(mp, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -221,31 +220,6 @@ func readEIO(t *testing.T, path string) {
 	}
 }
 
-// flipOnce inverts the bytes of marker where it occurs, exactly once, in
-// file.
-func flipOnce(t *testing.T, file string, marker []byte) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(b, marker)
-	if i < 0 || bytes.Index(b[i+1:], marker) >= 0 {
-		t.Fatalf("the marker is not in %s exactly once", file)
-	}
-	for j := range marker {
-		b[i+j] ^= 0xff
-	}
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b[i:i+len(marker)], int64(i)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // tool runs a program of the machine, failing the test if it fails.
 func tool(t *testing.T, name string, args ...string) {
 	t.Helper()
@@ -279,23 +253,9 @@ func TestResolveByRequest(t *testing.T) {
 
 	tool(t, "xfs_io", "-x", "-c", "shutdown", im.Mountpoint)
 	waitErrors(t, state, 1)
-	firing := func() bool {
-		for _, a := range amAlerts(t, am) {
-			if a.Labels["device"] == im.Dev {
-				return true
-			}
-		}
-		return false
-	}
+	firing := func() bool { return amFiring(t, am, im.Dev) }
 	eventually(t, func() string { return "no Alertmanager alert for " + im.Dev }, firing)
-	health := func() string {
-		for _, f := range getStatus(t, state).Filesystems {
-			if f.Device == im.Dev {
-				return f.Health
-			}
-		}
-		return ""
-	}
+	health := func() string { return fsHealth(t, state, im.Dev) }
 	if h := health(); h != "errors" {
 		t.Errorf("health before resolving: %q", h)
 	}

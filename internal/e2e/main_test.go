@@ -451,6 +451,18 @@ func getStatus(t *testing.T, dir string) status {
 	return s
 }
 
+// fsHealth returns the health `fshealth status` gives the file system on
+// device, or "" if it lists none.
+func fsHealth(t *testing.T, dir, device string) string {
+	t.Helper()
+	for _, f := range getStatus(t, dir).Filesystems {
+		if f.Device == device {
+			return f.Health
+		}
+	}
+	return ""
+}
+
 // channelBacklog returns the backlog of channel in s.
 func (s status) channelBacklog(channel string) backlog {
 	for _, b := range s.Deliveries {

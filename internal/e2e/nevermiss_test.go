@@ -137,23 +137,9 @@ func TestRepairMarksHealthy(t *testing.T) {
 	d := startDaemon(t, cfg, state)
 	trigger(t, im, "to repair")
 	waitErrors(t, state, 1)
-	firing := func() bool {
-		for _, a := range amAlerts(t, am) {
-			if a.Labels["device"] == im.Dev {
-				return true
-			}
-		}
-		return false
-	}
+	firing := func() bool { return amFiring(t, am, im.Dev) }
 	eventually(t, func() string { return "no Alertmanager alert for " + im.Dev }, firing)
-	health := func() string {
-		for _, f := range getStatus(t, state).Filesystems {
-			if f.Device == im.Dev {
-				return f.Health
-			}
-		}
-		return ""
-	}
+	health := func() string { return fsHealth(t, state, im.Dev) }
 	eventually(t, func() string { return "health " + health() }, func() bool { return health() == "errors" })
 
 	mnt := im.Mountpoint

@@ -551,3 +551,15 @@ func amAlerts(t *testing.T, base string) []amAlert {
 	}
 	return as
 }
+
+// amFiring reports whether Alertmanager at base has an active alert for
+// device.
+func amFiring(t *testing.T, base, device string) bool {
+	t.Helper()
+	for _, a := range amAlerts(t, base) {
+		if a.Labels["device"] == device {
+			return true
+		}
+	}
+	return false
+}

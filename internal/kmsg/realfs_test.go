@@ -180,23 +180,6 @@ func syncfs(dir string) {
 	unix.Close(fd)
 }
 
-// directRead reads the first 4 KiB of path with O_DIRECT, bypassing the
-// page cache so that every call reaches the device; it returns the error.
-func directRead(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return err
-	}
-	defer unix.Munmap(buf)
-	_, err = unix.Pread(fd, buf, 0)
-	return err
-}
-
 // uncachedRead drops the cached pages of path (POSIX_FADV_DONTNEED) and
 // reads it, so that the read reaches the device; it returns the error.
 func uncachedRead(path string) error {
@@ -504,8 +487,8 @@ func TestRealBlockAndExt4IOErrors(t *testing.T) {
 	shutdownXFS(t, outer.Mountpoint, false)
 
 	// Reads: every O_DIRECT read reaches the loop device and fails.
-	read := func() { directRead(old) }
-	if err := directRead(old); !errors.Is(err, syscall.EIO) {
+	read := func() { testutil.DirectRead(old) }
+	if err := testutil.DirectRead(old); !errors.Is(err, syscall.EIO) {
 		t.Errorf("O_DIRECT read on the inner file system: %v, want EIO", err)
 	}
 	m := c.waitFor("block read error", read, and(is(FSBlock, inner.Name, KindIOError), func(m Message) bool {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -403,7 +402,7 @@ func TestBlockIOErrorOnWatchedFilesystem(t *testing.T) {
 	unix.Sync()
 	c := startConfig(t, Config{Paths: []string{inner.Mountpoint}, KernelLog: true, KernelLogHold: testHold}, false)
 	xfsIO(t, "-x", "-c", "shutdown", outer.Mountpoint) // the inner image's file now fails every I/O
-	if err := directRead(file); !errors.Is(err, syscall.EIO) {
+	if err := testutil.DirectRead(file); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("O_DIRECT read: %v, want EIO", err)
 	}
 	e := c.next()
@@ -421,22 +420,6 @@ func TestBlockIOErrorOnWatchedFilesystem(t *testing.T) {
 	default:
 		t.Errorf("source %q", e.Source)
 	}
-}
-
-func directRead(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	// O_DIRECT wants an aligned buffer: a page of its own.
-	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return err
-	}
-	defer unix.Munmap(buf)
-	_, err = unix.Pread(fd, buf, 0)
-	return err
 }
 
 // TestBtrfsCounterIncreaseReported: btrfs finds corrupted data, logs it
@@ -457,7 +440,7 @@ func TestBtrfsCounterIncreaseReported(t *testing.T) {
 	if err := im.Unmount(); err != nil {
 		t.Fatal(err)
 	}
-	corruptOnce(t, im.File, data[:32])
+	testutil.FlipOnce(t, im.File, data[:32])
 	if err := im.Mount(mp, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -471,31 +454,5 @@ func TestBtrfsCounterIncreaseReported(t *testing.T) {
 		e.Btrfs.From != 0 || e.Btrfs.To == 0 || e.ErrorCount != uint32(e.Btrfs.To) || e.Error != "EBADMSG" ||
 		e.UUID == "" || e.Btrfs.FSUUID != e.UUID || !strings.HasPrefix(e.KernelMessage, "BTRFS ") {
 		t.Errorf("btrfs counter event: %s", event.AppendText(nil, &e))
-	}
-}
-
-// corruptOnce flips the bytes of marker where it occurs, exactly once, in
-// the image file.
-func corruptOnce(t *testing.T, file string, marker []byte) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(b, marker)
-	if i < 0 || bytes.Index(b[i+1:], marker) >= 0 {
-		t.Fatalf("the marker is not in %s exactly once", file)
-	}
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bad := bytes.Clone(marker)
-	for j := range bad {
-		bad[j] ^= 0xff
-	}
-	if _, err := f.WriteAt(bad, int64(i)); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
 	}
 }
