@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"cmp"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,23 +109,8 @@ func TestXFSShutdownThroughKernelLog(t *testing.T) {
 // restart, and an increase while it was stopped once when it starts.
 func TestBtrfsCounterIncreases(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	testutil.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
-	im := testutil.NewImage(t, "btrfs", 256<<20, "")
+	im, victim := testutil.NewBtrfsWithCorruptFile(t)
 	mp := im.Mountpoint
-	victim := filepath.Join(mp, "victim")
-	data := make([]byte, 64<<10)
-	rand.Read(data)
-	if err := os.WriteFile(victim, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	unix.Sync()
-	if err := im.Unmount(); err != nil {
-		t.Fatal(err)
-	}
-	testutil.FlipOnce(t, im.File, data[:32])
-	if err := im.Mount(mp, ""); err != nil {
-		t.Fatal(err)
-	}
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")

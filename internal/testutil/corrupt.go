@@ -2,10 +2,14 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/rand"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/loopfs"
 )
 
 // DirectRead reads the first 4 KiB of path with O_DIRECT, bypassing the
@@ -52,4 +56,30 @@ func FlipOnce(t testing.TB, file string, marker []byte) {
 	if _, err := f.WriteAt(bad, int64(i)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NewBtrfsWithCorruptFile creates and mounts a scratch btrfs file system
+// (as NewImage) holding a file whose data is corrupted on disk (its
+// checksum no longer matches), and returns it and the file's path. Reading
+// the file fails with EIO and counts in the device's corruption counter.
+func NewBtrfsWithCorruptFile(t testing.TB) (*loopfs.Image, string) {
+	t.Helper()
+	RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
+	im := NewImage(t, "btrfs", 256<<20, "")
+	mp := im.Mountpoint
+	victim := filepath.Join(mp, "victim")
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	if err := os.WriteFile(victim, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	FlipOnce(t, im.File, data[:32])
+	if err := im.Mount(mp, ""); err != nil {
+		t.Fatal(err)
+	}
+	return im, victim
 }

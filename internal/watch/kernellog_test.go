@@ -2,7 +2,6 @@ package watch
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -427,23 +426,8 @@ func TestBlockIOErrorOnWatchedFilesystem(t *testing.T) {
 // increase, with btrfs's message.
 func TestBtrfsCounterIncreaseReported(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	testutil.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
-	im := testutil.NewImage(t, "btrfs", 256<<20, "")
+	im, victim := testutil.NewBtrfsWithCorruptFile(t)
 	mp := im.Mountpoint
-	data := make([]byte, 64<<10)
-	rand.Read(data)
-	victim := filepath.Join(mp, "victim")
-	if err := os.WriteFile(victim, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	unix.Sync()
-	if err := im.Unmount(); err != nil {
-		t.Fatal(err)
-	}
-	testutil.FlipOnce(t, im.File, data[:32])
-	if err := im.Mount(mp, ""); err != nil {
-		t.Fatal(err)
-	}
 	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
 	if _, err := os.ReadFile(victim); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("reading the corrupted file: %v, want EIO", err)
