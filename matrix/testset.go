@@ -22,6 +22,8 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
 	{Pkg: "./internal/watch", Name: "TestFollowMountAfterStart"},
 	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
+	{Pkg: "./internal/watch", Name: "TestFollowConfiguredPaths"},
+	{Pkg: "./internal/watch", Name: "TestFollowSkipsPseudoMounts", Needs: &feature{Name: "FAN_REPORT_MNT mount events", Since: "6.15"}},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdown", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	// The kernel log source: message formats differ between kernels, and

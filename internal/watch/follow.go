@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/sys"
 )
 
 // Ways of following mounts, for Config.FollowMounts.
@@ -57,6 +59,9 @@ func openMountSource(mode, procRoot string) (mountSource, string, error) {
 type fanotifyMounts struct {
 	g   *fanotify.Group
 	buf []byte
+	// events are the mount events the last Wait read; nil if they could
+	// not be decoded.
+	events []fanotify.Event
 }
 
 func newFanotifyMounts() (*fanotifyMounts, error) {
@@ -75,8 +80,14 @@ func newFanotifyMounts() (*fanotifyMounts, error) {
 // again") were read. The events' contents do not matter: the mount table is
 // re-read and compared as a whole.
 func (f *fanotifyMounts) Wait() error {
-	_, err := f.g.Read(f.buf)
-	return err
+	n, err := f.g.Read(f.buf)
+	if err != nil {
+		return err
+	}
+	if f.events, err = fanotify.Parse(f.events[:0], f.buf[:n]); err != nil {
+		f.events = nil
+	}
+	return nil
 }
 
 func (f *fanotifyMounts) Close() error { return f.g.Close() }
@@ -149,6 +160,7 @@ func (s *mountinfoSource) release() {
 // then runs in the reader's goroutine, between two batches of events, so
 // the registry never changes under enrichment, and no event is lost.
 func (w *Watcher) follow(ctx context.Context, src mountSource) {
+	known := map[uint64]string{} // unique mount id → file system type
 	for ctx.Err() == nil {
 		if err := src.Wait(); err != nil {
 			if ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
@@ -156,8 +168,44 @@ func (w *Watcher) follow(ctx context.Context, src mountSource) {
 			}
 			return
 		}
+		if fm, ok := src.(*fanotifyMounts); ok && w.onlyPseudo(fm.events, known) {
+			continue
+		}
 		w.requestRescan()
 	}
+}
+
+// onlyPseudo reports whether mount events are all about mounts of pseudo
+// file systems (proc, tmpfs, overlay, ...: the many a container runtime
+// makes), which a rescan would only skip. It looks each attached mount up
+// with statmount(2) by the unique id the event carries, and remembers its
+// type in known for its detach: a detached mount cannot be looked up any
+// more. A mount it does not know about (attached before start, or gone
+// before it could be looked up) is not taken for a pseudo one.
+func (w *Watcher) onlyPseudo(evs []fanotify.Event, known map[uint64]string) bool {
+	pseudo := len(evs) > 0
+	for i := range evs {
+		e := &evs[i]
+		if e.IsOverflow() || e.MountID == 0 {
+			pseudo = false
+			continue
+		}
+		fstype, ok := known[e.MountID]
+		if e.Mask&fanotify.MountAttach != 0 {
+			if m, err := sys.Statmount(e.MountID); err == nil {
+				fstype, ok = m.FSType, true
+				known[e.MountID] = fstype
+				w.log.Debug("mount attached", "fstype", m.FSType, "mountpoint", m.Point, "device", fmt.Sprintf("%d:%d", m.Major, m.Minor))
+			}
+		}
+		if e.Mask&fanotify.MountAttach == 0 {
+			delete(known, e.MountID) // detached for good
+		}
+		if !ok || !mounts.IsPseudo(fstype, w.nodev) {
+			pseudo = false
+		}
+	}
+	return pseudo
 }
 
 // requestRescan makes the reader loop rescan the mount table.

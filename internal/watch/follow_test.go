@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -262,4 +263,42 @@ func TestFollowConfiguredPaths(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFollowSkipsPseudoMounts: with fanotify mount events, mounts of
+// pseudo file systems (tmpfs here), looked up with statmount(2), do not
+// make the watcher re-read the mount table; other mounts do.
+func TestFollowSkipsPseudoMounts(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	g, err := fanotify.NewMountGroup()
+	var unsup *fanotify.UnsupportedError
+	if errors.As(err, &unsup) {
+		t.Skipf("kernel has no mount events: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	f := startFollowing(t, FollowFanotify)
+	before := f.w.rescans.Load()
+	dir := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	// Unmounted at once, the mount could be gone before the watcher looks
+	// it up, and an unknown mount is rescanned for.
+	time.Sleep(200 * time.Millisecond)
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A mount the watcher must look at, after the tmpfs ones: once it is
+	// seen, the tmpfs events have been handled.
+	im := testutil.NewExt4(t, 0)
+	f.change("adding the ext4 file system", func(c Change) bool { return has(c.Added, im.Dev) != nil })
+	if n := f.w.rescans.Load() - before; n != 1 {
+		t.Errorf("%d rescans for a tmpfs mount, its unmount and an ext4 mount, want 1", n)
+	}
 }

@@ -23,6 +23,7 @@ const maxDetached = 64
 // recorded, and file systems no longer mounted anywhere are dropped from
 // the watched set. It runs in Run's goroutine.
 func (w *Watcher) rescan() {
+	w.rescans.Add(1)
 	ms, err := mounts.ReadMountinfo(filepath.Join(w.cfg.ProcRoot, "self/mountinfo"))
 	if err != nil {
 		w.log.Error("re-reading the mount table", "err", err)

@@ -99,6 +99,8 @@ type Watcher struct {
 	following string
 	// rescanWanted is set by the follower; the reader loop rescans.
 	rescanWanted atomic.Bool
+	// rescans counts the rescans of the mount table (tests).
+	rescans atomic.Int64
 	// calls are functions Do queued for the reader loop.
 	callsMu sync.Mutex
 	calls   []func()
@@ -204,14 +206,14 @@ func (w *Watcher) markAll() error {
 		return err
 	}
 	fss := mounts.Group(ms)
-	if len(w.cfg.Paths) > 0 {
-		return w.markPaths(fss)
-	}
 	nodev, err := mounts.PseudoTypes(filepath.Join(w.cfg.ProcRoot, "filesystems"))
 	if err != nil {
 		return err
 	}
 	w.nodev = nodev
+	if len(w.cfg.Paths) > 0 {
+		return w.markPaths(fss)
+	}
 	var pseudo []*mounts.Filesystem
 	for _, fs := range fss {
 		if mounts.IsPseudo(fs.FSType, nodev) {
