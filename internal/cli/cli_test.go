@@ -224,8 +224,16 @@ func TestWatchBadPathAndUsage(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want a failure naming /proc", code, stderr)
 	}
 	_, stderr, code = run(t, "watch", "--bogus")
-	if code == 0 || !strings.Contains(stderr, "unknown flag: --bogus") {
-		t.Errorf("exit %d, stderr %q: want a usage error", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "unknown flag: --bogus") || !strings.Contains(stderr, "Run 'fshealth watch --help' for usage.") {
+		t.Errorf("exit %d, stderr %q: want a usage error (status 2)", code, stderr)
+	}
+	_, stderr, code = run(t, "bogus")
+	if code != 2 || !strings.Contains(stderr, `unknown command "bogus"`) {
+		t.Errorf("exit %d, stderr %q: want a usage error (status 2)", code, stderr)
+	}
+	_, stderr, code = run(t, "resolve")
+	if code != 2 || !strings.Contains(stderr, "accepts 1 arg(s), received 0") {
+		t.Errorf("resolve without its argument: exit %d, stderr %q: want a usage error (status 2)", code, stderr)
 	}
 }
 

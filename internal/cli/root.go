@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -85,6 +86,9 @@ and the error the file system recorded.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Usage errors (a bad flag, a wrong number of arguments, an unknown
+	// command) exit with status 2 and say where the usage is.
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(c, err) })
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debugging detail")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
@@ -93,7 +97,30 @@ and the error the file system recorded.`,
 		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
 		root.AddCommand(c)
 	}
+	for _, c := range root.Commands() {
+		withUsageArgs(c)
+	}
 	return root
+}
+
+// usageError is err, a usage error of c: exit status 2, with a pointer to
+// c's help.
+func usageError(c *cobra.Command, err error) error {
+	return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+}
+
+// withUsageArgs makes c's argument check a usage error.
+func withUsageArgs(c *cobra.Command) {
+	if c.Args == nil {
+		return
+	}
+	check := c.Args
+	c.Args = func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usageError(c, err)
+		}
+		return nil
+	}
 }
 
 // Main runs the command line and returns the process exit status.
@@ -107,6 +134,10 @@ func Main(args []string) int {
 		}
 		if errors.As(err, &ee) {
 			return ee.code
+		}
+		if strings.HasPrefix(err.Error(), "unknown command ") {
+			fmt.Fprintf(os.Stderr, "Run 'fshealth --help' for usage.\n")
+			return 2
 		}
 		return 1
 	}
