@@ -447,6 +447,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.log.Error("undecodable fanotify data: events may have been lost", "err", err)
 		}
 		out = out[:0]
+		if pe := (*fanotify.ParseError)(nil); errors.As(err, &pe) {
+			out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
+				Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
+		}
 		if w.klog != nil {
 			// What the kernel logged before it reported the errors is
 			// read first, to be attached to their events.
