@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,8 +39,9 @@ type kernelLog struct {
 	sysRoot string
 	corr    *correlator
 	// names maps kernel device names ("loop0", "sda1", "dm-0") to the
-	// file system on them.
+	// file system on them; known holds the file systems indexed so far.
 	names map[string]*enrich.Filesystem
+	known map[*enrich.Filesystem]bool
 	// btrfs remembers the error counters of btrfs file systems.
 	btrfs btrfs.Tracker
 	// wanted is set when records arrived or a held message fell due.
@@ -66,7 +68,7 @@ func openKernelLog(path, sysRoot string, hold time.Duration) (*kernelLog, error)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	return &kernelLog{r: r, wake: wake, sysRoot: sysRoot, corr: newCorrelator(hold),
-		names: map[string]*enrich.Filesystem{}, drained: make(chan struct{}, 1)}, nil
+		names: map[string]*enrich.Filesystem{}, known: map[*enrich.Filesystem]bool{}, drained: make(chan struct{}, 1)}, nil
 }
 
 // poll waits until the kernel log has records, asks the reader goroutine to
@@ -107,48 +109,39 @@ func (k *kernelLog) close() {
 	unix.Close(k.wake)
 }
 
-// index maps the kernel names of the devices under each file system to it:
-// the block device, the member devices of a btrfs file system, and the
-// btrfs baseline of error counters for file systems seen for the first
-// time.
+// indexKernelNames maps the kernel names of the devices under each known
+// file system (watched, or unmounted but kept) to it: its block device, or
+// the member devices of a btrfs file system. For a btrfs file system seen
+// for the first time it reads the baseline of the error counters; what the
+// correlator holds about file systems gone for good is dropped.
 func (w *Watcher) indexKernelNames() {
 	k := w.klog
-	seen := make(map[*enrich.Filesystem]bool, len(k.names))
-	for _, fs := range k.names {
-		seen[fs] = true
-	}
 	clear(k.names)
 	all := append(append([]*enrich.Filesystem(nil), w.detached...), w.watched...)
 	for _, fs := range all {
 		if fs.KernelName != "" {
 			k.names[fs.KernelName] = fs
 		}
-		if fs.FSType != "btrfs" || fs.UUID == "" {
-			continue
-		}
-		if ents, err := os.ReadDir(filepath.Join(k.sysRoot, "fs/btrfs", fs.UUID, "devices")); err == nil {
-			for _, e := range ents {
-				k.names[e.Name()] = fs
+		if fs.FSType == "btrfs" && fs.UUID != "" {
+			if ents, err := os.ReadDir(filepath.Join(k.sysRoot, "fs/btrfs", fs.UUID, "devices")); err == nil {
+				for _, e := range ents {
+					k.names[e.Name()] = fs
+				}
 			}
 		}
-		if !seen[fs] && len(fs.Mountpoints) > 0 {
-			w.btrfsBaseline(fs)
+		if !k.known[fs] {
+			k.known[fs] = true
+			if fs.FSType == "btrfs" && len(fs.Mountpoints) > 0 {
+				w.btrfsBaseline(fs)
+			}
 		}
 	}
-	for fs := range seen {
-		if !containsFS(all, fs) {
+	for fs := range k.known {
+		if !slices.Contains(all, fs) {
+			delete(k.known, fs)
 			k.corr.forget(fs)
 		}
 	}
-}
-
-func containsFS(fss []*enrich.Filesystem, fs *enrich.Filesystem) bool {
-	for _, f := range fss {
-		if f == fs {
-			return true
-		}
-	}
-	return false
 }
 
 // btrfsBaseline reads the error counters of a btrfs file system seen for
@@ -242,7 +235,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				continue
 			}
 			k.corr.message(kernelMsg{Message: m, fs: fs, at: now})
-			if fs.FSType == "btrfs" && !containsFS(checkBtrfs, fs) {
+			if fs.FSType == "btrfs" && !slices.Contains(checkBtrfs, fs) {
 				checkBtrfs = append(checkBtrfs, fs)
 			}
 		}
