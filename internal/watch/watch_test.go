@@ -28,8 +28,10 @@ import (
 func TestMain(m *testing.M) { testutil.MainInMountNamespace(m) }
 
 // waitTimeout bounds every wait for an event; it only fails a test that
-// would otherwise hang.
-const waitTimeout = 10 * time.Second
+// would otherwise hang. It is generous: under the kernel matrix's software
+// emulation, a Linux 7.0+ kernel's worker that delivers FAN_FS_ERROR was
+// once seen to take more than 10 s.
+const waitTimeout = 30 * time.Second
 
 // collector runs a Watcher and collects its events.
 type collector struct {
