@@ -132,8 +132,17 @@ func (c *collector) none() {
 	}
 }
 
-// checkFS checks the fields that identify the file system of im.
-func checkFS(t *testing.T, e event.Event, im *loopfs.Image, mountpoints ...string) {
+// fsIdentity is what every event about one mounted image must say about
+// its file system. It is taken while the file system is healthy: a shut
+// down one answers no stat(2).
+type fsIdentity struct {
+	fstype, device, devno, uuid, fsid string
+	mountpoints                       []string
+}
+
+// identify takes the identity of im's file system, of type fstype, mounted
+// at mountpoints (default: im's mount point).
+func identify(t *testing.T, im *loopfs.Image, fstype string, mountpoints ...string) fsIdentity {
 	t.Helper()
 	if len(mountpoints) == 0 {
 		mountpoints = []string{im.Mountpoint}
@@ -146,20 +155,32 @@ func checkFS(t *testing.T, e event.Event, im *loopfs.Image, mountpoints ...strin
 	if err := unix.Statfs(im.Mountpoint, &sfs); err != nil {
 		t.Fatal(err)
 	}
-	uuid, err := mounts.SuperblockUUID("ext4", im.File)
+	uuid, err := mounts.SuperblockUUID(fstype, im.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFSID := fmt.Sprintf("%08x:%08x", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1]))
-	wantDev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
-	if e.Kind != event.KindError || e.Source != event.SourceFanotify || e.Device != im.Dev || e.DeviceNumber != wantDev ||
-		e.FSType != "ext4" || e.UUID != uuid || e.FSID != wantFSID || fmt.Sprint(e.Mountpoints) != fmt.Sprint(mountpoints) {
-		t.Errorf("file system fields wrong:\n got kind=%s source=%s device=%s devno=%s fstype=%s uuid=%s fsid=%s mountpoints=%q\nwant device=%s devno=%s uuid=%s fsid=%s mountpoints=%q",
-			e.Kind, e.Source, e.Device, e.DeviceNumber, e.FSType, e.UUID, e.FSID, e.Mountpoints, im.Dev, wantDev, uuid, wantFSID, mountpoints)
+	return fsIdentity{fstype: fstype, device: im.Dev, devno: fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)), uuid: uuid,
+		fsid: fmt.Sprintf("%08x:%08x", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1])), mountpoints: mountpoints}
+}
+
+// check checks that e is a fanotify error event about this file system,
+// received just now.
+func (id fsIdentity) check(t *testing.T, e event.Event) {
+	t.Helper()
+	if e.Kind != event.KindError || e.Source != event.SourceFanotify || e.FSType != id.fstype || e.Device != id.device ||
+		e.DeviceNumber != id.devno || e.UUID != id.uuid || e.FSID != id.fsid || fmt.Sprint(e.Mountpoints) != fmt.Sprint(id.mountpoints) {
+		t.Errorf("file system fields wrong:\n got kind=%s source=%s fstype=%s device=%s devno=%s uuid=%s fsid=%s mountpoints=%q\nwant kind=error source=fanotify fstype=%s device=%s devno=%s uuid=%s fsid=%s mountpoints=%q",
+			e.Kind, e.Source, e.FSType, e.Device, e.DeviceNumber, e.UUID, e.FSID, e.Mountpoints, id.fstype, id.device, id.devno, id.uuid, id.fsid, id.mountpoints)
 	}
 	if e.Time.IsZero() || time.Since(e.Time.Time) > time.Minute {
 		t.Errorf("bad time %v", e.Time)
 	}
+}
+
+// checkFS checks the fields that identify the ext4 file system of im.
+func checkFS(t *testing.T, e event.Event, im *loopfs.Image, mountpoints ...string) {
+	t.Helper()
+	identify(t, im, "ext4", mountpoints...).check(t, e)
 }
 
 // raisedByUs reports whether an error event's pid is this process, which
