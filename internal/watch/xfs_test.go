@@ -95,7 +95,7 @@ func (c *collector) xfsEvent(what string, p fsErrorProbe) (event.Event, bool) {
 // ext4 state.
 func checkXFS(t *testing.T, e event.Event, id fsIdentity) {
 	t.Helper()
-	checkXFS(t, e, id)
+	id.check(t, e)
 	if e.Ext4 != nil {
 		t.Errorf("an XFS event carries ext4 state: %+v", e.Ext4)
 	}
