@@ -274,15 +274,9 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 		return err
 	}
 	for _, f := range rows {
-		if !f.Watched {
-			continue
+		if f.Watched {
+			d.metrics.SetHealth(statusFS(&f), f.Health == store.HealthOK, f.LastError)
 		}
-		mp := ""
-		if len(f.Mountpoints) > 0 {
-			mp = f.Mountpoints[0]
-		}
-		d.metrics.SetHealth(metrics.FS{Device: f.Device, Mountpoint: mp, FSType: f.FSType, UUID: f.UUID},
-			f.Health == store.HealthOK, f.LastError)
 	}
 	return nil
 }

@@ -97,13 +97,24 @@ func (d *Daemon) repaired(ctx context.Context, fs *enrich.Filesystem) {
 	d.resolve(ctx, key, now, map[string]uint64{fs.UUID: 0})
 }
 
-// metricsFS labels a file system for metrics.
+// metricsFS labels a watched file system for metrics.
 func metricsFS(fs *enrich.Filesystem) metrics.FS {
+	return fsLabels(fs.Device, fs.Mountpoints, fs.FSType, fs.UUID)
+}
+
+// statusFS labels a file system of the history for metrics.
+func statusFS(f *store.FilesystemStatus) metrics.FS {
+	return fsLabels(f.Device, f.Mountpoints, f.FSType, f.UUID)
+}
+
+// fsLabels are a file system's metric labels; the first mount point stands
+// for all.
+func fsLabels(device string, mountpoints []string, fstype, uuid string) metrics.FS {
 	mp := ""
-	if len(fs.Mountpoints) > 0 {
-		mp = fs.Mountpoints[0]
+	if len(mountpoints) > 0 {
+		mp = mountpoints[0]
 	}
-	return metrics.FS{Device: fs.Device, Mountpoint: mp, FSType: fs.FSType, UUID: fs.UUID}
+	return metrics.FS{Device: device, Mountpoint: mp, FSType: fstype, UUID: uuid}
 }
 
 // resolve ends the incidents of a file system and queues their resolved

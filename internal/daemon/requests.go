@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fshealth/fshealth/internal/metrics"
 	"github.com/fshealth/fshealth/internal/store"
 )
 
@@ -49,11 +48,7 @@ func (d *Daemon) carryOut(ctx context.Context, r store.Request) string {
 	if rows, err := d.store.Filesystems(ctx); err == nil {
 		for _, f := range rows {
 			if f.Key == r.FSKey && f.Watched {
-				mp := ""
-				if len(f.Mountpoints) > 0 {
-					mp = f.Mountpoints[0]
-				}
-				d.metrics.SetHealth(metrics.FS{Device: f.Device, Mountpoint: mp, FSType: f.FSType, UUID: f.UUID}, true, time.Time{})
+				d.metrics.SetHealth(statusFS(&f), true, time.Time{})
 			}
 		}
 	}
