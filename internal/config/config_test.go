@@ -130,6 +130,7 @@ func TestErrors(t *testing.T) {
 		{"webhook unparsable url hidden", "[[webhook]]\nurl = \"http://user:pa55@[::1/x?k=t0ken\"", `f.toml:2: webhook[1].url: not an absolute http(s) URL: "http://<redacted>@[::1/x?<redacted>"`},
 		{"webhook secret type", "[[webhook]]\nurl = \"http://x\"\nsecret = 12345", `f.toml:3: webhook[1].secret: expected a string, got an integer`},
 		{"webhook template", "[[webhook]]\nurl = \"http://x\"\ntemplate = \"\"\"\n{{ .Summary }}\n{{ if }}\n\"\"\"", `f.toml:3: webhook[1].template: does not parse: line 2: missing value for if`},
+		{"webhook template field", "[[webhook]]\nurl = \"http://x\"\ntemplate = \"{{ .Nope }}\"", `f.toml:3: webhook[1].template: fails on a sample alert: 1:3: executing "template" at <.Nope>: can't evaluate field Nope in type *alert.Alert`},
 		{"webhook header name", "[[webhook]]\nurl = \"http://x\"\n[webhook.headers]\n\"Bad Name\" = \"v\"", `f.toml:4: webhook[1].headers."Bad Name": not a header name: "Bad Name"`},
 		{"webhook header value", "[[webhook]]\nurl = \"http://x\"\nheaders = { Authorization = \"Bearer t0ken\\r\\nX: y\" }", `f.toml:3: webhook[1].headers.Authorization: header values cannot contain control characters (value not shown)`},
 		{"webhook content type", "[[webhook]]\nurl = \"http://x\"\ncontent_type = \"json\"", `f.toml:3: webhook[1].content_type: not a media type: "json"`},

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	tparse "text/template/parse"
+
+	"github.com/fshealth/fshealth/internal/notify/webhook"
 	"unicode"
 	"unicode/utf8"
 )
@@ -216,8 +218,8 @@ func safeURL(s string) string {
 	return b.String()
 }
 
-// checkTemplate checks a text/template's syntax. Functions are not checked:
-// the webhook channel defines its own.
+// checkTemplate checks a webhook body template: its syntax, then that the
+// webhook channel can render it (with its functions) for a sample alert.
 func checkTemplate(text string) string {
 	t := tparse.New("template")
 	t.Mode = tparse.SkipFuncCheck
@@ -226,6 +228,9 @@ func checkTemplate(text string) string {
 		msg := err.Error()
 		msg = strings.TrimPrefix(msg, "template: template:")
 		return "does not parse: line " + msg
+	}
+	if err := webhook.CheckTemplate(text); err != nil {
+		return "fails on a sample alert: " + strings.TrimPrefix(err.Error(), "template: template:")
 	}
 	return ""
 }
