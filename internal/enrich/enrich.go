@@ -170,9 +170,10 @@ type inodeKey struct {
 // forgotten (one extra error per forgotten corrupted inode at worst).
 const maxFailed = 4096
 
-// Enrich fills dst from raw. dst is overwritten. Enrich is not safe for
-// concurrent use.
-func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
+// Enrich fills dst from raw and returns the file system the event is about,
+// or nil if it is not known (or for an overflow). dst is overwritten.
+// Enrich is not safe for concurrent use.
+func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 	now := time.Now
 	if e.Now != nil {
 		now = e.Now
@@ -182,7 +183,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
 		dst.Kind = event.KindOverflow
 		dst.Message = "the kernel's fanotify event queue overflowed and events were lost; " +
 			"errors may have happened that are not reported here (check each file system's error counters)"
-		return
+		return nil
 	}
 	dst.Kind = event.KindError
 	dst.Errno = int(raw.Errno)
@@ -219,6 +220,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) {
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
 		e.resolvePath(fs, raw, dst)
 	}
+	return fs
 }
 
 // resolvePath sets dst.Path, or dst.PathError saying why not. Opening an

@@ -460,13 +460,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		for i := range raws {
 			out = append(out, event.Event{})
 			ev := &out[len(out)-1]
-			w.enricher.Enrich(&raws[i], ev)
+			fs := w.enricher.Enrich(&raws[i], ev)
 			if raws[i].IsOverflow() {
 				w.log.Error("fanotify queue overflow: file system errors were lost")
-			} else if w.klog != nil {
-				if fs := w.registry.Lookup(raws[i].FID.FSID); fs != nil {
-					w.klog.corr.claim(ev, fs, now)
-				}
+			} else if w.klog != nil && fs != nil {
+				w.klog.corr.claim(ev, fs, now)
 			}
 		}
 		if w.klog != nil {
