@@ -335,6 +335,9 @@ type Rule struct {
 	Actions []Action
 	// DryRun makes this rule's actions dry runs.
 	DryRun bool
+	// ActOnKernelLog lets the rule's actions run on an error that only the
+	// kernel log reports without corroboration (act_on_kernel_log).
+	ActOnKernelLog bool
 	// Implicit marks the default rule fshealth adds.
 	Implicit bool
 }

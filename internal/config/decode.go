@@ -790,6 +790,7 @@ func (d *decoder) rules(root *node, c *Config, channels []string) {
 			}
 		}
 		t.boolean("dry_run", &r.DryRun)
+		t.boolean("act_on_kernel_log", &r.ActOnKernelLog)
 		if m := t.table("match"); m != nil {
 			d.match(m, &r.Match)
 			m.finish()

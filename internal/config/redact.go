@@ -109,12 +109,14 @@ type showAlertmanager struct {
 }
 
 type showRule struct {
-	Name     string       `toml:"name"`
-	Severity string       `toml:"severity"`
-	Channels []string     `toml:"channels"`
-	DryRun   bool         `toml:"dry_run"`
-	Match    *showMatch   `toml:"match,omitempty"`
-	Actions  []showAction `toml:"actions,omitempty"`
+	Name     string   `toml:"name"`
+	Severity string   `toml:"severity"`
+	Channels []string `toml:"channels"`
+	DryRun   bool     `toml:"dry_run"`
+	// ActOnKernelLog is shown only when set.
+	ActOnKernelLog bool         `toml:"act_on_kernel_log,omitempty"`
+	Match          *showMatch   `toml:"match,omitempty"`
+	Actions        []showAction `toml:"actions,omitempty"`
 }
 
 type showMatch struct {
@@ -232,7 +234,7 @@ func (c *Config) Redacted() string {
 		})
 	}
 	for _, r := range c.Rules {
-		sr := showRule{Name: r.Name, Severity: r.Severity, Channels: r.Channels, DryRun: r.DryRun}
+		sr := showRule{Name: r.Name, Severity: r.Severity, Channels: r.Channels, DryRun: r.DryRun, ActOnKernelLog: r.ActOnKernelLog}
 		if sr.Channels == nil {
 			sr.Channels = []string{}
 		}

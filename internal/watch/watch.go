@@ -115,6 +115,9 @@ type Watcher struct {
 	// btrfsPending are btrfs counter events found outside a read of the
 	// kernel log, delivered with the next batch.
 	btrfsPending []event.Event
+	// btrfsIncreased is when each btrfs file system's error counters last
+	// went up, to corroborate its kernel log messages.
+	btrfsIncreased map[*enrich.Filesystem]time.Time
 
 	mu      sync.Mutex
 	running bool
@@ -159,6 +162,8 @@ func New(cfg Config) (*Watcher, error) {
 			w.log.Warn("not reading the kernel log: errors that only it reports (XFS before Linux 7.0, btrfs, the block layer) will be missed", "err", err)
 		} else {
 			w.klog = klog
+			w.btrfsIncreased = map[*enrich.Filesystem]time.Time{}
+			klog.corr.corroborate = w.corroborate
 			w.indexKernelNames()
 			w.log.Info("reading the kernel log", "path", path)
 		}
