@@ -479,3 +479,41 @@ func TestDeviceFieldMustAgree(t *testing.T) {
 		t.Errorf("a DEVICE field that names no block device is not ignored")
 	}
 }
+
+// TestStopDeliversWhatIsHeld: when Run stops, kernel log messages still in
+// their hold and fanotify events still queued are delivered before it
+// returns, not dropped.
+func TestStopDeliversWhatIsHeld(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	a := testutil.NewExt4(t, 0)
+	b := testutil.NewExt4(t, 0)
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{a.Mountpoint, b.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: time.Hour}, false)
+	for i := range 16 {
+		write("4,%d,%d,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block %d)", 100+i, 1+i, b.Name, 9345+i)
+	}
+	if err := os.WriteFile("/sys/fs/ext4/"+a.Name+"/trigger_fs_error", []byte("just before the stop\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var got []event.Event
+	for len(c.events) > 0 {
+		got = append(got, <-c.events)
+	}
+	var fan, held bool
+	for _, e := range got {
+		switch {
+		case e.Device == a.Dev && e.Source == event.SourceFanotify && e.Error == "EUCLEAN":
+			fan = true
+		case e.Device == b.Dev && e.Source == event.SourceKmsg && e.ErrorCount == 16:
+			held = true
+		default:
+			t.Errorf("unexpected event: %s", event.AppendText(nil, &e))
+		}
+	}
+	if !fan || !held {
+		t.Errorf("after the stop: the queued FAN_FS_ERROR event delivered: %v; the 16 held kernel log messages delivered as one event: %v", fan, held)
+	}
+}
