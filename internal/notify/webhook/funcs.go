@@ -3,7 +3,6 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -238,16 +237,4 @@ func SampleAlert() *alert.Alert {
 		Filesystem: alert.Filesystem{UUID: ev.UUID, Device: ev.Device, FSType: ev.FSType, Mountpoints: ev.Mountpoints, Label: ev.Label},
 		ErrorKind:  ev.Error, Count: 2, Since: t.Add(-time.Minute), Event: ev, Test: true,
 	}
-}
-
-// CheckTemplate renders a body template as the channel would, with its
-// functions, against SampleAlert, and returns the error if that fails (a
-// field that does not exist, a function called wrongly): what the
-// configuration checker reports with the template's file and line.
-func CheckTemplate(text string) error {
-	t, err := template.New("template").Funcs(Funcs()).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return err
-	}
-	return t.Execute(io.Discard, SampleAlert())
 }

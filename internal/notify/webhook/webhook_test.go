@@ -483,7 +483,7 @@ func TestNewErrors(t *testing.T) {
 		{Config{Name: "g", URL: "http://x/", Headers: map[string]string{"x-fshealth-alert-id": "1"}}, `webhook "g": header X-Fshealth-Alert-Id is set by fshealth`},
 		{Config{Name: "h", URL: "http://x/", Template: `{"a": {{ json .Summary }`}, `webhook "h": template: template: h:1: unexpected "}" in operand`},
 		{Config{Name: "i", URL: "http://x/", Template: `{"a": {{ json .Sumary }}}`}, `webhook "i": template: template: i:1:`},
-		{Config{Name: "j", URL: "http://x/", Template: `{"a": "{{ .Summary }}"}`}, `webhook "j": template: the body is not valid JSON (content type application/json); use the json function for every value (with a sample alert)`},
+		{Config{Name: "j", URL: "http://x/", Template: `{"a": "{{ .Summary }}"}`}, "webhook \"j\": template: the body is not valid JSON (content type application/json): invalid character 'E' after object key:value pair at byte 9, near `{\"a\": \"\"EUCLEAN on` (each {{ }} inserts one complete JSON value, quotes included) (with a sample alert)"},
 		{Config{Name: "k", URL: "http://x/", Template: `{{ exec "id" }}`}, `webhook "k": template: template: k:1: function "exec" not defined`},
 		{Config{Name: "l", URL: "http://x/", Template: `{{ readFile "/etc/shadow" }}`}, `function "readFile" not defined`},
 		{Config{Name: "m", URL: "http://x/", ContentType: "json"}, `webhook "m": content type "json" is invalid`},
