@@ -118,9 +118,9 @@ const hostileMessageSize = 64 << 10
 // HostileAlert returns SampleAlert with every string an event or a file
 // system can set replaced by hostile text (see hostileText), every list
 // holding two such strings, every optional part present, and a kernel
-// message and message of 64 KiB. Only the alert's and the event's ids,
-// which fshealth makes, stay as they are. A body template must render it
-// to a valid body: New and CheckTemplate check that.
+// message and message of 64 KiB. Only what fshealth itself sets from a
+// fixed set stays as it is (see fixedFields). A body template must render
+// it to a valid body: New and CheckTemplate check that.
 func HostileAlert() *alert.Alert {
 	a := SampleAlert()
 	fill(reflect.ValueOf(a).Elem())
@@ -130,7 +130,12 @@ func HostileAlert() *alert.Alert {
 	return a
 }
 
-// fill sets every exported string under v (except fields named ID) to
+// fixedFields are the fields fill leaves alone: ids fshealth makes,
+// values from its fixed sets (alert type, severity, event kind and source)
+// and the rule's name, which the configuration checks.
+var fixedFields = map[string]bool{"ID": true, "Type": true, "Severity": true, "Kind": true, "Source": true, "Rule": true}
+
+// fill sets every exported string under v (except fixedFields) to
 // hostileText, every list of strings to two of them, and allocates every
 // nil pointer to a struct or number.
 func fill(v reflect.Value) {
@@ -149,7 +154,7 @@ func fill(v reflect.Value) {
 		}
 		for i := 0; i < v.NumField(); i++ {
 			f := v.Type().Field(i)
-			if !f.IsExported() || f.Name == "ID" {
+			if !f.IsExported() || fixedFields[f.Name] {
 				continue
 			}
 			fill(v.Field(i))
