@@ -40,9 +40,10 @@ import (
 //
 // Values are converted to text with fmt, after following pointers (a nil
 // pointer is empty), so {{ clean .Event.Inode }} prints the inode number.
-// Templates must pass every string that reaches a JSON body through json:
-// build composite strings with printf first, e.g.
-// {{ json (printf "%s on %s" .Summary .Host) }}.
+// In a template for a JSON body every action that prints ends in json
+// whether written or not (see jsonEscape): {{ .Summary }} inserts a quoted
+// JSON string, and composite strings are built with printf, e.g.
+// {{ printf "%s on %s" .Summary .Host }}.
 func Funcs() template.FuncMap {
 	return template.FuncMap{
 		"json":     jsonFunc,
