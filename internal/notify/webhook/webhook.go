@@ -76,8 +76,9 @@ type Config struct {
 	Template string
 	// ContentType is the body's Content-Type; if empty, that of a
 	// Content-Type entry in Headers, else DefaultContentType.
-	// When it names JSON, a template's output is checked to be valid JSON
-	// (at New, with a sample alert, and at every Send).
+	// When it names JSON, a template inserts every value JSON-encoded (see
+	// jsonEscape) and its output is checked to be valid JSON (at New, with
+	// SampleAlert and HostileAlert, and at every Send).
 	ContentType string
 	// Secret, if set, is the HMAC-SHA256 key for the signature header,
 	// which signs the body alone (a captured request can be replayed).
