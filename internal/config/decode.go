@@ -632,6 +632,9 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 		if w.SigningSecret != "" && isStandardWebhooksHeader(k) {
 			t.errorf("headers", "header %q is set by fshealth with signing_secret", k)
 		}
+		if strings.EqualFold(k, "Content-Type") {
+			t.errorf("headers", "set the body's type with content_type, not a %q header", k)
+		}
 	}
 	if warn := plainHTTPCredentials(w.URL, w.Headers, false); warn != "" {
 		t.warnf("url", "%s", warn)

@@ -55,6 +55,7 @@ func TestSigningSecretConfig(t *testing.T) {
 		{"[[webhook]]\nurl = \"https://x\"\nsigning_secret = \"t0ken-t0ken\"", `f.toml:3: webhook[1].signing_secret: a signing secret must start with "whsec_" (value not shown)`},
 		{"[[webhook]]\nurl = \"https://x\"\nsigning_secret = \"whsec_dDBrZW4=\"", `f.toml:3: webhook[1].signing_secret: a signing secret's key must be 24 to 64 bytes, not 5: make one with: echo "whsec_$(head -c 32 /dev/urandom | base64)"`},
 		{"[[webhook]]\nurl = \"https://x\"\nsigning_secret = \"" + good + "\"\nheaders = { webhook-id = \"1\" }", `f.toml:4: webhook[1].headers: header "webhook-id" is set by fshealth with signing_secret`},
+		{"[[webhook]]\nurl = \"https://x\"\n\nheaders = { content-type = \"text/plain\" }", `f.toml:4: webhook[1].headers: set the body's type with content_type, not a "content-type" header`},
 	} {
 		_, err := Parse("f.toml", []byte(tc.in))
 		if err == nil || err.Error() != tc.want {
