@@ -80,6 +80,7 @@ type showWebhook struct {
 	Template        string            `toml:"template,omitempty"`
 	ContentType     string            `toml:"content_type"`
 	Secret          string            `toml:"secret,omitempty"`
+	SigningSecret   string            `toml:"signing_secret,omitempty"`
 	SignatureHeader string            `toml:"signature_header"`
 	Timeout         string            `toml:"timeout"`
 }
@@ -203,6 +204,7 @@ func (c *Config) Redacted() string {
 			Template:        w.Template,
 			ContentType:     w.ContentType,
 			Secret:          redact(w.Secret),
+			SigningSecret:   redact(w.SigningSecret),
 			SignatureHeader: w.SignatureHeader,
 			Timeout:         FormatDuration(w.Timeout),
 		})
@@ -281,7 +283,8 @@ func (c *Config) String() string { return c.Redacted() }
 
 // String describes w without its secrets.
 func (w Webhook) String() string {
-	return fmt.Sprintf("webhook %q %s (headers %s, secret %s)", w.Name, safeURL(w.URL), headerNames(w.Headers), orNone(redact(w.Secret)))
+	return fmt.Sprintf("webhook %q %s (headers %s, secret %s, signing secret %s)", w.Name, safeURL(w.URL), headerNames(w.Headers),
+		orNone(redact(w.Secret)), orNone(redact(w.SigningSecret)))
 }
 
 // String describes s without its password.
