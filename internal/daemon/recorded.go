@@ -23,7 +23,15 @@ import (
 // repaired it) is marked healthy and its incidents resolved. It runs before
 // the watcher's Run, or from its goroutine (OnChange, the sink), like
 // enrichment. why, if set, says why errors went unreported (an overflow).
-func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, why string) {
+//
+// With why set (a reconciliation, in the watcher's goroutine), the counts
+// are read first and the kernel's queue checked after: an error ext4 counted
+// had its FAN_FS_ERROR queued before (ext4 queues it, then counts), so if
+// the queue is empty then, every event of a counted error was read, and its
+// errors are in what was reported. If events wait in the queue, nothing is
+// reported and checkRecorded returns false: the caller tries again later.
+// Otherwise it returns true.
+func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, why string) bool {
 	var evs []event.Event
 	for _, fs := range fss {
 		if fs.UUID == "" {
@@ -49,9 +57,15 @@ func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, wh
 			evs = append(evs, recordedEvent(fs, st, st.ErrorsCount-reported, known, why))
 		}
 	}
+	if why != "" && d.watcher != nil {
+		if n, err := d.watcher.Queued(); err == nil && n > 0 {
+			return false
+		}
+	}
 	if len(evs) > 0 {
 		d.sink(evs)
 	}
+	return true
 }
 
 // recordedEvent describes n recorded but unreported errors of fs.
