@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/loopfs"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
@@ -402,4 +404,77 @@ func TestOverflowAfterFirstEventIsExact(t *testing.T) {
 	d = startDaemon(t, cfg, state)
 	d.stop()
 	check("after a restart")
+}
+
+// TestBtrfsSubvolumesOnlyDaemon: a btrfs file system mounted only by
+// subvolume (subvol=@, subvol=@home and a bind mount of @), as Fedora,
+// openSUSE and Ubuntu install it, is watched by the daemon; a checksum
+// error read through a subvolume is in the history with the device, UUID,
+// type and every mount point, and the corruption counter's increases add
+// up to the counter exactly: once while running, once for an increase
+// while the daemon was stopped, never again after a restart.
+func TestBtrfsSubvolumesOnlyDaemon(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	b := testutil.NewBtrfsSubvolumesWithCorruptFile(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, kernelLogConfig(b.Home), 0o600)
+	state := filepath.Join(dir, "state")
+
+	counter := func() uint64 {
+		t.Helper()
+		_, devs, err := btrfs.Stats(b.Bind, "/sys")
+		if err != nil || len(devs) != 1 {
+			t.Fatalf("btrfs counters: %+v, %v", devs, err)
+		}
+		return devs[0].CorruptionErrs
+	}
+	read := func() {
+		t.Helper()
+		testutil.DropCaches(t)
+		if _, err := os.ReadFile(b.File); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("reading the corrupted file: %v, want EIO", err)
+		}
+	}
+	// reported waits until the history's btrfs errors reach the counter,
+	// then checks that they equal it and that every event is right.
+	reported := func(when string) {
+		t.Helper()
+		want := counter()
+		evs := waitErrors(t, state, want)
+		if n := errorSum(evs); n != want {
+			t.Errorf("%s: the history has %d errors, btrfs counted %d: %+v", when, n, want, evs)
+		}
+		counterEvents(t, evs, 0)
+		for _, e := range evs {
+			if e.Device != b.Dev || e.FSType != "btrfs" || e.UUID == "" || fmt.Sprint(e.Mountpoints) != fmt.Sprint(b.Mountpoints()) {
+				t.Errorf("%s: event %+v, want on %s btrfs at %q", when, e, b.Dev, b.Mountpoints())
+			}
+		}
+		t.Logf("%s: %d errors in %d events", when, want, len(evs))
+	}
+
+	d := startDaemon(t, cfg, state)
+	if !strings.Contains(d.stderr.String(), `marked_through="its top-level subvolume`) {
+		t.Errorf("the daemon did not mark the file system through its top level:\n%s", d.stderr.String())
+	}
+	read()
+	reported("while running")
+	evs := events(t, state)
+	if !strings.Contains(evs[0].KernelMessage, "csum failed") {
+		t.Errorf("the first event has kernel_message %q, want btrfs's csum failure", evs[0].KernelMessage)
+	}
+	d.stop()
+
+	read() // while stopped
+	d = startDaemon(t, cfg, state)
+	reported("increase while stopped")
+	d.stop()
+
+	// Nothing changed while stopped: a restart reports nothing; the next
+	// read's increase is then the only new error.
+	d = startDaemon(t, cfg, state)
+	read()
+	reported("after a restart")
+	d.stop()
 }
