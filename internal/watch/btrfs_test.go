@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,4 +124,41 @@ func markedSuperblock(t *testing.T, major, minor uint32) bool {
 		}
 	}
 	return false
+}
+
+// TestBtrfsWithoutMarkIsWatched: when a subvolume-only btrfs file system
+// cannot be marked at all (here the top level's descriptor cannot be named:
+// the watcher is given a /proc without /proc/self/fd), it is still watched,
+// through the kernel log and its counters, and the log says why it has no
+// mark; without the kernel log, a path on it cannot be watched, and the
+// error says why.
+func TestBtrfsWithoutMarkIsWatched(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	b := testutil.NewBtrfsSubvolumesWithCorruptFile(t)
+	proc := t.TempDir()
+	for _, f := range []string{"self/mountinfo", "filesystems"} {
+		data, err := os.ReadFile(filepath.Join("/proc", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(proc, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(proc, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := New(Config{Paths: []string{b.Home}, ProcRoot: proc, FollowMounts: FollowOff, Sink: func([]event.Event) error { return nil }})
+	if err == nil || !strings.Contains(err.Error(), "cannot watch "+b.Home) || !strings.Contains(err.Error(), "only subvolumes are mounted") {
+		t.Errorf("without the kernel log: %v, want an error saying why %s cannot be watched", err, b.Home)
+	}
+
+	c := startConfig(t, Config{Paths: []string{b.Home}, ProcRoot: proc, FollowMounts: FollowOff, KernelLog: true, KernelLogHold: testHold}, false)
+	fs := watchedBtrfs(t, c, b)
+	if want := `msg="watching file system without a fanotify mark`; !strings.Contains(c.log.String(), want) ||
+		!strings.Contains(c.log.String(), "the top level could not be marked") {
+		t.Errorf("log lacks %q with the reason:\n%s", want, c.log.String())
+	}
+	if markedSuperblock(t, fs.Major, fs.Minor) {
+		t.Errorf("a fanotify mark on %s, want none", fs.Dev())
+	}
+	readCorrupt(t, c, b, fs)
 }

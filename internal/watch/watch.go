@@ -367,6 +367,10 @@ func (e *pathError) Unwrap() error { return e.err }
 // reason renders a mark error for humans: the classified reason if there is
 // one, else the error.
 func reason(err error) string {
+	var nm *noMarkError
+	if errors.As(err, &nm) {
+		return nm.Error()
+	}
 	var me *fanotify.MarkError
 	if errors.As(err, &me) && me.Reason != nil {
 		return fmt.Sprintf("%v (%v)", me.Reason, me.Err)
