@@ -104,8 +104,8 @@ type Daemon struct {
 	lastPrune atomic.Int64
 	// reconcileTimer is the follow-up reconciliation after an overflow.
 	reconcileTimer *time.Timer
-	// overflows counts the queue overflows seen; only the watcher's
-	// goroutine uses it.
+	// overflows counts the overflow events seen (the follow-up
+	// reconciliation logs it); only the watcher's goroutine uses it.
 	overflows int
 	// settleTimer runs the shortfall check settleAfter after the last
 	// ext4 error event; settleUUIDs are the file systems it checks.
@@ -365,11 +365,14 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.actions.Wake()
 	}
 	d.kickPolicy()
+	overflows := 0
 	for i := range evs {
-		if evs[i].Kind == event.KindOverflow && d.watcher != nil {
-			d.reconcile()
-			break
+		if evs[i].Kind == event.KindOverflow {
+			overflows++
 		}
+	}
+	if overflows > 0 && d.watcher != nil {
+		d.reconcile(overflows)
 	}
 	d.settleLater(evs)
 	d.pruneDaily(context.Background(), now)
@@ -405,10 +408,11 @@ func (d *Daemon) btrfsSave(uuid string, devs []btrfs.DeviceStats) {
 // events wait unread in the kernel's queue the comparison is put off (see
 // checkRecorded), so that no error is reported both by it and by its
 // event; the follow-up runs again until the queue was found empty. It runs
-// in the watcher's goroutine.
-func (d *Daemon) reconcile() {
+// in the watcher's goroutine. n is the number of overflow events in the
+// batch.
+func (d *Daemon) reconcile(n int) {
 	const why = "missed: the kernel's event queue overflowed"
-	d.overflows++
+	d.overflows += n
 	d.checkRecorded(context.Background(), d.watcher.Watched(), why)
 	d.mu.Lock()
 	defer d.mu.Unlock()
