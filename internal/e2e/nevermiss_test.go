@@ -458,6 +458,15 @@ func TestBtrfsSubvolumesOnlyDaemon(t *testing.T) {
 	if !strings.Contains(d.stderr.String(), `marked_through="its top-level subvolume`) {
 		t.Errorf("the daemon did not mark the file system through its top level:\n%s", d.stderr.String())
 	}
+	listed := false
+	for _, f := range getStatus(t, state).Filesystems {
+		if f.Device == b.Dev {
+			listed = f.Watched && f.FSType == "btrfs" && f.UUID != "" && fmt.Sprint(f.Mountpoints) == fmt.Sprint(b.Mountpoints())
+		}
+	}
+	if !listed {
+		t.Errorf("status does not list %s as a watched btrfs file system at %q: %+v", b.Dev, b.Mountpoints(), getStatus(t, state).Filesystems)
+	}
 	read()
 	reported("while running")
 	evs := events(t, state)
