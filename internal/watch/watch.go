@@ -300,10 +300,10 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 		return &SharedFSIDError{FSID: info.FSID.String(), Other: other.Device, OtherMountpoints: other.Mountpoints}
 	}
 	fsid, via, err := w.markSuperblock(fs, path, info.UUID)
+	// A btrfs file system that cannot be marked at all is still watched
+	// through the kernel log, if it is read.
 	var noMark *noMarkError
-	if errors.As(err, &noMark) && !w.cfg.KernelLog {
-		return err
-	} else if err != nil && noMark == nil {
+	if err != nil && (!errors.As(err, &noMark) || !w.cfg.KernelLog) {
 		return err
 	}
 	if fsid != nil && *fsid != info.FSID {
