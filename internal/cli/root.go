@@ -92,7 +92,8 @@ and the error the file system recorded.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debugging detail")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
-	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g))
+	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g),
+		newReloadCmd(g), newIPAllowCmd(g))
 	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g), newResolveCmd(g)} {
 		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
 		root.AddCommand(c)
