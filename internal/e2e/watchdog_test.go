@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,8 +20,18 @@ import (
 // WATCHDOG_USEC the interval. It returns once READY=1 arrived.
 func startWatchdogDaemon(t *testing.T, config, stateDir string, interval time.Duration) *daemon {
 	t.Helper()
+	return launchDaemon(t, []string{binary, "daemon", "--config", config, "--state-dir", stateDir, "--metrics-listen", ""}, stateDir, interval)
+}
+
+// launchDaemon runs argv, which runs `fshealth daemon` on stateDir (itself
+// or under another program), with a notify socket and a watchdog of the
+// given interval, and returns once READY=1 arrived. When the test ends the
+// daemon (found by its pid file) and argv's process are killed if still
+// running.
+func launchDaemon(t *testing.T, argv []string, stateDir string, interval time.Duration) *daemon {
+	t.Helper()
 	sock, notes := notifySocket(t)
-	cmd := exec.Command(binary, "daemon", "--config", config, "--state-dir", stateDir, "--metrics-listen", "")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", interval.Microseconds()))
 	d := &daemon{t: t, cmd: cmd, stateDir: stateDir, stderr: &syncBuffer{}, exited: make(chan struct{}), notes: notes}
 	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr
@@ -35,6 +47,9 @@ func startWatchdogDaemon(t *testing.T, config, stateDir string, interval time.Du
 		select {
 		case <-d.exited:
 		default:
+			if pid := d.daemonPID(); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 			cmd.Process.Kill()
 			<-d.exited
 		}
@@ -46,6 +61,16 @@ func startWatchdogDaemon(t *testing.T, config, stateDir string, interval time.Du
 		t.Fatalf("first notification %q, want READY=1", msg)
 	}
 	return d
+}
+
+// daemonPID returns the pid in the daemon's pid file, or 0.
+func (d *daemon) daemonPID() int {
+	b, err := os.ReadFile(filepath.Join(d.stateDir, "fshealth.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // nextNote returns the next datagram the daemon sent its notify socket.
