@@ -68,6 +68,9 @@ type watchdog struct {
 	log    *slog.Logger
 	// stuck is whether the last tick found a probe unanswered.
 	stuck bool
+	// notifyFailed is whether the last notification failed: failures are
+	// logged once, not at every tick.
+	notifyFailed bool
 }
 
 // watchdogProbe is one part of the daemon that must answer for the
@@ -128,9 +131,7 @@ func (wd *watchdog) tick(now time.Time) {
 			wd.log.Warn("feeding the watchdog again: the fanotify reader and the history database answer")
 			state += "\nSTATUS="
 		}
-		if err := wd.notify(state); err != nil {
-			wd.log.Warn("could not notify the service manager", "err", err)
-		}
+		wd.send(state)
 		return
 	}
 	msg := "NOT feeding the watchdog: " + strings.Join(stuck, "; ")
@@ -138,9 +139,16 @@ func (wd *watchdog) tick(now time.Time) {
 		wd.stuck = true
 		wd.log.Error(msg + "; the service manager will restart the daemon unless it recovers")
 	}
-	if err := wd.notify("STATUS=" + msg); err != nil {
-		wd.log.Warn("could not notify the service manager", "err", err)
+	wd.send("STATUS=" + msg)
+}
+
+// send sends state to the service manager, logging the first failure.
+func (wd *watchdog) send(state string) {
+	err := wd.notify(state)
+	if err != nil && !wd.notifyFailed {
+		wd.log.Warn("could not notify the service manager (logged once until it works again)", "err", err)
 	}
+	wd.notifyFailed = err != nil
 }
 
 // roundDuration rounds d for people: to 100 ms below 10 s, else to 1 s.

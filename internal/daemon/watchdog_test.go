@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -69,5 +70,34 @@ func TestWatchdogFedOnlyWhileProbesAnswer(t *testing.T) {
 	wd.tick(at(77))
 	if last() != "WATCHDOG=1" {
 		t.Errorf("healthy again: sent %q, want WATCHDOG=1", last())
+	}
+}
+
+// TestWatchdogNotifyFailureLoggedOnce: a notify socket that fails is
+// logged once, not at every tick, and again after it worked in between.
+func TestWatchdogNotifyFailureLoggedOnce(t *testing.T) {
+	var log strings.Builder
+	fail := true
+	wd := &watchdog{probes: []*watchdogProbe{{name: "p", ask: func(answer func()) { answer() }}}, grace: time.Second,
+		log: slog.New(slog.NewTextHandler(&log, nil)), notify: func(string) error {
+			if fail {
+				return errors.New("connect: no such file or directory")
+			}
+			return nil
+		}}
+	now := time.Unix(1_000_000, 0)
+	for i := 0; i < 5; i++ {
+		wd.tick(now.Add(time.Duration(i) * time.Second))
+	}
+	if n := strings.Count(log.String(), "could not notify"); n != 1 {
+		t.Errorf("5 failed notifications logged %d times, want once:\n%s", n, log.String())
+	}
+	fail = false
+	wd.tick(now.Add(6 * time.Second))
+	fail = true
+	wd.tick(now.Add(7 * time.Second))
+	wd.tick(now.Add(8 * time.Second))
+	if n := strings.Count(log.String(), "could not notify"); n != 2 {
+		t.Errorf("after one success, failures logged %d times in all, want 2:\n%s", n, log.String())
 	}
 }
