@@ -447,3 +447,74 @@ actions = [ { name = "fsck-next-boot" }, { name = "remount-ro" } ]
 		}
 	}
 }
+
+// TestDaemonLogPriorities: with stderr connected to what $JOURNAL_STREAM
+// names (as systemd connects it to journald), each line of the daemon's
+// own log starts with the syslog priority of its level, and so does the
+// error a failed start ends with.
+func TestDaemonLogPriorities(t *testing.T) {
+	im := newFS(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint), 0o600) // window = "0s": a warning
+	stream := func(name string) (*os.File, string) {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		return f, fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino)
+	}
+
+	f, env := stream("daemon.log")
+	sock, notes := notifySocket(t)
+	cmd := exec.Command(binary, "daemon", "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--metrics-listen", "")
+	cmd.Env = append(cleanEnv(), env, "NOTIFY_SOCKET="+sock)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	select {
+	case <-notes:
+	case <-time.After(wait):
+		t.Fatal("no READY=1")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	for _, want := range []string{`<4>time=`, `level=WARN msg="configuration: `, `<6>time=`, `level=INFO msg=ready`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the daemon's log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(log, "\n"), "\n") {
+		level := regexp.MustCompile(` level=([A-Z]+) `).FindStringSubmatch(line)
+		want := map[string]string{"DEBUG": "<7>", "INFO": "<6>", "WARN": "<4>", "ERROR": "<3>"}
+		if level == nil || !strings.HasPrefix(line, want[level[1]]+"time=") {
+			t.Errorf("line without the priority of its level: %q", line)
+		}
+	}
+
+	f, env = stream("failed.log")
+	cmd = exec.Command(binary, "daemon", "--config", filepath.Join(dir, "missing.toml"), "--state-dir", filepath.Join(dir, "state"))
+	cmd.Env = append(cleanEnv(), env)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err == nil {
+		t.Fatal("the daemon started with a missing configuration file")
+	}
+	if b, _ := os.ReadFile(f.Name()); !strings.HasPrefix(string(b), "<3>fshealth: ") || !strings.Contains(string(b), "missing.toml") {
+		t.Errorf("a failed start ends with %q, want an error-priority line naming the file", b)
+	}
+}
