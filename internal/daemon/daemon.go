@@ -753,32 +753,6 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	return srv, nil
 }
 
-// startWatchdog pings systemd's watchdog at half its interval while the
-// daemon's goroutines are alive. It only runs under a watchdog.
-func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
-	interval, err := sddaemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
-		return
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// The sink takes d.mu; if it is stuck, so is this.
-				d.mu.Lock()
-				d.mu.Unlock()
-				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
-			}
-		}
-	}()
-}
-
 // Metrics returns the daemon's metrics (tests).
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
