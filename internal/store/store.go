@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -66,9 +67,15 @@ var ErrNotFound = errors.New("not found")
 // Store is an open fshealth database. Its methods are safe for concurrent
 // use; writes are serialised.
 type Store struct {
-	path     string
-	db       *sql.DB
-	readOnly bool
+	// path is the database file's path as shown in messages; file is the
+	// path SQLite opens (a /proc/self/fd path for OpenIn).
+	path, file string
+	db         *sql.DB
+	readOnly   bool
+	// mem marks an in-memory store (OpenMemory); nextID is the id it gives
+	// the next outbox row or action, guarded by mu.
+	mem    bool
+	nextID int64
 
 	// mu serialises write transactions within the process, which is
 	// cheaper and fairer than SQLite's busy handler.
@@ -88,13 +95,26 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	path = abs
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("%s: creating the state directory: %w", path, err)
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("%s: creating the state directory: %w", abs, err)
+	}
+	return openRW(abs, abs)
+}
+
+// openRW opens the database file (the path SQLite uses) for reading and
+// writing; path is how messages name it.
+func openRW(file, path string) (*Store, error) {
+	// A database written by a newer fshealth is never modified: look at
+	// its version read-only before SQLite is asked to switch it to WAL
+	// mode.
+	if fi, err := os.Stat(file); err == nil && fi.Size() > 0 {
+		if v, err := schemaVersionOf(file, path); err == nil && v > len(migrations) {
+			return nil, (&Store{path: path}).newerSchema(v)
+		}
 	}
 	// Create the file ourselves so that it, and the -wal and -shm files
 	// SQLite gives the same mode, are private from the start.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -110,7 +130,7 @@ func Open(path string) (*Store, error) {
 	q.Set("_synchronous", "FULL")
 	q.Set("_txlock", "immediate")
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
-	s, err := open(path, q, false)
+	s, err := open(file, path, q, false)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +143,25 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// schemaVersionOf reads the schema version of the database file without
+// writing to it; 0 if it has none yet.
+func schemaVersionOf(file, path string) (int, error) {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	s, err := open(file, path, q, true)
+	if err != nil {
+		return 0, err
+	}
+	defer s.db.Close()
+	var n, v int
+	if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).Scan(&n); err != nil || n == 0 {
+		return 0, err
+	}
+	err = s.db.QueryRow("SELECT version FROM schema_version").Scan(&v)
+	return v, err
 }
 
 // OpenReadOnly opens an existing database for queries only, as `fshealth
@@ -149,7 +188,7 @@ func OpenReadOnly(path string) (*Store, error) {
 	q.Set("mode", "ro")
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	q.Set("_query_only", "1")
-	s, err := open(path, q, true)
+	s, err := open(path, path, q, true)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +214,8 @@ func OpenReadOnly(path string) (*Store, error) {
 
 // open opens the connection pool on path with the URI parameters q and
 // checks that the file is a usable SQLite database.
-func open(path string, q url.Values, readOnly bool) (*Store, error) {
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+func open(file, path string, q url.Values, readOnly bool) (*Store, error) {
+	u := url.URL{Scheme: "file", Path: file, RawQuery: q.Encode()}
 	// url.URL writes "file:///abs/path", which SQLite accepts; the path is
 	// percent-encoded, so names with '?' or '#' survive.
 	db, err := sql.Open("sqlite", u.String())
@@ -185,7 +224,7 @@ func open(path string, q url.Values, readOnly bool) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &Store{path: path, db: db, readOnly: readOnly, names: map[fsName]struct{}{}}
+	s := &Store{path: path, file: file, db: db, readOnly: readOnly, names: map[fsName]struct{}{}}
 	// Opening is lazy: make SQLite read the file now, so that a file that
 	// is not a database fails here.
 	var mode string
