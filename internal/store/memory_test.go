@@ -31,8 +31,8 @@ func TestMemoryMerge(t *testing.T) {
 	disk := openTemp(t)
 	now := time.Now()
 	b := &Batch{Events: []event.Event{errEvent("e1", base, fs1, "EUCLEAN", 2)},
-		Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "a1"}}, {Channel: "hq", Alert: alert.Alert{ID: "a2"}}},
-		Actions:    []Action{{IncidentKey: "k/EUCLEAN", Name: "remount-ro", EventID: "e1"}},
+		Deliveries:   []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "a1"}}, {Channel: "hq", Alert: alert.Alert{ID: "a2"}}},
+		Actions:      []Action{{IncidentKey: "k/EUCLEAN", Name: "remount-ro", EventID: "e1"}},
 		Ext4Reported: map[string]uint64{fs1.UUID: 2}}
 	commit(t, disk, b)
 	if err := disk.MarkDelivered(ctx, b.Deliveries[1].ID, now); err != nil {
