@@ -31,11 +31,15 @@ func (d *Daemon) historyChanged() {
 			"state_fs", g.StateFS, "err", event.Clean(g.Err))
 	}
 	if g == nil && d.watcher != nil {
-		// The health gauges and the watched file systems, from the
-		// database again.
-		if err := d.recordWatched(context.Background()); err != nil {
-			d.log.Error("recording the watched file systems", "err", err)
-		}
+		// In the watcher's goroutine, which owns the watched list: the
+		// health gauges and the watched file systems from the database
+		// again, and the requests `fshealth resolve` recorded meanwhile.
+		d.watcher.Do(func() {
+			if err := d.recordWatched(context.Background()); err != nil {
+				d.log.Error("recording the watched file systems", "err", err)
+			}
+			d.handleRequests(context.Background())
+		})
 	}
 
 	d.mu.Lock()

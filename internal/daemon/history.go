@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -114,8 +115,26 @@ func openHistory(dir string, log *slog.Logger, m *metrics.Metrics) (*history, er
 	if merr != nil {
 		return nil, fmt.Errorf("%w; and the in-memory history failed too: %w", err, merr)
 	}
+	if readableAfter(err) {
+		// On a read-only or full file system the database can still be
+		// read: carry its pending alerts and what was reported on, so
+		// nothing is reported twice.
+		if serr := mem.SeedFrom(context.Background(), store.PathIn(abs)); serr != nil {
+			log.Warn("could not read the pending alerts from the history database", "err", serr)
+		}
+	}
 	h.cur, h.degraded = mem, h.describe(err, false)
 	return h, nil
+}
+
+// readableAfter reports whether the database may still be read after err
+// kept it from being opened for writing.
+func readableAfter(err error) bool {
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	c := store.Cause(err)
+	return c == "read-only" || c == "file system full"
 }
 
 // openDisk verifies and locks the state directory and opens its database.

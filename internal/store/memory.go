@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 )
@@ -107,6 +108,35 @@ type queryExecer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// seedQueries copy, from the database "src" to the in-memory "dst", what
+// the in-memory store needs to carry on (see SeedMemory).
+var seedQueries = []string{
+	`INSERT OR REPLACE INTO dst.outbox SELECT * FROM src.outbox WHERE state = 'pending'`,
+	`INSERT OR REPLACE INTO dst.actions SELECT * FROM src.actions WHERE state = 'pending'`,
+	`INSERT OR REPLACE INTO dst.ext4_reported SELECT * FROM src.ext4_reported`,
+	`INSERT OR REPLACE INTO dst.btrfs_counters SELECT * FROM src.btrfs_counters`,
+	`INSERT OR IGNORE INTO dst.filesystems (key, uuid, device, fstype, label, mountpoints, watched)
+		SELECT key, uuid, device, fstype, label, mountpoints, watched FROM src.filesystems`,
+	`INSERT OR IGNORE INTO dst.fs_names SELECT * FROM src.fs_names`,
+}
+
+// seedTop is the highest outbox or action id of "src".
+const seedTop = `SELECT max(coalesce((SELECT max(id) FROM src.outbox), 0), coalesce((SELECT max(id) FROM src.actions), 0))`
+
+// seed runs the seed queries with src and dst named, and returns the
+// highest id of src.
+func seed(ctx context.Context, q queryExecer, src, dst string) (int64, error) {
+	r := strings.NewReplacer("src.", src+".", "dst.", dst+".")
+	for _, s := range seedQueries {
+		if _, err := q.ExecContext(ctx, r.Replace(s)); err != nil {
+			return 0, err
+		}
+	}
+	var top int64
+	err := q.QueryRowContext(ctx, r.Replace(seedTop)).Scan(&top)
+	return top, err
+}
+
 // SeedMemory copies into the in-memory store mem what it needs to carry on
 // from s: the pending outbox rows and actions (under their ids, so a
 // delivery or action in flight is recorded in mem), what was reported of
@@ -115,30 +145,60 @@ type queryExecer interface {
 // every id of s. The caller must not use mem meanwhile.
 func (s *Store) SeedMemory(ctx context.Context, mem *Store) error {
 	var top int64
-	err := s.attached(ctx, mem, "copying the pending state to memory", false, func(tx queryExecer) error {
-		for _, q := range []string{
-			`INSERT OR REPLACE INTO mem.outbox SELECT * FROM main.outbox WHERE state = 'pending'`,
-			`INSERT OR REPLACE INTO mem.actions SELECT * FROM main.actions WHERE state = 'pending'`,
-			`INSERT OR REPLACE INTO mem.ext4_reported SELECT * FROM main.ext4_reported`,
-			`INSERT OR REPLACE INTO mem.btrfs_counters SELECT * FROM main.btrfs_counters`,
-			`INSERT OR IGNORE INTO mem.filesystems (key, uuid, device, fstype, label, mountpoints, watched)
-				SELECT key, uuid, device, fstype, label, mountpoints, watched FROM main.filesystems`,
-			`INSERT OR IGNORE INTO mem.fs_names SELECT * FROM main.fs_names`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return err
-			}
-		}
-		return tx.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(id) FROM main.outbox), 0),
-			coalesce((SELECT max(id) FROM main.actions), 0))`).Scan(&top)
+	err := s.attached(ctx, mem, "copying the pending state to memory", false, func(q queryExecer) (err error) {
+		top, err = seed(ctx, q, "main", "mem")
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	mem.mu.Lock()
-	mem.nextID = max(mem.nextID, top+1)
-	mem.mu.Unlock()
+	mem.raiseNextID(top + 1)
 	return nil
+}
+
+// SeedFrom is SeedMemory from the database file at path, opened read-only
+// (it cannot be opened for writing: it is on a read-only or full file
+// system). s must be an in-memory store.
+func (s *Store) SeedFrom(ctx context.Context, path string) error {
+	if !s.mem {
+		return fmt.Errorf("%s: seeding: not an in-memory store", s.path)
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: "mode=ro"}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var top int64
+	err := func() error {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS disk`, u.String()); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE disk`)
+		var v int
+		if err := conn.QueryRowContext(ctx, `SELECT version FROM disk.schema_version`).Scan(&v); err != nil {
+			return err
+		}
+		if v != len(migrations) {
+			return fmt.Errorf("schema version %d, not %d", v, len(migrations))
+		}
+		top, err = seed(ctx, conn, "disk", "main")
+		return err
+	}()
+	if err != nil {
+		return fmt.Errorf("%s: copying the pending state to memory: %w", path, err)
+	}
+	s.nextID = max(s.nextID, top+1)
+	return nil
+}
+
+// raiseNextID makes the next id at least n.
+func (s *Store) raiseNextID(n int64) {
+	s.mu.Lock()
+	s.nextID = max(s.nextID, n)
+	s.mu.Unlock()
 }
 
 // MergeStats says what MergeInto committed.
