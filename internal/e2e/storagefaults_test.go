@@ -616,3 +616,40 @@ func TestUntrustedStateDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestStateReadOnlyAtStart: the daemon starts on a state directory whose
+// file system is already read-only (as after errors=remount-ro of the root
+// file system): it becomes ready and alerts; what the history recorded
+// before is not reported again; remounted read-write, the history has every
+// error once.
+func TestStateReadOnlyAtStart(t *testing.T) {
+	im := newFS(t)
+	sfs := testutil.NewImage(t, "ext4", 32<<20, "errors=continue")
+	state := filepath.Join(sfs.Mountpoint, "state")
+	f := startFaultDaemon(t, im, state, "")
+	f.trigger("e2e: before the restart")
+	waitErrors(t, state, 1)
+	f.d.stop()
+	if out, err := exec.Command("mount", "-o", "remount,ro", sfs.Mountpoint).CombinedOutput(); err != nil {
+		t.Fatalf("remounting read-only: %v\n%s", err, out)
+	}
+	g := startFaultDaemon(t, im, state, "")
+	g.waitStateAlert("read-only")
+	g.checkDegraded()
+	for i := 1; i <= 2; i++ {
+		g.trigger(fmt.Sprint("e2e: read-only at start ", i))
+	}
+	if out, err := exec.Command("mount", "-o", "remount,rw", sfs.Mountpoint).CombinedOutput(); err != nil {
+		t.Fatalf("remounting read-write: %v\n%s", err, out)
+	}
+	g.waitRecovered()
+	// The first error's alert went to the first daemon's receiver.
+	evs := waitErrors(t, state, 3)
+	if n := errorSum(evs); n != 3 || len(evs) != 3 {
+		t.Errorf("history has %d events with %d errors, want 3 of each (nothing reported twice): %+v", len(evs), n, evs)
+	}
+	if n := len(g.errorAlerts()); n != 2 {
+		t.Errorf("the webhook got %d error alerts, want 2", n)
+	}
+	g.d.stop()
+}

@@ -163,9 +163,28 @@ func (s *Store) SeedFrom(ctx context.Context, path string) error {
 	if !s.mem {
 		return fmt.Errorf("%s: seeding: not an in-memory store", s.path)
 	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "mode=ro"}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	top, err := s.seedFrom(ctx, path, "mode=ro")
+	if err != nil {
+		// A database in WAL mode cannot be opened read-only on a
+		// read-only file system without its shared-memory file; with
+		// no write-ahead log left to read, it can be as immutable.
+		if fi, serr := os.Stat(path + "-wal"); errors.Is(serr, fs.ErrNotExist) || serr == nil && fi.Size() == 0 {
+			top, err = s.seedFrom(ctx, path, "mode=ro&immutable=1")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: copying the pending state to memory: %w", path, err)
+	}
+	s.nextID = max(s.nextID, top+1)
+	return nil
+}
+
+// seedFrom is SeedFrom with the URI parameters query; the caller holds
+// s.mu.
+func (s *Store) seedFrom(ctx context.Context, path, query string) (int64, error) {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: query}
 	var top int64
 	err := func() error {
 		conn, err := s.db.Conn(ctx)
@@ -187,11 +206,7 @@ func (s *Store) SeedFrom(ctx context.Context, path string) error {
 		top, err = seed(ctx, conn, "disk", "main")
 		return err
 	}()
-	if err != nil {
-		return fmt.Errorf("%s: copying the pending state to memory: %w", path, err)
-	}
-	s.nextID = max(s.nextID, top+1)
-	return nil
+	return top, err
 }
 
 // raiseNextID makes the next id at least n.
