@@ -87,7 +87,11 @@ func (d *Daemon) publishState() *Degraded {
 	} else {
 		d.metrics.SetRecorded()
 	}
-	if err := writeStatusFile(st); err != nil {
+	// Published only while degraded: `status` sees the rest in the state
+	// directory.
+	if g == nil {
+		removeStatusFile(d.store.dir)
+	} else if err := writeStatusFile(st); err != nil {
 		d.log.Warn("could not publish the daemon's state for `fshealth status`", "file", StatusFile(d.store.dir), "err", err)
 	}
 	return g

@@ -64,6 +64,11 @@ func startFaultDaemonTo(t *testing.T, im *loopfs.Image, wh *receiver, state, ext
 	if wh == nil {
 		wh = newReceiver(t)
 	}
+	if os.Getenv("RUNTIME_DIRECTORY") == "" {
+		// Where the daemon tells `fshealth status` it is degraded: the
+		// test's own, not the host's /run/fshealth.
+		t.Setenv("RUNTIME_DIRECTORY", t.TempDir())
+	}
 	f := &faultDaemon{t: t, im: im, wh: wh, state: state}
 	f.cfg = filepath.Join(t.TempDir(), "fshealth.toml")
 	writeFile(t, f.cfg, baseConfig(im.Mountpoint)+fmt.Sprintf(`
