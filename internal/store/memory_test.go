@@ -114,8 +114,8 @@ func TestMemoryTrim(t *testing.T) {
 	}
 }
 
-// TestOpenInRefusesLinks: a symbolic link or another user's file in place
-// of a database file is refused, not followed.
+// TestOpenInRefusesLinks: a symbolic link in place of a database file is
+// refused, not followed, by OpenIn and Open.
 func TestOpenInRefusesLinks(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(t.TempDir(), "target")
@@ -135,6 +135,9 @@ func TestOpenInRefusesLinks(t *testing.T) {
 		_, err := OpenIn(fd, dir)
 		if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("with %s a symlink: %v", name, err)
+		}
+		if _, err := Open(PathIn(dir)); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Open with %s a symlink: %v", name, err)
 		}
 		os.Remove(link)
 	}

@@ -32,9 +32,12 @@ func OpenIn(dirFD int, dir string) (*Store, error) {
 // CheckFiles checks the database files in the directory dirFD (named dir in
 // errors): each must be absent or a regular file owned by root or the
 // user fshealth runs as.
-func CheckFiles(dirFD int, dir string) error {
+func CheckFiles(dirFD int, dir string) error { return checkFiles(dirFD, dir, FileName) }
+
+// checkFiles is CheckFiles for the database file name.
+func checkFiles(dirFD int, dir, db string) error {
 	for _, suffix := range fileSuffixes {
-		name := FileName + suffix
+		name := db + suffix
 		var st unix.Stat_t
 		err := unix.Fstatat(dirFD, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) {

@@ -21,11 +21,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -76,6 +78,9 @@ type Store struct {
 	// the next outbox row or action, guarded by mu.
 	mem    bool
 	nextID int64
+	// dirFD is the descriptor of the directory Open opened the database
+	// in, closed with it; 0 if none.
+	dirFD int
 
 	// mu serialises write transactions within the process, which is
 	// cheaper and fairer than SQLite's busy handler.
@@ -98,7 +103,25 @@ func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("%s: creating the state directory: %w", abs, err)
 	}
-	return openRW(abs, abs)
+	// The files are opened relative to a descriptor of the directory, and
+	// refused if they are symbolic links, as OpenIn does.
+	dir := filepath.Dir(abs)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	name := filepath.Base(abs)
+	if err := checkFiles(fd, dir, name); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s, err := openRW("/proc/self/fd/"+strconv.Itoa(fd)+"/"+name, abs)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.dirFD = fd
+	return s, nil
 }
 
 // openRW opens the database file (the path SQLite uses) for reading and
@@ -251,7 +274,12 @@ func (s *Store) Close() error {
 		s.stmts.close()
 		s.stmts = nil
 	}
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if s.dirFD > 0 {
+		unix.Close(s.dirFD)
+		s.dirFD = 0
+	}
+	if err != nil {
 		return s.errf("closing", err)
 	}
 	return nil
