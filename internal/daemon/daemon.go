@@ -584,7 +584,7 @@ func (d *Daemon) policyLoop(ctx context.Context) {
 // Alertmanager re-sends. The caller holds d.mu.
 func (d *Daemon) nextDeadline() time.Time {
 	next := d.engine.NextDeadline()
-	if len(d.engine.Incidents()) == 0 {
+	if len(d.engine.Incidents()) == 0 && d.stateAlert == nil {
 		return next
 	}
 	for _, am := range d.channels.Alertmanagers {
@@ -633,6 +633,12 @@ func (d *Daemon) resendAlertmanagers(b *store.Batch, now time.Time) {
 			continue
 		}
 		d.resend[am.Name()] = now.Add(am.ResendInterval())
+		if d.stateAlert != nil {
+			// fshealth's own state, while degraded.
+			a := *d.stateAlert
+			a.ID, a.Time = a.ID+"-am-"+strconv.FormatInt(now.Unix(), 10), now
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: am.Name(), Alert: a, Created: now, NextAttempt: now})
+		}
 		for _, inc := range incidents {
 			if !inc.Resolved.IsZero() {
 				continue

@@ -49,9 +49,12 @@ func (d *Daemon) historyChanged() {
 		a := d.stateAlertFor(g, now)
 		d.stateAlert = &a
 		d.enqueueAll(b, a, now)
+		d.kickPolicy() // Alertmanager re-sends it while degraded
 	case g == nil && d.stateAlert != nil:
 		a := *d.stateAlert
-		a.ID, a.Type, a.Severity, a.Time = NewID(now)+"-resolved", alert.TypeResolved, alert.SeverityInfo, now
+		// Same severity and file system: Alertmanager resolves the alert
+		// with the same labels.
+		a.ID, a.Type, a.Time = NewID(now)+"-resolved", alert.TypeResolved, now
 		a.Summary = fmt.Sprintf("fshealth records its history again in %s (not recorded from %s to %s; what happened meanwhile is now in it)",
 			event.Safe(d.store.dir), a.Since.Format(time.RFC3339), now.Format(time.RFC3339))
 		d.stateAlert = nil

@@ -684,3 +684,45 @@ func TestStateReadOnlyAtStart(t *testing.T) {
 	}
 	g.d.stop()
 }
+
+// TestStateAlertInAlertmanager: the alert about fshealth's own state fires
+// in a real Alertmanager while the history is degraded (here: a state
+// directory others may write to, refused) and is resolved there once the
+// directory is fixed and the history recorded again.
+func TestStateAlertInAlertmanager(t *testing.T) {
+	im := newFS(t)
+	am := startAlertmanager(t)
+	base := t.TempDir()
+	state := filepath.Join(base, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f := startFaultDaemon(t, im, state, fmt.Sprintf(`
+[[alertmanager]]
+name = "am"
+urls = [%s]
+resend_interval = "1m"
+`, tomlString(am)))
+	f.waitStateAlert("writable by group or others")
+	firing := func() bool {
+		for _, a := range amAlerts(t, am) {
+			if a.Labels["errno"] == stateAlertKind && a.Labels["severity"] == "critical" {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, func() string { return fmt.Sprintf("no state alert in Alertmanager: %+v", amAlerts(t, am)) }, firing)
+	f.trigger("e2e: while refused")
+	if err := os.Chmod(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.waitRecovered()
+	eventually(t, func() string { return fmt.Sprintf("the state alert still fires in Alertmanager: %+v", amAlerts(t, am)) },
+		func() bool { return !firing() })
+	f.checkHistory()
+	f.d.stop()
+}
