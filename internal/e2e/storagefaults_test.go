@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -724,5 +725,55 @@ resend_interval = "1m"
 	eventually(t, func() string { return fmt.Sprintf("the state alert still fires in Alertmanager: %+v", amAlerts(t, am)) },
 		func() bool { return !firing() })
 	f.checkHistory()
+	f.d.stop()
+}
+
+// TestMemoryOutboxRetries: while the history is in memory, a receiver that
+// refuses alerts gets them again, with the same id, until it accepts them —
+// the in-memory outbox keeps the retry rules.
+func TestMemoryOutboxRetries(t *testing.T) {
+	im := newFS(t)
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o777); err != nil { // refused: degraded from the start
+		t.Fatal(err)
+	}
+	wh := newReceiver(t)
+	wh.status.Store(http.StatusServiceUnavailable)
+	f := startFaultDaemonTo(t, im, wh, state, "")
+	trigger(t, im, "e2e: refused at first")
+	refused := func() map[string]int {
+		n := map[string]int{}
+		for _, q := range wh.requests() {
+			var a alertBody
+			if json.Unmarshal(q.Body, &a) == nil && a.ErrorKind == "EUCLEAN" && q.Status == http.StatusServiceUnavailable {
+				n[a.ID]++
+			}
+		}
+		return n
+	}
+	eventually(t, func() string { return fmt.Sprintf("refused attempts: %v", refused()) }, func() bool {
+		for _, c := range refused() {
+			if c >= 3 {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(refused()); n != 1 {
+		t.Errorf("refused attempts for %d alerts, want 1", n)
+	}
+	wh.status.Store(http.StatusOK)
+	f.triggered = 1
+	eventually(t, func() string { return "the alert was never accepted" }, func() bool { return len(f.errorAlerts()) == 1 })
+	accepted := f.wh.accepted(t)
+	for id := range refused() {
+		if !slices.ContainsFunc(accepted, func(a alertBody) bool { return a.ID == id }) {
+			t.Errorf("alert %s was refused, and then not accepted under the same id: %+v", id, accepted)
+		}
+	}
+	f.checkDegraded()
 	f.d.stop()
 }
