@@ -452,6 +452,16 @@ func (h *history) Commit(ctx context.Context, b *store.Batch) error {
 	return err
 }
 
+// Probe starts an empty write transaction on the store in use, on the same
+// path as Commit, for the watchdog: it returns once a commit could start,
+// and blocks while one is stuck. Its error (a database that fails) is the
+// history's business, not the watchdog's, and does not degrade anything.
+func (h *history) Probe(ctx context.Context) error {
+	h.use.RLock()
+	defer h.use.RUnlock()
+	return h.cur.Probe(ctx)
+}
+
 // trim bounds the in-memory history after a commit.
 func (h *history) trim(ctx context.Context) {
 	h.use.RLock()
