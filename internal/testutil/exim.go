@@ -136,8 +136,13 @@ func StartExim(t testing.TB, o EximOptions) *Exim {
 	uid, _ := strconv.Atoi(eu.Uid)
 	gid, _ := strconv.Atoi(eu.Gid)
 
-	dir := t.TempDir()
-	// exim works as its own user: it must reach the directory.
+	// Not t.TempDir, whose parent only root can enter: exim works as its
+	// own user. Removed after exim has stopped (cleanups run last first).
+	dir, err := os.MkdirTemp("", "fshealth-exim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

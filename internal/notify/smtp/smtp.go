@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	netmail "net/mail"
 	"path/filepath"
@@ -554,7 +555,9 @@ func (n *Notifier) message(a *alert.Alert) (*mail.Msg, error) {
 		m.FromMailAddress(n.from)
 		m.ToMailAddress(n.to...)
 	}
-	m.Subject(n.Subject(a))
+	// Encoded here (RFC 2047) rather than by go-mail, which folds a long
+	// encoded subject after "Subject:", leaving decoders a leading space.
+	m.SetGenHeaderPreformatted(mail.HeaderSubject, encodeHeader(n.Subject(a)))
 	m.SetMessageIDWithValue(MessageID(a))
 	date := a.Time
 	if date.IsZero() {
@@ -583,6 +586,12 @@ func (n *Notifier) message(a *alert.Alert) (*mail.Msg, error) {
 		return nil, fmt.Errorf("attaching the alert: %v", err)
 	}
 	return m, nil
+}
+
+// encodeHeader encodes an unstructured header value as RFC 2047 encoded
+// words if it is not ASCII, one per line.
+func encodeHeader(s string) string {
+	return strings.ReplaceAll(mime.QEncoding.Encode("UTF-8", s), "?= =?", "?=\r\n =?")
 }
 
 // AttachmentName is the name of the JSON attachment of a's message.
