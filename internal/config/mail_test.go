@@ -123,3 +123,30 @@ func TestMailFiles(t *testing.T) {
 		t.Errorf("executable sendmail: %v", err)
 	}
 }
+
+// TestExampleSendmail checks the commented-out sendmail channel of the
+// example configuration.
+func TestExampleSendmail(t *testing.T) {
+	data, err := os.ReadFile("../../docs/fshealth.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(data), "#[[mail]]\n")
+	if !ok {
+		t.Fatal("the example has no commented-out [[mail]]")
+	}
+	src := "[[mail]]\n"
+	for _, l := range strings.Split(block, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		src += strings.TrimPrefix(l, "#") + "\n"
+	}
+	c, err := Parse("example.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	if m := c.SMTP[0]; m.Name != "local" || m.Via != ViaSendmail || m.Sendmail != DefaultSendmail || !slices.Equal(m.To, []string{"root"}) {
+		t.Errorf("channel %+v", m)
+	}
+}
