@@ -13,9 +13,15 @@
 // such as "/mnt/x\r\nBcc: someone" can neither inject a header nor forge a
 // line of the body.
 //
-// The connection is secured according to Config.TLS; STARTTLS is required by
+// The message leaves through SMTP (ViaSMTP, the default) or through the
+// local mail transfer agent's sendmail program (ViaSendmail, see
+// sendmail.go). An SMTP connection is secured according to Config.TLS;
+// STARTTLS with a certificate that verifies (against the system's
+// authorities, Config.CAFile or Config.TLSFingerprints) is required by
 // default. Credentials are never sent over an unencrypted connection to
-// anything but the local host, and the password never appears in an error.
+// anything but the local host, nor over a session whose certificate could
+// not be verified unless Config.AllowUnverifiedAuth; the password never
+// appears in an error.
 package smtp
 
 import (
