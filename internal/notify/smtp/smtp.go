@@ -528,6 +528,15 @@ func (n *Notifier) failure(ctx context.Context, step string, err error, took tim
 	case errors.Is(err, io.EOF) || strings.Contains(text, "EOF"):
 		return fmt.Sprintf("%s: the server closed the connection: %s", step, n.scrub(text))
 	}
+	var se *mail.SendError
+	if errors.As(err, &se) {
+		switch code := se.ErrorCode(); {
+		case code >= 400 && code < 500:
+			return fmt.Sprintf("%s: %s (a temporary failure)", step, n.scrub(text))
+		case code >= 500 && code < 600:
+			return fmt.Sprintf("%s: %s (a permanent failure)", step, n.scrub(text))
+		}
+	}
 	return fmt.Sprintf("%s: %s", step, n.scrub(text))
 }
 
