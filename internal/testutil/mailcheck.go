@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"testing"
 )
@@ -77,8 +78,14 @@ json.dump(out, sys.stdout)
 // (under CI=true it fails instead).
 func CheckMessageStrict(t testing.TB, msg []byte) StrictMessage {
 	t.Helper()
-	RequireCommand(t, "python3", "python3")
-	cmd := exec.Command("python3", "-c", strictCheck)
+	// Debian's python3 (what `make deps` installs) first: a python3 earlier
+	// in $PATH may be a slow wrapper (pyenv's shims).
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		RequireCommand(t, "python3", "python3")
+		python = "python3"
+	}
+	cmd := exec.Command(python, "-c", strictCheck)
 	cmd.Stdin = bytes.NewReader(msg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

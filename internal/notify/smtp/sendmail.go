@@ -85,7 +85,8 @@ func (n *Notifier) sendmailSend(ctx context.Context, id string, msg *gomail.Msg)
 	cmd.WaitDelay = time.Second
 	start := time.Now()
 	err := cmd.Run()
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// Taken (a child that still holds the output does not matter).
 		return nil
 	}
 	step := "running " + n.sendmail
