@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,9 @@ func TestMailSendmail(t *testing.T) {
 	}
 	if s := c.Redacted(); !strings.Contains(s, `via = "sendmail"`) || !strings.Contains(s, `sendmail = "/usr/sbin/sendmail"`) || strings.Contains(s, "port") {
 		t.Errorf("redacted:\n%s", s)
+	}
+	if d, err := Parse("dump.toml", []byte(c.Redacted())); err != nil || !reflect.DeepEqual(d.SMTP, c.SMTP) {
+		t.Errorf("the dump does not parse back: %v\n%+v\n%+v", err, d, c.SMTP)
 	}
 
 	c, err = Parse("f.toml", []byte("[[smtp]]\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = \"a@b.c\"\ntls = \"starttls-opportunistic\"\n"+

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -300,3 +301,31 @@ func TestSendmailErrors(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestEximSendmailBackground: exim delivering in the background (-odb,
+// its default for the sendmail interface) after it has taken the message:
+// its exit status 0 is the result, whatever its delivery process does.
+func TestEximSendmailBackground(t *testing.T) {
+	e := testutil.StartExim(t, testutil.EximOptions{})
+	script, err := os.ReadFile(e.Sendmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := strings.Replace(string(script), " -odi ", " -odb ", 1)
+	if bg == string(script) {
+		t.Fatalf("no -odi in %q", script)
+	}
+	prog := writeFile(t, "sendmail-bg", []byte(bg))
+	if err := os.Chmod(prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: prog, From: "fshealth", To: []string{"root"}})
+	a := sampleAlert(alert.TypeError)
+	if err := n.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	msgs := alertMessages(e.WaitMessages(t, 1))
+	if len(msgs) != 1 || msgs[a.ID] == nil {
+		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
+	}
+}
