@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -327,5 +328,43 @@ func TestEximSendmailBackground(t *testing.T) {
 	msgs := alertMessages(e.WaitMessages(t, 1))
 	if len(msgs) != 1 || msgs[a.ID] == nil {
 		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
+	}
+}
+
+// TestSendmailTimeout: a sendmail program that does not finish is killed
+// at the channel's timeout, with every process it started.
+func TestSendmailTimeout(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	// A stand-in for a hung MTA: a child that sleeps, and a parent that
+	// waits for it.
+	prog := writeFile(t, "hung-sendmail", []byte("#!/bin/sh\nsleep 600 &\necho $! > "+pidFile+"\nwait\n"))
+	if err := os.Chmod(prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: prog, From: "a@b.c", To: []string{"root"},
+		Timeout: 500 * time.Millisecond})
+	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	if err == nil || !strings.Contains(err.Error(), "timed out after") || !strings.Contains(err.Error(), "(timeout 500ms)") {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	b, rerr := os.ReadFile(pidFile)
+	if rerr != nil {
+		t.Fatalf("the program did not start its child: %v", rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			break // gone
+		}
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
+			break // killed, not yet reaped by init
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the program's child %d is still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

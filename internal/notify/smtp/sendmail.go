@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -78,6 +79,11 @@ func (n *Notifier) sendmailSend(ctx context.Context, id string, msg *gomail.Msg)
 	// The sendmail interface takes lines ending in LF.
 	data := bytes.ReplaceAll(buf.Bytes(), []byte("\r\n"), []byte("\n"))
 	cmd := exec.CommandContext(ctx, n.sendmail, n.sendmailArgs()...)
+	// As for hooks: a minimal environment, and a process group of its own,
+	// killed as a whole when the attempt times out.
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdin = bytes.NewReader(data)
 	out := &capped{max: maxSendmailOutput}
 	cmd.Stdout, cmd.Stderr = out, out
