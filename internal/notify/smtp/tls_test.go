@@ -234,3 +234,35 @@ func TestDroppedMidData(t *testing.T) {
 		t.Errorf("%d messages accepted", len(m))
 	}
 }
+
+// TestImplicitTLSVerified: tls = "tls" verifies as starttls does, and
+// accepts a pinned certificate.
+func TestImplicitTLSVerified(t *testing.T) {
+	now := time.Now()
+	cert := makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
+	s := newTestServer(t, serverConfig{implicitTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass, cert: &cert.tls})
+	cfg := config(s)
+	cfg.TLS = smtp.TLSImplicit
+	cfg.InsecureSkipVerify = false
+	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	if err == nil {
+		t.Fatal("a self-signed certificate was accepted")
+	}
+	for _, want := range []string{"connecting to " + s.addr, "the certificate of " + s.addr + " cannot be verified", "certificate signed by unknown authority", cert.sha256} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	for _, ss := range s.allSessions() {
+		if ss.authTried || ss.accepted {
+			t.Fatalf("session %+v: credentials or mail were sent", ss)
+		}
+	}
+	cfg.TLSFingerprints = []string{cert.sha256}
+	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.messages(); len(m) != 1 || !m[0].tls || m[0].authUser != testUser {
+		t.Errorf("messages %+v, want one over TLS, authenticated", m)
+	}
+}
