@@ -24,6 +24,12 @@ func alertMessages(msgs [][]byte) (out [][]byte, ids []string) {
 	return out, ids
 }
 
+// isAlert reports whether m carries an alert.
+func isAlert(m []byte) bool {
+	msgs, _ := alertMessages([][]byte{m})
+	return len(msgs) == 1
+}
+
 // TestMailTestAlert: `fshealth test-alert` through a test-local exim4, as
 // an SMTP server with a self-signed certificate (starttls-opportunistic)
 // and through its sendmail interface to root; test-alert says that the
@@ -78,7 +84,7 @@ to = "root"
 		!strings.Contains(stderr, "cannot be verified") {
 		t.Errorf("test-alert's output does not say once that the session was not authenticated:\n%s", stderr)
 	}
-	msgs, ids := alertMessages(e.WaitMessages(t, 2))
+	msgs, ids := alertMessages(e.WaitMatching(t, 2, isAlert))
 	if len(msgs) != 2 {
 		t.Fatalf("exim has %d alerts, want 2:\n%s", len(msgs), e.Log("main"))
 	}
@@ -135,7 +141,7 @@ to = "root"
 	}
 
 	e.SetFailure(t, "")
-	msgs, _ := alertMessages(e.WaitMessages(t, 1))
+	msgs, _ := alertMessages(e.WaitMatching(t, 1, isAlert))
 	if len(msgs) != 1 {
 		t.Fatalf("exim has %d alerts, want 1", len(msgs))
 	}

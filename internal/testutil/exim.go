@@ -350,21 +350,46 @@ func (e *Exim) Messages(t testing.TB) [][]byte {
 	return msgs
 }
 
-// WaitMessages waits until the mailbox holds n messages and every delivery
-// is complete, and returns them.
+// WaitMessages waits until the mailbox holds n messages and exim's queue
+// is empty, and returns them.
 func (e *Exim) WaitMessages(t testing.TB, n int) [][]byte {
+	t.Helper()
+	return e.WaitMatching(t, n, nil)
+}
+
+// WaitMatching waits until the mailbox holds n messages for which match
+// (nil: any) is true and exim's queue is empty (every delivery is
+// complete), and returns
+// every message. Messages exim made itself (reports of refused messages to
+// their senders) can come first.
+func (e *Exim) WaitMatching(t testing.TB, n int, match func([]byte) bool) [][]byte {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		msgs := e.Messages(t)
-		if len(msgs) >= n && strings.Count(e.Log("main"), " Completed") >= n {
+		matched := 0
+		for _, m := range msgs {
+			if match == nil || match(m) {
+				matched++
+			}
+		}
+		if matched >= n && e.queueEmpty() {
 			return msgs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("exim's mailbox has %d messages, want %d; main log:\n%s", len(msgs), n, e.Log("main"))
+			t.Fatalf("exim's mailbox has %d matching messages of %d, want %d; main log:\n%s", matched, len(msgs), n, e.Log("main"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// queueEmpty reports whether exim's spool holds no message.
+func (e *Exim) queueEmpty() bool {
+	ents, err := os.ReadDir(filepath.Join(e.Dir, "spool", "input"))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	return len(ents) == 0
 }
 
 // SelfSignedCert returns a self-signed certificate and its key, in PEM, for

@@ -106,6 +106,9 @@ func alertMessages(msgs [][]byte) map[string][]byte {
 	return out
 }
 
+// isAlert reports whether m carries an alert.
+func isAlert(m []byte) bool { return len(alertMessages([][]byte{m})) == 1 }
+
 func header(m testutil.StrictMessage, name string) string {
 	for _, h := range m.Headers {
 		if strings.EqualFold(h[0], name) {
@@ -179,7 +182,7 @@ func TestEximSTARTTLS(t *testing.T) {
 		t.Errorf("strict with tls_fingerprint: %v", err)
 	}
 
-	msgs := alertMessages(e.WaitMessages(t, 4))
+	msgs := alertMessages(e.WaitMatching(t, 4, isAlert))
 	if len(msgs) != 4 || msgs[a.ID] == nil || msgs[b.ID] == nil || msgs[c.ID] == nil || msgs[d.ID] == nil {
 		t.Fatalf("mailbox has alerts %v, want 4 (the strict refusal sent none)", slices.Collect(maps.Keys(msgs)))
 	}
@@ -213,7 +216,7 @@ func TestEximSendmail(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMessages(t, 1))
+	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
 	if len(msgs) != 1 || msgs[a.ID] == nil {
 		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
 	}
@@ -260,7 +263,7 @@ func TestEximSendmailFailure(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMessages(t, 1))
+	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
 	if len(msgs) != 1 || msgs[a.ID] == nil {
 		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
 	}
@@ -325,7 +328,7 @@ func TestEximSendmailBackground(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMessages(t, 1))
+	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
 	if len(msgs) != 1 || msgs[a.ID] == nil {
 		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
 	}
