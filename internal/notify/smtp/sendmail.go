@@ -96,7 +96,7 @@ func (n *Notifier) sendmailSend(ctx context.Context, id string, msg *gomail.Msg)
 		return nil
 	}
 	step := "running " + n.sendmail
-	text := strings.TrimSpace(oneLine(out.String()))
+	text := oneLine(strings.TrimSpace(out.String()))
 	if text != "" {
 		text = ": " + text
 	}
