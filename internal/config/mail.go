@@ -67,7 +67,7 @@ func mailTLS(t *node, s *SMTP, checkFS bool) {
 	if t.strs("tls_fingerprint", &s.TLSFingerprints) {
 		for i, f := range s.TLSFingerprints {
 			if !fingerprintRE.MatchString(strings.TrimSpace(f)) {
-				t.elemErrorf("tls_fingerprint", i, "not a SHA-256 fingerprint (64 hex digits, colons allowed, as `openssl x509 -noout -fingerprint -sha256` prints it): %q", f)
+				t.elemErrorf("tls_fingerprint", i, "not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows \"=\" in the output of `openssl x509 -noout -fingerprint -sha256`): %q", f)
 			}
 		}
 	}

@@ -58,8 +58,8 @@ func TestMailErrors(t *testing.T) {
 		{"local name over smtp", "[[mail]]\nhost = \"m\"\nfrom = \"a@b.c\"\nto = \"root\"",
 			`f.toml:4: mail[1].to[1]: not an e-mail address: "root" (a bare local name is only for via = "sendmail")`},
 		{"bad fingerprint", base + "host = \"m\"\ntls_fingerprint = \"AB:CD\"",
-			`f.toml:5: mail[1].tls_fingerprint[1]: not a SHA-256 fingerprint (64 hex digits, colons allowed, as ` +
-				"`openssl x509 -noout -fingerprint -sha256`" + ` prints it): "AB:CD"`},
+			`f.toml:5: mail[1].tls_fingerprint[1]: not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows "=" in the output of ` +
+				"`openssl x509 -noout -fingerprint -sha256`" + `): "AB:CD"`},
 		{"fingerprint without TLS", base + "host = \"m\"\ntls = \"none\"\ntls_fingerprint = \"" + strings.Repeat("ab", 32) + "\"",
 			`f.toml:6: mail[1].tls_fingerprint: means nothing with tls = "none"`},
 		{"unverified auth strict", base + "host = \"m\"\nallow_unverified_auth = true",
