@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // placeholders lists the placeholders a command's arguments may contain and
@@ -197,6 +199,11 @@ func (j *job) command() {
 		return
 	}
 	argv[0] = prog
+	if err := trust.CheckProgram(prog); err != nil {
+		j.res.Argv = argv
+		j.fail("refusing to run %s: %s", quoteIfNeeded(prog), oneLine(err.Error()))
+		return
+	}
 	if j.r.DryRun {
 		j.wouldRun(argv)
 		return

@@ -21,7 +21,7 @@
 //
 // A hook is only run when it, the hooks directory and every directory
 // above them belong to root (or the daemon's user) and nobody else can
-// write them (see CheckProgram).
+// write them (see trust.CheckProgram).
 package hook
 
 import (
@@ -181,7 +181,7 @@ type Hook struct {
 
 // Hooks lists the hooks the next Send would run, in order. A missing
 // directory has none; a directory that others than root (or the daemon's
-// user) can change is an error (see CheckProgram).
+// user) can change is an error (see trust.CheckProgram).
 func (n *Notifier) Hooks() ([]Hook, error) {
 	entries, err := os.ReadDir(n.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -213,7 +213,7 @@ func (n *Notifier) Hooks() ([]Hook, error) {
 			continue
 		}
 		h := Hook{Name: name, Path: path}
-		if err := CheckProgram(path); err != nil {
+		if err := trust.CheckProgram(path); err != nil {
 			h.Problem = "refusing to run it: " + event.Clean(err.Error())
 		}
 		hooks = append(hooks, h)
