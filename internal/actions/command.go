@@ -222,3 +222,17 @@ func (j *job) command() {
 	}
 	j.fail("%s: %s", FormatArgv(argv), p.describe())
 }
+
+// Placeholders returns the known placeholders ("{device}"...) that the
+// argument arg uses, in order, or nil.
+func Placeholders(arg string) []string {
+	var used []string
+	_, _ = expand(arg, func(name string) (string, bool) {
+		if slices.ContainsFunc(placeholders, func(p struct{ Name, Env string }) bool { return p.Name == name }) {
+			used = append(used, "{"+name+"}")
+			return "", true
+		}
+		return "", false
+	})
+	return used
+}
