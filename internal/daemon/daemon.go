@@ -138,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
+	initCgroups(log)
 	lock, err := AcquireLock(cfg.StateDir)
 	if err != nil {
 		return err
