@@ -534,7 +534,7 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 		}
 		t.str("user", &c.Hooks.User)
 		t.str("group", &c.Hooks.Group)
-		if c.Hooks.User != "" || c.Hooks.Group != "" {
+		if checkFS && (c.Hooks.User != "" || c.Hooks.Group != "") {
 			if _, err := hook.Credential(c.Hooks.User, c.Hooks.Group); err != nil {
 				key := "user"
 				if _, ok := t.m["user"]; !ok || strings.Contains(err.Error(), "group") {

@@ -297,8 +297,19 @@ func shellScriptPlaceholders(argv []string) (int, []string) {
 	if filepath.Base(argv[0]) == "busybox" && len(args) > 0 {
 		args = args[1:] // busybox sh -c
 	}
-	hasC := false
+	hasC, skip := false, false
 	for i, a := range args {
+		if skip { // the argument of -o or +o
+			skip = false
+			continue
+		}
+		if a == "-o" || a == "+o" {
+			skip = true
+			continue
+		}
+		if a == "--" && i+1 < len(args) {
+			a, i = args[i+1], i+1 // the end of the options: the script follows
+		}
 		if a == "--" || !strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "+") {
 			if !hasC || a == "--" {
 				return -1, nil

@@ -259,7 +259,9 @@ func TestUntrustedHooksAndPrograms(t *testing.T) {
 }
 
 func TestHooksUser(t *testing.T) {
-	c, err := Parse("f.toml", []byte("[hooks]\nuser = \"nobody\"\ngroup = \"nogroup\"\n"))
+	dir := t.TempDir()
+	file := writeFile(t, dir, "f.toml", "[hooks]\nuser = \"nobody\"\ngroup = \"nogroup\"\n", 0o600)
+	c, err := Load(file)
 	if err != nil || c.Hooks.User != "nobody" || c.Hooks.Group != "nogroup" {
 		t.Errorf("%v %+v", err, c)
 	}
@@ -268,8 +270,9 @@ func TestHooksUser(t *testing.T) {
 		{"[hooks]\nuser = \"nobody\"\ngroup = \"no-such-group-fshealth\"\n", `f.toml:3: hooks.group: no group "no-such-group-fshealth" in the group database`},
 		{"[hooks]\ngroup = \"nogroup\"\n", `f.toml:2: hooks.group: group "nogroup" needs a user`},
 	} {
-		_, err := Parse("f.toml", []byte(tt.conf))
-		if err == nil || err.Error() != tt.want {
+		f := writeFile(t, dir, "f.toml", tt.conf, 0o600)
+		_, err := Load(f)
+		if err == nil || err.Error() != strings.ReplaceAll(tt.want, "f.toml", f) {
 			t.Errorf("%q: %v\nwant %s", tt.conf, err, tt.want)
 		}
 	}
@@ -287,6 +290,9 @@ func TestShellScriptWarning(t *testing.T) {
 		{`["/bin/sh", "/etc/fshealth/script", "{mountpoint}"]`, ""},
 		{`["/usr/bin/logger", "-c", "{mountpoint}"]`, ""},
 		{`["/bin/sh", "-c", "echo {{mountpoint}}"]`, ""},
+		{`["/bin/bash", "-o", "pipefail", "-c", "x {fstype}"]`, `argv[5] puts {fstype} into a shell script`},
+		{`["/bin/sh", "-c", "--", "x {fstype}"]`, `argv[4] puts {fstype} into a shell script`},
+		{`["/bin/sh", "--", "/script", "{fstype}"]`, ""},
 	} {
 		c, err := Parse("f.toml", []byte("[[rule]]\nactions = [{ name = \"command\", argv = "+tt.argv+" }]\n"))
 		if err != nil {

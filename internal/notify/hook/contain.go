@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/cgroup"
 	"github.com/fshealth/fshealth/internal/trust"
@@ -14,7 +15,7 @@ import (
 
 // cgroupRemoveTimeout is how long a hook's cgroup may take to empty after
 // SIGKILL before it is left behind (a process stuck in the kernel).
-const cgroupRemoveTimeout = 5e9 // 5s
+const cgroupRemoveTimeout = 5 * time.Second
 
 // useCgroups can be turned off by tests, to see what a process group alone
 // contains.
