@@ -28,6 +28,15 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	// The kernel log source: message formats differ between kernels, and
 	// from 7.0 an XFS shutdown is reported by both sources, once.
+	// The classifier's anchored formats and log levels, on each kernel's
+	// real messages.
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSShutdown"},
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSCorruption"},
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSIOErrors"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBtrfsChecksum"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBtrfsIOErrors"},
+	{Pkg: "./internal/kmsg", Name: "TestRealExt4"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBlockAndExt4IOErrors"},
 	{Pkg: "./internal/watch", Name: "TestKernelMessageAttachedToFanotifyEvent"},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdownReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},

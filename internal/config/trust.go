@@ -231,6 +231,11 @@ func (d *decoder) secretHeaders(t *node, headers *map[string]string) {
 				tbl.errorf(name, "%s", msg)
 				continue
 			}
+			switch strings.ToLower(name) {
+			case "content-length", "transfer-encoding", "x-fshealth-alert-id":
+				tbl.errorf(name, "header %q is set by fshealth", name)
+				continue
+			}
 			if slices.ContainsFunc(slices.Collect(maps.Keys(*headers)), func(k string) bool { return strings.EqualFold(k, name) }) {
 				tbl.errorf(name, "header %q is given more than once", name)
 				continue

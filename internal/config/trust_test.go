@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,8 @@ func TestSecretsFromFiles(t *testing.T) {
 	creds := t.TempDir()
 	writeFile(t, dir, "smtp", "s3cret-mail\n", 0o600)
 	writeFile(t, dir, "hmac", "s3cret-hmac", 0o640)
+	signing := "whsec_" + base64.StdEncoding.EncodeToString([]byte("s3cret-signing-key-of-32-bytes!!"))
+	writeFile(t, dir, "signing", signing+"\n", 0o600)
 	writeFile(t, dir, "auth", "Bearer s3cret-token\r\n", 0o400)
 	writeFile(t, creds, "am-password", "s3cret-am\n", 0o400)
 	writeFile(t, creds, "am-header", "s3cret-am-header", 0o400)
@@ -133,11 +136,12 @@ password_file = "` + dir + `/smtp"
 [[webhook]]
 url = "https://example.com/x"
 secret_file = "` + dir + `/hmac"
+signing_secret_file = "` + dir + `/signing"
 headers = { X-Plain = "not secret" }
 header_files = { Authorization = "` + dir + `/auth" }
 
 [[alertmanager]]
-urls = ["http://am:9093"]
+urls = ["https://am:9093"]
 username = "fshealth"
 password_credential = "am-password"
 header_credentials = { X-Token = "am-header" }
@@ -147,7 +151,7 @@ header_credentials = { X-Token = "am-header" }
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMTP[0].Password != "s3cret-mail" || c.Webhooks[0].Secret != "s3cret-hmac" ||
+	if c.SMTP[0].Password != "s3cret-mail" || c.Webhooks[0].Secret != "s3cret-hmac" || c.Webhooks[0].SigningSecret != signing ||
 		c.Webhooks[0].Headers["Authorization"] != "Bearer s3cret-token" || c.Webhooks[0].Headers["X-Plain"] != "not secret" ||
 		c.Alertmanagers[0].Password != "s3cret-am" || c.Alertmanagers[0].Headers["X-Token"] != "s3cret-am-header" {
 		t.Errorf("secrets not read: %+v %+v %+v", c.SMTP[0], c.Webhooks[0], c.Alertmanagers[0])
@@ -155,7 +159,7 @@ header_credentials = { X-Token = "am-header" }
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %q", c.Warnings)
 	}
-	if dump := c.Redacted(); strings.Contains(dump, "s3cret") {
+	if dump := c.Redacted(); strings.Contains(dump, "s3cret") || strings.Contains(dump, signing[6:16]) {
 		t.Errorf("Redacted shows a secret:\n%s", dump)
 	}
 	// Parse reads no file: the secrets stay empty, and that is no error.

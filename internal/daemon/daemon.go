@@ -336,6 +336,14 @@ func (d *Daemon) sink(evs []event.Event) error {
 			b.Actions = append(b.Actions, store.Action{IncidentKey: dec.Incident.Key(), FSKey: dec.Incident.FSKey,
 				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun, Timeout: a.Timeout})
 		}
+		if len(dec.Withheld) > 0 {
+			names := make([]string, len(dec.Withheld))
+			for j, a := range dec.Withheld {
+				names[j] = a.Name
+			}
+			d.log.Warn("recovery actions not run: only the kernel log reports this error and nothing corroborates it (set act_on_kernel_log = true in the rule to run them anyway)",
+				"rule", dec.Rule, "actions", names, "device", evs[i].Device, "event", evs[i].ID)
+		}
 	}
 	b.Incidents = incidentsToStore(d.engine.Changed())
 	b.BtrfsCounters, d.btrfsDirty = d.btrfsDirty, nil

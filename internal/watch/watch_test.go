@@ -45,6 +45,9 @@ type collector struct {
 	// batches counts sink calls.
 	mu      sync.Mutex
 	batches int
+	// stop ends Run and returns its error; it runs once, at the latest
+	// when the test ends.
+	stop func() error
 }
 
 // start creates a watcher for paths (nil: everything) and runs it until the
@@ -86,13 +89,16 @@ func startConfig(t *testing.T, cfg Config, gated bool) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
+	c.stop = sync.OnceValue(func() error {
 		cancel()
 		if c.gate != nil {
 			close(c.gate)
 			c.gate = nil
 		}
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := c.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
