@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,4 +158,57 @@ func cgroup2Mount(t *testing.T) string {
 	}
 	t.Error("no cgroup2 mount")
 	return ""
+}
+
+// TestSecretsFromCredentials: the daemon, run the way systemd runs it with
+// LoadCredential= ($CREDENTIALS_DIRECTORY), sends a real error's alert with
+// a header and a Standard Webhooks signature whose secrets come from
+// credential files; neither secret reaches its log or check-config --show.
+func TestSecretsFromCredentials(t *testing.T) {
+	im := newFS(t)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.Mkdir(creds, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	const token = "Bearer cred-token-8f3a"
+	signing := "whsec_" + base64.StdEncoding.EncodeToString([]byte("cred-signing-key-of-32-bytes!!!!"))
+	writeFile(t, filepath.Join(creds, "hq-token"), token+"\n", 0o400)
+	writeFile(t, filepath.Join(creds, "hq-signing"), signing+"\n", 0o400)
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	wh := newReceiver(t)
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint)+`
+[[webhook]]
+name = "hq"
+url = `+tomlString(wh.URL()+"/alerts")+`
+signing_secret_credential = "hq-signing"
+header_credentials = { Authorization = "hq-token" }
+`, 0o644)
+	stdout, stderr, code := run(t, "check-config", "--config", cfg, "--show")
+	if code != 0 || !strings.Contains(stdout, `Authorization = "<redacted>"`) {
+		t.Errorf("check-config --show: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	trigger(t, im, "e2e: secrets from credentials")
+	req := wh.waitAccepted(t, 1)[0]
+	if got := req.Header.Get("Authorization"); got != token {
+		t.Errorf("Authorization %q, want the credential's %q", got, token)
+	}
+	if req.Header.Get("webhook-signature") == "" {
+		t.Errorf("no webhook-signature: the signing secret was not used")
+	}
+	d.stop()
+	for what, out := range map[string]string{"check-config": stdout + stderr, "the daemon's log": d.stderr.String()} {
+		if strings.Contains(out, "cred-token") || strings.Contains(out, signing[6:20]) {
+			t.Errorf("%s shows a secret:\n%s", what, out)
+		}
+	}
+	// Without $CREDENTIALS_DIRECTORY the configuration is refused, saying why.
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	_, stderr, code = run(t, "check-config", "--config", cfg)
+	if code == 0 || !strings.Contains(stderr, `webhook[1].signing_secret_credential: $CREDENTIALS_DIRECTORY is not set`) {
+		t.Errorf("check-config without credentials: exit %d, stderr %q", code, stderr)
+	}
 }
