@@ -86,11 +86,13 @@ func setup(moveSelf bool) (*Manager, error) {
 		return nil, fmt.Errorf("cgroup %q is outside the cgroup2 mount's root %q", own, root)
 	}
 	base := filepath.Join(mnt, rel)
-	if base == mnt {
-		// The root cgroup: processes and cgroups may live side by side.
+	delegated := isDelegated(base)
+	if base == mnt && !delegated {
+		// The root cgroup (of the machine, or of a cgroup namespace that
+		// is not a delegated unit's): processes and cgroups may live side
+		// by side.
 		return &Manager{base: base}, nil
 	}
-	delegated := isDelegated(base)
 	if os.Getenv("INVOCATION_ID") != "" && !delegated {
 		// A systemd unit's cgroup is systemd's unless delegated.
 		if filepath.Base(base) == DaemonLeaf && isDelegated(filepath.Dir(base)) {
