@@ -12,7 +12,8 @@
 //
 // The cgroups are created below the cgroup fshealth itself runs in. Under
 // systemd that needs Delegate=yes in the unit: without it the cgroup
-// belongs to systemd and Default refuses to touch it. Init, called once by
+// belongs to systemd and Default refuses to touch it (so does a command
+// run from a login session on a systemd machine). Init, called once by
 // the daemon, also moves the daemon into a leaf cgroup of its own
 // ("daemon"), so that the cgroups it creates are leaves too, as cgroup v2's
 // "no internal processes" rule wants once controllers are enabled.
@@ -93,12 +94,14 @@ func setup(moveSelf bool) (*Manager, error) {
 		// by side.
 		return &Manager{base: base}, nil
 	}
-	if os.Getenv("INVOCATION_ID") != "" && !delegated {
-		// A systemd unit's cgroup is systemd's unless delegated.
-		if filepath.Base(base) == DaemonLeaf && isDelegated(filepath.Dir(base)) {
-			return &Manager{base: filepath.Dir(base)}, nil // moved there earlier
+	if !delegated {
+		// Under systemd every cgroup is systemd's unless delegated.
+		if os.Getenv("INVOCATION_ID") != "" {
+			return nil, fmt.Errorf("the cgroup %s belongs to systemd: the unit needs Delegate=yes", base)
 		}
-		return nil, fmt.Errorf("the cgroup %s belongs to systemd: the unit needs Delegate=yes", base)
+		if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+			return nil, fmt.Errorf("the cgroup %s belongs to systemd (run fshealth as a service with Delegate=yes)", base)
+		}
 	}
 	if moveSelf && delegated {
 		leaf := filepath.Join(base, DaemonLeaf)
