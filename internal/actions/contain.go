@@ -20,7 +20,7 @@ var noCgroupOnce sync.Once
 const cgroupRemoveTimeout = 5 * time.Second
 
 // newGroup returns a new cgroup for one program, or nil when cgroups cannot
-// be used, which is logged once (log may be nil).
+// be used, which is logged once, to the first non-nil log.
 func newGroup(log *slog.Logger) *cgroup.Group {
 	err := errors.New("turned off")
 	var g *cgroup.Group
@@ -31,11 +31,12 @@ func newGroup(log *slog.Logger) *cgroup.Group {
 		}
 	}
 	if err != nil {
+		if log == nil {
+			return nil
+		}
 		noCgroupOnce.Do(func() {
-			if log != nil {
-				log.Warn("recovery action programs run without a cgroup of their own: only their process group is killed, so descendants that leave it (setsid, daemons) are not contained",
-					"error", err)
-			}
+			log.Warn("recovery action programs run without a cgroup of their own: only their process group is killed, so descendants that leave it (setsid, daemons) are not contained",
+				"error", err)
 		})
 		return nil
 	}

@@ -1,11 +1,14 @@
 package actions
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,3 +95,31 @@ func TestUntrustedCommandRefused(t *testing.T) {
 }
 
 func syscallKill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
+
+// TestWithoutCgroupsWarnsOnce: without cgroups, the setsid grandchild of a
+// command survives it, and the log says once that it cannot be contained.
+func TestWithoutCgroupsWarnsOnce(t *testing.T) {
+	useCgroups, noCgroupOnce = false, sync.Once{}
+	defer func() { useCgroups = true }()
+	var buf bytes.Buffer
+	r := &Runner{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	for range 2 {
+		out := t.TempDir()
+		res := r.Run(context.Background(), Spec{Name: Command, Argv: []string{escapeScript(t, out, false)}}, Target{})
+		if !res.OK {
+			t.Fatalf("result %+v", res)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if !alive(pid) {
+			t.Errorf("the grandchild %d is gone without a cgroup?", pid)
+		}
+		syscallKill(pid)
+	}
+	if n := strings.Count(buf.String(), "run without a cgroup of their own"); n != 1 {
+		t.Errorf("warned %d times, want once:\n%s", n, buf.String())
+	}
+}
