@@ -196,6 +196,8 @@ func TestSecretFileProblems(t *testing.T) {
 		{"bad credential name", smtp(`password_credential = "../smtp"`), creds, `f.toml:6: smtp[1].password_credential: not a credential name: "../smtp"`},
 		{"header twice", "[[webhook]]\nurl = \"https://e.example\"\nheaders = { Authorization = \"x\" }\nheader_files = { authorization = \"" + dir + "/ok\" }\n", "",
 			`f.toml:4: webhook[1].header_files.authorization: header "authorization" is given more than once`},
+		{"reserved header", "[[webhook]]\nurl = \"https://e.example\"\nheader_files = { X-Fshealth-Alert-Id = \"" + dir + "/ok\" }\n", "",
+			`f.toml:3: webhook[1].header_files.X-Fshealth-Alert-Id: header "X-Fshealth-Alert-Id" is set by fshealth`},
 		{"secret twice", "[[webhook]]\nurl = \"https://e.example\"\nsecret = \"x\"\nsecret_credential = \"y\"\n", creds,
 			`f.toml:4: webhook[1].secret_credential: give only one of secret, secret_file and secret_credential`},
 	} {

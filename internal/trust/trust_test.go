@@ -96,6 +96,17 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestCheckSymlinkLoop(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	must(t, os.Symlink(b, a))
+	must(t, os.Symlink(a, b))
+	err := Check(a, nil)
+	if !IsUntrusted(err) || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Fatalf("Check(loop) = %v", err)
+	}
+}
+
 func TestCheckMissing(t *testing.T) {
 	err := Check(filepath.Join(t.TempDir(), "missing"), nil)
 	if err == nil || IsUntrusted(err) || !os.IsNotExist(err) {
