@@ -3,6 +3,7 @@ package hook
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -279,5 +280,35 @@ func TestUntrustedInterpreter(t *testing.T) {
 	err = n.Send(context.Background(), testAlert("/x"))
 	if err == nil || !strings.Contains(err.Error(), `its interpreter: "`+interp+`" is writable by its group or by every user`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// BenchmarkHookRun measures one trivial hook's run with and without its
+// own cgroup (creating, entering, killing and removing it).
+func BenchmarkHookRun(b *testing.B) {
+	for _, withCgroup := range []bool{true, false} {
+		b.Run(map[bool]string{true: "cgroup", false: "process-group"}[withCgroup], func(b *testing.B) {
+			if withCgroup {
+				if _, err := cgroup.Default(); err != nil || os.Geteuid() != 0 {
+					b.Skip("no usable cgroup v2")
+				}
+			}
+			useCgroups = withCgroup
+			defer func() { useCgroups = true }()
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "10-true"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			n, err := New(Config{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			a := testAlert("/x")
+			for b.Loop() {
+				if err := n.Send(context.Background(), a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
