@@ -202,10 +202,18 @@ type Group struct {
 // New creates a new, empty cgroup below m's base, named after kind, the
 // process id and a sequence number (e.g. "fshealth-hook-4242-7").
 func (m *Manager) New(kind string) (*Group, error) {
-	name := fmt.Sprintf("fshealth-%s-%d-%d", kind, os.Getpid(), m.seq.Add(1))
-	dir := filepath.Join(m.base, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating cgroup: %w", err)
+	var dir string
+	for attempt := 0; ; attempt++ {
+		// A name can be taken by a cgroup an earlier process with the same
+		// pid could not remove (a process stuck in the kernel).
+		dir = filepath.Join(m.base, fmt.Sprintf("fshealth-%s-%d-%d", kind, os.Getpid(), m.seq.Add(1)))
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) || attempt == 9 {
+			return nil, fmt.Errorf("creating cgroup: %w", err)
+		}
 	}
 	fd, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
