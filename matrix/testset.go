@@ -37,11 +37,17 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/kmsg", Name: "TestRealBtrfsIOErrors"},
 	{Pkg: "./internal/kmsg", Name: "TestRealExt4"},
 	{Pkg: "./internal/kmsg", Name: "TestRealBlockAndExt4IOErrors"},
+	// Kernel records whose text an unprivileged user chose (segfault
+	// reports) are never taken for file system errors.
+	{Pkg: "./internal/kmsg", Name: "TestForgedKernelMessagesAreIgnored"},
+	{Pkg: "./internal/watch", Name: "TestForgedKernelLogErrorsAreIgnored"},
 	{Pkg: "./internal/watch", Name: "TestKernelMessageAttachedToFanotifyEvent"},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdownReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestBlockIOErrorOnWatchedFilesystem"},
 	{Pkg: "./internal/watch", Name: "TestBtrfsCounterIncreaseReported"},
+	// btrfs mounted by subvolumes only, marked through its top level.
+	{Pkg: "./internal/watch", Name: "TestBtrfsSubvolumesOnly"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -68,6 +74,8 @@ var guestTools = []hostTool{
 	{Name: "xfs_db", Package: "xfsprogs"},
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
+	{Name: "btrfs-map-logical", Package: "btrfs-progs"},
+	{Name: "filefrag", Package: "e2fsprogs"},
 }
 
 // guestTest is one test of the in-guest set.

@@ -2,30 +2,48 @@ package testutil
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // NobodyUID is the uid (and gid) forged kernel log records are made as: an
 // unprivileged user, Debian's "nobody".
 const NobodyUID = 65534
 
-// faulterSource is a program that names itself argv[1] (prctl PR_SET_NAME:
-// the task's comm, 15 bytes at most, which any user may set) and then
-// dereferences NULL, so that the kernel logs the segfault report
-// "COMM[PID]: segfault at 0 ... in FILE[...]" with COMM and FILE (the base
-// name of the program file) both chosen by the user who runs it.
-const faulterSource = `#include <sys/prctl.h>
-int main(int argc, char **argv) {
-	if (argc > 1)
-		prctl(PR_SET_NAME, argv[1], 0, 0, 0);
-	*(volatile int *)0 = 0;
-	return 0;
+// faultEnv, set in the environment of a test binary, makes
+// MainInMountNamespace fault instead of running tests (see Segfaulter); its
+// value is the process name to take first.
+const faultEnv = "FSHEALTH_TESTUTIL_SEGFAULT_AS"
+
+// faultIfAsked is called first by MainInMountNamespace: in a process started
+// by Segfaulter.Fault it names the thread as asked (prctl PR_SET_NAME: the
+// task's comm, 15 bytes at most, which any user may set), gives SIGSEGV its
+// default action back from the Go runtime, and dereferences nil. The kernel
+// then kills the process and logs "COMM[PID]: segfault at 0 ... in
+// FILE[...]", FILE being the base name of the program file.
+func faultIfAsked() {
+	comm, ok := os.LookupEnv(faultEnv)
+	if !ok {
+		return
+	}
+	runtime.LockOSThread()
+	name := append([]byte(comm), 0)
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	// struct kernel_sigaction on amd64: handler, flags, restorer, mask.
+	var act struct{ handler, flags, restorer, mask uint64 } // handler 0: SIG_DFL
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGSEGV), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	var p *int
+	*p = 0
+	os.Exit(111) // not reached
 }
-`
 
 // Segfaulter makes the kernel write segfault reports whose text an
 // unprivileged user chose, as a hostile local user would to forge kernel
@@ -36,16 +54,19 @@ type Segfaulter struct {
 	bin string
 }
 
-// NewSegfaulter compiles the faulting program (gcc) into a directory that
-// uid NobodyUID can reach. It skips the test (fails it under CI) without
-// root or gcc, or when the kernel does not report unhandled segfaults
-// (sysctl debug.exception-trace).
+// NewSegfaulter copies the running test binary (whose TestMain must call
+// MainInMountNamespace) into a directory that uid NobodyUID can reach. It
+// skips the test (fails it under CI) without root, or when the kernel does
+// not report unhandled segfaults (sysctl debug.exception-trace).
 func NewSegfaulter(t testing.TB) *Segfaulter {
 	t.Helper()
 	RequireRoot(t)
-	RequireCommand(t, "gcc", "gcc")
 	if b, err := os.ReadFile("/proc/sys/debug/exception-trace"); err == nil && len(b) > 0 && b[0] == '0' {
 		require(t, "the kernel does not log segfaults (sysctl debug.exception-trace = 0)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	// t.TempDir's directories are private to root: open the path.
@@ -56,15 +77,29 @@ func NewSegfaulter(t testing.TB) *Segfaulter {
 			}
 		}
 	}
-	src := filepath.Join(dir, "faulter.c")
-	if err := os.WriteFile(src, []byte(faulterSource), 0o644); err != nil {
+	bin := filepath.Join(dir, "faulter")
+	if err := copyExecutable(self, bin); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "faulter")
-	if out, err := exec.Command("gcc", "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("compiling the faulting program: %v\n%s", err, out)
-	}
 	return &Segfaulter{t: t, dir: dir, bin: bin}
+}
+
+// copyExecutable copies the program at from to a new file to, mode 0755.
+func copyExecutable(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }
 
 // Fault runs the program, under the file name file (a base name: it may
@@ -84,10 +119,8 @@ func (s *Segfaulter) Fault(comm, file string) int {
 	if err := os.Link(s.bin, path); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.Chmod(path, 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	cmd := exec.Command(path, comm)
+	cmd := exec.Command(path)
+	cmd.Env = []string{faultEnv + "=" + comm}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: NobodyUID, Gid: NobodyUID}}
 	err = cmd.Run()
 	var ee *exec.ExitError

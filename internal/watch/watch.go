@@ -307,16 +307,35 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 	if other := w.registry.Lookup(info.FSID); other != nil && other.Dev() != fs.Dev() && slices.Contains(w.watched, other) {
 		return &SharedFSIDError{FSID: info.FSID.String(), Other: other.Device, OtherMountpoints: other.Mountpoints}
 	}
-	if err := w.group.MarkFilesystemErrors(path); err != nil {
+	fsid, via, err := w.markSuperblock(fs, path, info.UUID)
+	// A btrfs file system that cannot be marked at all is still watched
+	// through the kernel log, if it is read.
+	var noMark *noMarkError
+	if err != nil && (!errors.As(err, &noMark) || !w.cfg.KernelLog) {
 		return err
+	}
+	if fsid != nil && *fsid != info.FSID {
+		// Marked through another path (the btrfs top level): its
+		// events carry that path's fsid.
+		top := *info
+		top.FSID = *fsid
+		info = &top
 	}
 	entry, err := w.registry.Add(info)
 	if err != nil {
 		w.log.Warn("watching, without ext4 error details", "device", info.Device, "err", err)
 	}
 	w.watched = append(w.watched, entry)
-	w.log.Info("watching file system", "fstype", info.FSType, "device", info.Device,
-		"uuid", info.UUID, "mountpoints", info.Mountpoints)
+	attrs := []any{"fstype", info.FSType, "device", info.Device, "uuid", info.UUID, "mountpoints", info.Mountpoints}
+	switch {
+	case noMark != nil:
+		w.log.Warn("watching file system without a fanotify mark: its errors come from the kernel log and its device error counters",
+			append(attrs, "reason", noMark.Error())...)
+	case via != "":
+		w.log.Info("watching file system", append(attrs, "marked_through", via)...)
+	default:
+		w.log.Info("watching file system", attrs...)
+	}
 	return nil
 }
 
@@ -356,6 +375,10 @@ func (e *pathError) Unwrap() error { return e.err }
 // reason renders a mark error for humans: the classified reason if there is
 // one, else the error.
 func reason(err error) string {
+	var nm *noMarkError
+	if errors.As(err, &nm) {
+		return nm.Error()
+	}
 	var me *fanotify.MarkError
 	if errors.As(err, &me) && me.Reason != nil {
 		return fmt.Sprintf("%v (%v)", me.Reason, me.Err)
