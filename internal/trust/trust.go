@@ -161,12 +161,6 @@ func Check(path string, owners []int) error {
 	return nil
 }
 
-// Resolve returns path with every symbolic link resolved, for messages and
-// for running exactly the file that was checked.
-func Resolve(path string) (string, error) {
-	return filepath.EvalSymlinks(path)
-}
-
 func components(p string) []string {
 	return strings.Split(strings.Trim(p, "/"), "/")
 }
