@@ -604,6 +604,8 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 	if t.str("url", &w.URL) {
 		if msg := checkHTTPURL(w.URL); msg != "" {
 			t.errorf("url", "%s", msg)
+		} else if warn := d.readableURL(w.URL); warn != "" {
+			t.warnf("url", "%s", warn)
 		}
 	} else if _, present := t.m["url"]; !present {
 		t.errorf("", "missing required key \"url\"")
@@ -782,6 +784,8 @@ func (d *decoder) alertmanager(t *node, index int, names map[string]string) Aler
 		for i, u := range a.URLs {
 			if msg := checkHTTPURL(u); msg != "" {
 				t.elemErrorf("urls", i, "%s", msg)
+			} else if warn := d.readableURL(u); warn != "" {
+				t.elemWarnf("urls", i, "%s", warn)
 			}
 		}
 	} else if _, present := t.m["urls"]; !present {

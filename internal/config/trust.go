@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,20 @@ func (d *decoder) secret(t *node, key string, dst *string) bool {
 		t.errorf(given[0], "the secret contains control characters (value not shown)")
 	}
 	return true
+}
+
+// readableURL returns a warning when the configuration file is readable by
+// every user and the URL u holds what is treated as secret (user
+// information, query values), else "".
+func (d *decoder) readableURL(u string) string {
+	if d.info == nil || d.info.mode&0o004 == 0 {
+		return ""
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil && p.RawQuery == "" {
+		return ""
+	}
+	return fmt.Sprintf("the configuration file is readable by every user (mode %04o), and so are the user information and query values of this URL: chmod o-r the file", d.info.mode)
 }
 
 // checkCredentialName checks a systemd credential name.

@@ -89,6 +89,9 @@ password = "hunter2"
 [[webhook]]
 url = "https://example.com/x"
 headers = { Authorization = "Bearer t0ken" }
+
+[[alertmanager]]
+urls = ["https://am.example.com", "https://u:pw@am2.example.com"]
 `
 	file := writeFile(t, dir, "f.toml", conf, 0o644)
 	c, err := Load(file)
@@ -98,6 +101,7 @@ headers = { Authorization = "Bearer t0ken" }
 	want := []string{
 		file + `:6: smtp[1].password: the configuration file is readable by every user (mode 0644), and so is this secret: chmod o-r the file, or give it with password_file or password_credential`,
 		file + `:10: webhook[1].headers: the configuration file is readable by every user (mode 0644), and so are these header values: chmod o-r the file, or give them with header_files or header_credentials`,
+		file + `:13: alertmanager[1].urls[2]: the configuration file is readable by every user (mode 0644), and so are the user information and query values of this URL: chmod o-r the file`,
 	}
 	if !slices.Equal(c.Warnings, want) {
 		t.Errorf("warnings %q\nwant %q", c.Warnings, want)
