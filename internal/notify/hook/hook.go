@@ -391,9 +391,11 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 		case <-hctx.Done():
 			// The hook has not been reaped (waitid below does not reap),
 			// so its pid still names its process group.
-			_ = unix.Kill(-pgid, unix.SIGKILL)
+			err := unix.Kill(-pgid, unix.SIGKILL)
 			if cg != nil {
 				_ = cg.Kill()
+			} else if err == unix.EPERM {
+				n.log.Error("cannot kill a hook that timed out: killing a hook that runs as another user without a cgroup needs CAP_KILL")
 			}
 			killed <- true
 		case <-exited:
