@@ -386,6 +386,7 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	defer cancel()
 	exited := make(chan struct{})
 	killed := make(chan bool, 1)
+	cannotKill := false
 	go func() {
 		select {
 		case <-hctx.Done():
@@ -395,6 +396,7 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 			if cg != nil {
 				_ = cg.Kill()
 			} else if err == unix.EPERM {
+				cannotKill = true // read after <-killed
 				n.log.Error("cannot kill a hook that timed out: killing a hook that runs as another user without a cgroup needs CAP_KILL")
 			}
 			killed <- true
@@ -423,8 +425,11 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	<-readers
 
 	killedWhat := "its process group was killed"
-	if cg != nil {
+	switch {
+	case cg != nil:
 		killedWhat = "it was killed with everything it started"
+	case cannotKill:
+		killedWhat = "it could not be killed (CAP_KILL is missing) and ran to its end"
 	}
 	switch {
 	case timedOut && ctx.Err() != nil:
