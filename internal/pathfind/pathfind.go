@@ -340,7 +340,11 @@ func (f *Finder) runDebugfs(ctx context.Context, dev, request string) ([]byte, e
 	stdout := &capped{limit: limit}
 	stderr := &capped{limit: 64 << 10}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	what := fmt.Sprintf("debugfs -c -R %q %s", request, dev)
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
+		}
 		return nil, fmt.Errorf("running %s: %w", prog, err)
 	}
 	// Idle I/O priority and the lowest CPU priority: a lookup reads the
@@ -348,7 +352,6 @@ func (f *Finder) runDebugfs(ctx context.Context, dev, request string) ([]byte, e
 	unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(cmd.Process.Pid), ioprioClassIdle<<ioprioClassShift)
 	unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 19)
 	err = cmd.Wait()
-	what := fmt.Sprintf("debugfs -c -R %q %s", request, dev)
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
@@ -460,20 +463,24 @@ func truncate(b []byte) string {
 
 // capped is a buffer that keeps at most limit bytes and remembers whether
 // more came; it never fails a write, so the program is not killed by a
-// broken pipe before it can be reported.
+// broken pipe before it can be reported. (It has no ReadFrom, so io.Copy
+// goes through Write.)
 type capped struct {
-	bytes.Buffer
+	buf   bytes.Buffer
 	limit int
 	over  bool
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := c.limit - c.Len(); len(p) > room {
+	if room := c.limit - c.buf.Len(); len(p) > room {
 		c.over = true
 		if room > 0 {
-			c.Buffer.Write(p[:room])
+			c.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return c.Buffer.Write(p)
+	return c.buf.Write(p)
 }
+
+// Bytes returns what was kept.
+func (c *capped) Bytes() []byte { return c.buf.Bytes() }
