@@ -156,10 +156,16 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return json.NewEncoder(g.stdout).Encode(statusJSON(pid, dir, fss, backlog))
+			last, err := lastEvents(cmd.Context(), st, fss)
+			if err != nil {
+				return err
 			}
-			return writeStatus(g.stdout, pid, dir, fss, backlog)
+			if asJSON {
+				doc := statusJSON(pid, dir, fss, backlog)
+				addLastPaths(&doc, fss, last)
+				return json.NewEncoder(g.stdout).Encode(doc)
+			}
+			return writeStatus(g.stdout, pid, dir, fss, backlog, last)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
@@ -192,7 +198,8 @@ type fsDoc struct {
 	LastError   *time.Time `json:"last_error,omitempty"`
 	LastErrno   string     `json:"last_errno,omitempty"`
 	LastEventID string     `json:"last_event_id,omitempty"`
-	LastAction  *actionDoc `json:"last_action,omitempty"`
+	lastPath
+	LastAction *actionDoc `json:"last_action,omitempty"`
 }
 
 type actionDoc struct {
@@ -233,7 +240,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 	return d
 }
 
-func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) error {
+func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, lastEv map[string]event.Event) error {
 	if pid != 0 {
 		fmt.Fprintf(w, "daemon: running (pid %d), state in %s\n\n", pid, dir)
 	} else {
@@ -256,6 +263,9 @@ func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus,
 		}
 		if !f.LastError.IsZero() {
 			last = f.LastError.Local().Format("2006-01-02 15:04:05") + " " + f.LastErrno
+			if e, ok := lastEv[f.LastEventID]; ok {
+				last += lastPathText(&e)
+			}
 		}
 		rec := "-"
 		if a := f.LastAction; a != nil {

@@ -67,3 +67,28 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 	})
 	return ids, err
 }
+
+// EventsByID returns the events with the given ids that are in the
+// history, by id.
+func (s *Store) EventsByID(ctx context.Context, ids []string) (map[string]event.Event, error) {
+	out := map[string]event.Event{}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		var raw []byte
+		err := s.db.QueryRowContext(ctx, `SELECT json FROM events WHERE id = ?`, id).Scan(&raw)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, s.errf("reading events by id", err)
+		}
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, s.errf("reading events by id", fmt.Errorf("stored event %s is not valid JSON: %w", id, err))
+		}
+		out[id] = e
+	}
+	return out, nil
+}
