@@ -78,7 +78,9 @@ url = `+tomlString(wh.URL())+"\n", 0o600)
 	}
 
 	var evs []event
-	eventually(t, func() string { return "the history's event has no path: " + strings.TrimSpace(mustRun(t, "events", "--json", "--state-dir", state)) },
+	eventually(t, func() string {
+		return "the history's event has no path: " + strings.TrimSpace(mustRun(t, "events", "--json", "--state-dir", state))
+	},
 		func() bool { evs = events(t, state); return len(evs) == 1 && evs[0].Path == bad })
 	if evs[0].PathPending || evs[0].PathError != "" || evs[0].ID != first.Event.ID {
 		t.Errorf("history event %+v, want the alerted event with its path and nothing pending", evs[0])
