@@ -4,21 +4,36 @@ import (
 	"context"
 
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/store"
 )
 
-// pathFound records a path lookup's outcome (a KindPath event) in the
-// history: the events about the inode whose path was pending get it. It
-// runs in the watcher's goroutine, after the sink committed those events.
-// Later events about the inode carry the path when they are enriched, so
-// their alerts have it; the alert already sent is not sent again.
+// pathFound records a path lookup's outcome (a KindPath event): the events
+// in the history about the inode whose path was pending get it, and so do
+// the open incidents whose last event is about it, so that their digests,
+// reminders and resolution carry it. It runs in the watcher's goroutine,
+// after the sink committed the events that asked for the path. Later
+// events about the inode carry the path when they are enriched, so their
+// alerts have it; an alert already sent is not sent again.
 func (d *Daemon) pathFound(e *event.Event) {
 	if e.Inode == nil || e.Generation == nil {
 		return
 	}
-	ids, err := d.store.AttachPath(context.Background(), e.FSKey(), *e.Inode, *e.Generation, e.Path, e.PathError)
+	ctx := context.Background()
+	ids, err := d.store.AttachPath(ctx, e.FSKey(), *e.Inode, *e.Generation, e.Path, e.PathError)
 	if err != nil {
 		d.log.Error("recording the path of an inode in the history", "device", e.Device, "inode", *e.Inode, "err", err)
 		return
+	}
+	d.mu.Lock()
+	var b store.Batch
+	if d.engine.AttachPath(e.FSKey(), *e.Inode, *e.Generation, e.Path, e.PathError) {
+		b.Incidents = incidentsToStore(d.engine.Changed())
+	}
+	d.mu.Unlock()
+	if len(b.Incidents) > 0 {
+		if err := d.store.Commit(ctx, &b); err != nil {
+			d.log.Error("recording the path of an inode in its incident", "device", e.Device, "inode", *e.Inode, "err", err)
+		}
 	}
 	d.log.Info("path of an inode recorded in the history", "device", e.Device, "inode", *e.Inode,
 		"path", e.Path, "path_error", e.PathError, "events", ids)
