@@ -194,6 +194,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d.prune(ctx)
 	d.checkRecorded(ctx, d.watcher.Watched(), "")
+	d.resumePathLookups(ctx)
 	d.handleRequests(ctx)
 
 	wg.Add(1)

@@ -38,3 +38,32 @@ func (d *Daemon) pathFound(e *event.Event) {
 	d.log.Info("path of an inode recorded in the history", "device", e.Device, "inode", *e.Inode,
 		"path", e.Path, "path_error", e.PathError, "events", ids)
 }
+
+// maxResumedPaths bounds the lookups resumed at start.
+const maxResumedPaths = 64
+
+// resumePathLookups asks again for the paths still pending in the history:
+// lookups the daemon did not finish before it last stopped. Those of file
+// systems not watched now get a path_error saying so. It runs before the
+// watcher's Run.
+func (d *Daemon) resumePathLookups(ctx context.Context) {
+	pending, err := d.store.PendingPaths(ctx, maxResumedPaths)
+	if err != nil {
+		d.log.Error("reading the paths still pending in the history", "err", err)
+		return
+	}
+	resumed := 0
+	for _, p := range pending {
+		if d.watcher.FindPath(p.FSKey, p.Inode, p.Generation) {
+			resumed++
+			continue
+		}
+		if _, err := d.store.AttachPath(ctx, p.FSKey, p.Inode, p.Generation, "",
+			"not looked up: fshealth stopped before the path was found, and the file system is not watched now"); err != nil {
+			d.log.Error("recording a path that cannot be looked up", "fs", p.FSKey, "inode", p.Inode, "err", err)
+		}
+	}
+	if len(pending) > 0 {
+		d.log.Info("resuming path lookups left pending", "resumed", resumed, "pending", len(pending))
+	}
+}

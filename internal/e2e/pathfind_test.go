@@ -3,9 +3,11 @@ package e2e_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -120,5 +122,92 @@ url = `+tomlString(wh.URL())+"\n", 0o600)
 	if after != before+3 || len(evs) != 3 {
 		t.Errorf("errors_count %d -> %d with %d events in the history, want +3 (two lookups, one marker): fshealth must raise no error", before, after, len(evs))
 	}
+	d.stop()
+}
+
+// TestPathLookupResumedAfterKill: when the daemon dies before a lookup it
+// started ends, the event stays "path_pending" in the history; the next
+// daemon looks the path up again and records it. The daemon is killed the
+// moment the webhook receives the alert, which is nearly always before the
+// lookup ends; each of three corrupted files gives one chance to catch it so.
+func TestPathLookupResumedAfterKill(t *testing.T) {
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
+	im := newFS(t)
+	mnt := im.Mountpoint
+	var files []string
+	var inos []uint64
+	for i := range 3 {
+		p := filepath.Join(mnt, fmt.Sprintf("bad%d", i))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		files, inos = append(files, p), append(inos, st.Ino)
+	}
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		if err := im.Debugfs(fmt.Sprintf("sif bad%d mode 0xff", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := im.Mount(mnt, "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+
+	var armed atomic.Pointer[daemon]
+	wh := newInspectingReceiver(t, func([]byte) {
+		if d := armed.Swap(nil); d != nil {
+			d.cmd.Process.Kill()
+		}
+	})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(mnt)+`
+[[webhook]]
+name = "hq"
+url = `+tomlString(wh.URL())+"\n", 0o600)
+	state := filepath.Join(dir, "state")
+
+	caught := -1
+	for i := range files {
+		d := startDaemon(t, cfg, state)
+		armed.Store(d)
+		if _, err := os.Lstat(files[i]); !errors.Is(err, syscall.EUCLEAN) {
+			t.Fatalf("looking up %s: %v, want EUCLEAN", files[i], err)
+		}
+		d.waitExit()
+		for _, e := range events(t, state) {
+			if e.Inode != nil && *e.Inode == inos[i] && e.PathPending {
+				caught = i
+			}
+		}
+		if caught >= 0 {
+			break
+		}
+		t.Logf("round %d: the lookup ended before the daemon was killed", i)
+	}
+	if caught < 0 {
+		t.Fatal("in three rounds the lookup always ended before the daemon was killed")
+	}
+	d := startDaemon(t, cfg, state)
+	d.waitLog("resuming path lookups left pending", 1)
+	var evs []event
+	eventually(t, func() string {
+		return fmt.Sprintf("history %+v: the path of %s was not recorded after the restart", evs, files[caught])
+	},
+		func() bool {
+			evs = events(t, state)
+			for _, e := range evs {
+				if e.Inode != nil && *e.Inode == inos[caught] {
+					return e.Path == files[caught] && !e.PathPending
+				}
+			}
+			return false
+		})
 	d.stop()
 }

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -336,7 +337,8 @@ func (f *Finder) runDebugfs(ctx context.Context, dev, request string) ([]byte, e
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, "-c", "-R", request, dev)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "DEBUGFS_PAGER=__none__", "PAGER=__none__"}
-	cmd.Stdin = nil
+	// A lookup does not outlive fshealth.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout := &capped{limit: limit}
 	stderr := &capped{limit: 64 << 10}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -92,3 +92,47 @@ func (s *Store) EventsByID(ctx context.Context, ids []string) (map[string]event.
 	}
 	return out, nil
 }
+
+// PendingPath names an inode whose path was pending in the history.
+type PendingPath struct {
+	FSKey      string
+	Inode      uint64
+	Generation uint32
+}
+
+// PendingPaths returns the inodes of the newest error events whose path is
+// still pending (a lookup the daemon did not finish before it stopped), at
+// most limit of them, newest first.
+func (s *Store) PendingPaths(ctx context.Context, limit int) ([]PendingPath, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events WHERE kind = ? AND instr(json, ?) > 0 ORDER BY seq DESC`,
+		event.KindError, []byte(`"path_pending":true`))
+	if err != nil {
+		return nil, s.errf("reading pending paths", err)
+	}
+	defer rows.Close()
+	var out []PendingPath
+	seen := map[PendingPath]bool{}
+	for rows.Next() && len(out) < limit {
+		var key sql.NullString
+		var raw []byte
+		if err := rows.Scan(&key, &raw); err != nil {
+			return nil, s.errf("reading pending paths", err)
+		}
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, s.errf("reading pending paths", fmt.Errorf("stored event is not valid JSON: %w", err))
+		}
+		if !e.PathPending || e.Inode == nil || e.Generation == nil || !key.Valid {
+			continue
+		}
+		p := PendingPath{FSKey: key.String, Inode: *e.Inode, Generation: *e.Generation}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errf("reading pending paths", err)
+	}
+	return out, nil
+}

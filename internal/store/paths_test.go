@@ -78,6 +78,33 @@ func TestAttachPath(t *testing.T) {
 	}
 }
 
+// TestPendingPaths: the inodes whose path is still pending, newest first,
+// each once, at most the limit.
+func TestPendingPaths(t *testing.T) {
+	s := openTemp(t)
+	b := &Batch{}
+	for i, sp := range []eventSpec{{"a", 1, 13, 7, true}, {"b", 1, 14, 7, true}, {"c", 1, 13, 7, true}, {"d", 3, 15, 1, true}, {"e", 1, 16, 1, false}} {
+		f := fs1
+		if sp.fs == 3 {
+			f = fs3
+		}
+		e := errEvent(sp.id, base.Add(time.Duration(i)*time.Second), f, "EUCLEAN", 1)
+		ino, gen := sp.ino, sp.gen
+		e.Inode, e.Generation, e.PathPending = &ino, &gen, sp.pending
+		b.Events = append(b.Events, e)
+	}
+	commit(t, s, b)
+	k1, k3 := FSKey(fs1.UUID, fs1.Device), FSKey(fs3.UUID, fs3.Device)
+	got, err := s.PendingPaths(ctx, 10)
+	want := []PendingPath{{k3, 15, 1}, {k1, 13, 7}, {k1, 14, 7}}
+	if err != nil || len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("PendingPaths = %v, %v; want %v", got, err, want)
+	}
+	if got, err := s.PendingPaths(ctx, 1); err != nil || len(got) != 1 || got[0] != want[0] {
+		t.Errorf("PendingPaths(1) = %v, %v", got, err)
+	}
+}
+
 type eventSpec struct {
 	id      string
 	fs      int

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/pathfind"
 )
 
@@ -31,4 +32,30 @@ func (w *Watcher) stopPaths() {
 	if w.paths != nil {
 		w.paths.Close()
 	}
+}
+
+// FindPath asks again for the path of inode ino (generation gen) of the
+// watched file system whose history key (event.FilesystemKey: its UUID,
+// else its device) is fsKey — for a lookup that did not finish before the
+// daemon last stopped. The outcome goes to Config.OnPath, like any lookup's.
+// It reports false when that cannot be: paths are not looked up, or the
+// file system is not watched now. Call it before Run, or through Do.
+func (w *Watcher) FindPath(fsKey string, ino uint64, gen uint32) bool {
+	if w.paths == nil {
+		return false
+	}
+	for _, fs := range w.watched {
+		if event.FilesystemKey(fs.UUID, fs.Device, fs.FSID.String()) != fsKey {
+			continue
+		}
+		p, pending, err := w.paths.Lookup(enrich.PathRequest(fs, ino, gen))
+		if !pending {
+			// Known already, or refused: answered at once.
+			r := pathfind.Result{Request: enrich.PathRequest(fs, ino, gen), Path: p, Err: err}
+			ev := enrich.PathEvent(&r, time.Now())
+			w.Do(func() { w.cfg.OnPath(&ev) })
+		}
+		return true
+	}
+	return false
 }
