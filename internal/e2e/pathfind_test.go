@@ -1,17 +1,23 @@
 package e2e_test
 
 import (
+	"context"
+	bin "encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	fsevent "github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/store"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
@@ -125,89 +131,60 @@ url = `+tomlString(wh.URL())+"\n", 0o600)
 	d.stop()
 }
 
-// TestPathLookupResumedAfterKill: when the daemon dies before a lookup it
-// started ends, the event stays "path_pending" in the history; the next
-// daemon looks the path up again and records it. The daemon is killed the
-// moment the webhook receives the alert, which is nearly always before the
-// lookup ends; each of three corrupted files gives one chance to catch it so.
-func TestPathLookupResumedAfterKill(t *testing.T) {
+// TestPendingPathLookupResumed: lookups a daemon did not finish before it
+// stopped (died, or was stopped while debugfs ran) stay "path_pending" in
+// the history; the next daemon looks them up again and records the path,
+// or, for a file system it does not watch now, says why not. The history
+// is written with the store package as that daemon left it, so that the
+// lookup is surely unfinished.
+func TestPendingPathLookupResumed(t *testing.T) {
 	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	im := newFS(t)
-	mnt := im.Mountpoint
-	var files []string
-	var inos []uint64
-	for i := range 3 {
-		p := filepath.Join(mnt, fmt.Sprintf("bad%d", i))
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil {
-			t.Fatal(err)
-		}
-		files, inos = append(files, p), append(inos, st.Ino)
-	}
-	if err := im.Unmount(); err != nil {
+	file := filepath.Join(im.Mountpoint, "dir", "file")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i := range files {
-		if err := im.Debugfs(fmt.Sprintf("sif bad%d mode 0xff", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := im.Mount(mnt, "errors=continue"); err != nil {
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-
-	var armed atomic.Pointer[daemon]
-	wh := newInspectingReceiver(t, func([]byte) {
-		if d := armed.Swap(nil); d != nil {
-			d.cmd.Process.Kill()
-		}
-	})
+	// ext4's file handle is the inode number and generation, 32 bits each.
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, file, 0)
+	if err != nil || len(h.Bytes()) != 8 {
+		t.Fatalf("file handle of %s: %v (%d bytes)", file, err, len(h.Bytes()))
+	}
+	ino, gen := uint64(bin.NativeEndian.Uint32(h.Bytes())), bin.NativeEndian.Uint32(h.Bytes()[4:])
+	uuid := ext4UUID(t, im)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, baseConfig(mnt)+`
-[[webhook]]
-name = "hq"
-url = `+tomlString(wh.URL())+"\n", 0o600)
 	state := filepath.Join(dir, "state")
+	db, err := store.Open(store.PathIn(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := func(id, uuid, dev string) fsevent.Event {
+		i, g := ino, gen
+		return fsevent.Event{ID: id, Kind: fsevent.KindError, Time: fsevent.Time{Time: time.Now()}, Source: fsevent.SourceFanotify,
+			Errno: 117, Error: "EUCLEAN", ErrorText: "structure needs cleaning", ErrorCount: 1, Device: dev, FSType: "ext4",
+			UUID: uuid, Mountpoints: []string{im.Mountpoint}, Inode: &i, Generation: &g, PathPending: true}
+	}
+	gone := "6f1c7f2e-8d7a-4a8e-9c55-3f0b1d2e4a61" // a file system not mounted now
+	err = db.Commit(context.Background(), &store.Batch{Events: []fsevent.Event{pending("e1", uuid, im.Dev), pending("e2", gone, "/dev/gone")}})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	caught := -1
-	for i := range files {
-		d := startDaemon(t, cfg, state)
-		armed.Store(d)
-		if _, err := os.Lstat(files[i]); !errors.Is(err, syscall.EUCLEAN) {
-			t.Fatalf("looking up %s: %v, want EUCLEAN", files[i], err)
-		}
-		d.waitExit()
-		for _, e := range events(t, state) {
-			if e.Inode != nil && *e.Inode == inos[i] && e.PathPending {
-				caught = i
-			}
-		}
-		if caught >= 0 {
-			break
-		}
-		t.Logf("round %d: the lookup ended before the daemon was killed", i)
-	}
-	if caught < 0 {
-		t.Fatal("in three rounds the lookup always ended before the daemon was killed")
-	}
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint), 0o600)
 	d := startDaemon(t, cfg, state)
 	d.waitLog("resuming path lookups left pending", 1)
 	var evs []event
-	eventually(t, func() string {
-		return fmt.Sprintf("history %+v: the path of %s was not recorded after the restart", evs, files[caught])
-	},
+	eventually(t, func() string { return fmt.Sprintf("history %+v: want the path %s on e1, and why not on e2", evs, file) },
 		func() bool {
 			evs = events(t, state)
-			for _, e := range evs {
-				if e.Inode != nil && *e.Inode == inos[caught] {
-					return e.Path == files[caught] && !e.PathPending
-				}
-			}
-			return false
+			return len(evs) == 2 && evs[0].Path == file && !evs[0].PathPending && evs[1].PathError != "" && !evs[1].PathPending
 		})
+	if !strings.Contains(evs[1].PathError, "not watched now") {
+		t.Errorf("e2's path_error %q, want it to say the file system is not watched", evs[1].PathError)
+	}
 	d.stop()
 }
