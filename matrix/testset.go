@@ -28,11 +28,26 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	// The kernel log source: message formats differ between kernels, and
 	// from 7.0 an XFS shutdown is reported by both sources, once.
+	// The classifier's anchored formats and log levels, on each kernel's
+	// real messages.
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSShutdown"},
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSCorruption"},
+	{Pkg: "./internal/kmsg", Name: "TestRealXFSIOErrors"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBtrfsChecksum"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBtrfsIOErrors"},
+	{Pkg: "./internal/kmsg", Name: "TestRealExt4"},
+	{Pkg: "./internal/kmsg", Name: "TestRealBlockAndExt4IOErrors"},
+	// Kernel records whose text an unprivileged user chose (segfault
+	// reports) are never taken for file system errors.
+	{Pkg: "./internal/kmsg", Name: "TestForgedKernelMessagesAreIgnored"},
+	{Pkg: "./internal/watch", Name: "TestForgedKernelLogErrorsAreIgnored"},
 	{Pkg: "./internal/watch", Name: "TestKernelMessageAttachedToFanotifyEvent"},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdownReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestBlockIOErrorOnWatchedFilesystem"},
 	{Pkg: "./internal/watch", Name: "TestBtrfsCounterIncreaseReported"},
+	// btrfs mounted by subvolumes only, marked through its top level.
+	{Pkg: "./internal/watch", Name: "TestBtrfsSubvolumesOnly"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -59,6 +74,8 @@ var guestTools = []hostTool{
 	{Name: "xfs_db", Package: "xfsprogs"},
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
+	{Name: "btrfs-map-logical", Package: "btrfs-progs"},
+	{Name: "filefrag", Package: "e2fsprogs"},
 }
 
 // guestTest is one test of the in-guest set.

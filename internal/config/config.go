@@ -235,6 +235,10 @@ type Webhook struct {
 	// Secret is the HMAC-SHA256 key of the signature header; empty sends
 	// no signature.
 	Secret string
+	// SigningSecret is the Standard Webhooks secret ("whsec_" and base64)
+	// that signs the alert id, the attempt's time and the body; empty
+	// sends no Standard Webhooks headers. It is secret.
+	SigningSecret string
 	// SignatureHeader is the signature's header.
 	SignatureHeader string
 	// Timeout bounds one delivery attempt.
@@ -335,6 +339,9 @@ type Rule struct {
 	Actions []Action
 	// DryRun makes this rule's actions dry runs.
 	DryRun bool
+	// ActOnKernelLog lets the rule's actions run on an error that only the
+	// kernel log reports without corroboration (act_on_kernel_log).
+	ActOnKernelLog bool
 	// Implicit marks the default rule fshealth adds.
 	Implicit bool
 }

@@ -83,7 +83,8 @@ func TestExampleLoads(t *testing.T) {
 	if c.SMTP[0].Port != 587 || c.SMTP[0].Password != "change-me" || c.Alertmanagers[0].Labels["team"] != "storage" {
 		t.Errorf("channels = %+v %+v", c.SMTP, c.Alertmanagers)
 	}
-	if !strings.Contains(c.Webhooks[0].Template, "| json") || c.Webhooks[1].Headers["Authorization"] != "Bearer change-me" {
+	if !strings.Contains(c.Webhooks[0].Template, "printf") || c.Webhooks[1].Headers["Authorization"] != "Bearer change-me" ||
+		!strings.HasPrefix(c.Webhooks[1].SigningSecret, "whsec_") {
 		t.Errorf("webhooks = %+v", c.Webhooks)
 	}
 	if s := c.Redacted(); strings.Contains(s, "change-me") {
@@ -217,6 +218,9 @@ f.toml:9: flood.window: not a duration (expected a number): "soon"`
 // checks no error, warning or dump shows them.
 func TestSecretsNeverShown(t *testing.T) {
 	const secret = "Sup3rS3cret"
+	// signingKey is the base64 part of signingSecret.
+	const signingKey = "U3VwM3JTM2NyZXQtU3VwM3JTM2NyZXQtU3VwM3JTM2NyZXQ="
+	const signingSecret = "whsec_" + signingKey
 	inputs := []string{
 		"[[webhook]]\nurl = \"http://x\"\nsecret = " + secret,
 		"[[webhook]]\nurl = \"http://x\"\nsecret = \"" + secret,
@@ -230,6 +234,10 @@ func TestSecretsNeverShown(t *testing.T) {
 		"[[smtp]]\nhost = \"m\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\npassword = \"" + secret + "\"\ntls = \"none\"",
 		"[[smtp]]\nhost = \"m\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\npassword = \"" + secret + "\"",
 		"[[alertmanager]]\nurls = [\"http://x\"]\npassword = \"" + secret + "\"",
+		"[[webhook]]\nurl = \"http://x\"\nsigning_secret = \"whsec_" + secret + "\"",
+		"[[webhook]]\nurl = \"http://x\"\nsigning_secret = \"" + secret + "\"",
+		"[[webhook]]\nurl = \"http://x\"\nsigning_secret = " + secret,
+		"[[webhook]]\nurl = \"http://x\"\n  signing_secret = \"whsec_" + secret + "\n\"",
 		"[[alertmanager]]\nurls = [\"http://x\"]\npassword = 1\nusername = \"" + "u\"\n[alertmanager.headers]\nX-Token = \"" + secret + "\\u0000\"",
 	}
 	for _, in := range inputs {
@@ -249,6 +257,7 @@ func TestSecretsNeverShown(t *testing.T) {
 name = "w"
 url = "https://user:` + secret + `@hooks.example.com/x?token=` + secret + `"
 secret = "` + secret + `"
+signing_secret = "` + signingSecret + `"
 headers = { Authorization = "Bearer ` + secret + `" }
 [[smtp]]
 name = "m"
@@ -269,22 +278,22 @@ headers = { X-Scope-OrgID = "` + secret + `" }
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "smtp[1].password") {
-		t.Errorf("warnings %q, want one about smtp[1].password", c.Warnings)
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "smtp[1].password") || !strings.Contains(c.Warnings[1], "alertmanager[1].urls[1]: credentials") {
+		t.Errorf("warnings %q, want one about smtp[1].password and one about alertmanager[1].urls[1]", c.Warnings)
 	}
 	for _, w := range c.Warnings {
-		if strings.Contains(w, secret) {
+		if strings.Contains(w, secret) || strings.Contains(w, signingKey) {
 			t.Errorf("warning shows the secret: %s", w)
 		}
 	}
 	dump := c.Redacted()
-	if strings.Contains(dump, secret) {
+	if strings.Contains(dump, secret) || strings.Contains(dump, signingKey) {
 		t.Errorf("Redacted() shows the secret:\n%s", dump)
 	}
 	// Printing the configuration or a channel hides secrets too.
 	for _, v := range []any{c, *c, c.Webhooks, c.SMTP, c.Alertmanagers, c.Webhooks[0], &c.SMTP[0]} {
 		for _, format := range []string{"%v", "%+v", "%s"} {
-			if s := fmt.Sprintf(format, v); strings.Contains(s, secret) {
+			if s := fmt.Sprintf(format, v); strings.Contains(s, secret) || strings.Contains(s, signingKey) {
 				t.Errorf("Sprintf(%q, %T) shows the secret: %s", format, v, s)
 			}
 		}
@@ -292,6 +301,7 @@ headers = { X-Scope-OrgID = "` + secret + `" }
 	for _, want := range []string{
 		`url = "https://<redacted>@hooks.example.com/x?token=<redacted>"`,
 		`secret = "<redacted>"`,
+		`signing_secret = "<redacted>"`,
 		`Authorization = "<redacted>"`,
 		`password = "<redacted>"`,
 		`urls = ["http://<redacted>@am:9093"]`,
@@ -317,6 +327,7 @@ func TestRedactedRoundTrip(t *testing.T) {
 	d.File = c.File
 	for i := range d.Webhooks {
 		d.Webhooks[i].Secret = c.Webhooks[i].Secret
+		d.Webhooks[i].SigningSecret = c.Webhooks[i].SigningSecret
 		d.Webhooks[i].Headers = c.Webhooks[i].Headers
 	}
 	for i := range d.SMTP {

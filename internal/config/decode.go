@@ -380,7 +380,7 @@ func sortedKeys(m map[string]any) []string {
 
 // secretKeyLine matches a line assigning a key that holds a secret, to keep
 // syntax error messages from quoting it.
-var secretKeyLine = regexp.MustCompile(`(?i)^\s*["']?(secret|password|headers|[a-z0-9_-]*(token|auth|key|cookie)[a-z0-9_-]*)["']?\s*[.=]`)
+var secretKeyLine = regexp.MustCompile(`(?i)^\s*["']?(secret|signing_secret|password|headers|[a-z0-9_-]*(token|auth|key|cookie)[a-z0-9_-]*)["']?\s*[.=]`)
 
 // syntaxProblem turns a TOML parse error into a problem. The parser's
 // message may quote the offending text; it is withheld when the line holds
@@ -597,29 +597,47 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 		t.errorf("", "missing required key \"url\"")
 	}
 	d.headers(t, &w.Headers)
-	if t.str("template", &w.Template) {
-		if msg := checkTemplate(w.Template); msg != "" {
-			t.errorf("template", "%s", msg)
-		}
-	}
+	t.str("template", &w.Template)
+	goodType := true
 	if t.str("content_type", &w.ContentType) {
 		if msg := checkMediaType(w.ContentType); msg != "" {
 			t.errorf("content_type", "%s", msg)
+			goodType = false
+		}
+	}
+	if w.Template != "" && goodType {
+		if msg := checkTemplate(w.Template, w.ContentType); msg != "" {
+			t.errorf("template", "%s", msg)
 		}
 	}
 	t.str("secret", &w.Secret)
+	if t.str("signing_secret", &w.SigningSecret) {
+		if msg := checkSigningSecret(w.SigningSecret); msg != "" {
+			t.errorf("signing_secret", "%s", msg)
+		}
+	}
+	if w.Secret != "" && w.SigningSecret == "" {
+		t.warnf("secret", "signs the body alone: a captured request can be replayed; set signing_secret (Standard Webhooks) for signatures that cover the alert id and the time")
+	}
 	if t.str("signature_header", &w.SignatureHeader) {
 		if msg := checkHeaderName(w.SignatureHeader); msg != "" {
 			t.errorf("signature_header", "%s", msg)
 		}
 	}
 	t.duration("timeout", &w.Timeout, 100*time.Millisecond)
-	if w.Headers != nil {
-		for k := range w.Headers {
-			if strings.EqualFold(k, w.SignatureHeader) && w.Secret != "" {
-				t.errorf("headers", "header %q is the signature header", k)
-			}
+	for _, k := range sortedKeys(anyMap(w.Headers)) {
+		if strings.EqualFold(k, w.SignatureHeader) && w.Secret != "" {
+			t.errorf("headers", "header %q is the signature header", k)
 		}
+		if w.SigningSecret != "" && isStandardWebhooksHeader(k) {
+			t.errorf("headers", "header %q is set by fshealth with signing_secret", k)
+		}
+		if strings.EqualFold(k, "Content-Type") {
+			t.errorf("headers", "set the body's type with content_type, not a %q header", k)
+		}
+	}
+	if warn := plainHTTPCredentials(w.URL, w.Headers, false); warn != "" {
+		t.warnf("url", "%s", warn)
 	}
 	t.finish()
 	return w
@@ -750,6 +768,11 @@ func (d *decoder) alertmanager(t *node, index int, names map[string]string) Aler
 	t.str("username", &a.Username)
 	t.str("password", &a.Password)
 	d.credentials(t, a.Username, a.Password)
+	for i, u := range a.URLs {
+		if warn := plainHTTPCredentials(u, a.Headers, a.Username != ""); warn != "" {
+			t.elemWarnf("urls", i, "%s", warn)
+		}
+	}
 	t.duration("resend_interval", &a.ResendInterval, time.Second)
 	if l, ok := t.stringMap("labels", &a.Labels); ok {
 		for _, k := range sortedKeys(l.m) {
@@ -790,6 +813,7 @@ func (d *decoder) rules(root *node, c *Config, channels []string) {
 			}
 		}
 		t.boolean("dry_run", &r.DryRun)
+		t.boolean("act_on_kernel_log", &r.ActOnKernelLog)
 		if m := t.table("match"); m != nil {
 			d.match(m, &r.Match)
 			m.finish()

@@ -72,6 +72,8 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 			bad(&problems, "--webhook", "%s", msg)
 		} else if slices.Contains(existing, name) {
 			bad(&problems, "--webhook", "channel name %q is already used in the configuration file", name)
+		} else if warn := plainHTTPCredentials(u, nil, false); warn != "" {
+			bad(&warnings, "--webhook", "%s", warn)
 		}
 		webhooks = append(webhooks, Webhook{
 			Name: name, URL: u, ContentType: DefaultContentType,
@@ -86,6 +88,8 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 			bad(&problems, "--alertmanager", "%s", msg)
 		} else if slices.Contains(existing, name) {
 			bad(&problems, "--alertmanager", "channel name %q is already used in the configuration file", name)
+		} else if warn := plainHTTPCredentials(u, nil, false); warn != "" {
+			bad(&warnings, "--alertmanager", "%s", warn)
 		}
 		ams = append(ams, Alertmanager{
 			Name: name, URLs: []string{u}, Timeout: DefaultAlertmanagerTimeout,

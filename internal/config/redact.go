@@ -80,6 +80,7 @@ type showWebhook struct {
 	Template        string            `toml:"template,omitempty"`
 	ContentType     string            `toml:"content_type"`
 	Secret          string            `toml:"secret,omitempty"`
+	SigningSecret   string            `toml:"signing_secret,omitempty"`
 	SignatureHeader string            `toml:"signature_header"`
 	Timeout         string            `toml:"timeout"`
 }
@@ -109,12 +110,14 @@ type showAlertmanager struct {
 }
 
 type showRule struct {
-	Name     string       `toml:"name"`
-	Severity string       `toml:"severity"`
-	Channels []string     `toml:"channels"`
-	DryRun   bool         `toml:"dry_run"`
-	Match    *showMatch   `toml:"match,omitempty"`
-	Actions  []showAction `toml:"actions,omitempty"`
+	Name     string   `toml:"name"`
+	Severity string   `toml:"severity"`
+	Channels []string `toml:"channels"`
+	DryRun   bool     `toml:"dry_run"`
+	// ActOnKernelLog is shown only when set.
+	ActOnKernelLog bool         `toml:"act_on_kernel_log,omitempty"`
+	Match          *showMatch   `toml:"match,omitempty"`
+	Actions        []showAction `toml:"actions,omitempty"`
 }
 
 type showMatch struct {
@@ -201,6 +204,7 @@ func (c *Config) Redacted() string {
 			Template:        w.Template,
 			ContentType:     w.ContentType,
 			Secret:          redact(w.Secret),
+			SigningSecret:   redact(w.SigningSecret),
 			SignatureHeader: w.SignatureHeader,
 			Timeout:         FormatDuration(w.Timeout),
 		})
@@ -232,7 +236,7 @@ func (c *Config) Redacted() string {
 		})
 	}
 	for _, r := range c.Rules {
-		sr := showRule{Name: r.Name, Severity: r.Severity, Channels: r.Channels, DryRun: r.DryRun}
+		sr := showRule{Name: r.Name, Severity: r.Severity, Channels: r.Channels, DryRun: r.DryRun, ActOnKernelLog: r.ActOnKernelLog}
 		if sr.Channels == nil {
 			sr.Channels = []string{}
 		}
@@ -279,7 +283,8 @@ func (c *Config) String() string { return c.Redacted() }
 
 // String describes w without its secrets.
 func (w Webhook) String() string {
-	return fmt.Sprintf("webhook %q %s (headers %s, secret %s)", w.Name, safeURL(w.URL), headerNames(w.Headers), orNone(redact(w.Secret)))
+	return fmt.Sprintf("webhook %q %s (headers %s, secret %s, signing secret %s)", w.Name, safeURL(w.URL), headerNames(w.Headers),
+		orNone(redact(w.Secret)), orNone(redact(w.SigningSecret)))
 }
 
 // String describes s without its password.

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	tparse "text/template/parse"
 
 	"github.com/fshealth/fshealth/internal/notify/webhook"
 	"unicode"
@@ -218,19 +217,14 @@ func safeURL(s string) string {
 	return b.String()
 }
 
-// checkTemplate checks a webhook body template: its syntax, then that the
-// webhook channel can render it (with its functions) for a sample alert.
-func checkTemplate(text string) string {
-	t := tparse.New("template")
-	t.Mode = tparse.SkipFuncCheck
-	_, err := t.Parse(text, "", "", make(map[string]*tparse.Tree))
-	if err != nil {
-		msg := err.Error()
-		msg = strings.TrimPrefix(msg, "template: template:")
-		return "does not parse: line " + msg
-	}
-	if err := webhook.CheckTemplate(text); err != nil {
-		return "fails on a sample alert: " + strings.TrimPrefix(err.Error(), "template: template:")
+// checkTemplate checks a webhook body template as the webhook channel
+// would use it with the content type: its syntax and functions, then that
+// it renders a sample alert and a hostile one (quotes, newlines, braces,
+// invalid UTF-8, a 64 KiB kernel message) to a body that, for a JSON
+// content type, parses.
+func checkTemplate(text, contentType string) string {
+	if err := webhook.CheckTemplate(text, contentType); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -49,7 +49,8 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 	}
 	for _, w := range c.Webhooks {
 		errs = append(errs, add(webhook.New(webhook.Config{Name: w.Name, URL: w.URL, Headers: w.Headers, Template: w.Template,
-			ContentType: w.ContentType, Secret: w.Secret, SignatureHeader: w.SignatureHeader, Timeout: w.Timeout, Version: version})))
+			ContentType: w.ContentType, Secret: w.Secret, SigningSecret: w.SigningSecret, SignatureHeader: w.SignatureHeader, Timeout: w.Timeout,
+			Version: version})))
 	}
 	for _, s := range c.SMTP {
 		errs = append(errs, add(smtp.New(smtp.Config{Name: s.Name, Host: s.Host, Port: s.Port, From: s.From, To: s.To,

@@ -104,6 +104,9 @@ type Daemon struct {
 	lastPrune atomic.Int64
 	// reconcileTimer is the follow-up reconciliation after an overflow.
 	reconcileTimer *time.Timer
+	// overflows counts the overflow events seen (the follow-up
+	// reconciliation logs it); only the watcher's goroutine uses it.
+	overflows int
 	// settleTimer runs the shortfall check settleAfter after the last
 	// ext4 error event; settleUUIDs are the file systems it checks.
 	// Guarded by mu.
@@ -336,6 +339,14 @@ func (d *Daemon) sink(evs []event.Event) error {
 			b.Actions = append(b.Actions, store.Action{IncidentKey: dec.Incident.Key(), FSKey: dec.Incident.FSKey,
 				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun, Timeout: a.Timeout})
 		}
+		if len(dec.Withheld) > 0 {
+			names := make([]string, len(dec.Withheld))
+			for j, a := range dec.Withheld {
+				names[j] = a.Name
+			}
+			d.log.Warn("recovery actions not run: only the kernel log reports this error and nothing corroborates it (set act_on_kernel_log = true in the rule to run them anyway)",
+				"rule", dec.Rule, "actions", names, "device", evs[i].Device, "event", evs[i].ID)
+		}
 	}
 	b.Incidents = incidentsToStore(d.engine.Changed())
 	b.BtrfsCounters, d.btrfsDirty = d.btrfsDirty, nil
@@ -363,11 +374,14 @@ func (d *Daemon) sink(evs []event.Event) error {
 		d.actions.Wake()
 	}
 	d.kickPolicy()
+	overflows := 0
 	for i := range evs {
-		if evs[i].Kind == event.KindOverflow && d.watcher != nil {
-			d.reconcile()
-			break
+		if evs[i].Kind == event.KindOverflow {
+			overflows++
 		}
+	}
+	if overflows > 0 && d.watcher != nil {
+		d.reconcile(overflows)
 	}
 	d.settleLater(evs)
 	d.pruneDaily(context.Background(), now)
@@ -399,19 +413,34 @@ func (d *Daemon) btrfsSave(uuid string, devs []btrfs.DeviceStats) {
 // reconcile handles lost events (a queue overflow): each file system's
 // recorded error count is compared with what was reported, and the
 // difference reported, now and once more a moment later — errors dropped
-// after the overflow notice was queued have no notice of their own. It
-// runs in the watcher's goroutine.
-func (d *Daemon) reconcile() {
+// after the overflow notice was queued have no notice of their own. While
+// events wait unread in the kernel's queue the comparison is put off (see
+// checkRecorded), so that no error is reported both by it and by its
+// event; the follow-up runs again until the queue was found empty. It runs
+// in the watcher's goroutine. n is the number of overflow events in the
+// batch.
+func (d *Daemon) reconcile(n int) {
 	const why = "missed: the kernel's event queue overflowed"
+	d.overflows += n
 	d.checkRecorded(context.Background(), d.watcher.Watched(), why)
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.reconcileTimer != nil {
 		d.reconcileTimer.Stop()
 	}
-	d.reconcileTimer = time.AfterFunc(reconcileAgain, func() {
-		d.watcher.Do(func() { d.checkRecorded(context.Background(), d.watcher.Watched(), why) })
-	})
-	d.mu.Unlock()
+	var again func()
+	again = func() {
+		d.watcher.Do(func() {
+			if !d.checkRecorded(context.Background(), d.watcher.Watched(), why) {
+				d.mu.Lock()
+				d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
+				d.mu.Unlock()
+				return
+			}
+			d.log.Info("follow-up reconciliation after an overflow done", "overflows", d.overflows)
+		})
+	}
+	d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
 }
 
 // reconcileAgain is how long after an overflow the counts are compared once
@@ -459,15 +488,8 @@ func (d *Daemon) settleLater(evs []event.Event) {
 // events wait unread in the kernel's queue their errors are counted by ext4
 // but not yet reported, so it looks again later.
 func (d *Daemon) settle() {
-	if n, err := d.watcher.Queued(); err == nil && n > 0 {
-		d.mu.Lock()
-		d.settleTimer.Reset(settleAfter)
-		d.mu.Unlock()
-		return
-	}
 	d.mu.Lock()
 	uuids := d.settleUUIDs
-	d.settleUUIDs = nil
 	d.mu.Unlock()
 	var fss []*enrich.Filesystem
 	for _, fs := range d.watcher.Watched() {
@@ -475,7 +497,17 @@ func (d *Daemon) settle() {
 			fss = append(fss, fs)
 		}
 	}
-	d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted")
+	if !d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted") {
+		d.mu.Lock()
+		d.settleTimer.Reset(settleAfter)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	for u := range uuids {
+		delete(d.settleUUIDs, u)
+	}
+	d.mu.Unlock()
 }
 
 // reportedCounts returns, per ext4 UUID in evs, how many of ext4's

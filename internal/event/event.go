@@ -35,6 +35,15 @@ const (
 	// on file systems, or of kinds, for which the kernel sends no
 	// FAN_FS_ERROR (XFS before Linux 7.0, btrfs, the block layer).
 	SourceKmsg = "kmsg"
+	// CorroboratedExt4Count: ext4's own error record (errors_count, the
+	// last error's time) changed with the message.
+	CorroboratedExt4Count = "ext4-errors-count"
+	// CorroboratedXFSShutdown: the XFS file system refuses I/O (opening
+	// its root directory fails with EIO), as a shut down one does.
+	CorroboratedXFSShutdown = "xfs-shutdown"
+	// CorroboratedBtrfsCounters: btrfs's device error counters went up with
+	// the message.
+	CorroboratedBtrfsCounters = "btrfs-device-counters"
 	// SourcePathfind marks KindPath events: the path was read from the
 	// file system's device (package pathfind).
 	SourcePathfind = "pathfind"
@@ -112,6 +121,12 @@ type Event struct {
 	// FAN_FS_ERROR report the kernel could not deliver and logged instead
 	// (Linux 7.0+).
 	LostReport bool `json:"lost_report,omitempty"`
+	// CorroboratedBy names, on a SourceKmsg event, what other than the
+	// kernel log shows that the error is real (CorroboratedExt4Count,
+	// CorroboratedXFSShutdown, CorroboratedBtrfsCounters); "" when the
+	// kernel log is the only evidence. Recovery actions do not run on
+	// uncorroborated kernel-log events unless their rule says so.
+	CorroboratedBy string `json:"corroborated_by,omitempty"`
 
 	// Message is a human explanation, e.g. for overflow events.
 	Message string `json:"message,omitempty"`

@@ -95,6 +95,9 @@ type Message struct {
 type rule struct {
 	fstype string
 	kind   Kind
+	// levels are the log levels the kernel prints the message at; a
+	// record of another level is not this message.
+	levels levelSet
 	// prefix is a literal the message must start with, checked before
 	// the regular expression; contains, if set, must occur in it.
 	prefix, contains string
@@ -105,6 +108,36 @@ type rule struct {
 	adjust func(m *Message, sub map[string]string)
 }
 
+// levelSet is a set of log levels, bit n for level n.
+type levelSet uint8
+
+// levels returns the set of the given log levels.
+func levels(l ...int) levelSet {
+	var s levelSet
+	for _, n := range l {
+		s |= 1 << uint(n)
+	}
+	return s
+}
+
+// has reports whether level l is in s.
+func (s levelSet) has(l int) bool { return l >= 0 && l < 8 && s&(1<<uint(l)) != 0 }
+
+// The log levels of the kernel's message helpers: xfs_alert, ext4's
+// KERN_CRIT errors, pr_err and the block layer's KERN_ERR, warnings.
+var (
+	lvAlert = levels(LevelAlert)
+	lvCrit  = levels(LevelCrit)
+	lvErr   = levels(LevelErr)
+	lvWarn  = levels(LevelWarning)
+	// lvErrOrWarn is for messages whose level differs between kernel
+	// versions.
+	lvErrOrWarn = levels(LevelErr, LevelWarning)
+	// lvBtrfs allows every btrfs level; btrfsLevel then requires the
+	// level word of the prefix to be the record's level.
+	lvBtrfs = levels(LevelEmerg, LevelAlert, LevelCrit, LevelErr, LevelWarning, LevelNotice, LevelInfo)
+)
+
 // The named groups a rule's expression may use:
 //
 //	dev      the device name as printed
@@ -112,150 +145,170 @@ type rule struct {
 //	path     a btrfs member device path
 //	errno    a decimal errno, negative or not
 //	inode    a decimal inode number; inohex a hexadecimal one (no 0x)
-//	func     a function name, possibly followed by +offset
+//	func     a function name (a %pS symbol's name, without its offset)
 //	op       a block request operation
 //	sector   a decimal sector number
 //	status   a block layer status name ("I/O", "critical medium")
 //	bstatus  a numeric blk_status_t
 //	errstr   an ext4 error string ("IO failure")
-//	text     the free text of an ext4 error
+//	rest     what follows "comm " in an ext4 error: the process name,
+//	         which user space chooses, then the message (ext4CommText)
+//	blevel   the level word of a btrfs message ("warning")
+//
+// Every expression is anchored at both ends and spells out the kernel's
+// format: a process or file name that user space chooses (and that kernel
+// reports such as a segfault's print first) can never stand in for a part
+// of the format, and no ".*" can skip over one.
 const (
-	devRE   = `(?P<dev>[^\s(),:]+)`
-	xfsPre  = `^XFS \(` + devRE + `\): `
-	ext4Err = `^EXT4-fs error \(device ` + devRE + `\)`
-	ext4Msg = `^EXT4-fs \(` + devRE + `\): `
-	btrPre  = `^BTRFS (?:emergency|alert|critical|error|warning|notice|info|debug) \(device ` + devRE + `(?: state [A-Za-z]+)?\): `
+	devRE = `(?P<dev>[^\s(),:\[\]]+)`
+	// symRE is a %pS symbol: "name+0xoff/0xsize", with " [module]" when
+	// the code is in a module; a bare address without kallsyms.
+	symRE  = `(?:(?P<func>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?|0x[0-9a-f]+)`
+	hexRE  = `0x[0-9a-f]+`
+	xfsPre = `^XFS \(` + devRE + `\): `
+	ext4Er = `^EXT4-fs error \(device ` + devRE + `\)`
+	ext4Ms = `^EXT4-fs \(` + devRE + `\): `
+	btrPre = `^BTRFS (?P<blevel>emergency|alert|critical|error|warning|notice|info) \(device ` + devRE + `(?: state [A-Za-z]+)?\): `
+	// statusRE lists the block layer's status names (blk_errors).
+	statusRE = `(?P<status>I/O|operation not supported|timeout|critical space allocation|recoverable transport|critical target|critical nexus|reservation conflict|critical medium|protection|kernel resource|device resource|nonblocking retry|device offline|invalid|open zones exceeded|active zones exceeded|duration limit exceeded|dm internal retry)`
+	// opRE is a block request operation as blk_op_str prints it.
+	opRE = `(?P<op>[A-Z_]+|UNKNOWN)`
 )
 
 // rules is the pattern table: the first rule that matches a record decides.
-// Each rule is anchored at the start of the message and requires the
-// device; messages that only follow up on an error already reported (XFS
-// "Please unmount the filesystem", "Unmount and run xfs_repair" alone, hex
-// dumps; btrfs "read error corrected") and reports of errors recorded
-// earlier (ext4 "mounting fs with errors", "error count since last fsck")
-// are deliberately not matched. The formats are those of Linux 6.18 (seen
-// here, see testdata/messages.txt) plus older variants from the kernel
-// sources.
+// Each rule requires the device; messages that only follow up on an error
+// already reported (XFS "Please unmount the filesystem", "Unmount and run
+// xfs_repair" alone, hex dumps; btrfs "read error corrected") and reports
+// of errors recorded earlier (ext4 "mounting fs with errors", "error count
+// since last fsck") are deliberately not matched. The formats and levels
+// are those of Linux 6.1 to 7.x (seen on 6.18, see testdata/messages.txt)
+// plus older variants from the kernel sources.
 var rules = []rule{
 	// fs/fserror.c (Linux 7.0+): a FAN_FS_ERROR report that could not be
 	// delivered (the kernel was short of memory); %s is the super block's
 	// s_id, its device name.
-	{fstype: FSGeneric, kind: KindError, byErrno: true, contains: ": lost ",
-		re:     regexp.MustCompile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos 0x[0-9a-f]+ len 0x[0-9a-f]+|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
+	{fstype: FSGeneric, kind: KindError, levels: lvErrOrWarn, byErrno: true, contains: ": lost ",
+		re:     regexp.MustCompile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos ` + hexRE + ` len ` + hexRE + `|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
 		adjust: func(m *Message, _ map[string]string) { m.LostReport = true }},
-	// ext4, fs/ext4/super.c.
-	{fstype: FSExt4, kind: KindError, contains: " comm ", prefix: "EXT4-fs error (device ",
-		re:     regexp.MustCompile(ext4Err + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<comm>.*?): (?P<text>.*)$`),
+	// ext4, fs/ext4/super.c: __ext4_error, __ext4_error_inode,
+	// __ext4_error_file (KERN_CRIT). The process name ("comm") is the
+	// task's, which any user sets; ext4CommText finds the text after it.
+	{fstype: FSExt4, kind: KindError, levels: lvCrit, contains: " comm ", prefix: "EXT4-fs error (device ",
+		re:     regexp.MustCompile(ext4Er + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<rest>.+)$`),
 		adjust: ext4ErrorKind},
-	{fstype: FSExt4, kind: KindError, contains: ") in ", prefix: "EXT4-fs error (device ",
-		re:     regexp.MustCompile(ext4Err + ` in (?P<func>\w+):\d+: (?P<errstr>.+?)\.?$`),
+	// __ext4_std_error.
+	{fstype: FSExt4, kind: KindError, levels: lvCrit, contains: ") in ", prefix: "EXT4-fs error (device ",
+		re:     regexp.MustCompile(ext4Er + ` in (?P<func>\w+):\d+: (?P<errstr>IO failure|Out of memory|Readonly filesystem|Journal has aborted|Corrupt filesystem|Filesystem failed CRC|error -?\d+)$`),
 		adjust: ext4StdError},
-	{fstype: FSExt4, kind: KindShutdown, contains: "Remounting filesystem read-only", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `Remounting filesystem read-only`)},
-	{fstype: FSExt4, kind: KindShutdown, contains: "shut down requested (", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `shut down requested \(\d+\)`)},
-	{fstype: FSExt4, kind: KindIOError, contains: " writing to inode ", prefix: "EXT4-fs warning (device ",
-		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>ext4_end_bio):\d+: I/O error (?P<bstatus>\d+) writing to inode (?P<inode>\d+)`),
+	{fstype: FSExt4, kind: KindShutdown, levels: lvCrit, contains: "Remounting filesystem read-only", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `Remounting filesystem read-only$`)},
+	{fstype: FSExt4, kind: KindShutdown, levels: lvAlert, contains: "shut down requested (", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `shut down requested \(\d+\)$`)},
+	{fstype: FSExt4, kind: KindIOError, levels: lvWarn, contains: " writing to inode ", prefix: "EXT4-fs warning (device ",
+		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>ext4_end_bio):\d+: I/O error (?P<bstatus>\d+) writing to inode (?P<inode>\d+) starting block \d+\)$`),
 		adjust: blkStatusNumber},
-	{fstype: FSExt4, kind: KindIOError, byErrno: true, contains: "failed to convert unwritten extents", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `failed to convert unwritten extents to written extents -- potential data loss!\s+\(inode (?P<inode>\d+), error (?P<errno>-?\d+)\)`)},
-	{fstype: FSExt4, kind: KindIOError, contains: "I/O error while writing superblock", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `I/O error while writing superblock`)},
-	{fstype: FSExt4, kind: KindError, byErrno: true, contains: "Delayed block allocation failed", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)`)},
+	{fstype: FSExt4, kind: KindIOError, levels: levels(LevelEmerg), byErrno: true, contains: "failed to convert unwritten extents", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `failed to convert unwritten extents to written extents -- potential data loss!  \(inode (?P<inode>\d+), error (?P<errno>-?\d+)\)$`)},
+	{fstype: FSExt4, kind: KindIOError, levels: lvErr, contains: "I/O error while writing superblock", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `I/O error while writing superblock$`)},
+	{fstype: FSExt4, kind: KindError, levels: lvCrit, byErrno: true, contains: "Delayed block allocation failed", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)$`)},
 	// Writeback that could not start a journal handle (the journal has
 	// aborted: err -30, EROFS).
-	{fstype: FSExt4, kind: KindError, byErrno: true, contains: ": jbd2_start: ", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Msg + `(?P<func>ext4_\w*writepages): jbd2_start: \d+ pages, ino (?P<inode>\d+); err (?P<errno>-?\d+)$`)},
-	// jbd2, fs/jbd2/journal.c and checkpoint.c.
-	{fstype: FSExt4, kind: KindShutdown, prefix: "Aborting journal on device ",
-		re: regexp.MustCompile(`^Aborting journal on device (?P<jdev>\S+?)\.?$`)},
-	{fstype: FSExt4, kind: KindIOError, contains: "I/O error when updating journal superblock", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: I/O error when updating journal superblock for (?P<jdev>\S+?)\.?$`)},
-	{fstype: FSExt4, kind: KindIOError, byErrno: true, contains: " detected when updating journal superblock", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: Error (?P<errno>-?\d+) detected when updating journal superblock for (?P<jdev>\S+?)\.?$`)},
-	{fstype: FSExt4, kind: KindIOError, contains: "Detected IO errors ", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: Detected IO errors (?:\d+ )?while flushing file data on (?P<jdev>\S+?)\.?$`)},
+	{fstype: FSExt4, kind: KindError, levels: lvCrit, byErrno: true, contains: ": jbd2_start: ", prefix: "EXT4-fs (",
+		re: regexp.MustCompile(ext4Ms + `(?P<func>ext4_\w*writepages): jbd2_start: \d+ pages, ino (?P<inode>\d+); err (?P<errno>-?\d+)$`)},
+	// jbd2, fs/jbd2/journal.c and commit.c.
+	{fstype: FSExt4, kind: KindShutdown, levels: lvErr, prefix: "Aborting journal on device ",
+		re: regexp.MustCompile(`^Aborting journal on device (?P<jdev>[^\s\[\]]+?)\.$`)},
+	{fstype: FSExt4, kind: KindIOError, levels: lvErr, contains: "I/O error when updating journal superblock", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: I/O error when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
+	{fstype: FSExt4, kind: KindIOError, levels: lvErr, byErrno: true, contains: " detected when updating journal superblock", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: Error (?P<errno>-?\d+) detected when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
+	{fstype: FSExt4, kind: KindIOError, levels: lvErrOrWarn, contains: "Detected IO errors ", prefix: "JBD2: ",
+		re: regexp.MustCompile(`^JBD2: Detected IO errors (?:\d+ )?while flushing file data on (?P<jdev>[^\s\[\]]+?)$`)},
 
 	// XFS, fs/xfs/xfs_fsops.c, xfs_log.c, xfs_error.c, xfs_buf.c, ...
-	{fstype: FSXFS, kind: KindShutdown, contains: "User initiated shutdown", prefix: "XFS (",
+	// xfs_alert prints at KERN_ALERT, xfs_warn at KERN_WARNING.
+	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "User initiated shutdown", prefix: "XFS (",
 		re: regexp.MustCompile(xfsPre + `User initiated shutdown received\.?$`)},
-	{fstype: FSXFS, kind: KindShutdown, contains: "Shutting down filesystem", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `.*\(0x[0-9a-f]+\) detected at (?P<func>[^\s+]+)\S* .*Shutting down filesystem`)},
-	{fstype: FSXFS, kind: KindShutdown, contains: "Shutting down filesystem", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `.*Shutting down filesystem`)},
-	{fstype: FSXFS, kind: KindShutdown, contains: "shut down due to log error", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Filesystem has been shut down due to log error \(0x[0-9a-f]+\)`)},
-	{fstype: FSXFS, kind: KindShutdown, contains: "xfs_do_force_shutdown(", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `xfs_do_force_shutdown\(0x[0-9a-f]+\) called from line \d+ of file `)},
-	{fstype: FSXFS, kind: KindChecksum, contains: "Metadata CRC error detected at ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Metadata CRC error detected at (?P<func>[^\s+,]+)[^,]*, (?:inode 0x(?P<inohex>[0-9a-f]+)|[\w.]+ block 0x[0-9a-f]+)`)},
-	{fstype: FSXFS, kind: KindCorruption, contains: "Metadata corruption detected at ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Metadata corruption detected at (?P<func>[^\s+,]+)[^,]*, (?:inode 0x(?P<inohex>[0-9a-f]+)|[\w.]+ block 0x[0-9a-f]+)`)},
-	{fstype: FSXFS, kind: KindCorruption, contains: "Corruption detected. Unmount", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Corruption detected\. Unmount and run xfs_repair`)},
-	{fstype: FSXFS, kind: KindCorruption, contains: "Internal error ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Internal error \S+ at line \d+ of file \S+\.\s+Caller (?P<func>[^\s+]+)`)},
-	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "metadata I/O error in \"", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `metadata I/O error in "(?P<func>[^"+]*)[^"]*" at daddr 0x[0-9a-f]+ len \d+ error (?P<errno>\d+)`)},
-	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "metadata I/O error: block ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `metadata I/O error: block 0x[0-9a-f]+ \("(?P<func>[^"+]*)[^"]*"\) error (?P<errno>\d+)`)},
-	{fstype: FSXFS, kind: KindIOError, byErrno: true, contains: "log I/O error ", prefix: "XFS (",
+	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: ".  Shutting down filesystem", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `[A-Z][A-Za-z/ -]* \(` + hexRE + `\) detected at ` + symRE + ` \([\w/.-]+:\d+\)\.  Shutting down filesystem\.?$`)},
+	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "Shutting down filesystem", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `(?:Corruption of in-memory data detected\.|Corruption of on-disk metadata detected\.|Log I/O Error Detected\.|I/O Error Detected\.|All device paths lost\.) {1,2}Shutting down filesystem\.?$`)},
+	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "shut down due to log error", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Filesystem has been shut down due to log error \(` + hexRE + `\)\.?$`)},
+	{fstype: FSXFS, kind: KindShutdown, levels: levels(LevelAlert, LevelNotice), contains: "xfs_do_force_shutdown(", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `xfs_do_force_shutdown\(` + hexRE + `\) called from line \d+ of file [\w/.-]+\.  ?Return address = (?:` + hexRE + `|[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?)$`)},
+	{fstype: FSXFS, kind: KindChecksum, levels: lvAlert, contains: "Metadata CRC error detected at ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Metadata CRC error detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Metadata corruption detected at ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Metadata corruption detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Corruption detected. Unmount", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Corruption detected\. Unmount and run xfs_repair$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Internal error ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Internal error [\w()!=<>&|. -]+ at line \d+ of file [\w/.-]+\.  Caller ` + symRE + `$`)},
+	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "metadata I/O error in \"", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `metadata I/O error in "` + symRE + `" at daddr ` + hexRE + ` len \d+ error (?P<errno>\d+)$`)},
+	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "metadata I/O error: block ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `metadata I/O error: block ` + hexRE + ` \("(?P<func>\w+)"\) error (?P<errno>\d+)(?: numblks \d+)?$`)},
+	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "log I/O error ", prefix: "XFS (",
 		re: regexp.MustCompile(xfsPre + `log I/O error (?P<errno>-?\d+)$`)},
-	{fstype: FSXFS, kind: KindIOError, contains: "Failing async write", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Failing async write on buffer block 0x[0-9a-f]+\. Retrying async write\.`)},
-	{fstype: FSXFS, kind: KindIOError, contains: "page discard on page ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `page discard on page \S+, inode 0x(?P<inohex>[0-9a-f]+), pos \d+`)},
-	{fstype: FSXFS, kind: KindCorruption, byErrno: true, contains: "Failed to read root inode ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Failed to read root inode 0x(?P<inohex>[0-9a-f]+), error (?P<errno>\d+)`)},
-	{fstype: FSXFS, kind: KindCorruption, contains: "Uncorrected metadata errors detected", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Uncorrected metadata errors detected; please run xfs_repair`)},
-	{fstype: FSXFS, kind: KindCorruption, contains: "Corruption warning: Metadata has LSN", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Corruption warning: Metadata has LSN \(`)},
+	{fstype: FSXFS, kind: KindIOError, levels: levels(LevelAlert, LevelWarning), contains: "Failing async write", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Failing async write on buffer block ` + hexRE + `\. Retrying async write\.$`)},
+	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, contains: "page discard on page ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `page discard on page \w+, inode 0x(?P<inohex>[0-9a-f]+), pos \d+\.?$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, byErrno: true, contains: "Failed to read root inode ", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Failed to read root inode 0x(?P<inohex>[0-9a-f]+), error (?P<errno>\d+)$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, contains: "Uncorrected metadata errors detected", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Uncorrected metadata errors detected; please run xfs_repair\.$`)},
+	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, contains: "Corruption warning: Metadata has LSN", prefix: "XFS (",
+		re: regexp.MustCompile(xfsPre + `Corruption warning: Metadata has LSN \(\d+:\d+\) ahead of current LSN \(\d+:\d+\)\. Please unmount and run xfs_repair \(>= v4\.3\) to resolve\.$`)},
 
-	// btrfs, fs/btrfs/*.c.
-	{fstype: FSBtrfs, kind: KindChecksum, contains: "csum failed ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `csum failed (?:root -?\d+ )?ino (?P<inode>\d+) `)},
-	{fstype: FSBtrfs, kind: KindDeviceError, contains: " errs: wr ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `bdev (?P<path>\S+) errs: wr \d+, rd \d+, flush \d+, corrupt \d+, gen \d+`)},
-	{fstype: FSBtrfs, kind: KindChecksum, contains: "checksum verify failed on ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `checksum verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted `)},
-	{fstype: FSBtrfs, kind: KindCorruption, prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:bad tree block start|bad tree block level|bad fsid on|parent transid verify failed on|level verify failed on|tree first key mismatch|tree level mismatch)`)},
-	{fstype: FSBtrfs, kind: KindCorruption, contains: "corrupt ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `corrupt (?:leaf|node)[:,]`)},
-	{fstype: FSBtrfs, kind: KindCorruption, contains: "time tree block corruption detected", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:block=\d+ )?(?:read|write) time tree block corruption detected`)},
-	{fstype: FSBtrfs, kind: KindError, byErrno: true, contains: "Transaction aborted (error ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `Transaction aborted \(error (?P<errno>-?\d+)\)`)},
-	{fstype: FSBtrfs, kind: KindShutdown, contains: "forced readonly", prefix: "BTRFS ",
+	// btrfs, fs/btrfs/*.c. The level word of the prefix must be the
+	// record's level (btrfsLevel).
+	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "csum failed ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `csum failed (?:root -?\d+ )?ino (?P<inode>\d+) off \d+ csum ` + hexRE + ` expected csum ` + hexRE + ` mirror \d+$`)},
+	{fstype: FSBtrfs, kind: KindDeviceError, levels: lvBtrfs, contains: " errs: wr ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `bdev (?P<path>/\S+) errs: wr \d+, rd \d+, flush \d+, corrupt \d+, gen \d+$`)},
+	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "checksum verify failed on ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `checksum verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted (?:csum )?` + hexRE + ` found (?:csum )?` + hexRE + ` level \d+$`)},
+	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:bad tree block start, (?:mirror \d+ )?want \d+ have \d+|bad tree block level,? .+|bad fsid on (?:logical|block) \d+(?: mirror \d+)?|parent transid verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|level verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|tree first key mismatch .+|tree level mismatch .+)$`)},
+	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, contains: "corrupt ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `corrupt (?:leaf|node)[:,] (?:root|block)=.+$`)},
+	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, contains: "time tree block corruption detected", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:block=\d+ )?(?:read|write) time tree block corruption detected$`)},
+	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, byErrno: true, contains: "Transaction aborted (error ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `Transaction aborted \(error (?P<errno>-?\d+)\)$`)},
+	{fstype: FSBtrfs, kind: KindShutdown, levels: lvBtrfs, contains: "forced readonly", prefix: "BTRFS ",
 		re: regexp.MustCompile(btrPre + `forced readonly$`)},
-	{fstype: FSBtrfs, kind: KindChecksum, contains: "checksum error at logical ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?checksum error at logical \d+ on dev (?P<path>[^,\s]+)(?:,? physical \d+,? root \d+,? inode (?P<inode>\d+))?`)},
-	{fstype: FSBtrfs, kind: KindIOError, contains: "i/o error at logical ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?i/o error at logical \d+ on dev (?P<path>[^,\s]+)`)},
-	{fstype: FSBtrfs, kind: KindError, contains: "unable to fixup ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>[^,\s]+)`)},
-	{fstype: FSBtrfs, kind: KindIOError, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>[^\s(]+)(?: \((?P<errno>-?\d+)\))?`)},
-	{fstype: FSBtrfs, kind: KindIOError, byErrno: true, contains: "direct IO failed ino ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `direct IO failed ino (?P<inode>\d+) .*err no (?P<errno>-?\d+)`)},
-	{fstype: FSBtrfs, kind: KindIOError, contains: "error writing primary super block", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `error writing primary super block to device`)},
-	{fstype: FSBtrfs, kind: KindError, contains: "failed to read ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `failed to read [\w ]*tree: (?P<errno>-?\d+)$`)},
-	{fstype: FSBtrfs, kind: KindError, contains: "open_ctree failed", prefix: "BTRFS ",
+	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "checksum error at logical ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?checksum error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+,? root \d+,? inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: .*\)|,? physical \d+(?:,? root \d+.*)?)?$`)},
+	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "i/o error at logical ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?i/o error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+(?:,? root \d+.*)?)?$`)},
+	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "unable to fixup ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+)?$`)},
+	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>/[^\s(]+)(?: \((?P<errno>-?\d+)\))?$`)},
+	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: "direct IO failed ino ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `direct IO failed ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<errno>-?\d+)$`)},
+	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "error writing primary super block", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `error writing primary super block to device \d+$`)},
+	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "failed to read ", prefix: "BTRFS ",
+		re: regexp.MustCompile(btrPre + `failed to read (?:[a-z]+ )*tree: (?P<errno>-?\d+)$`)},
+	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "open_ctree failed", prefix: "BTRFS ",
 		re: regexp.MustCompile(btrPre + `open_ctree failed(?::? (?P<errno>-?\d+))?$`)},
-	{fstype: FSBtrfs, kind: KindError, byErrno: true, contains: ": errno=", prefix: "BTRFS: error (device ",
-		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?: state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+)`)},
+	// btrfs_handle_fs_error, __btrfs_abort_transaction (KERN_CRIT).
+	{fstype: FSBtrfs, kind: KindError, levels: lvCrit, byErrno: true, contains: ": errno=", prefix: "BTRFS: error (device ",
+		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?: state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+) [A-Za-z /]+(?: \(.*\))?$`)},
 
 	// Block layer, block/blk-mq.c (blk_print_req_error; older kernels
-	// prefixed it with the function name) and fs/buffer.c, fs/ext4/page-io.c.
-	{fstype: FSBlock, kind: KindIOError, contains: " error, dev ",
-		re:     regexp.MustCompile(`^(?:blk_update_request: |print_req_error: |end_request: )?(?P<status>I/O|[a-z][a-z ]*[a-z]) error, dev (?P<dev>[^\s,]+), sector (?P<sector>\d+)(?: op 0x[0-9a-f]+:\((?P<op>[A-Z_]+)\))?`),
+	// prefixed it with the function name) and fs/buffer.c (KERN_ERR).
+	{fstype: FSBlock, kind: KindIOError, levels: lvErr, contains: " error, dev ",
+		re:     regexp.MustCompile(`^(?:blk_update_request: |print_req_error: |end_request: )?` + statusRE + ` error, dev (?P<dev>[^\s,\[\]]+), sector (?P<sector>\d+)(?: op 0x[0-9a-f]+:\(` + opRE + `\) flags 0x[0-9a-f]+ phys_seg \d+(?: prio class \d+)?)?$`),
 		adjust: blkStatusName},
-	{fstype: FSBlock, kind: KindIOError, prefix: "Buffer I/O error on dev",
-		re:     regexp.MustCompile(`^Buffer I/O error on dev(?:ice)? (?P<dev>[^\s,]+), logical block \d+(?P<what>.*)$`),
+	{fstype: FSBlock, kind: KindIOError, levels: lvErr, prefix: "Buffer I/O error on dev",
+		re:     regexp.MustCompile(`^Buffer I/O error on dev(?:ice)? (?P<dev>[^\s,\[\]]+), logical block \d+(?P<what>, (?:lost (?:sync |async )?page write|async page read))?$`),
 		adjust: bufferOp},
 }
 
@@ -264,17 +317,26 @@ var rules = []rule{
 const maxTextLen = 4096
 
 // Classify reports whether the record is a file system or block layer
-// error message of the kernel and, if it is, describes it. Records not
-// logged by the kernel (facility other than 0: written to /dev/kmsg by user
-// space, which anyone with write access to it can do) are never
-// recognised, nor are texts longer than the kernel writes.
+// error message of the kernel and, if it is, describes it.
+//
+// Only what the kernel itself wrote, in the kernel's own words, is
+// recognised: records not logged by the kernel (facility other than 0:
+// written to /dev/kmsg by user space) never are, nor are texts longer than
+// the kernel writes, continuation fragments, or records at a log level
+// other than the one the kernel prints that message at. Every pattern
+// spells out its message from start to end, so kernel records that begin
+// with or embed text a user chooses (a process name, a file name: "COMM[PID]:
+// segfault at ... in FILE[...]") cannot pass for a file system error.
 func Classify(r Record) (Message, bool) {
-	if !r.Kernel() || len(r.Message) > maxTextLen {
+	if !r.Kernel() || r.Continued || len(r.Message) > maxTextLen {
 		return Message{}, false
 	}
 	text := r.Message
 	for i := range rules {
 		ru := &rules[i]
+		if !ru.levels.has(r.Level) {
+			continue
+		}
 		if ru.prefix != "" && !strings.HasPrefix(text, ru.prefix) {
 			continue
 		}
@@ -290,6 +352,9 @@ func Classify(r Record) (Message, bool) {
 			if name != "" && sub[j] != "" {
 				groups[name] = sub[j]
 			}
+		}
+		if w, ok := groups["blevel"]; ok && btrfsLevels[w] != r.Level {
+			continue
 		}
 		m := Message{Record: r, FSType: ru.fstype, Kind: ru.kind, Text: text}
 		if m.fill(groups) && ru.byErrno {
@@ -368,10 +433,39 @@ var errnoKinds = map[syscall.Errno]Kind{
 	syscall.ESHUTDOWN: KindShutdown,
 }
 
+// btrfsLevels maps the level words of btrfs messages to the log levels
+// btrfs_printk prints them at.
+var btrfsLevels = map[string]int{
+	"emergency": LevelEmerg, "alert": LevelAlert, "critical": LevelCrit, "error": LevelErr,
+	"warning": LevelWarning, "notice": LevelNotice, "info": LevelInfo,
+}
+
+// maxComm is the longest process name the kernel prints (TASK_COMM_LEN
+// less its NUL).
+const maxComm = 15
+
+// ext4CommText returns the text of an ext4 error from what follows "comm ":
+// the process name, ": ", the text. The name is the task's own, which any
+// user can set to anything up to 15 bytes, ": " included, so the text is
+// taken after the last ": " that can still end a name: what is returned is
+// then always a part of the kernel's text, never of the name.
+func ext4CommText(rest string) string {
+	cut := -1
+	for i := 0; i <= maxComm && i+2 <= len(rest); i++ {
+		if rest[i] == ':' && rest[i+1] == ' ' {
+			cut = i + 2
+		}
+	}
+	if cut < 0 {
+		return ""
+	}
+	return rest[cut:]
+}
+
 // ext4ErrorKind refines the kind of an "EXT4-fs error" message from the
-// words of its text (the part after "comm NAME: ").
+// words of its text (the part after "comm NAME: ", see ext4CommText).
 func ext4ErrorKind(m *Message, g map[string]string) {
-	text := strings.ToLower(g["text"])
+	text := strings.ToLower(ext4CommText(g["rest"]))
 	switch {
 	case strings.Contains(text, "abort forced by user"), strings.Contains(text, "detected aborted journal"):
 		m.Kind = KindShutdown

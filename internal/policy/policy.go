@@ -52,6 +52,11 @@ type Decision struct {
 	// Actions are the recovery actions to run now (each action runs once
 	// per incident unless its rule says repeat).
 	Actions []config.Action
+	// Withheld are the recovery actions the rule would have run now, not
+	// run because only the kernel log reports the error and nothing
+	// corroborates it (event.Event.CorroboratedBy) while the rule does not
+	// set ActOnKernelLog. They stay due for the incident's next event.
+	Withheld []config.Action
 	// Alerts are the alerts to send now: the first alert of a new incident
 	// or an escalation, and a digest or reminder that was due. Empty when
 	// the event was folded.
@@ -285,7 +290,11 @@ func (e *Engine) Evaluate(ev *event.Event, now time.Time) Decision {
 			d.Folded = true
 		}
 	}
-	d.Actions = e.actions(inc, r, now)
+	if trustedEvidence(ev) || r.cfg.ActOnKernelLog {
+		d.Actions = e.actions(inc, r, now)
+	} else {
+		d.Withheld = e.dueActions(inc, r, now)
+	}
 	e.changed[inc.ID] = inc
 	d.Incident = inc.clone()
 	return d
@@ -524,15 +533,32 @@ func (e *Engine) raise(inc *IncidentState, typ string, now time.Time, count uint
 	}
 }
 
-// actions returns r's actions to run now for inc and records them.
-func (e *Engine) actions(inc *IncidentState, r *rule, now time.Time) []config.Action {
+// trustedEvidence reports whether ev may set off recovery actions on its
+// own: every source but the kernel log is structured data no user can
+// write, and a kernel-log event counts once something else corroborates it.
+func trustedEvidence(ev *event.Event) bool {
+	return ev.Source != event.SourceKmsg || ev.CorroboratedBy != ""
+}
+
+// dueActions returns r's actions that would run now for inc, without
+// recording them.
+func (e *Engine) dueActions(inc *IncidentState, r *rule, now time.Time) []config.Action {
 	var out []config.Action
 	for _, a := range r.cfg.Actions {
-		k := a.Key()
-		last, ran := inc.Actions[k]
+		last, ran := inc.Actions[a.Key()]
 		if ran && (!a.Repeat || e.flood.Window > 0 && now.Sub(last) < e.flood.Window) {
 			continue
 		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// actions returns r's actions to run now for inc and records them.
+func (e *Engine) actions(inc *IncidentState, r *rule, now time.Time) []config.Action {
+	var out []config.Action
+	for _, a := range e.dueActions(inc, r, now) {
+		k := a.Key()
 		if inc.Actions == nil {
 			inc.Actions = make(map[string]time.Time)
 		}

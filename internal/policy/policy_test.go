@@ -808,3 +808,51 @@ func TestIDsUniqueWhenReopenedAtOnce(t *testing.T) {
 		t.Errorf("ids %s %s %s", a.ID, r[0].ID, b.ID)
 	}
 }
+
+// TestKernelLogAloneRunsNoAction: an error only the kernel log reports,
+// with nothing corroborating it, alerts but runs no recovery action — the
+// actions are withheld and stay due — unless the rule sets
+// act_on_kernel_log; a corroborated one, or any other source, runs them.
+func TestKernelLogAloneRunsNoAction(t *testing.T) {
+	const rules = `
+[[rule]]
+name = "srv"
+match = { mountpoint = ["/srv"] }
+%s
+[[rule.actions]]
+name = "remount-ro"
+`
+	kmsgOnly := func(e *event.Event) { e.Source = event.SourceKmsg }
+	corroborated := func(e *event.Event) { e.Source, e.CorroboratedBy = event.SourceKmsg, event.CorroboratedXFSShutdown }
+	e := engine(t, strings.Replace(rules, "%s", "", 1))
+	d := e.Evaluate(ev(eio, kmsgOnly), at(0))
+	if len(d.Actions) != 0 || len(d.Withheld) != 1 || d.Withheld[0].Name != "remount-ro" {
+		t.Errorf("uncorroborated kernel-log event: actions %v, withheld %v; want none run, remount-ro withheld", d.Actions, d.Withheld)
+	}
+	if len(d.Alerts) != 1 {
+		t.Errorf("uncorroborated kernel-log event: %d alerts, want 1", len(d.Alerts))
+	}
+	// The action stays due: the incident's next, corroborated event runs it.
+	d = e.Evaluate(ev(eio, corroborated), at(10*sec))
+	if len(d.Actions) != 1 || len(d.Withheld) != 0 {
+		t.Errorf("corroborated event after a withheld action: actions %v, withheld %v; want remount-ro run", d.Actions, d.Withheld)
+	}
+	d = e.Evaluate(ev(eio, kmsgOnly), at(20*sec))
+	if len(d.Actions) != 0 || len(d.Withheld) != 0 {
+		t.Errorf("after the action ran: actions %v, withheld %v; want neither", d.Actions, d.Withheld)
+	}
+	// FAN_FS_ERROR (and the btrfs counters) need no corroboration.
+	e = engine(t, strings.Replace(rules, "%s", "", 1))
+	for _, src := range []string{event.SourceFanotify, event.SourceBtrfs, event.SourceRecorded} {
+		d = e.Evaluate(ev(euclean, func(e *event.Event) { e.Source = src }), at(30*sec))
+		e.Resolve("u1", at(31*sec))
+		if len(d.Actions) != 1 {
+			t.Errorf("source %s: actions %v, want remount-ro", src, d.Actions)
+		}
+	}
+	// The rule may opt in.
+	e = engine(t, strings.Replace(rules, "%s", "act_on_kernel_log = true", 1))
+	if d := e.Evaluate(ev(eio, kmsgOnly), at(0)); len(d.Actions) != 1 || len(d.Withheld) != 0 {
+		t.Errorf("act_on_kernel_log: actions %v, withheld %v; want remount-ro run", d.Actions, d.Withheld)
+	}
+}

@@ -84,6 +84,7 @@ func RequireCommand(t testing.TB, name, debianPackage string) {
 // Each setup runs once, in the process that runs the tests, before them; the
 // function it returns runs after them. A setup error ends the run.
 func MainInMountNamespace(m *testing.M, setups ...func() (func(), error)) {
+	faultIfAsked()
 	if os.Getenv(ReexecEnv) != "" || os.Geteuid() != 0 {
 		os.Exit(runWithSetups(m, setups))
 	}

@@ -53,6 +53,9 @@ type correlator struct {
 	// lastEvent is when each file system last had a fanotify event (or an
 	// increase of its error counters).
 	lastEvent map[*enrich.Filesystem]time.Time
+	// corroborate, if set, checks each event made of messages alone
+	// against evidence other than the kernel log (Watcher.corroborate).
+	corroborate func(e *event.Event, fs *enrich.Filesystem, msgTime time.Time)
 }
 
 func newCorrelator(hold time.Duration) *correlator {
@@ -158,6 +161,9 @@ func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.
 		}
 		groups[k] = len(out)
 		out = append(out, kmsgEvent(&m))
+		if c.corroborate != nil {
+			c.corroborate(&out[len(out)-1], m.fs, m.at)
+		}
 	}
 	for k, i := range groups {
 		e := &out[i]

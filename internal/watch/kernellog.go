@@ -139,6 +139,7 @@ func (w *Watcher) indexKernelNames() {
 	for fs := range k.known {
 		if !slices.Contains(all, fs) {
 			delete(k.known, fs)
+			delete(w.btrfsIncreased, fs)
 			k.corr.forget(fs)
 		}
 	}
@@ -218,6 +219,10 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 			if !ok {
 				continue
 			}
+			if !deviceFieldAgrees(k.sysRoot, &m) {
+				w.log.Warn("kernel log record ignored: its DEVICE field does not name the device its text names", "device", m.Device, "field", it.Fields["DEVICE"])
+				continue
+			}
 			fs := w.kernelLogFS(&m)
 			if fs == nil {
 				w.log.Debug("kernel log error about a device no watched file system is on", "device", m.Device, "text", m.Text)
@@ -229,6 +234,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				// stands for that event, messages around it included.
 				e := kmsgEvent(&kernelMsg{Message: m, fs: fs, at: now})
 				e.LostReport = true
+				w.corroborate(&e, fs, now)
 				e.Message = "the kernel could not deliver this error as a FAN_FS_ERROR event and logged it instead"
 				k.corr.claim(&e, fs, now)
 				out = append(out, e)
@@ -306,6 +312,7 @@ func (w *Watcher) btrfsCheck(fs *enrich.Filesystem, now time.Time, out []event.E
 		return out
 	}
 	w.btrfsSaved(uuid)
+	w.btrfsIncreased[fs] = now
 	return append(out, btrfsEvents(fs, incs, now, w.klog.corr)...)
 }
 

@@ -220,6 +220,10 @@ func TestKernelLogOnlyErrorBecomesEvent(t *testing.T) {
 		!strings.Contains(e.KernelMessage, "I/O error 10 writing to inode 12") || e.PID != 0 {
 		t.Errorf("kernel-log event: %s", event.AppendText(nil, &e))
 	}
+	// ext4 has recorded no error: nothing but the log says there was one.
+	if e.CorroboratedBy != "" {
+		t.Errorf("kernel-log event on an ext4 that recorded no error is corroborated by %q", e.CorroboratedBy)
+	}
 
 	// A FAN_FS_ERROR report the kernel could not deliver (Linux 7.0+) is
 	// an event at once, which takes the messages around it.
@@ -299,6 +303,10 @@ func TestXFSShutdownReportedOnce(t *testing.T) {
 		}
 		if e.Error != "ESHUTDOWN" || !strings.Contains(e.KernelMessage, "shutdown") {
 			t.Errorf("kernel-log shutdown event: %s", event.AppendText(nil, &e))
+		}
+		// The shut down XFS refuses I/O: the log is not the only evidence.
+		if e.CorroboratedBy != event.CorroboratedXFSShutdown {
+			t.Errorf("kernel-log shutdown event corroborated by %q, want %q", e.CorroboratedBy, event.CorroboratedXFSShutdown)
 		}
 	case event.SourceFanotify:
 		if !strings.HasPrefix(e.KernelMessage, "XFS ("+im.Name+"): ") {
@@ -441,5 +449,74 @@ func TestBtrfsCounterIncreaseReported(t *testing.T) {
 		e.Btrfs.From != 0 || e.Btrfs.To == 0 || e.ErrorCount != uint32(e.Btrfs.To) || e.Error != "EBADMSG" ||
 		e.UUID == "" || e.Btrfs.FSUUID != e.UUID || !strings.HasPrefix(e.KernelMessage, "BTRFS ") {
 		t.Errorf("btrfs counter event: %s", event.AppendText(nil, &e))
+	}
+}
+
+// TestDeviceFieldMustAgree: a record whose structured DEVICE field names
+// another block device than its text is not trusted.
+func TestDeviceFieldMustAgree(t *testing.T) {
+	testutil.RequireRoot(t)
+	im := testutil.NewExt4(t, 0)
+	major, minor, err := kmsg.DeviceNumber("/sys", im.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(dev string) *kmsg.Message {
+		r, err := kmsg.ParseRecord([]byte(fmt.Sprintf("3,1,1,-;Buffer I/O error on dev %s, logical block 0, async page read\n SUBSYSTEM=block\n DEVICE=%s\n", im.Name, dev)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := kmsg.Classify(r)
+		if !ok {
+			t.Fatalf("%q not classified", r.Message)
+		}
+		return &m
+	}
+	if !deviceFieldAgrees("/sys", rec(fmt.Sprintf("b%d:%d", major, minor))) {
+		t.Errorf("a DEVICE field naming %s is not accepted", im.Name)
+	}
+	if deviceFieldAgrees("/sys", rec(fmt.Sprintf("b%d:%d", major, minor+1000))) {
+		t.Errorf("a DEVICE field naming another device is accepted")
+	}
+	if !deviceFieldAgrees("/sys", rec("+pci:0000:00:01.0")) {
+		t.Errorf("a DEVICE field that names no block device is not ignored")
+	}
+}
+
+// TestStopDeliversWhatIsHeld: when Run stops, kernel log messages still in
+// their hold and fanotify events still queued are delivered before it
+// returns, not dropped.
+func TestStopDeliversWhatIsHeld(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	a := testutil.NewExt4(t, 0)
+	b := testutil.NewExt4(t, 0)
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{a.Mountpoint, b.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: time.Hour}, false)
+	for i := range 16 {
+		write("4,%d,%d,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block %d)", 100+i, 1+i, b.Name, 9345+i)
+	}
+	if err := os.WriteFile("/sys/fs/ext4/"+a.Name+"/trigger_fs_error", []byte("just before the stop\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var got []event.Event
+	for len(c.events) > 0 {
+		got = append(got, <-c.events)
+	}
+	var fan, held bool
+	for _, e := range got {
+		switch {
+		case e.Device == a.Dev && e.Source == event.SourceFanotify && e.Error == "EUCLEAN":
+			fan = true
+		case e.Device == b.Dev && e.Source == event.SourceKmsg && e.ErrorCount == 16:
+			held = true
+		default:
+			t.Errorf("unexpected event: %s", event.AppendText(nil, &e))
+		}
+	}
+	if !fan || !held {
+		t.Errorf("after the stop: the queued FAN_FS_ERROR event delivered: %v; the 16 held kernel log messages delivered as one event: %v", fan, held)
 	}
 }

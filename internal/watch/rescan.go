@@ -51,7 +51,7 @@ func (w *Watcher) rescan() {
 			// the old set may be a new superblock: mark it again (marking
 			// an already marked superblock changes nothing).
 			if !anyCommonMount(f, wf.Filesystem) {
-				if err := w.group.MarkFilesystemErrors(f.MarkPath()); err != nil {
+				if _, _, err := w.markSuperblock(f, f.MarkPath(), wf.UUID); err != nil {
 					w.log.Warn("cannot watch file system again after it was remounted", "device", wf.Device, "reason", reason(err))
 				}
 			}

@@ -106,6 +106,9 @@ type Watcher struct {
 	following string
 	// rescanWanted is set by the follower; the reader loop rescans.
 	rescanWanted atomic.Bool
+	// stopping is set when Run's context is done: the reader loop then
+	// delivers what is still queued and held, and returns.
+	stopping atomic.Bool
 	// rescans counts the rescans of the mount table (tests).
 	rescans atomic.Int64
 	// calls are functions Do queued for the reader loop.
@@ -124,6 +127,9 @@ type Watcher struct {
 	btrfsPending []event.Event
 	// paths looks inode paths up; nil without Config.OnPath.
 	paths *pathfind.Finder
+	// btrfsIncreased is when each btrfs file system's error counters last
+	// went up, to corroborate its kernel log messages.
+	btrfsIncreased map[*enrich.Filesystem]time.Time
 
 	mu      sync.Mutex
 	running bool
@@ -169,6 +175,8 @@ func New(cfg Config) (*Watcher, error) {
 			w.log.Warn("not reading the kernel log: errors that only it reports (XFS before Linux 7.0, btrfs, the block layer) will be missed", "err", err)
 		} else {
 			w.klog = klog
+			w.btrfsIncreased = map[*enrich.Filesystem]time.Time{}
+			klog.corr.corroborate = w.corroborate
 			w.indexKernelNames()
 			w.log.Info("reading the kernel log", "path", path)
 		}
@@ -309,16 +317,35 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 	if other := w.registry.Lookup(info.FSID); other != nil && other.Dev() != fs.Dev() && slices.Contains(w.watched, other) {
 		return &SharedFSIDError{FSID: info.FSID.String(), Other: other.Device, OtherMountpoints: other.Mountpoints}
 	}
-	if err := w.group.MarkFilesystemErrors(path); err != nil {
+	fsid, via, err := w.markSuperblock(fs, path, info.UUID)
+	// A btrfs file system that cannot be marked at all is still watched
+	// through the kernel log, if it is read.
+	var noMark *noMarkError
+	if err != nil && (!errors.As(err, &noMark) || !w.cfg.KernelLog) {
 		return err
+	}
+	if fsid != nil && *fsid != info.FSID {
+		// Marked through another path (the btrfs top level): its
+		// events carry that path's fsid.
+		top := *info
+		top.FSID = *fsid
+		info = &top
 	}
 	entry, err := w.registry.Add(info)
 	if err != nil {
 		w.log.Warn("watching, without ext4 error details", "device", info.Device, "err", err)
 	}
 	w.watched = append(w.watched, entry)
-	w.log.Info("watching file system", "fstype", info.FSType, "device", info.Device,
-		"uuid", info.UUID, "mountpoints", info.Mountpoints)
+	attrs := []any{"fstype", info.FSType, "device", info.Device, "uuid", info.UUID, "mountpoints", info.Mountpoints}
+	switch {
+	case noMark != nil:
+		w.log.Warn("watching file system without a fanotify mark: its errors come from the kernel log and its device error counters",
+			append(attrs, "reason", noMark.Error())...)
+	case via != "":
+		w.log.Info("watching file system", append(attrs, "marked_through", via)...)
+	default:
+		w.log.Info("watching file system", attrs...)
+	}
 	return nil
 }
 
@@ -358,6 +385,10 @@ func (e *pathError) Unwrap() error { return e.err }
 // reason renders a mark error for humans: the classified reason if there is
 // one, else the error.
 func reason(err error) string {
+	var nm *noMarkError
+	if errors.As(err, &nm) {
+		return nm.Error()
+	}
 	var me *fanotify.MarkError
 	if errors.As(err, &me) && me.Reason != nil {
 		return fmt.Sprintf("%v (%v)", me.Reason, me.Err)
@@ -377,8 +408,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Unlock()
 	defer w.registry.Close()
 	defer w.stopPaths()
-	stop := context.AfterFunc(ctx, func() { w.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		w.stopping.Store(true)
+		w.group.SetReadDeadline(pastDeadline)
+	})
 	defer stop()
+	defer w.Close()
 	if w.mountSrc != nil {
 		followCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -419,8 +454,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		var err error
 		raws, err = w.group.ReadEvents(buf, raws[:0])
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// The follower interrupted the read: the mount table changed.
 			w.group.SetReadDeadline(time.Time{})
+			if w.stopping.Load() {
+				return w.drain(buf, raws, out)
+			}
+			// The follower interrupted the read: the mount table changed.
 			if w.rescanWanted.Swap(false) {
 				w.rescan()
 			}
@@ -487,6 +525,48 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// drain delivers, when Run stops, what the sources still hold: the events
+// queued in the fanotify group, the kernel log's records and the messages
+// the correlator holds (as events at once, not after their hold). Nothing
+// read is dropped on the way out.
+func (w *Watcher) drain(buf []byte, raws []fanotify.Event, out []event.Event) error {
+	out = out[:0]
+	for {
+		n, err := w.group.Queued()
+		if err != nil || n == 0 {
+			break
+		}
+		if raws, err = w.group.ReadEvents(buf, raws[:0]); err != nil {
+			var pe *fanotify.ParseError
+			if !errors.As(err, &pe) {
+				break
+			}
+			out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
+				Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
+		}
+		if w.klog != nil {
+			out = w.readKernelLog(out)
+		}
+		now := time.Now()
+		for i := range raws {
+			out = append(out, event.Event{})
+			ev := &out[len(out)-1]
+			if fs := w.enricher.Enrich(&raws[i], ev); w.klog != nil && fs != nil && !raws[i].IsOverflow() {
+				w.klog.corr.claim(ev, fs, now)
+			}
+		}
+	}
+	if k := w.klog; k != nil {
+		out = w.readKernelLog(out)
+		// Everything held is due now.
+		out, _ = k.corr.due(time.Now().Add(k.corr.hold), out)
+	}
+	if len(out) > 0 {
+		return w.cfg.Sink(out)
+	}
+	return nil
 }
 
 // Close stops watching: it closes the group, which removes its marks and

@@ -3,7 +3,6 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -41,9 +40,10 @@ import (
 //
 // Values are converted to text with fmt, after following pointers (a nil
 // pointer is empty), so {{ clean .Event.Inode }} prints the inode number.
-// Templates must pass every string that reaches a JSON body through json:
-// build composite strings with printf first, e.g.
-// {{ json (printf "%s on %s" .Summary .Host) }}.
+// In a template for a JSON body every action that prints ends in json
+// whether written or not (see jsonEscape): {{ .Summary }} inserts a quoted
+// JSON string, and composite strings are built with printf, e.g.
+// {{ printf "%s on %s" .Summary .Host }}.
 func Funcs() template.FuncMap {
 	return template.FuncMap{
 		"json":     jsonFunc,
@@ -238,16 +238,4 @@ func SampleAlert() *alert.Alert {
 		Filesystem: alert.Filesystem{UUID: ev.UUID, Device: ev.Device, FSType: ev.FSType, Mountpoints: ev.Mountpoints, Label: ev.Label},
 		ErrorKind:  ev.Error, Count: 2, Since: t.Add(-time.Minute), Event: ev, Test: true,
 	}
-}
-
-// CheckTemplate renders a body template as the channel would, with its
-// functions, against SampleAlert, and returns the error if that fails (a
-// field that does not exist, a function called wrongly): what the
-// configuration checker reports with the template's file and line.
-func CheckTemplate(text string) error {
-	t, err := template.New("template").Funcs(Funcs()).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return err
-	}
-	return t.Execute(io.Discard, SampleAlert())
 }

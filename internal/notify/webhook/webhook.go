@@ -1,9 +1,16 @@
 // Package webhook delivers alerts as HTTP POST requests: by default the
 // alert's JSON, or a body rendered from a Go text/template so that chat
 // services such as Slack, ntfy, Mattermost or Teams can be targeted. Requests
-// carry the alert id in X-Fshealth-Alert-Id (receivers de-duplicate on it)
-// and, when a secret is configured, an HMAC-SHA256 signature of the exact
-// body.
+// carry the alert id in X-Fshealth-Alert-Id (receivers de-duplicate on it).
+// With a signing secret, requests are signed as Standard Webhooks
+// (https://www.standardwebhooks.com) are: webhook-id (the alert id),
+// webhook-timestamp (the attempt's time) and webhook-signature, an
+// HMAC-SHA256 of the three, so that a captured request cannot be replayed
+// once the receiver's tolerance for the timestamp has passed. The older
+// secret signs the body alone.
+//
+// With a JSON content type, a body template inserts every value as JSON
+// (see Funcs), so that no event text can change the body's structure.
 //
 // Nothing secret (the HMAC key, header values, the URL's user information or
 // query values) ever appears in an error: URLs are shown redacted and
@@ -69,11 +76,17 @@ type Config struct {
 	Template string
 	// ContentType is the body's Content-Type; if empty, that of a
 	// Content-Type entry in Headers, else DefaultContentType.
-	// When it names JSON, a template's output is checked to be valid JSON
-	// (at New, with a sample alert, and at every Send).
+	// When it names JSON, a template inserts every value JSON-encoded (see
+	// jsonEscape) and its output is checked to be valid JSON (at New, with
+	// SampleAlert and HostileAlert, and at every Send).
 	ContentType string
-	// Secret, if set, is the HMAC-SHA256 key for the signature header.
+	// Secret, if set, is the HMAC-SHA256 key for the signature header,
+	// which signs the body alone (a captured request can be replayed).
 	Secret string
+	// SigningSecret, if set, is a Standard Webhooks secret ("whsec_" and
+	// base64, see ParseSigningSecret): requests then carry IDHeader,
+	// TimestampHeader and SignatureHeaderV1.
+	SigningSecret string
 	// SignatureHeader is the signature's header; DefaultSignatureHeader if
 	// empty.
 	SignatureHeader string
@@ -97,6 +110,8 @@ type Notifier struct {
 	jsonBody    bool
 	secret      []byte
 	sigHeader   string
+	signingKey  []byte
+	now         func() time.Time
 	timeout     time.Duration
 	userAgent   string
 	secrets     []string
@@ -124,6 +139,7 @@ func New(cfg Config) (*Notifier, error) {
 		sigHeader:   cfg.SignatureHeader,
 		timeout:     cfg.Timeout,
 		headers:     make(http.Header),
+		now:         time.Now,
 	}
 	if n.sigHeader == "" {
 		n.sigHeader = DefaultSignatureHeader
@@ -165,6 +181,14 @@ func New(cfg Config) (*Notifier, error) {
 		n.secret = []byte(cfg.Secret)
 		n.secrets = append(n.secrets, cfg.Secret)
 	}
+	if cfg.SigningSecret != "" {
+		key, err := ParseSigningSecret(cfg.SigningSecret)
+		if err != nil {
+			return fail("signing secret: %v", err)
+		}
+		n.signingKey = key
+		n.secrets = append(n.secrets, cfg.SigningSecret, strings.TrimPrefix(cfg.SigningSecret, SigningSecretPrefix))
+	}
 	names := make([]string, 0, len(cfg.Headers))
 	for k := range cfg.Headers {
 		names = append(names, k)
@@ -192,7 +216,8 @@ func New(cfg Config) (*Notifier, error) {
 			continue
 		case ck == "Content-Length" || ck == "Transfer-Encoding" || ck == "Connection":
 			return fail("header %s cannot be set", ck)
-		case ck == AlertIDHeader || ck == http.CanonicalHeaderKey(n.sigHeader):
+		case ck == AlertIDHeader || ck == http.CanonicalHeaderKey(n.sigHeader) ||
+			n.signingKey != nil && (ck == IDHeader || ck == TimestampHeader || ck == SignatureHeaderV1):
 			return fail("header %s is set by fshealth", ck)
 		}
 		n.headers.Set(ck, v)
@@ -207,13 +232,17 @@ func New(cfg Config) (*Notifier, error) {
 	n.jsonBody = isJSONType(n.contentType)
 
 	if cfg.Template != "" {
-		t, err := template.New(cfg.Name).Funcs(Funcs()).Option("missingkey=error").Parse(cfg.Template)
+		t, err := parseTemplate(cfg.Name, cfg.Template, n.jsonBody)
 		if err != nil {
 			return fail("template: %v", err)
 		}
 		n.tmpl = t
-		if _, err := n.body(SampleAlert()); err != nil {
-			return fail("%v (with a sample alert)", err)
+	}
+	// Render a request for a sample alert and a hostile one, as Send
+	// would, to find mistakes now rather than at the first error.
+	for _, s := range samples() {
+		if _, err := n.request(context.Background(), s.a); err != nil {
+			return fail("%v (with %s)", err, s.what)
 		}
 	}
 
@@ -249,19 +278,90 @@ func (n *Notifier) body(a *alert.Alert) ([]byte, error) {
 		}
 		return b, nil
 	}
+	b, err := n.render(a)
+	if err != nil {
+		return nil, fmt.Errorf("template: %v", err)
+	}
+	return b, nil
+}
+
+// render executes the body template for a and, for a JSON content type,
+// checks that the result is valid JSON.
+func (n *Notifier) render(a *alert.Alert) ([]byte, error) {
 	var buf bytes.Buffer
 	lw := &limitedWriter{w: &buf, n: maxBody}
 	if err := n.tmpl.Execute(lw, a); err != nil {
 		if lw.over {
-			return nil, fmt.Errorf("template: the body exceeds %d bytes", maxBody)
+			return nil, fmt.Errorf("the body exceeds %d bytes", maxBody)
 		}
-		return nil, fmt.Errorf("template: %v", err)
+		return nil, err
 	}
 	b := buf.Bytes()
-	if n.jsonBody && !json.Valid(b) {
-		return nil, fmt.Errorf("template: the body is not valid JSON (content type %s); use the json function for every value", n.contentType)
+	if n.jsonBody {
+		if err := checkJSON(b); err != nil {
+			return nil, fmt.Errorf("the body is not valid JSON (content type %s): %v", n.contentType, err)
+		}
 	}
 	return b, nil
+}
+
+// request builds the POST of a: its body, rendered and checked, and its
+// headers, signed for this attempt's time.
+func (n *Notifier) request(ctx context.Context, a *alert.Alert) (*http.Request, error) {
+	body, err := n.body(a)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("building the request: %v", n.scrub(err.Error()))
+	}
+	for k, v := range n.headers {
+		req.Header[k] = v
+	}
+	if n.host != "" {
+		req.Host = n.host
+	}
+	req.Header.Set("Content-Type", n.contentType)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", n.userAgent)
+	}
+	if !validMessageID(a.ID) {
+		return nil, fmt.Errorf("the alert id %q cannot be sent in a header", a.ID)
+	}
+	req.Header.Set(AlertIDHeader, a.ID)
+	if n.secret != nil {
+		req.Header.Set(n.sigHeader, Sign(n.secret, body))
+	}
+	if n.signingKey != nil {
+		ts := n.now().Unix()
+		req.Header.Set(IDHeader, a.ID)
+		req.Header.Set(TimestampHeader, strconv.FormatInt(ts, 10))
+		req.Header.Set(SignatureHeaderV1, SignV1(n.signingKey, a.ID, ts, body))
+	}
+	if err := checkHeaders(req.Header); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// checkHeaders returns an error if a request header's name or value could
+// end the header early or smuggle another: control characters, CR and LF
+// included. Values are not quoted (they may be secrets).
+func checkHeaders(h http.Header) error {
+	for k, vs := range h {
+		if !validToken(k) {
+			return fmt.Errorf("header %q is not a valid header name", k)
+		}
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+					return fmt.Errorf("header %s: the value has a control character", k)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Sign returns the signature header's value for body and key:
@@ -283,30 +383,12 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	if a == nil {
 		return n.errorf("no alert")
 	}
-	body, err := n.body(a)
+	ctx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	req, err := n.request(ctx, a)
 	if err != nil {
 		// Execution errors may quote alert data, such as a file name.
 		return n.errorf("%s", cleanLine(err.Error(), 500))
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url.String(), bytes.NewReader(body))
-	if err != nil {
-		return n.errorf("building the request: %v", n.scrub(err.Error()))
-	}
-	for k, v := range n.headers {
-		req.Header[k] = v
-	}
-	if n.host != "" {
-		req.Host = n.host
-	}
-	req.Header.Set("Content-Type", n.contentType)
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", n.userAgent)
-	}
-	req.Header.Set(AlertIDHeader, a.ID)
-	if n.secret != nil {
-		req.Header.Set(n.sigHeader, Sign(n.secret, body))
 	}
 
 	start := time.Now()

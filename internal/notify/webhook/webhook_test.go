@@ -310,7 +310,10 @@ func jsonStrings(v any) []string {
 
 // secrets are planted in the configuration and echoed by receivers; no
 // error may show them.
-var secrets = []string{"urlpass-s3cr3t", "urluser-s3cr3t", "qtoken-s3cr3t", "hmac-s3cr3t", "bearer-s3cr3t", "apikey-s3cr3t"}
+var secrets = []string{"urlpass-s3cr3t", "urluser-s3cr3t", "qtoken-s3cr3t", "hmac-s3cr3t", "bearer-s3cr3t", "apikey-s3cr3t", secretSigningKey}
+
+// secretSigningKey is the base64 part of secretConfig's signing secret.
+const secretSigningKey = "c2lnbmluZy1zM2NyM3Qtc2lnbmluZy1zM2NyM3Qtc2lnbmluZw=="
 
 func secretConfig(base string) Config {
 	u, _ := url.Parse(base)
@@ -318,10 +321,13 @@ func secretConfig(base string) Config {
 	u.Path = "/post"
 	u.RawQuery = "token=qtoken-s3cr3t"
 	return Config{
-		Name:    "sec",
-		URL:     u.String(),
-		Secret:  "hmac-s3cr3t",
-		Headers: map[string]string{"Authorization": "Bearer bearer-s3cr3t", "X-Api-Key": "apikey-s3cr3t"},
+		Name:   "sec",
+		URL:    u.String(),
+		Secret: "hmac-s3cr3t",
+		// SigningSecret's key, once decoded, is not itself sent: its
+		// base64 form is what a receiver could echo.
+		SigningSecret: SigningSecretPrefix + secretSigningKey,
+		Headers:       map[string]string{"Authorization": "Bearer bearer-s3cr3t", "X-Api-Key": "apikey-s3cr3t"},
 	}
 }
 
@@ -342,7 +348,7 @@ func TestStatusErrors(t *testing.T) {
 	}{
 		{500, "internal trouble", []string{`HTTP 500 Internal Server Error`, `"internal trouble"`}},
 		{404, "no such hook", []string{`HTTP 404 Not Found`, `"no such hook"`}},
-		{400, "bad: Bearer bearer-s3cr3t apikey-s3cr3t hmac-s3cr3t urlpass-s3cr3t qtoken-s3cr3t line\nbreak\x1b[2J", []string{`HTTP 400 Bad Request`, `xxxxx`, `line\nbreak\x1b[2J`}},
+		{400, "bad: Bearer bearer-s3cr3t apikey-s3cr3t hmac-s3cr3t urlpass-s3cr3t qtoken-s3cr3t whsec_" + secretSigningKey + " " + secretSigningKey + " line\nbreak\x1b[2J", []string{`HTTP 400 Bad Request`, `xxxxx`, `line\nbreak\x1b[2J`}},
 		{503, strings.Repeat("x", 5000), []string{`HTTP 503`, "…"}},
 		// A secret straddling the excerpt's end is scrubbed before the cut.
 		{401, strings.Repeat("y", 195) + "apikey-s3cr3t", []string{`HTTP 401 Unauthorized`, "yyyyyxxxxx"}},
@@ -483,7 +489,7 @@ func TestNewErrors(t *testing.T) {
 		{Config{Name: "g", URL: "http://x/", Headers: map[string]string{"x-fshealth-alert-id": "1"}}, `webhook "g": header X-Fshealth-Alert-Id is set by fshealth`},
 		{Config{Name: "h", URL: "http://x/", Template: `{"a": {{ json .Summary }`}, `webhook "h": template: template: h:1: unexpected "}" in operand`},
 		{Config{Name: "i", URL: "http://x/", Template: `{"a": {{ json .Sumary }}}`}, `webhook "i": template: template: i:1:`},
-		{Config{Name: "j", URL: "http://x/", Template: `{"a": "{{ .Summary }}"}`}, `webhook "j": template: the body is not valid JSON (content type application/json); use the json function for every value (with a sample alert)`},
+		{Config{Name: "j", URL: "http://x/", Template: `{"a": "{{ .Summary }}"}`}, "webhook \"j\": template: the body is not valid JSON (content type application/json): invalid character 'E' after object key:value pair at byte 9, near `{\"a\": \"\"EUCLEAN on` (each {{ }} inserts one complete JSON value, quotes included) (with a sample alert)"},
 		{Config{Name: "k", URL: "http://x/", Template: `{{ exec "id" }}`}, `webhook "k": template: template: k:1: function "exec" not defined`},
 		{Config{Name: "l", URL: "http://x/", Template: `{{ readFile "/etc/shadow" }}`}, `function "readFile" not defined`},
 		{Config{Name: "m", URL: "http://x/", ContentType: "json"}, `webhook "m": content type "json" is invalid`},
