@@ -36,6 +36,19 @@ func TestParseNcheck(t *testing.T) {
 	}
 }
 
+func TestParseStat(t *testing.T) {
+	out := "Inode: 13   Type: bad type    Mode:  0377   Flags: 0x80000\nGeneration: 4253319873    Version: 0x00000000:00000001\n" +
+		"User:     0   Group:     0   Project:     0   Size: 3\nFile ACL: 0\nLinks: 2   Blockcount: 2\n"
+	if links, gen, err := ParseStat([]byte(out), 13); err != nil || links != 2 || gen != 4253319873 {
+		t.Errorf("ParseStat = %d, %d, %v", links, gen, err)
+	}
+	for _, bad := range []string{"", "Links: 2\n", "Generation: 1\nLinks: x\n", "Generation: 99999999999\nLinks: 1\n"} {
+		if _, _, err := ParseStat([]byte(bad), 13); err == nil {
+			t.Errorf("ParseStat(%q) gave no error", bad)
+		}
+	}
+}
+
 func TestUnderMount(t *testing.T) {
 	ms := []Mount{{Point: "/srv/sub", Root: "/data"}, {Point: "/mnt", Root: "/"}}
 	for in, want := range map[string]string{

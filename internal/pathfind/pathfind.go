@@ -233,6 +233,16 @@ func (f *Finder) find(ctx context.Context, r *Request) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
+	// The inode as the device has it: its generation tells whether it is
+	// still the file the error was about (not deleted and reused), its
+	// link count how many names it can have.
+	links, gen, err := f.inode(ctx, dev, r.Inode)
+	if err != nil {
+		return "", 0, err
+	}
+	if r.Generation != 0 && gen != r.Generation {
+		return "", 0, fmt.Errorf("inode %d on %s has generation %d, not %d: the file was deleted and its inode reused", r.Inode, dev, gen, r.Generation)
+	}
 	names, err := f.ncheck(ctx, dev, r.Inode)
 	if err != nil {
 		return "", 0, err
@@ -240,17 +250,11 @@ func (f *Finder) find(ctx context.Context, r *Request) (string, int, error) {
 	if len(names) == 0 {
 		return "", 0, fmt.Errorf("no directory entry on %s names inode %d (deleted, or its entry not yet written to the device)", dev, r.Inode)
 	}
-	if len(names) > 1 {
-		// A name holding a newline followed by "INODE\t" could forge a
-		// record of the output; a file has at most as many names as
-		// links, so more records than links are not to be trusted.
-		links, err := f.links(ctx, dev, r.Inode)
-		if err != nil {
-			return "", 0, err
-		}
-		if len(names) > max(links, 1) {
-			return "", 0, fmt.Errorf("debugfs printed %d names for inode %d, which has %d link(s): a file name holding a newline makes its output ambiguous", len(names), r.Inode, links)
-		}
+	// A name holding a newline followed by "INODE\t" could forge a record
+	// of ncheck's output; a file has at most as many names as links, so
+	// more records than links are not to be trusted.
+	if len(names) > max(links, 1) {
+		return "", 0, fmt.Errorf("debugfs printed %d names for inode %d, which has %d link(s): a file name holding a newline makes its output ambiguous", len(names), r.Inode, links)
 	}
 	for _, n := range names {
 		if p, ok := underMount(n, r.Mounts); ok {
@@ -438,22 +442,44 @@ func ParseNcheck(out []byte, ino uint64) ([]string, error) {
 	return names, nil
 }
 
-// links returns the link count debugfs reads for inode ino.
-func (f *Finder) links(ctx context.Context, dev string, ino uint64) (int, error) {
+// inode returns the link count and generation debugfs reads for inode
+// ino.
+func (f *Finder) inode(ctx context.Context, dev string, ino uint64) (links int, gen uint32, err error) {
 	out, err := f.runDebugfs(ctx, dev, "stat <"+strconv.FormatUint(ino, 10)+">")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	return ParseStat(out, ino)
+}
+
+// ParseStat reads the link count and generation from debugfs's
+// `stat <INODE>` output ("Generation: 7    Version: ...", "Links: 2 ...").
+func ParseStat(out []byte, ino uint64) (links int, gen uint32, err error) {
+	haveLinks, haveGen := false, false
 	for _, l := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(l, "Links: "); ok {
-			if fs := strings.Fields(rest); len(fs) > 0 {
-				if n, err := strconv.Atoi(fs[0]); err == nil {
-					return n, nil
-				}
+		fs := strings.Fields(l)
+		if len(fs) < 2 {
+			continue
+		}
+		switch fs[0] {
+		case "Links:":
+			n, err := strconv.Atoi(fs[1])
+			if err != nil || n < 0 {
+				return 0, 0, fmt.Errorf("debugfs stat <%d>: bad link count %q", ino, fs[1])
 			}
+			links, haveLinks = n, true
+		case "Generation:":
+			g, err := strconv.ParseUint(fs[1], 10, 32)
+			if err != nil {
+				return 0, 0, fmt.Errorf("debugfs stat <%d>: bad generation %q", ino, fs[1])
+			}
+			gen, haveGen = uint32(g), true
 		}
 	}
-	return 0, fmt.Errorf("debugfs stat <%d> printed no link count", ino)
+	if !haveLinks || !haveGen {
+		return 0, 0, fmt.Errorf("debugfs stat <%d> printed no link count or generation: %q", ino, truncate(out))
+	}
+	return links, gen, nil
 }
 
 func truncate(b []byte) string {

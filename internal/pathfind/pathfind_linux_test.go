@@ -1,6 +1,7 @@
 package pathfind_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -77,13 +78,15 @@ func (c *errorCounter) since() int {
 	}
 }
 
-func inodeOf(t *testing.T, p string) uint64 {
+// idOf returns the inode number and generation of p, from its ext4 file
+// handle (32 bits each).
+func idOf(t *testing.T, p string) (uint64, uint32) {
 	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		t.Fatal(err)
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+	if err != nil || len(h.Bytes()) != 8 {
+		t.Fatalf("file handle of %s: %v", p, err)
 	}
-	return st.Ino
+	return uint64(binary.NativeEndian.Uint32(h.Bytes())), binary.NativeEndian.Uint32(h.Bytes()[4:])
 }
 
 // remount unmounts im, runs the debugfs requests on it and mounts it again.
@@ -186,14 +189,14 @@ func find(t *testing.T, f *pathfind.Finder, r pathfind.Request) pathfind.Result 
 }
 
 // request is the lookup of inode ino on im's file system.
-func request(t *testing.T, im *loopfs.Image, ino uint64) pathfind.Request {
+func request(t *testing.T, im *loopfs.Image, ino uint64, gen uint32) pathfind.Request {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(im.Mountpoint, &st); err != nil {
 		t.Fatal(err)
 	}
 	return pathfind.Request{FSKey: "test", FSType: "ext4", Device: im.Dev, Major: unix.Major(st.Dev), Minor: unix.Minor(st.Dev),
-		Mounts: []pathfind.Mount{{Point: im.Mountpoint, Root: "/"}}, Inode: ino, Generation: 1}
+		Mounts: []pathfind.Mount{{Point: im.Mountpoint, Root: "/"}}, Inode: ino, Generation: gen}
 }
 
 // TestFindOnDevice: paths are read from the device while the file system
@@ -224,7 +227,7 @@ func TestFindOnDevice(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vino := inodeOf(t, victim)
+	vino, vgen := idOf(t, victim)
 	forged := filepath.Join(mnt, "d\n"+strconv.FormatUint(vino, 10)+"\t")
 	if err := os.Mkdir(forged, 0o755); err != nil {
 		t.Fatal(err)
@@ -232,34 +235,39 @@ func TestFindOnDevice(t *testing.T) {
 	if err := os.Rename(victim, filepath.Join(forged, "shadow")); err != nil {
 		t.Fatal(err)
 	}
-	ino := inodeOf(t, bad)
+	ino, gen := idOf(t, bad)
 	remount(t, im, fmt.Sprintf("sif <%d> mode 0xff", ino))
 	if _, err := os.Lstat(link); !errors.Is(err, syscall.EUCLEAN) {
 		t.Fatalf("looking up the corrupted inode: %v, want EUCLEAN", err)
 	}
 	c := newErrorCounter(t, im)
 
-	res := find(t, &pathfind.Finder{}, request(t, im, ino))
+	res := find(t, &pathfind.Finder{}, request(t, im, ino, gen))
 	if res.Err != nil || res.Names != 2 || res.Path != link && res.Path != bad {
 		t.Errorf("corrupted inode with two names: path %q (%d names), %v; want %q or %q", res.Path, res.Names, res.Err, link, bad)
 	}
-	dir := find(t, &pathfind.Finder{}, request(t, im, inodeOf(t, odd)))
+	dino, dgen := idOf(t, odd)
+	dir := find(t, &pathfind.Finder{}, request(t, im, dino, dgen))
 	if dir.Err != nil || dir.Path != odd || dir.Names != 1 {
 		t.Errorf("directory with a newline in its name: %q, %v; want %q", dir.Path, dir.Err, odd)
 	}
-	fr := find(t, &pathfind.Finder{}, request(t, im, vino))
+	fr := find(t, &pathfind.Finder{}, request(t, im, vino, vgen))
 	if fr.Err == nil || !strings.Contains(fr.Err.Error(), "ambiguous") {
 		t.Errorf("a forged record was believed: path %q, %v", fr.Path, fr.Err)
 	}
-	none := find(t, &pathfind.Finder{}, request(t, im, 5000))
+	none := find(t, &pathfind.Finder{}, request(t, im, 5000, 0))
 	if none.Err == nil || !strings.Contains(none.Err.Error(), "no directory entry") {
 		t.Errorf("an unused inode: %q, %v; want no directory entry", none.Path, none.Err)
 	}
-	slow := find(t, &pathfind.Finder{Timeout: time.Nanosecond}, request(t, im, ino))
+	reused := find(t, &pathfind.Finder{}, request(t, im, ino, gen+1))
+	if reused.Err == nil || !strings.Contains(reused.Err.Error(), "deleted and its inode reused") {
+		t.Errorf("an inode of another generation: %q, %v; want it refused", reused.Path, reused.Err)
+	}
+	slow := find(t, &pathfind.Finder{Timeout: time.Nanosecond}, request(t, im, ino, gen))
 	if slow.Err == nil || !strings.Contains(slow.Err.Error(), "gave up after") {
 		t.Errorf("a lookup past its timeout: %q, %v", slow.Path, slow.Err)
 	}
-	big := find(t, &pathfind.Finder{MaxOutput: 8}, request(t, im, ino))
+	big := find(t, &pathfind.Finder{MaxOutput: 8}, request(t, im, ino, gen))
 	if big.Err == nil || !strings.Contains(big.Err.Error(), "more than 8 bytes") {
 		t.Errorf("a lookup past its output cap: %q, %v", big.Path, big.Err)
 	}
@@ -282,7 +290,8 @@ func TestLookupRemembers(t *testing.T) {
 	got := make(chan pathfind.Result, 4)
 	f := &pathfind.Finder{Found: func(r pathfind.Result) { got <- r }}
 	defer f.Close()
-	r := request(t, im, inodeOf(t, p))
+	pino, pgen := idOf(t, p)
+	r := request(t, im, pino, pgen)
 	for range 3 {
 		if _, pending, err := f.Lookup(r); !pending || err != nil {
 			t.Fatalf("Lookup: pending %v, %v", pending, err)
