@@ -7,9 +7,10 @@
 // more error of its own (`ext4_nfs_get_inode ... bogus i_mode`), replacing
 // the file system's recorded last error. A monitor must not change what it
 // watches, so pathfind never goes through the mounted file system: for ext4
-// it reads the directory tree from the block device, read-only, with
-// `debugfs -c -R "ncheck INODE" DEVICE` (catastrophic mode: the device is
-// opened read-only and the bitmaps are not even read), bounded in time and
+// it reads the inode and the directory tree from the block device,
+// read-only, with `debugfs -c -R "stat <INODE>"` and `"ncheck INODE"`
+// (catastrophic mode: the device is opened read-only and the bitmaps are
+// not even read), bounded in time and
 // output, at idle I/O priority, one lookup at a time, in a goroutine of its
 // own: the event that asked for the path is delivered without waiting, and
 // the path follows when it is found (Finder.Found).
