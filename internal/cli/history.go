@@ -137,11 +137,22 @@ the alert delivery backlog, and whether the daemon is running.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.stateDir()
 			pid, err := daemon.RunningPID(dir)
+			rt, _ := daemon.ReadRuntimeStatus(dir)
+			if rt != nil && pid == 0 {
+				pid, err = rt.PID, nil // degraded: it let go of the state directory
+			}
 			if err != nil {
 				return err
 			}
 			st, err := store.OpenReadOnly(store.PathIn(dir))
 			if err != nil {
+				if rt != nil && rt.Degraded != nil {
+					// The daemon runs, degraded: say so before the
+					// reason the history cannot be read.
+					fmt.Fprintf(g.stdout, "daemon: running (pid %d), state in %s\n", rt.PID, dir)
+					writeHistoryState(g.stdout, rt, dir)
+					return err
+				}
 				if pid == 0 {
 					return fmt.Errorf("the daemon is not running and has no history in %s: %w", dir, err)
 				}
@@ -162,10 +173,15 @@ the alert delivery backlog, and whether the daemon is running.`,
 			}
 			if asJSON {
 				doc := statusJSON(pid, dir, fss, backlog)
+				doc.History = historyDoc(rt, dir)
 				addLastPaths(&doc, fss, last)
 				return json.NewEncoder(g.stdout).Encode(doc)
 			}
-			return writeStatus(g.stdout, pid, dir, fss, backlog, last)
+			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
+				return err
+			}
+			writeHistoryState(g.stdout, rt, dir)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
@@ -181,6 +197,40 @@ type statusDoc struct {
 	} `json:"daemon"`
 	Filesystems []fsDoc         `json:"filesystems"`
 	Deliveries  []store.Backlog `json:"deliveries"`
+	History     histDoc         `json:"history"`
+}
+
+// histDoc says whether the history is recorded: "recorded", or
+// "degraded: history not recorded since …" while the daemon keeps it in
+// memory; and which damaged databases were moved aside.
+type histDoc struct {
+	State        string           `json:"state"`
+	Degraded     *daemon.Degraded `json:"degraded,omitempty"`
+	MemoryEvents int64            `json:"memory_events,omitempty"`
+	MovedAside   []string         `json:"moved_aside"`
+}
+
+func historyDoc(rt *daemon.RuntimeStatus, dir string) histDoc {
+	h := histDoc{State: "recorded", MovedAside: store.MovedAside(dir)}
+	if h.MovedAside == nil {
+		h.MovedAside = []string{}
+	}
+	if rt != nil && rt.Degraded != nil {
+		h.State, h.Degraded, h.MemoryEvents = rt.Degraded.Summary(), rt.Degraded, rt.MemoryEvents
+	}
+	return h
+}
+
+// writeHistoryState adds to the status what is wrong with the history.
+func writeHistoryState(w io.Writer, rt *daemon.RuntimeStatus, dir string) {
+	h := historyDoc(rt, dir)
+	if h.Degraded != nil {
+		fmt.Fprintf(w, "\nhistory: %s\n  (%d events kept in memory; they are committed when the state directory works again)\n",
+			event.Clean(h.State), h.MemoryEvents)
+	}
+	for _, p := range h.MovedAside {
+		fmt.Fprintf(w, "\nhistory: a damaged database was moved aside to %s and a new one started\n", event.Safe(p))
+	}
 }
 
 type fsDoc struct {

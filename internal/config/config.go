@@ -99,6 +99,16 @@ const (
 	JournalStderr = "stderr"
 )
 
+// E-mail transports (SMTP.Via).
+const (
+	// ViaSMTP speaks SMTP to a server.
+	ViaSMTP = "smtp"
+	// ViaSendmail hands the message to the local sendmail program.
+	ViaSendmail = "sendmail"
+	// DefaultSendmail is the sendmail program's path.
+	DefaultSendmail = "/usr/sbin/sendmail"
+)
+
 // SMTP transport security modes.
 const (
 	// TLSStartTLS requires STARTTLS.
@@ -269,6 +279,20 @@ type SMTP struct {
 	Timeout time.Duration
 	// SubjectPrefix starts every subject.
 	SubjectPrefix string
+	// Via is ViaSMTP (speak SMTP to Host) or ViaSendmail (hand the
+	// message to the local mail transfer agent).
+	Via string
+	// Sendmail is the sendmail program, for ViaSendmail.
+	Sendmail string
+	// CAFile is a PEM file of the authorities the server's certificate
+	// must chain to, instead of the system's.
+	CAFile string
+	// TLSFingerprints are SHA-256 fingerprints of accepted server
+	// certificates (pinned private relays).
+	TLSFingerprints []string
+	// AllowUnverifiedAuth lets starttls-opportunistic send the
+	// credentials over a session whose certificate cannot be verified.
+	AllowUnverifiedAuth bool
 }
 
 // Alertmanager is one Prometheus Alertmanager channel (a cluster of

@@ -139,7 +139,7 @@ func TestErrors(t *testing.T) {
 		{"reserved channel name", "[[webhook]]\nname = \"all\"\nurl = \"http://x\"", `f.toml:2: webhook[1].name: "all" is reserved`},
 		{"duplicate channel name", "[[webhook]]\nname = \"ops\"\nurl = \"http://x\"\n[[smtp]]\nname = \"ops\"\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]", `f.toml:5: smtp[1].name: channel name "ops" is already used by webhook[1]`},
 		{"smtp from", "[[smtp]]\nhost = \"mail\"\nfrom = \"root@\"\nto = [\"a@b.c\"]", `f.toml:3: smtp[1].from: not an e-mail address: "root@"`},
-		{"smtp to", "[[smtp]]\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\", \"nope\"]", `f.toml:4: smtp[1].to[2]: not an e-mail address: "nope"`},
+		{"smtp to", "[[smtp]]\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\", \"nope\"]", `f.toml:4: smtp[1].to[2]: not an e-mail address: "nope" (a bare local name is only for via = "sendmail")`},
 		{"smtp host with port", "[[smtp]]\nhost = \"mail:25\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]", `f.toml:2: smtp[1].host: a host name or address without a port (set port): "mail:25"`},
 		{"smtp tls", "[[smtp]]\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\ntls = \"ssl\"", `f.toml:5: smtp[1].tls: must be "starttls", "starttls-opportunistic", "tls" or "none": "ssl"`},
 		{"smtp port", "[[smtp]]\nhost = \"mail\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\nport = 0", `f.toml:5: smtp[1].port: must be between 1 and 65535: 0`},

@@ -549,7 +549,12 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 		c.Webhooks = append(c.Webhooks, d.webhook(t, len(c.Webhooks)+1, names))
 	}
 	for _, t := range root.tables("smtp") {
-		c.SMTP = append(c.SMTP, d.smtp(t, len(c.SMTP)+1, names))
+		c.SMTP = append(c.SMTP, d.smtp(t, "smtp", len(c.SMTP)+1, names, checkFS))
+	}
+	nmail := 0
+	for _, t := range root.tables("mail") {
+		nmail++
+		c.SMTP = append(c.SMTP, d.smtp(t, "mail", nmail, names, checkFS))
 	}
 	for _, t := range root.tables("alertmanager") {
 		c.Alertmanagers = append(c.Alertmanagers, d.alertmanager(t, len(c.Alertmanagers)+1, names))
@@ -667,10 +672,13 @@ func (d *decoder) headers(t *node, dst *map[string]string) {
 	}
 }
 
-func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
+func (d *decoder) smtp(t *node, kind string, index int, names map[string]string, checkFS bool) SMTP {
 	s := SMTP{TLS: TLSStartTLS, Timeout: DefaultSMTPTimeout, SubjectPrefix: DefaultSubjectPrefix}
-	s.Name = d.channelName(t, "smtp", index, names)
-	if t.str("host", &s.Host) {
+	s.Name = d.channelName(t, kind, index, names)
+	mailVia(t, &s)
+	if s.Via == ViaSendmail {
+		// No host, port or TLS.
+	} else if t.str("host", &s.Host) {
 		if msg := checkMailHost(s.Host); msg != "" {
 			t.errorf("host", "%s", msg)
 		}
@@ -694,7 +702,7 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 		}
 	}
 	if t.str("from", &s.From) {
-		if msg := checkAddress(s.From); msg != "" {
+		if msg := checkMailAddress(s.From, s.Via); msg != "" {
 			t.errorf("from", "%s", msg)
 		}
 	} else if _, present := t.m["from"]; !present {
@@ -705,13 +713,14 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 			t.errorf("to", "needs at least one address")
 		}
 		for i, a := range s.To {
-			if msg := checkAddress(a); msg != "" {
+			if msg := checkMailAddress(a, s.Via); msg != "" {
 				t.elemErrorf("to", i, "%s", msg)
 			}
 		}
 	} else if _, present := t.m["to"]; !present {
 		t.errorf("", "missing required key \"to\"")
 	}
+	mailTLS(t, &s, checkFS)
 	t.str("username", &s.Username)
 	t.str("password", &s.Password)
 	d.credentials(t, s.Username, s.Password)
@@ -720,7 +729,12 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 		case TLSNone:
 			t.errorf("password", "would be sent unencrypted: set tls to %q or %q", TLSStartTLS, TLSImplicit)
 		case TLSStartTLSOpportunistic:
-			t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			if !s.AllowUnverifiedAuth && s.CAFile == "" && len(s.TLSFingerprints) == 0 {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS, and is not sent (the delivery fails) "+
+					"if its certificate cannot be verified: consider tls = %q, or ca_file or tls_fingerprint for a private relay", TLSStartTLS)
+			} else {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			}
 		}
 	}
 	t.duration("timeout", &s.Timeout, 100*time.Millisecond)

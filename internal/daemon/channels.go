@@ -54,7 +54,9 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 	}
 	for _, s := range c.SMTP {
 		errs = append(errs, add(smtp.New(smtp.Config{Name: s.Name, Host: s.Host, Port: s.Port, From: s.From, To: s.To,
-			Username: s.Username, Password: s.Password, TLS: s.TLS, Timeout: s.Timeout, SubjectPrefix: s.SubjectPrefix, Version: version})))
+			Username: s.Username, Password: s.Password, TLS: s.TLS, Timeout: s.Timeout, SubjectPrefix: s.SubjectPrefix, Version: version,
+			Via: s.Via, Sendmail: s.Sendmail, CAFile: s.CAFile, TLSFingerprints: s.TLSFingerprints,
+			AllowUnverifiedAuth: s.AllowUnverifiedAuth, Logger: log})))
 	}
 	for _, a := range c.Alertmanagers {
 		n, err := alertmanager.New(alertmanager.Config{Name: a.Name, URLs: a.URLs, Timeout: a.Timeout, Headers: a.Headers,

@@ -81,7 +81,7 @@ func LoadConfig(path string, o config.Overrides) (*config.Config, error) {
 type Daemon struct {
 	opts    Options
 	log     *slog.Logger
-	store   *store.Store
+	store   *history
 	metrics *metrics.Metrics
 	watcher *watch.Watcher
 	outbox  *outbox
@@ -118,6 +118,9 @@ type Daemon struct {
 	// file system UUID; the next batch records them with the events of
 	// their increases. Guarded by mu.
 	btrfsDirty map[string][]btrfs.DeviceStats
+	// stateAlert is the open alert about fshealth's own state (degraded
+	// history), nil if none. Guarded by mu.
+	stateAlert *alert.Alert
 }
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
@@ -141,21 +144,21 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
-	lock, err := AcquireLock(cfg.StateDir)
+	m := metrics.New(o.Version)
+	// Whatever is wrong with the state directory, the daemon runs: with
+	// its history in memory (degraded) if need be. Only another daemon
+	// using it stops this one.
+	st, err := openHistory(cfg.StateDir, log, m)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	st, err := store.Open(store.PathIn(cfg.StateDir))
-	if err != nil {
-		return err
-	}
+	defer removeStatusFile(cfg.StateDir)
 	defer st.Close()
 	chans, err := BuildChannels(cfg, o.Version, o.Stderr, log)
 	if err != nil {
 		return err
 	}
-	d := &Daemon{opts: o, log: log, store: st, metrics: metrics.New(o.Version), cfg: cfg, channels: chans,
+	d := &Daemon{opts: o, log: log, store: st, metrics: m, cfg: cfg, channels: chans,
 		engine: policy.FromConfig(cfg), kick: make(chan struct{}, 1), resend: map[string]time.Time{}}
 	defer func() { d.channels.Close() }()
 	if err := d.restoreIncidents(ctx); err != nil {
@@ -190,8 +193,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	d.outbox = newOutbox(st, log, d.metrics, d.channelMap, d.backoff)
-	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target, wake: make(chan struct{}, 1)}
-	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop} {
+	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target,
+		wake: make(chan struct{}, 1), release: d.releaseFor}
+	st.changed = d.historyChanged
+	d.historyChanged()
+	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop, st.run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
@@ -269,6 +275,11 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 	d.metrics.SetWatched(len(fss))
 	if err := d.store.SetWatched(ctx, fss); err != nil {
 		return err
+	}
+	if d.store.Degraded() != nil {
+		// The in-memory history knows only what happened since; the
+		// gauges keep what the database said.
+		return nil
 	}
 	// Health gauges for every watched file system, from the history: a
 	// healthy one shows 1, and one with errors keeps showing 0 (and its
@@ -365,13 +376,16 @@ func (d *Daemon) sink(evs []event.Event) error {
 		// The events are in the journal and the metrics, but not in the
 		// history, and their alerts are not queued: say so loudly. The
 		// daemon keeps watching; a later batch may commit again.
-		d.log.Error("COULD NOT RECORD EVENTS: history and alerts for them are lost (they are in the journal)",
+		d.log.Error("COULD NOT RECORD EVENTS, not even in memory: history and alerts for them are lost (they are in the journal)",
 			"events", len(evs), "err", err)
 		return nil
 	}
 	d.outbox.Wake()
 	if len(b.Actions) > 0 {
 		d.actions.Wake()
+	}
+	if d.store.Degraded() != nil {
+		d.publishState()
 	}
 	d.kickPolicy()
 	overflows := 0
@@ -603,7 +617,7 @@ func (d *Daemon) policyLoop(ctx context.Context) {
 // Alertmanager re-sends. The caller holds d.mu.
 func (d *Daemon) nextDeadline() time.Time {
 	next := d.engine.NextDeadline()
-	if len(d.engine.Incidents()) == 0 {
+	if len(d.engine.Incidents()) == 0 && d.stateAlert == nil {
 		return next
 	}
 	for _, am := range d.channels.Alertmanagers {
@@ -652,6 +666,12 @@ func (d *Daemon) resendAlertmanagers(b *store.Batch, now time.Time) {
 			continue
 		}
 		d.resend[am.Name()] = now.Add(am.ResendInterval())
+		if d.stateAlert != nil {
+			// fshealth's own state, while degraded.
+			a := *d.stateAlert
+			a.ID, a.Time = a.ID+"-am-"+strconv.FormatInt(now.Unix(), 10), now
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: am.Name(), Alert: a, Created: now, NextAttempt: now})
+		}
 		for _, inc := range incidents {
 			if !inc.Resolved.IsZero() {
 				continue
@@ -754,34 +774,9 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	return srv, nil
 }
 
-// startWatchdog pings systemd's watchdog at half its interval while the
-// daemon's goroutines are alive. It only runs under a watchdog.
-func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
-	interval, err := sddaemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
-		return
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// The sink takes d.mu; if it is stuck, so is this.
-				d.mu.Lock()
-				d.mu.Unlock()
-				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
-			}
-		}
-	}()
-}
-
 // Metrics returns the daemon's metrics (tests).
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
-// Store returns the daemon's store (tests).
-func (d *Daemon) Store() *store.Store { return d.store }
+// Store returns the daemon's store in use: the database, or the in-memory
+// history while degraded (tests).
+func (d *Daemon) Store() *store.Store { return d.store.Store() }

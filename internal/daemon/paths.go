@@ -67,3 +67,13 @@ func (d *Daemon) resumePathLookups(ctx context.Context) {
 		d.log.Info("resuming path lookups left pending", "resumed", resumed, "pending", len(pending))
 	}
 }
+
+// AttachPath is store.Store.AttachPath on the store in use.
+func (h *history) AttachPath(ctx context.Context, fsKey string, ino uint64, gen uint32, path, pathError string) ([]string, error) {
+	return do(h, func(s *store.Store) ([]string, error) { return s.AttachPath(ctx, fsKey, ino, gen, path, pathError) })
+}
+
+// PendingPaths is store.Store.PendingPaths on the store in use.
+func (h *history) PendingPaths(ctx context.Context, limit int) ([]store.PendingPath, error) {
+	return do(h, func(s *store.Store) ([]store.PendingPath, error) { return s.PendingPaths(ctx, limit) })
+}

@@ -1177,34 +1177,29 @@ func checkMetrics(t *testing.T, body []byte, require bool) {
 }
 
 // TestSystemdUnitVerifies: dist/fshealth.service passes systemd-analyze
-// verify with its ExecStart pointing at the binary under test.
+// verify with its ExecStart and ExecReload pointing at the binary under
+// test, and needs no program but fshealth (no /bin/kill).
 func TestSystemdUnitVerifies(t *testing.T) {
-	testutil.RequireCommand(t, "systemd-analyze", "systemd")
-	tool, err := loopfs.FindTool("systemd-analyze")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit, err := os.ReadFile("../../dist/fshealth.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := filepath.Abs(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/fshealth `)
-	if len(re.FindAll(unit, -1)) != 1 {
-		t.Fatalf("the unit has no single ExecStart=/usr/local/bin/fshealth line:\n%s", unit)
-	}
-	for _, want := range []string{"Type=notify", "WatchdogSec=", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict"} {
-		if !bytes.Contains(unit, []byte("\n"+want)) {
-			t.Errorf("the unit lacks %s", want)
+	unit := shippedUnit(t)
+	for _, want := range []string{"Type=notify", "WatchdogSec=30s", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
+		"ExecStart=/usr/local/bin/fshealth daemon", "ExecReload=/usr/local/bin/fshealth reload --pid $MAINPID",
+		"SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM", "IPAddressDeny=any", "EnvironmentFile=-/etc/default/fshealth"} {
+		if !bytes.Contains(unit, []byte("\n"+want+"\n")) {
+			t.Errorf("the unit lacks the line %s", want)
 		}
 	}
-	path := filepath.Join(t.TempDir(), "fshealth.service")
-	writeFile(t, path, string(re.ReplaceAll(unit, []byte("ExecStart="+bin+" "))), 0o644)
-	out, err := exec.Command(tool, "verify", path).CombinedOutput()
-	if err != nil || bytes.Contains(out, []byte("fshealth")) {
+	if n := regexp.MustCompile(`(?m)^Exec[A-Za-z]*=(.*)$`).FindAllSubmatch(unit, -1); len(n) != 2 {
+		t.Errorf("the unit has %d Exec*= lines, want ExecStart and ExecReload only", len(n))
+	} else {
+		for _, m := range n {
+			if !bytes.HasPrefix(m[1], []byte("/usr/local/bin/fshealth ")) {
+				t.Errorf("the unit runs %s: only fshealth itself may be needed", m[1])
+			}
+		}
+	}
+	path := installUnit(t, t.TempDir())
+	out, err := systemdAnalyze(t, "verify", path)
+	if err != nil || strings.Contains(out, "fshealth") {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	} else if len(out) > 0 {
 		t.Logf("systemd-analyze verify (about other units):\n%s", out)

@@ -130,6 +130,8 @@ type Watcher struct {
 	// btrfsIncreased is when each btrfs file system's error counters last
 	// went up, to corroborate its kernel log messages.
 	btrfsIncreased map[*enrich.Filesystem]time.Time
+	// sinkClock says since when the reader is in the sink (probe.go).
+	sinkClock
 
 	mu      sync.Mutex
 	running bool
@@ -158,6 +160,7 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
+	w.cfg.Sink = w.timedSink(cfg.Sink)
 	w.enricher = &enrich.Enricher{Registry: w.registry}
 	w.startPaths()
 	w.unmarkable = map[string]string{}
