@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fshealth/fshealth/internal/config"
-	"github.com/fshealth/fshealth/internal/daemon"
 )
 
 // Version is the fshealth version, set at build time with
@@ -39,8 +38,12 @@ func (g *globals) stateDir() string {
 	if g.stateDirFlag != "" {
 		return g.stateDirFlag
 	}
-	if c, err := daemon.LoadConfig("", config.Overrides{}); err == nil {
-		return c.StateDir
+	// Parsed, not loaded: the secrets it may take from files or systemd
+	// credentials (only the service has those) do not matter here.
+	if data, err := os.ReadFile(config.DefaultPath); err == nil {
+		if c, err := config.Parse(config.DefaultPath, data); err == nil {
+			return c.StateDir
+		}
 	}
 	return DefaultStateDir
 }

@@ -46,8 +46,20 @@ func TestDefault(t *testing.T) {
 	}
 }
 
+// parseExample parses the documented example. It is parsed rather than
+// loaded: it is not installed, and Load would warn about its inline
+// secrets and its program that does not exist here.
+func parseExample() (*Config, error) {
+	const file = "../../docs/fshealth.example.toml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(file, data)
+}
+
 func TestExampleLoads(t *testing.T) {
-	c, err := Load("../../docs/fshealth.example.toml")
+	c, err := parseExample()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +327,7 @@ headers = { X-Scope-OrgID = "` + secret + `" }
 // TestRedactedRoundTrip checks that Redacted's dump is itself a valid
 // configuration with the same meaning (secrets aside).
 func TestRedactedRoundTrip(t *testing.T) {
-	c, err := Load("../../docs/fshealth.example.toml")
+	c, err := parseExample()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +510,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("\n[hooks]\ndir = \"" + hooks + "\"\n")
-	if _, err := Load(file); err == nil || err.Error() != file+`:3: hooks.dir: "`+hooks+`" is writable by every user, who could then run programs as fshealth` {
+	if _, err := Load(file); err == nil || !strings.HasPrefix(err.Error(), file+`:3: hooks.dir: hooks directory "`+hooks+`" is a directory writable by its group or by every user`) {
 		t.Errorf("world-writable hooks dir: %v", err)
 	}
 }

@@ -49,7 +49,7 @@ func mailTLS(t *node, s *SMTP, checkFS bool) {
 	if s.Via == ViaSendmail {
 		s.Host, s.Port, s.TLS = "", 0, ""
 		if checkFS && checkAbsPath(s.Sendmail) == "" {
-			if msg := checkProgram(s.Sendmail); msg != "" {
+			if msg := checkSendmail(s.Sendmail); msg != "" {
 				t.errorf("sendmail", "%s", msg)
 			}
 		}
@@ -104,8 +104,9 @@ func checkMailAddress(a, via string) string {
 	return checkAddress(a)
 }
 
-// checkProgram checks that path is a program the daemon can run.
-func checkProgram(path string) string {
+// checkSendmail checks that path is a program the daemon can run, and,
+// as root, that only root can change it (trust.CheckProgram).
+func checkSendmail(path string) string {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -118,6 +119,9 @@ func checkProgram(path string) string {
 	}
 	if err := unix.Access(path, unix.X_OK); err != nil {
 		return fmt.Sprintf("%q is not executable: %v", path, err)
+	}
+	if msg, _ := checkProgram(path); msg != "" {
+		return msg
 	}
 	return ""
 }

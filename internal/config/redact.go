@@ -66,6 +66,8 @@ type showHooks struct {
 	Dir           string `toml:"dir,omitempty"`
 	Timeout       string `toml:"timeout"`
 	MaxConcurrent int    `toml:"max_concurrent"`
+	User          string `toml:"user,omitempty"`
+	Group         string `toml:"group,omitempty"`
 }
 
 type showActions struct {
@@ -195,6 +197,8 @@ func (c *Config) Redacted() string {
 			Dir:           c.Hooks.Dir,
 			Timeout:       FormatDuration(c.Hooks.Timeout),
 			MaxConcurrent: c.Hooks.MaxConcurrent,
+			User:          c.Hooks.User,
+			Group:         c.Hooks.Group,
 		},
 		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: formatOptionalDuration(c.Actions.Timeout)},
 	}

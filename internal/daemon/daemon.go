@@ -144,6 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
+	initCgroups(log)
 	m := metrics.New(o.Version)
 	// Whatever is wrong with the state directory, the daemon runs: with
 	// its history in memory (degraded) if need be. Only another daemon

@@ -263,7 +263,7 @@ func TestFailures(t *testing.T) {
 		`20-exit3: exit status 3 (stderr: "disk full")`,
 		`30-badinterp: cannot start: no such file or directory (is the interpreter on its #! line missing?)`,
 		`40-killed: killed by signal SIGTERM`,
-		`45-worldwritable: refusing to run a hook anyone may write to`,
+		`45-worldwritable: refusing to run it: "` + ww + `" is writable by its group or by every user (owner `,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q", want)
@@ -346,7 +346,7 @@ sleep `+m+`
 	n := newNotifier(t, Config{Dir: dir, Timeout: 500 * time.Millisecond, Logger: log})
 	err := n.Send(context.Background(), testAlert("/x"))
 	t.Log(err)
-	if err == nil || !strings.Contains(err.Error(), `10-hang: timed out after 500ms; its process group was killed (stderr: "oops")`) {
+	if err == nil || !strings.Contains(err.Error(), `10-hang: timed out after 500ms; it was killed with everything it started (stderr: "oops")`) {
 		t.Errorf("err = %v", err)
 	}
 	eventually(t, m)
@@ -382,7 +382,7 @@ func TestContextCanceled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	err := n.Send(ctx, testAlert("/x"))
-	if err == nil || !strings.Contains(err.Error(), "10-hang: interrupted (context deadline exceeded); its process group was killed") {
+	if err == nil || !strings.Contains(err.Error(), "10-hang: interrupted (context deadline exceeded); it was killed with everything it started") {
 		t.Errorf("err = %v", err)
 	}
 	eventually(t, m)
