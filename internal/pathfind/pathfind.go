@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // Defaults for a Finder.
@@ -305,20 +307,32 @@ func deviceNode(device string, major, minor uint32) (string, error) {
 	return "", fmt.Errorf("no device node for block device %d:%d to read the path from (%s)", major, minor, strings.Join(why, "; "))
 }
 
+// debugfs returns the debugfs program to run: Finder.Debugfs, else the
+// first found in the sbin directories, else in $PATH. fshealth runs it as
+// root, so a program someone else could replace is refused (see package
+// trust).
 func (f *Finder) debugfs() (string, error) {
-	if f.Debugfs != "" {
-		return f.Debugfs, nil
-	}
-	if p, err := exec.LookPath("debugfs"); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := d + "/debugfs"
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			return p, nil
+	p := f.Debugfs
+	if p == "" {
+		for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+			c := d + "/debugfs"
+			if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+				p = c
+				break
+			}
 		}
 	}
-	return "", errors.New("debugfs not found in $PATH, /usr/sbin, /sbin or /usr/local/sbin (Debian package e2fsprogs)")
+	if p == "" {
+		lp, err := exec.LookPath("debugfs")
+		if err != nil {
+			return "", errors.New("debugfs not found in /usr/sbin, /sbin, /usr/local/sbin or $PATH (Debian package e2fsprogs)")
+		}
+		p = lp
+	}
+	if err := trust.CheckProgram(p); err != nil {
+		return "", fmt.Errorf("not running debugfs: %w", err)
+	}
+	return p, nil
 }
 
 // runDebugfs runs `debugfs -c -R request dev` and returns its standard output.

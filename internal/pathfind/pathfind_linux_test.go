@@ -313,3 +313,36 @@ func TestLookupRemembers(t *testing.T) {
 		t.Errorf("xfs: pending %v, %v; want ErrUnsupported", pending, err)
 	}
 }
+
+// TestUntrustedDebugfsRefused: a debugfs someone else could replace (here
+// a copy in a directory writable by everyone, without the sticky bit) is
+// not run, and the lookup says why.
+func TestUntrustedDebugfsRefused(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
+	im := testutil.NewExt4(t, 0)
+	prog, err := loopfs.FindTool("debugfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(dir, "debugfs")
+	if err := os.WriteFile(copyPath, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ino, gen := idOf(t, im.Mountpoint)
+	res := find(t, &pathfind.Finder{Debugfs: copyPath}, request(t, im, ino, gen))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "not running debugfs") {
+		t.Errorf("an untrusted debugfs: %q, %v; want it refused", res.Path, res.Err)
+	}
+}
