@@ -167,12 +167,17 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err != nil {
 				return err
 			}
+			last, err := lastEvents(cmd.Context(), st, fss)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				doc := statusJSON(pid, dir, fss, backlog)
 				doc.History = historyDoc(rt, dir)
+				addLastPaths(&doc, fss, last)
 				return json.NewEncoder(g.stdout).Encode(doc)
 			}
-			if err := writeStatus(g.stdout, pid, dir, fss, backlog); err != nil {
+			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
 				return err
 			}
 			writeHistoryState(g.stdout, rt, dir)
@@ -243,7 +248,8 @@ type fsDoc struct {
 	LastError   *time.Time `json:"last_error,omitempty"`
 	LastErrno   string     `json:"last_errno,omitempty"`
 	LastEventID string     `json:"last_event_id,omitempty"`
-	LastAction  *actionDoc `json:"last_action,omitempty"`
+	lastPath
+	LastAction *actionDoc `json:"last_action,omitempty"`
 }
 
 type actionDoc struct {
@@ -284,7 +290,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 	return d
 }
 
-func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) error {
+func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, lastEv map[string]event.Event) error {
 	if pid != 0 {
 		fmt.Fprintf(w, "daemon: running (pid %d), state in %s\n\n", pid, dir)
 	} else {
@@ -307,6 +313,9 @@ func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus,
 		}
 		if !f.LastError.IsZero() {
 			last = f.LastError.Local().Format("2006-01-02 15:04:05") + " " + f.LastErrno
+			if e, ok := lastEv[f.LastEventID]; ok {
+				last += lastPathText(&e)
+			}
 		}
 		rec := "-"
 		if a := f.LastAction; a != nil {

@@ -19,6 +19,9 @@ func AppendText(b []byte, e *Event) []byte {
 		b = append(b, Clean(e.Message)...)
 		return append(b, '\n')
 	}
+	if e.Kind == KindPath {
+		return appendPathText(b, e)
+	}
 	b = fmt.Appendf(b, " %s (%s)", e.Error, e.ErrorText)
 	if e.ErrorCount != 1 {
 		b = fmt.Appendf(b, " ×%d", e.ErrorCount)
@@ -55,6 +58,8 @@ func AppendText(b []byte, e *Event) []byte {
 			b = append(b, " (path unknown: "...)
 			b = append(b, Clean(e.PathError)...)
 			b = append(b, ')')
+		case e.PathPending:
+			b = append(b, " (path pending: looked up read-only from the device)"...)
 		}
 	} else if e.Handle != nil {
 		b = fmt.Appendf(b, " file handle type %d %s", e.Handle.Type, e.Handle.Bytes)
@@ -142,6 +147,13 @@ func Clean(s string) string {
 func Summary(e *Event) string {
 	if e.Kind == KindOverflow {
 		return "event queue overflow: " + e.Message
+	}
+	if e.Kind == KindPath {
+		p := "not found"
+		if e.Path != "" {
+			p = Safe(e.Path)
+		}
+		return fmt.Sprintf("path of inode %d on %s: %s", deref(e.Inode), orUnknown(Safe(e.Device)), p)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s on %s", e.Error, orUnknown(Safe(e.Device)))

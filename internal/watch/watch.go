@@ -25,6 +25,7 @@ import (
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/kmsg"
 	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/pathfind"
 )
 
 // Config says what to watch and where events go.
@@ -67,6 +68,12 @@ type Config struct {
 	// called with the counters whenever they are read anew.
 	BtrfsRestore func(fsUUID string) []btrfs.DeviceStats
 	BtrfsSave    func(fsUUID string, devs []btrfs.DeviceStats)
+	// OnPath, if set, makes the watcher look up the paths of the inodes
+	// errors are about, read-only from the device (package pathfind),
+	// without delaying their events, which say "path_pending". Each
+	// result is passed to OnPath as an event of kind "path", from Run's
+	// goroutine, after the sink has received the event that asked for it.
+	OnPath func(*event.Event)
 }
 
 // Change says how the set of watched file systems changed.
@@ -118,6 +125,8 @@ type Watcher struct {
 	// btrfsPending are btrfs counter events found outside a read of the
 	// kernel log, delivered with the next batch.
 	btrfsPending []event.Event
+	// paths looks inode paths up; nil without Config.OnPath.
+	paths *pathfind.Finder
 	// btrfsIncreased is when each btrfs file system's error counters last
 	// went up, to corroborate its kernel log messages.
 	btrfsIncreased map[*enrich.Filesystem]time.Time
@@ -153,6 +162,7 @@ func New(cfg Config) (*Watcher, error) {
 	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
 	w.cfg.Sink = w.timedSink(cfg.Sink)
 	w.enricher = &enrich.Enricher{Registry: w.registry}
+	w.startPaths()
 	w.unmarkable = map[string]string{}
 	if err := w.markAll(); err != nil {
 		w.Close()
@@ -400,6 +410,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.running = true
 	w.mu.Unlock()
 	defer w.registry.Close()
+	defer w.stopPaths()
 	stop := context.AfterFunc(ctx, func() {
 		w.stopping.Store(true)
 		w.group.SetReadDeadline(pastDeadline)
@@ -573,6 +584,7 @@ func (w *Watcher) Close() {
 	w.closed = true
 	w.group.Close()
 	if !w.running {
+		w.stopPaths()
 		w.registry.Close()
 		if w.klog != nil {
 			w.klog.close()
