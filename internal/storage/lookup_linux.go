@@ -28,8 +28,11 @@ type Looker struct {
 	// DevRoot is the device directory; "/dev" if empty.
 	DevRoot string
 	// Mounts is the mount table, to name the file system a loop device's
-	// backing file is on; may be nil.
+	// backing file is on. If nil and MountinfoPath is set, that file
+	// (/proc/self/mountinfo) is read the first time a loop device is met.
 	Mounts []mounts.Mount
+	// MountinfoPath is the mount table to read when Mounts is nil.
+	MountinfoPath string
 	// StatDev returns the device number of the file system holding path
 	// (st_dev); stat(2) if nil. Tests replace it.
 	StatDev func(path string) (major, minor uint32, err error)
@@ -71,6 +74,21 @@ func (l *Looker) Lookup(major, minor uint32, mountedAs string) ([]Layer, error) 
 	if len(stack) > 0 && mountedAs != "" && mountedAs != stack[0].Node {
 		stack[0].MountedAs = mountedAs
 	}
+	return stack, nil
+}
+
+// LookupName returns the stack under the block device the kernel calls
+// name ("sda2"), as Lookup does.
+func (l *Looker) LookupName(name string) ([]Layer, error) {
+	p, err := filepath.EvalSymlinks(filepath.Join(l.sys(), "class/block", name))
+	if err != nil {
+		return nil, fmt.Errorf("storage: block device %s: %w", name, err)
+	}
+	if l.links == nil {
+		l.links = l.readLinks()
+	}
+	var stack []Layer
+	l.walk(p, &stack)
 	return stack, nil
 }
 
@@ -249,6 +267,9 @@ func (l *Looker) backing(file string) (string, *BackingFS) {
 		return "", nil
 	}
 	bfs := &BackingFS{Dev: fmt.Sprintf("%d:%d", maj, min)}
+	if l.Mounts == nil && l.MountinfoPath != "" {
+		l.Mounts, _ = mounts.ReadMountinfo(l.MountinfoPath)
+	}
 	var best *mounts.Mount
 	for i := range l.Mounts {
 		m := &l.Mounts[i]
