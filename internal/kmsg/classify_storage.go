@@ -24,7 +24,7 @@ var storageRules = []rule{
 	// raid5_error; pr_crit): one record, two lines, the second from Linux
 	// 4.x on. The device is the member that was failed out of the array.
 	{fstype: FSBlock, kind: KindDeviceError, levels: lvCrit, contains: ": Disk failure on ", prefix: "md/",
-		re: regexp.MustCompile(`^md/(?P<personality>raid1|raid10|raid):(?P<array>[^\s:/]+): Disk failure on (?P<dev>[^\s,\[\]]+), disabling device\.(?:\nmd/(?:raid1|raid10|raid):[^\s:/]+: Operation continuing on \d+ devices\.)?$`),
+		re:     regexp.MustCompile(`^md/(?P<personality>raid1|raid10|raid):(?P<array>[^\s:/]+): Disk failure on (?P<dev>[^\s,\[\]]+), disabling device\.(?:\nmd/(?:raid1|raid10|raid):[^\s:/]+: Operation continuing on \d+ devices\.)?$`),
 		adjust: func(m *Message, _ map[string]string) { m.Errno = syscall.EIO }},
 	// drivers/scsi/scsi_logging.c, scsi_log_print_sense_hdr through
 	// dev_printk (KERN_INFO): "sd H:C:T:L: [disk] tag#N Sense Key : KEY
