@@ -57,3 +57,51 @@ func TestEventNamesLoopOnLoop(t *testing.T) {
 	t.Logf("%s", line)
 	c.none()
 }
+
+// TestBlockErrorBelowAttributedByStack: errors the kernel log reports only
+// for a device deep below a watched file system — a medium error on the
+// disk under its loop device's backing file, md failing that disk out of
+// an array — are events of that file system, found through its recorded
+// storage stack; the same errors on a device under no watched file system
+// are not.
+func TestBlockErrorBelowAttributedByStack(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	outer := testutil.NewExt4(t, 64<<20)
+	inner, err := loopfs.Create(outer.Mountpoint, "ext4", 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := inner.Remove(); err != nil {
+			t.Errorf("removing the inner image: %v", err)
+		}
+	})
+	if err := inner.Mount(filepath.Join(t.TempDir(), "inner"), "errors=continue"); err != nil {
+		t.Fatal(err)
+	}
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{inner.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: testHold}, false)
+	write("3,100,1,-;critical medium error, dev nosuchdisk, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0")
+	write("3,101,2,-;critical medium error, dev %s, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0", outer.Name)
+	write("2,102,3,-;md/raid1:md9: Disk failure on %s, disabling device.\\x0amd/raid1:md9: Operation continuing on 1 devices.", outer.Name)
+	got := map[string]event.Event{}
+	for range 2 {
+		e := c.next()
+		got[e.KernelMessage] = e
+	}
+	for _, e := range got {
+		if e.Source != event.SourceKmsg || e.Device != inner.Dev || len(e.Storage) < 2 || e.Storage[0].Name != inner.Name ||
+			storage.Find(e.Storage, outer.Name) == nil {
+			t.Errorf("event not of %s with its stack: %s", inner.Dev, event.AppendText(nil, &e))
+		}
+	}
+	medium := "critical medium error, dev " + outer.Name + ", sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0"
+	if e, ok := got[medium]; !ok || e.Error != "ENODATA" {
+		t.Errorf("no ENODATA event for the medium error under %s: %v", inner.Dev, got)
+	}
+	md := "md/raid1:md9: Disk failure on " + outer.Name + ", disabling device.\nmd/raid1:md9: Operation continuing on 1 devices."
+	if e, ok := got[md]; !ok || e.Error != "EIO" || !strings.Contains(e.Message, "device error") {
+		t.Errorf("no device error event for the md member failure: %v", got)
+	}
+	c.none()
+}
