@@ -33,6 +33,10 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestBlockIOErrorOnWatchedFilesystem"},
 	{Pkg: "./internal/watch", Name: "TestBtrfsCounterIncreaseReported"},
+	// The storage stack under a file system, and errors only the layers
+	// below it report: dm over a partition of a scsi_debug disk.
+	{Pkg: "./internal/watch", Name: "TestEventNamesLoopOnLoop"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -46,7 +50,11 @@ var guestTests = []guestTest{
 var guestModules = []string{"loop", "xfs", "btrfs",
 	// btrfs asks the crypto API for crc32c when it mounts; on 6.18 that
 	// is a module of its own, which nothing depends on by name.
-	"crc32c-cryptoapi"}
+	"crc32c-cryptoapi",
+	// Storage stacks: device mapper (dm-linear is part of dm_mod) and a
+	// SCSI disk that fails reads on demand (scsi_debug, with the SCSI
+	// disk driver sd_mod).
+	"dm_mod", "sd_mod", "scsi_debug"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -59,6 +67,7 @@ var guestTools = []hostTool{
 	{Name: "xfs_db", Package: "xfsprogs"},
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
+	{Name: "dmsetup", Package: "dmsetup"},
 }
 
 // guestTest is one test of the in-guest set.

@@ -1,0 +1,255 @@
+package watch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/storage"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// scsiDebugDriver is where the scsi_debug module publishes its options.
+const scsiDebugDriver = "/sys/bus/pseudo/drivers/scsi_debug"
+
+// scsiDebugDisk returns the kernel name of the disk of the scsi_debug
+// module (a RAM-backed SCSI disk that fails reads on demand), skipping the
+// test when the kernel has none: this machine's kernel lacks it; the
+// kernel matrix guests load it.
+func scsiDebugDisk(t *testing.T) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if _, err := os.Stat(scsiDebugDriver); err != nil {
+		t.Skipf("the kernel has no scsi_debug module loaded (%v); the kernel matrix guests load it", err)
+	}
+	if _, err := os.Stat("/dev/mapper/control"); err != nil {
+		t.Skipf("the kernel has no device mapper (%v); the kernel matrix guests load it", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		models, _ := filepath.Glob("/sys/class/block/*/device/model")
+		for _, m := range models {
+			b, err := os.ReadFile(m)
+			if err == nil && strings.TrimSpace(string(b)) == "scsi_debug" {
+				return filepath.Base(filepath.Dir(filepath.Dir(m)))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scsi_debug is loaded but no disk of it appeared in /sys/class/block")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// partitionDisk writes an MS-DOS partition table with one Linux partition
+// from sector 2048 to the end of disk, has the kernel re-read it, and
+// returns the partition's kernel name; the table is wiped when the test
+// ends.
+func partitionDisk(t *testing.T, disk string) string {
+	t.Helper()
+	size, err := readSysUint("/sys/class/block/" + disk + "/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbr := make([]byte, 512)
+	e := mbr[446:462]
+	e[4] = 0x83 // Linux
+	binary.LittleEndian.PutUint32(e[8:], 2048)
+	binary.LittleEndian.PutUint32(e[12:], uint32(size-2048))
+	mbr[510], mbr[511] = 0x55, 0xaa
+	writeTable := func(b []byte) error {
+		f, err := os.OpenFile("/dev/"+disk, os.O_RDWR|os.O_SYNC, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(b, 0); err != nil {
+			return err
+		}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKRRPART, 0); errno != 0 {
+			return fmt.Errorf("BLKRRPART on /dev/%s: %w", disk, errno)
+		}
+		return nil
+	}
+	if err := writeTable(mbr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := writeTable(make([]byte, 512)); err != nil {
+			t.Errorf("wiping the partition table of %s: %v", disk, err)
+		}
+	})
+	part := disk + "1"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat("/dev/" + part); err == nil {
+			return part
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/dev/%s did not appear after the partition table was re-read", part)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readSysUint(p string) (uint64, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// dmsetup runs dmsetup without waiting for udev (the guests have none;
+// libdevmapper then makes the /dev/mapper node itself).
+func dmsetup(args ...string) error {
+	out, err := exec.Command("dmsetup", append([]string{"--noudevsync", "--noudevrules"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("dmsetup %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// linearDevice makes a dm-linear device called name over the whole of
+// /dev/<under>, removed when the test ends.
+func linearDevice(t *testing.T, name, under string) string {
+	t.Helper()
+	testutil.RequireCommand(t, "dmsetup", "dmsetup")
+	sectors, err := readSysUint("/sys/class/block/" + under + "/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dmsetup("create", name, "--table", fmt.Sprintf("0 %d linear /dev/%s 0", sectors, under)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dmsetup("remove", name); err != nil {
+			t.Errorf("removing the device mapper device: %v", err)
+		}
+	})
+	return "/dev/mapper/" + name
+}
+
+// setSysfs writes value to a sysfs attribute and puts the old value back
+// when the test ends.
+func setSysfs(t *testing.T, path, value string) {
+	t.Helper()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(value), 0); err != nil {
+		t.Fatalf("writing %s to %s: %v", value, path, err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, []byte(strings.TrimSpace(string(old))), 0); err != nil {
+			t.Errorf("restoring %s: %v", path, err)
+		}
+	})
+}
+
+// fibmap returns the file system block holding the first block of file.
+func fibmap(t *testing.T, file string) uint64 {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var blk int32 // in: logical block 0; out: its physical block
+	const ioctlFIBMAP = 1
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), ioctlFIBMAP, uintptr(unsafe.Pointer(&blk))); errno != 0 || blk == 0 {
+		t.Fatalf("FIBMAP of %s: %v (block %d)", file, errno, blk)
+	}
+	return uint64(blk)
+}
+
+// TestMediumErrorUnderDMNamesTheDisk: ext4 on a dm-linear device on the
+// partition of a scsi_debug disk; the disk fails the read of a file's data
+// with a medium error. Only the kernel log reports it (the SCSI sense and
+// the block layer's "critical medium error, dev sdX, sector N" of the
+// whole disk), and it becomes an event of the file system whose storage
+// stack names the dm device as it was mounted, the partition and the
+// scsi_debug disk.
+func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk := scsiDebugDisk(t)
+	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
+	part := partitionDisk(t, disk)
+	const dmName = "fshealth-test"
+	dev := linearDevice(t, dmName, part)
+	mkfs, err := loopfs.FindTool("mkfs.ext4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", "-F", dev).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %s: %v: %s", dev, err, out)
+	}
+	mp := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(dev, mp, "ext4", 0, "errors=continue"); err != nil {
+		t.Fatalf("mount %s: %v", dev, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mp, 0); err != nil {
+			t.Errorf("unmount %s: %v", mp, err)
+		}
+	})
+	file := filepath.Join(mp, "data")
+	if err := os.WriteFile(file, []byte(strings.Repeat("data ", 2000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	var st unix.Statfs_t
+	if err := unix.Statfs(mp, &st); err != nil {
+		t.Fatal(err)
+	}
+	// The file's first block, as a sector of the whole disk: dm-linear
+	// maps the partition from its sector 0, which is the disk's 2048.
+	sector := 2048 + fibmap(t, file)*uint64(st.Bsize)/512
+	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
+
+	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_start", strconv.FormatUint(sector, 10))
+	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_count", strconv.FormatInt(st.Bsize/512, 10))
+	setSysfs(t, scsiDebugDriver+"/opts", "2") // SDEBUG_OPT_MEDIUM_ERR
+	if err := testutil.DirectRead(file); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("O_DIRECT read of %s over a medium error: %v, want EIO", file, err)
+	}
+	e := c.next()
+	line := string(event.AppendText(nil, &e))
+	t.Logf("%s", line)
+	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.Contains(strings.ToLower(e.KernelMessage), "medium error") {
+		t.Errorf("event of the medium error: %s", line)
+	}
+	if len(e.Storage) != 3 {
+		t.Fatalf("storage stack %+v, want the dm device, the partition and the disk", e.Storage)
+	}
+	top, p, d := e.Storage[0], e.Storage[1], e.Storage[2]
+	if top.Kind != storage.KindDM || top.DMName != dmName || top.MountedAs != dev || top.Name != strings.TrimPrefix(e.Device, "/dev/") {
+		t.Errorf("top layer %+v, want dm device %s mounted as %s", top, dmName, dev)
+	}
+	if p.Name != part || p.Kind != storage.KindPartition || p.Start != 2048 || p.Partition != 1 {
+		t.Errorf("second layer %+v, want partition %s from sector 2048", p, part)
+	}
+	if d.Name != disk || d.Kind != storage.KindDisk || d.Disk == nil || d.Disk.Model != "scsi_debug" || d.Disk.Transport != "scsi" {
+		t.Errorf("bottom layer %+v, want the scsi_debug disk %s", d, disk)
+	}
+	if want := "dm " + dmName + " (" + top.Name + ") → " + part + " → " + disk + ` "Linux scsi_debug"`; !strings.Contains(line, want) {
+		t.Errorf("text line lacks %q", want)
+	}
+}
