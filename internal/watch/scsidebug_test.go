@@ -140,7 +140,39 @@ func linearDevice(t *testing.T, name, under string) string {
 			t.Errorf("removing the device mapper device: %v", err)
 		}
 	})
-	return "/dev/mapper/" + name
+	node := "/dev/mapper/" + name
+	if _, err := os.Stat(node); err != nil {
+		// Without udev, libdevmapper may leave the node to it: make it
+		// as udev would, from the device number sysfs gives.
+		if err := dmsetup("mknodes", name); err != nil {
+			t.Log(err)
+		}
+	}
+	if _, err := os.Stat(node); err != nil {
+		names, _ := filepath.Glob("/sys/class/block/dm-*/dm/name")
+		for _, n := range names {
+			b, _ := os.ReadFile(n)
+			if strings.TrimSpace(string(b)) != name {
+				continue
+			}
+			d, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(n)), "dev"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var major, minor uint32
+			if _, err := fmt.Sscanf(strings.TrimSpace(string(d)), "%d:%d", &major, &minor); err != nil {
+				t.Fatalf("device number %q of %s: %v", d, name, err)
+			}
+			if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(major, minor))); err != nil {
+				t.Fatalf("mknod %s: %v", node, err)
+			}
+			t.Cleanup(func() { os.Remove(node) })
+		}
+	}
+	if _, err := os.Stat(node); err != nil {
+		t.Fatalf("no device node for the device mapper device %s: %v", name, err)
+	}
+	return node
 }
 
 // setSysfs writes value to a sysfs attribute and puts the old value back
