@@ -37,6 +37,7 @@ var guestTests = []guestTest{
 	// below it report: dm over a partition of a scsi_debug disk.
 	{Pkg: "./internal/watch", Name: "TestEventNamesLoopOnLoop"},
 	{Pkg: "./internal/watch", Name: "TestMediumErrorUnderDMNamesTheDisk"},
+	{Pkg: "./internal/watch", Name: "TestDirectoryReadErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},

@@ -209,20 +209,20 @@ func fibmap(t *testing.T, file string) uint64 {
 	return uint64(blk)
 }
 
-// TestMediumErrorUnderDMNamesTheDisk: ext4 on a dm-linear device on the
-// partition of a scsi_debug disk; the disk fails the read of a file's data
-// with a medium error. Only the kernel log reports it (the SCSI sense and
-// the block layer's "critical medium error, dev sdX, sector N" of the
-// whole disk), and it becomes an event of the file system whose storage
-// stack names the dm device as it was mounted, the partition and the
-// scsi_debug disk.
-func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
-	testutil.CheckNoLeaks(t)
-	disk := scsiDebugDisk(t)
+// dmName is the name of the tests' device mapper device.
+const dmName = "fshealth-test"
+
+// ext4OnDMOnSCSIDebug partitions the scsi_debug disk, makes a dm-linear
+// device called dmName over its partition and ext4 on that, and mounts it
+// by its /dev/mapper name with errors=continue; all is undone when the test
+// ends. It returns the disk's and the partition's kernel names, the
+// /dev/mapper node and the mount point.
+func ext4OnDMOnSCSIDebug(t *testing.T) (disk, part, dev, mp string) {
+	t.Helper()
+	disk = scsiDebugDisk(t)
 	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
-	part := partitionDisk(t, disk)
-	const dmName = "fshealth-test"
-	dev := linearDevice(t, dmName, part)
+	part = partitionDisk(t, disk)
+	dev = linearDevice(t, dmName, part)
 	mkfs, err := loopfs.FindTool("mkfs.ext4")
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	if out, err := exec.Command(mkfs, "-q", "-F", dev).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 %s: %v: %s", dev, err, out)
 	}
-	mp := filepath.Join(t.TempDir(), "mnt")
+	mp = filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mp, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +242,52 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 			t.Errorf("unmount %s: %v", mp, err)
 		}
 	})
+	return disk, part, dev, mp
+}
+
+// failSectors makes the scsi_debug disk fail reads of count sectors from
+// sector (of the whole disk) with a medium error, until the test ends.
+func failSectors(t *testing.T, sector, count uint64) {
+	t.Helper()
+	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_start", strconv.FormatUint(sector, 10))
+	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_count", strconv.FormatUint(count, 10))
+	setSysfs(t, scsiDebugDriver+"/opts", "2") // SDEBUG_OPT_MEDIUM_ERR
+}
+
+// checkSCSIDebugStack checks that e's storage stack is the dm device
+// mounted as dev, on partition part of the scsi_debug disk, and that its
+// text line says so.
+func checkSCSIDebugStack(t *testing.T, e event.Event, disk, part, dev string) {
+	t.Helper()
+	line := string(event.AppendText(nil, &e))
+	if len(e.Storage) != 3 {
+		t.Fatalf("storage stack %+v, want the dm device, the partition and the disk: %s", e.Storage, line)
+	}
+	top, p, d := e.Storage[0], e.Storage[1], e.Storage[2]
+	if top.Kind != storage.KindDM || top.DMName != dmName || top.MountedAs != dev || top.Name != strings.TrimPrefix(e.Device, "/dev/") {
+		t.Errorf("top layer %+v, want dm device %s mounted as %s", top, dmName, dev)
+	}
+	if p.Name != part || p.Kind != storage.KindPartition || p.Start != 2048 || p.Partition != 1 {
+		t.Errorf("second layer %+v, want partition %s from sector 2048", p, part)
+	}
+	if d.Name != disk || d.Kind != storage.KindDisk || d.Disk == nil || d.Disk.Model != "scsi_debug" || d.Disk.Transport != "scsi" {
+		t.Errorf("bottom layer %+v, want the scsi_debug disk %s", d, disk)
+	}
+	if want := "on " + dev + " (dm " + dmName + " (" + top.Name + ") → " + part + " → " + disk + ` "Linux scsi_debug"`; !strings.Contains(line, want) {
+		t.Errorf("text line %s lacks %q", line, want)
+	}
+}
+
+// TestMediumErrorUnderDMNamesTheDisk: ext4 on a dm-linear device on the
+// partition of a scsi_debug disk; the disk fails the read of a file's data
+// with a medium error. Only the kernel log reports it (the SCSI sense and
+// the block layer's "critical medium error, dev sdX, sector N" of the
+// whole disk), and it becomes an event of the file system whose storage
+// stack names the dm device as it was mounted, the partition and the
+// scsi_debug disk.
+func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
 	file := filepath.Join(mp, "data")
 	if err := os.WriteFile(file, []byte(strings.Repeat("data ", 2000)), 0o644); err != nil {
 		t.Fatal(err)
@@ -256,11 +302,11 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	sector := 2048 + fibmap(t, file)*uint64(st.Bsize)/512
 	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
 
-	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_start", strconv.FormatUint(sector, 10))
-	setSysfs(t, "/sys/module/scsi_debug/parameters/medium_error_count", strconv.FormatInt(st.Bsize/512, 10))
-	setSysfs(t, scsiDebugDriver+"/opts", "2") // SDEBUG_OPT_MEDIUM_ERR
-	if err := testutil.DirectRead(file); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("O_DIRECT read of %s over a medium error: %v, want EIO", file, err)
+	failSectors(t, sector, uint64(st.Bsize)/512)
+	// The block layer's status for a medium error is BLK_STS_MEDIUM,
+	// which the read returns as ENODATA.
+	if err := testutil.DirectRead(file); !errors.Is(err, syscall.ENODATA) && !errors.Is(err, syscall.EIO) {
+		t.Fatalf("O_DIRECT read of %s over a medium error: %v, want ENODATA or EIO", file, err)
 	}
 	e := c.next()
 	line := string(event.AppendText(nil, &e))
@@ -268,20 +314,63 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.Contains(strings.ToLower(e.KernelMessage), "medium error") {
 		t.Errorf("event of the medium error: %s", line)
 	}
-	if len(e.Storage) != 3 {
-		t.Fatalf("storage stack %+v, want the dm device, the partition and the disk", e.Storage)
+	checkSCSIDebugStack(t, e, disk, part, dev)
+}
+
+// TestDirectoryReadErrorUnderDMNamesTheDisk: as above, but the block that
+// fails is the first of an indexed directory: ext4 warns that it could not
+// read it ("error -5 reading directory block", with the directory's
+// inode), besides the SCSI and block layer lines, and the event of the
+// file system names the directory and the disk.
+func TestDirectoryReadErrorUnderDMNamesTheDisk(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
+	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
+	dir := filepath.Join(mp, "dir")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	top, p, d := e.Storage[0], e.Storage[1], e.Storage[2]
-	if top.Kind != storage.KindDM || top.DMName != dmName || top.MountedAs != dev || top.Name != strings.TrimPrefix(e.Device, "/dev/") {
-		t.Errorf("top layer %+v, want dm device %s mounted as %s", top, dmName, dev)
+	// Enough entries for more than one block: ext4 then indexes the
+	// directory (htree), and reads it through ext4_read_dirblock.
+	for i := range 300 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("a-file-with-a-rather-long-name-%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if p.Name != part || p.Kind != storage.KindPartition || p.Start != 2048 || p.Partition != 1 {
-		t.Errorf("second layer %+v, want partition %s from sector 2048", p, part)
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
 	}
-	if d.Name != disk || d.Kind != storage.KindDisk || d.Disk == nil || d.Disk.Model != "scsi_debug" || d.Disk.Transport != "scsi" {
-		t.Errorf("bottom layer %+v, want the scsi_debug disk %s", d, disk)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(mp, &sfs); err != nil {
+		t.Fatal(err)
 	}
-	if want := "dm " + dmName + " (" + top.Name + ") → " + part + " → " + disk + ` "Linux scsi_debug"`; !strings.Contains(line, want) {
-		t.Errorf("text line lacks %q", want)
+	// Out of the page cache: unmount and mount again.
+	if err := unix.Unmount(mp, 0); err != nil {
+		t.Fatal(err)
 	}
+	debugfs, err := loopfs.FindTool("debugfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(debugfs, "-R", "bmap <"+strconv.FormatUint(st.Ino, 10)+"> 0", dev).Output()
+	blk, perr := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || perr != nil || blk == 0 {
+		t.Fatalf("debugfs bmap of the directory's block 0: %v %v: %q", err, perr, out)
+	}
+	if err := unix.Mount(dev, mp, "ext4", 0, "errors=continue"); err != nil {
+		t.Fatalf("mount %s again: %v", dev, err)
+	}
+	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
+	failSectors(t, 2048+blk*uint64(sfs.Bsize)/512, uint64(sfs.Bsize)/512)
+	if _, err := os.ReadDir(dir); err == nil {
+		t.Fatalf("reading %s over a medium error succeeded", dir)
+	}
+	e := c.next()
+	line := string(event.AppendText(nil, &e))
+	t.Logf("%s", line)
+	if e.Inode == nil || *e.Inode != st.Ino {
+		t.Errorf("event names inode %v, want the directory's %d (from ext4's warning): %s", e.Inode, st.Ino, line)
+	}
+	checkSCSIDebugStack(t, e, disk, part, dev)
 }
