@@ -3,6 +3,8 @@ package kmsg
 import (
 	"regexp"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // storageRules are the messages about the storage under a file system
@@ -16,10 +18,12 @@ var storageRules = []rule{
 	// (KERN_WARNING): "%s:%d: " is the caller's function and line; the
 	// process name (comm) is the task's own, which any user sets, so it
 	// is only skipped over: what follows it is the kernel's fixed text,
-	// anchored at the end, and the errno is in it. A name is at most 15
-	// bytes.
+	// anchored at the end, and the errno is in it: a number ("error -5",
+	// 6.1), or its name where the kernel prints it with %pe ("error -EIO",
+	// 7.3). A process name is at most 15 bytes.
 	{fstype: FSExt4, kind: KindIOError, levels: lvWarn, byErrno: true, contains: " reading directory block", prefix: "EXT4-fs warning (device ",
-		re: regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?P<errno>-?\d+) reading directory block$`)},
+		re: regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?:(?P<errno>-?\d+)|-(?P<errname>E[A-Z0-9]+)) reading directory block$`),
+		adjust: errnoByName},
 	// drivers/md/raid1.c, raid10.c, raid5.c (raid1_error, raid10_error,
 	// raid5_error; pr_crit): one record, two lines, the second from Linux
 	// 4.x on. The device is the member that was failed out of the array.
@@ -44,5 +48,35 @@ func scsiSense(m *Message, g map[string]string) {
 	m.Errno = syscall.EIO
 	if d, ok := m.Record.Fields["DEVICE"]; ok && d != "+scsi:"+g["hctl"] {
 		m.Device = ""
+	}
+}
+
+// errnoNames maps errno names ("EIO") to their numbers, for messages that
+// print an error with %pe.
+var errnoNames = func() map[string]syscall.Errno {
+	m := map[string]syscall.Errno{}
+	for e := syscall.Errno(1); e < 4096; e++ {
+		if n := unix.ErrnoName(e); n != "" {
+			m[n] = e
+		}
+	}
+	// The names the kernel prints where x/sys knows a number by another.
+	for n, e := range map[string]syscall.Errno{"EUCLEAN": syscall.EUCLEAN, "EAGAIN": syscall.EAGAIN,
+		"EDEADLK": syscall.EDEADLK, "EOPNOTSUPP": syscall.EOPNOTSUPP} {
+		m[n] = e
+	}
+	return m
+}()
+
+// errnoByName sets the errno, and the kind it stands for, of a message
+// that printed the error's name.
+func errnoByName(m *Message, g map[string]string) {
+	if n, ok := g["errname"]; ok {
+		if e, ok := errnoNames[n]; ok {
+			m.Errno = e
+			if k, ok := errnoKinds[e]; ok {
+				m.Kind = k
+			}
+		}
 	}
 }

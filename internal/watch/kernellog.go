@@ -194,7 +194,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 		return out
 	}
 	now := time.Now()
-	var checkBtrfs []*enrich.Filesystem
+	var checkBtrfs, restack []*enrich.Filesystem
 	for {
 		it, err := k.r.Next()
 		if err != nil {
@@ -241,6 +241,9 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				continue
 			}
 			k.corr.message(kernelMsg{Message: m, fs: fs, at: now})
+			if m.FSType == kmsg.FSBlock && !slices.Contains(restack, fs) {
+				restack = append(restack, fs)
+			}
 			if fs.FSType == "btrfs" && !slices.Contains(checkBtrfs, fs) {
 				checkBtrfs = append(checkBtrfs, fs)
 			}
@@ -248,6 +251,12 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 	}
 	for _, fs := range checkBtrfs {
 		out = w.btrfsCheck(fs, now, out)
+	}
+	// A device below the file system erred: its events describe the
+	// stack as it is now (an md member marked faulty, say), merged with
+	// what was recorded.
+	for _, fs := range restack {
+		w.readStorage(fs)
 	}
 	if len(w.btrfsPending) > 0 {
 		out = append(out, w.btrfsPending...)
