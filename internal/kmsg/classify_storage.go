@@ -22,7 +22,7 @@ var storageRules = []rule{
 	// 6.1), or its name where the kernel prints it with %pe ("error -EIO",
 	// 7.3). A process name is at most 15 bytes.
 	{fstype: FSExt4, kind: KindIOError, levels: lvWarn, byErrno: true, contains: " reading directory block", prefix: "EXT4-fs warning (device ",
-		re: regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?:(?P<errno>-?\d+)|-(?P<errname>E[A-Z0-9]+)) reading directory block$`),
+		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?:(?P<errno>-?\d+)|-(?P<errname>E[A-Z0-9]+)) reading directory block$`),
 		adjust: errnoByName},
 	// drivers/md/raid1.c, raid10.c, raid5.c (raid1_error, raid10_error,
 	// raid5_error; pr_crit): one record, two lines, the second from Linux
