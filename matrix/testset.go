@@ -38,6 +38,7 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestEventNamesLoopOnLoop"},
 	{Pkg: "./internal/watch", Name: "TestMediumErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/watch", Name: "TestDirectoryReadErrorUnderDMNamesTheDisk"},
+	{Pkg: "./internal/watch", Name: "TestMDLegFailureNamesTheLeg"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -55,7 +56,7 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	// Storage stacks: device mapper (dm-linear is part of dm_mod) and a
 	// SCSI disk that fails reads on demand (scsi_debug, with the SCSI
 	// disk driver sd_mod).
-	"dm_mod", "sd_mod", "scsi_debug"}
+	"dm_mod", "sd_mod", "scsi_debug", "raid1"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -69,6 +70,7 @@ var guestTools = []hostTool{
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
 	{Name: "dmsetup", Package: "dmsetup"},
+	{Name: "mdadm", Package: "mdadm"},
 }
 
 // guestTest is one test of the in-guest set.

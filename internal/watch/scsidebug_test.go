@@ -60,15 +60,25 @@ func scsiDebugDisk(t *testing.T) string {
 // ends.
 func partitionDisk(t *testing.T, disk string) string {
 	t.Helper()
+	return partitionDiskN(t, disk, 1)[0]
+}
+
+// partitionDiskN is partitionDisk with n partitions of equal size, the
+// first from sector 2048, and returns their kernel names.
+func partitionDiskN(t *testing.T, disk string, n int) []string {
+	t.Helper()
 	size, err := readSysUint("/sys/class/block/" + disk + "/size")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mbr := make([]byte, 512)
-	e := mbr[446:462]
-	e[4] = 0x83 // Linux
-	binary.LittleEndian.PutUint32(e[8:], 2048)
-	binary.LittleEndian.PutUint32(e[12:], uint32(size-2048))
+	each := (size - 2048) / uint64(n) / 2048 * 2048
+	for i := range n {
+		e := mbr[446+16*i : 462+16*i]
+		e[4] = 0x83 // Linux
+		binary.LittleEndian.PutUint32(e[8:], uint32(2048+uint64(i)*each))
+		binary.LittleEndian.PutUint32(e[12:], uint32(each))
+	}
 	mbr[510], mbr[511] = 0x55, 0xaa
 	writeTable := func(b []byte) error {
 		f, err := os.OpenFile("/dev/"+disk, os.O_RDWR|os.O_SYNC, 0)
@@ -92,17 +102,22 @@ func partitionDisk(t *testing.T, disk string) string {
 			t.Errorf("wiping the partition table of %s: %v", disk, err)
 		}
 	})
-	part := disk + "1"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat("/dev/" + part); err == nil {
-			return part
+	var parts []string
+	for i := range n {
+		part := disk + strconv.Itoa(i+1)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat("/dev/" + part); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/dev/%s did not appear after the partition table was re-read", part)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/dev/%s did not appear after the partition table was re-read", part)
-		}
-		time.Sleep(50 * time.Millisecond)
+		parts = append(parts, part)
 	}
+	return parts
 }
 
 func readSysUint(p string) (uint64, error) {
@@ -373,4 +388,90 @@ func TestDirectoryReadErrorUnderDMNamesTheDisk(t *testing.T) {
 		t.Errorf("event names inode %v, want the directory's %d (from ext4's warning): %s", e.Inode, st.Ino, line)
 	}
 	checkSCSIDebugStack(t, e, disk, part, dev)
+}
+
+// mdadm runs mdadm without udev (the guests have none: MDADM_NO_UDEV makes
+// it create the array's node itself).
+func mdadm(args ...string) error {
+	cmd := exec.Command("mdadm", args...)
+	cmd.Env = append(os.Environ(), "MDADM_NO_UDEV=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mdadm %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// TestMDLegFailureNamesTheLeg: ext4 on an md RAID1 of two partitions of
+// the scsi_debug disk; md fails one leg out of the array (mdadm --fail,
+// as it does on its own after errors). The file system sees no error; the
+// kernel log's "md/raid1:md0: Disk failure on sdX2" is an event of it,
+// whose storage stack shows the array degraded and the leg faulty.
+func TestMDLegFailureNamesTheLeg(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk := scsiDebugDisk(t)
+	testutil.RequireCommand(t, "mdadm", "mdadm")
+	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
+	parts := partitionDiskN(t, disk, 2)
+	const md = "/dev/md0"
+	if err := mdadm("--create", md, "--run", "--level=1", "--raid-devices=2", "--metadata=1.2", "--assume-clean",
+		"/dev/"+parts[0], "/dev/"+parts[1]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mdadm("--stop", md); err != nil {
+			t.Error(err)
+		}
+		if err := mdadm("--zero-superblock", "/dev/"+parts[0], "/dev/"+parts[1]); err != nil {
+			t.Error(err)
+		}
+	})
+	mkfs, err := loopfs.FindTool("mkfs.ext4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", "-F", md).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %s: %v: %s", md, err, out)
+	}
+	mp := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(md, mp, "ext4", 0, "errors=continue"); err != nil {
+		t.Fatalf("mount %s: %v", md, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mp, 0); err != nil {
+			t.Errorf("unmount %s: %v", mp, err)
+		}
+	})
+	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
+	if err := mdadm(md, "--fail", "/dev/"+parts[1]); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	line := string(event.AppendText(nil, &e))
+	t.Logf("%s", line)
+	if e.Source != event.SourceKmsg || e.Error != "EIO" || !strings.Contains(e.KernelMessage, "Disk failure on "+parts[1]) ||
+		!strings.Contains(e.Message, "device error") {
+		t.Errorf("event of the failed leg: %s", line)
+	}
+	if len(e.Storage) != 4 || e.Storage[0].Kind != storage.KindMD || e.Storage[0].MD == nil {
+		t.Fatalf("storage stack %+v, want md0, its two partitions and the disk", e.Storage)
+	}
+	a := e.Storage[0].MD
+	if a.Level != "raid1" || a.Degraded != 1 || len(a.Members) != 2 {
+		t.Errorf("array %+v, want raid1 degraded by one of two", a)
+	}
+	for _, m := range a.Members {
+		if faulty := strings.Contains(m.State, "faulty"); faulty != (m.Name == parts[1]) {
+			t.Errorf("member %s state %q, want %s faulty and no other", m.Name, m.State, parts[1])
+		}
+	}
+	if d := storage.Find(e.Storage, disk); d == nil || d.Disk == nil || d.Disk.Model != "scsi_debug" {
+		t.Errorf("no scsi_debug disk %s in the stack: %s", disk, line)
+	}
+	if want := parts[1] + " faulty → " + disk; !strings.Contains(line, want) {
+		t.Errorf("text line lacks %q", want)
+	}
 }
