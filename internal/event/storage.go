@@ -37,6 +37,11 @@ func StorageText(stack []storage.Layer) string {
 		}
 		writeLayer(&b, stack, &stack[i], "", seen, 0)
 	}
+	if b.Len() == 0 {
+		// Every layer is below another: a cycle, which no real stack
+		// has. Start at the file system's device.
+		writeLayer(&b, stack, &stack[0], "", seen, 0)
+	}
 	return b.String()
 }
 
@@ -51,7 +56,7 @@ func writeLayer(b *strings.Builder, stack []storage.Layer, l *storage.Layer, sta
 	}
 	var below []*storage.Layer
 	for _, n := range l.On {
-		if c := storage.Find(stack, n); c != nil && !seen[n] && depth < maxStackDepth {
+		if c := storage.Find(stack, n); c != nil && depth < maxStackDepth {
 			below = append(below, c)
 		}
 	}
@@ -74,6 +79,15 @@ func writeLayer(b *strings.Builder, stack []storage.Layer, l *storage.Layer, sta
 					st = m.State
 				}
 			}
+		}
+		if seen[c.Name] {
+			// Described already (two partitions of one disk in an
+			// array): named only.
+			b.WriteString(Safe(c.Name))
+			if st != "" {
+				b.WriteString(" " + Safe(st))
+			}
+			continue
 		}
 		writeLayer(b, stack, c, st, seen, depth+1)
 	}
