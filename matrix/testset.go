@@ -39,6 +39,7 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestMediumErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/watch", Name: "TestDirectoryReadErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/watch", Name: "TestMDLegFailureNamesTheLeg"},
+	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},

@@ -475,3 +475,69 @@ func TestMDLegFailureNamesTheLeg(t *testing.T) {
 		t.Errorf("text line lacks %q", want)
 	}
 }
+
+// TestFailedDMKeepsItsStack: the dm device under a watched ext4 fails (its
+// table is replaced by `error`, as when a device is lost): sysfs no longer
+// shows what it was built on, and a re-reading of the stack (here at the
+// rescan a bind mount causes) finds nothing below it. The events that
+// follow still name the partition and the disk recorded before.
+func TestFailedDMKeepsItsStack(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
+	changes := make(chan Change, 16)
+	c := startConfig(t, Config{Paths: []string{mp}, OnChange: func(ch Change) { changes <- ch }}, false)
+	name := dmKernelName(t, dmName)
+	sectors, err := readSysUint("/sys/class/block/" + name + "/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dmsetup("reload", dmName, "--table", fmt.Sprintf("0 %d error", sectors)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dmsetup("resume", dmName); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir("/sys/class/block/" + name + "/slaves"); err != nil || len(ents) != 0 {
+		t.Fatalf("slaves of %s after the table became `error`: %v %v, want none (else this test tests nothing)", name, ents, err)
+	}
+	bind := filepath.Join(t.TempDir(), "bind")
+	if err := os.Mkdir(bind, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(mp, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(bind, 0); err != nil {
+			t.Errorf("unmount %s: %v", bind, err)
+		}
+	})
+	select {
+	case <-changes:
+	case <-time.After(waitTimeout):
+		t.Fatalf("no rescan within %v of the bind mount", waitTimeout)
+	}
+	if err := os.WriteFile("/sys/fs/ext4/"+name+"/trigger_fs_error", []byte("fshealth test"), 0); err != nil {
+		t.Fatal(err)
+	}
+	e := c.next()
+	t.Logf("%s", event.AppendText(nil, &e))
+	if e.Error != "EUCLEAN" || len(e.Mountpoints) != 2 {
+		t.Errorf("event %s, want EUCLEAN at %s and %s", event.AppendText(nil, &e), mp, bind)
+	}
+	checkSCSIDebugStack(t, e, disk, part, dev)
+}
+
+// dmKernelName returns the kernel name ("dm-0") of the device mapper
+// device called name.
+func dmKernelName(t *testing.T, name string) string {
+	t.Helper()
+	paths, _ := filepath.Glob("/sys/class/block/dm-*/dm/name")
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == name {
+			return filepath.Base(filepath.Dir(filepath.Dir(p)))
+		}
+	}
+	t.Fatalf("no device mapper device called %s in /sys/class/block", name)
+	return ""
+}
