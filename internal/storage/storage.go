@@ -167,6 +167,16 @@ func PartitionAt(stack []Layer, disk string, sector uint64) string {
 	return ""
 }
 
+// HasPartitions reports whether the stack holds a partition of disk.
+func HasPartitions(stack []Layer, disk string) bool {
+	for i := range stack {
+		if stack[i].Kind == KindPartition && len(stack[i].On) == 1 && stack[i].On[0] == disk {
+			return true
+		}
+	}
+	return false
+}
+
 // Merge returns the stack just read (cur) completed with what an earlier
 // reading (old) knew and cur no longer shows: a device-mapper device whose
 // table was replaced (by `error`, say) loses its slaves, and a device that

@@ -16,6 +16,7 @@ import (
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/kmsg"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // kernelLog is the watcher's second source of errors: the kernel log
@@ -291,6 +292,9 @@ func (w *Watcher) kernelLogFS(m *kmsg.Message) *enrich.Filesystem {
 	// The device is in the recorded stack of a file system, even if it
 	// no longer shows in sysfs (a failed dm device loses its slaves).
 	if fs := w.storageFS(name); fs != nil {
+		if name == m.Device && storage.HasPartitions(fs.Storage, name) && !w.wholeDiskOf(fs, name, m) {
+			return nil
+		}
 		return fs
 	}
 	// Follow holders up a short stack: sda2 → dm-0 → dm-1.

@@ -236,7 +236,10 @@ func ext4OnDMOnSCSIDebug(t *testing.T) (disk, part, dev, mp string) {
 	t.Helper()
 	disk = scsiDebugDisk(t)
 	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
-	part = partitionDisk(t, disk)
+	// A second partition, not used: an error that names the disk and no
+	// sector (SCSI sense data) could be its, so it is not the file
+	// system's; the block layer's line with the sector is.
+	part = partitionDiskN(t, disk, 2)[0]
 	dev = linearDevice(t, dmName, part)
 	mkfs, err := loopfs.FindTool("mkfs.ext4")
 	if err != nil {
@@ -295,11 +298,13 @@ func checkSCSIDebugStack(t *testing.T, e event.Event, disk, part, dev string) {
 
 // TestMediumErrorUnderDMNamesTheDisk: ext4 on a dm-linear device on the
 // partition of a scsi_debug disk; the disk fails the read of a file's data
-// with a medium error. Only the kernel log reports it (the SCSI sense and
-// the block layer's "critical medium error, dev sdX, sector N" of the
-// whole disk), and it becomes an event of the file system whose storage
-// stack names the dm device as it was mounted, the partition and the
-// scsi_debug disk.
+// with a medium error. Only the kernel log reports it before Linux 7.0
+// (the SCSI sense, which names the disk, and the block layer's "critical
+// medium error, dev sdX, sector N" of the whole disk, which is mapped to
+// the partition), and it becomes an event of the file system whose
+// storage stack names the dm device as it was mounted, the partition and
+// the scsi_debug disk. The disk has a second partition, so the sense line
+// alone is not the file system's.
 func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
@@ -326,8 +331,11 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	e := c.next()
 	line := string(event.AppendText(nil, &e))
 	t.Logf("%s", line)
-	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.Contains(strings.ToLower(e.KernelMessage), "medium error") {
+	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.HasPrefix(e.KernelMessage, "critical medium error, dev "+disk+", sector ") {
 		t.Errorf("event of the medium error: %s", line)
+	}
+	if e.Source == event.SourceKmsg && (e.ErrorCount != 1 || e.Error != "ENODATA") {
+		t.Errorf("kernel-log event of one medium error counts %d message(s), errno %s, want the block layer's line alone: %s", e.ErrorCount, e.Error, line)
 	}
 	checkSCSIDebugStack(t, e, disk, part, dev)
 }

@@ -3,8 +3,10 @@ package watch
 import (
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fshealth/fshealth/internal/enrich"
+	"github.com/fshealth/fshealth/internal/kmsg"
 	"github.com/fshealth/fshealth/internal/storage"
 )
 
@@ -77,4 +79,23 @@ func (w *Watcher) recordedPartition(disk string, sector uint64) string {
 		}
 	}
 	return ""
+}
+
+// wholeDiskOf reports whether a message that names disk, on which fs is
+// through one of its partitions, is about fs: a message with a sector
+// never is (no partition of fs holds the sector, or it would have been
+// named); one without (a SCSI disk's sense data) is when every partition
+// the disk has in sysfs is below fs, so that the error cannot be another
+// partition's.
+func (w *Watcher) wholeDiskOf(fs *enrich.Filesystem, disk string, m *kmsg.Message) bool {
+	if strings.Contains(m.Text, " error, dev ") {
+		return false
+	}
+	parts, _ := filepath.Glob(filepath.Join(w.cfg.SysRoot, "class/block", disk, disk+"*", "partition"))
+	for _, p := range parts {
+		if storage.Find(fs.Storage, filepath.Base(filepath.Dir(p))) == nil {
+			return false
+		}
+	}
+	return true
 }

@@ -105,3 +105,38 @@ func TestBlockErrorBelowAttributedByStack(t *testing.T) {
 	}
 	c.none()
 }
+
+// TestSectorOfVanishedDiskMappedByRecordedStack: a block layer error names
+// a disk sysfs no longer has (it was pulled, or its driver gave up on it)
+// and a sector of it; the partition recorded in a watched file system's
+// stack that holds the sector makes it an event of that file system, and a
+// sector outside it (in another partition, or the partition table) does
+// not.
+func TestSectorOfVanishedDiskMappedByRecordedStack(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: testHold}, false)
+	// As if the loop device were on partition 2 of a disk that is gone
+	// now, the way the stack was recorded while it was there.
+	done := make(chan struct{})
+	c.w.Do(func() {
+		fs := c.w.Watched()[0]
+		fs.Storage[0].On = []string{"ghost2"}
+		fs.Storage = append(fs.Storage[:1:1],
+			storage.Layer{Name: "ghost2", Kind: storage.KindPartition, Partition: 2, Start: 4096, Sectors: 2048, On: []string{"ghost"}},
+			storage.Layer{Name: "ghost", Kind: storage.KindDisk, Disk: &storage.Disk{Model: "GONE", Serial: "G1"}})
+		close(done)
+	})
+	<-done
+	write("3,100,1,-;critical medium error, dev ghost, sector 100 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0")
+	write("3,101,2,-;critical medium error, dev ghost, sector 5000 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0")
+	e := c.next()
+	if e.Device != im.Dev || !strings.Contains(e.KernelMessage, "sector 5000") || e.ErrorCount != 1 {
+		t.Errorf("event %s, want the one of sector 5000 (in ghost2) on %s", event.AppendText(nil, &e), im.Dev)
+	}
+	if len(e.Storage) == 0 || e.Storage[0].Name != im.Name {
+		t.Errorf("event without its file system's stack: %s", event.AppendText(nil, &e))
+	}
+	c.none()
+}
