@@ -272,3 +272,18 @@ func TestUnitSerial(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupName: a device by its kernel name, as btrfs lists its members.
+func TestLookupName(t *testing.T) {
+	root := buildTree(t, "luks-partition")
+	stack, err := looker(root).LookupName("sda2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(stack), "sda2:partition<sda> sda:disk<>"; got != want {
+		t.Errorf("stack %s, want %s", got, want)
+	}
+	if _, err := looker(root).LookupName("sdz"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unknown device: %v, want ErrNotExist", err)
+	}
+}
