@@ -20,11 +20,15 @@ import (
 	"github.com/fshealth/fshealth/internal/ext4"
 	"github.com/fshealth/fshealth/internal/mounts"
 	"github.com/fshealth/fshealth/internal/pathfind"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // Filesystem is a watched file system as the registry knows it.
 type Filesystem struct {
 	*mounts.Info
+	// Storage is the storage stack under the file system, as last read
+	// (internal/storage); every event of the file system carries it.
+	Storage []storage.Layer
 	// ext4 reads the recorded error state; nil for other file systems.
 	ext4 *ext4.Reader
 	// lastCount is the errors_count seen last, to tell a stale read.
@@ -181,6 +185,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 		dst.UUID = fs.UUID
 		dst.Label = fs.Label
 		dst.Mountpoints = fs.Mountpoints
+		dst.Storage = fs.Storage
 	}
 
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {

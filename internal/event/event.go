@@ -9,6 +9,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // Kinds of event.
@@ -93,6 +94,11 @@ type Event struct {
 	Label string `json:"label,omitempty"`
 	// Mountpoints lists every mount point of the file system.
 	Mountpoints []string `json:"mountpoints"`
+
+	// Storage is the storage stack under the file system, from its
+	// device down to the disks, as recorded when it was last read (so it
+	// is known after a device failed or vanished).
+	Storage []storage.Layer `json:"storage,omitempty"`
 
 	// Inode and Generation identify the inode the error is about; both are
 	// absent for errors about the file system as a whole.

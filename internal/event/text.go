@@ -28,7 +28,16 @@ func AppendText(b []byte, e *Event) []byte {
 	}
 	b = append(b, " on "...)
 	if e.Device != "" {
-		b = append(b, Safe(e.Device)...)
+		if len(e.Storage) > 0 && e.Storage[0].MountedAs != "" {
+			b = append(b, Safe(e.Storage[0].MountedAs)...)
+		} else {
+			b = append(b, Safe(e.Device)...)
+		}
+		if len(e.Storage) > 0 {
+			b = append(b, " ("...)
+			b = append(b, StorageText(e.Storage)...)
+			b = append(b, ')')
+		}
 	} else {
 		b = append(b, "unknown device (fsid "+e.FSID+")"...)
 	}

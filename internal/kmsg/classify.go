@@ -22,7 +22,8 @@ const (
 	// KindChecksum is data or metadata that failed checksum verification.
 	KindChecksum Kind = "checksum"
 	// KindDeviceError is a change of the per-device error counters btrfs
-	// keeps (write, read, flush, corruption, generation).
+	// keeps (write, read, flush, corruption, generation), or a device
+	// that md failed out of an array.
 	KindDeviceError Kind = "device-error"
 	// KindError is any other error.
 	KindError Kind = "error"

@@ -46,6 +46,7 @@ func (w *Watcher) rescan() {
 			continue
 		}
 		kept = append(kept, wf)
+		w.readStorage(wf)
 		if !sameMounts(f, wf.Filesystem) {
 			// A mount of the same device number that shares no mount with
 			// the old set may be a new superblock: mark it again (marking

@@ -338,6 +338,7 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 	if err != nil {
 		w.log.Warn("watching, without ext4 error details", "device", info.Device, "err", err)
 	}
+	w.readStorage(entry)
 	w.watched = append(w.watched, entry)
 	attrs := []any{"fstype", info.FSType, "device", info.Device, "uuid", info.UUID, "mountpoints", info.Mountpoints}
 	switch {

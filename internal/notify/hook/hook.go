@@ -44,6 +44,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
 	"github.com/fshealth/fshealth/internal/trust"
 )
 
@@ -597,6 +598,11 @@ func (c *capture) log(log *slog.Logger, stream string, level slog.Level) {
 //	FSHEALTH_SOURCE       where the event came from: fanotify, kmsg,
 //	                      btrfs-counters or recorded
 //	FSHEALTH_KERNEL_MESSAGE the kernel's log message about the error
+//	FSHEALTH_STORAGE      the storage under the file system in one line,
+//	                      e.g. `LV vgA/data (dm-1) → sda2 → sda "ATA FOO"
+//	                      serial S123` (the JSON on stdin has every field)
+//	FSHEALTH_DISKS        the device nodes of the disks at the bottom of
+//	                      it, one per line, e.g. /dev/sda
 //	FSHEALTH_TEST         1 for `fshealth test-alert`, else empty
 func Environment(a *alert.Alert) []string {
 	fsys := a.Filesystem
@@ -660,6 +666,8 @@ func Environment(a *alert.Alert) []string {
 		{"FSHEALTH_PATH", ev.Path},
 		{"FSHEALTH_SOURCE", ev.Source},
 		{"FSHEALTH_KERNEL_MESSAGE", ev.KernelMessage},
+		{"FSHEALTH_STORAGE", event.StorageText(ev.Storage)},
+		{"FSHEALTH_DISKS", diskNodes(ev.Storage)},
 		{"FSHEALTH_TEST", test},
 	}
 	env := make([]string, len(vars))
@@ -667,6 +675,16 @@ func Environment(a *alert.Alert) []string {
 		env[i] = v[0] + "=" + strings.ReplaceAll(v[1], "\x00", "\uFFFD")
 	}
 	return env
+}
+
+// diskNodes lists the device nodes of the disks of a storage stack, one
+// per line.
+func diskNodes(stack []storage.Layer) string {
+	var nodes []string
+	for _, d := range storage.Disks(stack) {
+		nodes = append(nodes, d.Node)
+	}
+	return strings.Join(nodes, "\n")
 }
 
 // formatTime formats t as RFC 3339, or returns "" for the zero time.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // logBuffer is a concurrency-safe log destination.
@@ -77,6 +78,11 @@ func testAlert(path string) *alert.Alert {
 		FSID: "1:2", Device: "/dev/loop0", FSType: "ext4", UUID: "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428",
 		Mountpoints: []string{"/srv/a b", "/mnt/x\ny"}, Inode: ptr(uint64(13)), Generation: ptr(uint32(7)), Path: path,
 		KernelMessage: "EXT4-fs error (device loop0): " + path,
+		Storage: []storage.Layer{
+			{Name: "loop0", Kind: storage.KindLoop, Node: "/dev/loop0", BackingFile: "/srv/img", On: []string{"sda2"}},
+			{Name: "sda2", Kind: storage.KindPartition, Node: "/dev/sda2", On: []string{"sda"}},
+			{Name: "sda", Kind: storage.KindDisk, Node: "/dev/sda", Disk: &storage.Disk{Vendor: "ATA", Model: "FOO", Serial: "S123"}},
+		},
 	}
 	return &alert.Alert{
 		ID: "01JALERT000000000000000001", Type: alert.TypeError, Severity: alert.SeverityCritical, Rule: "default",
@@ -150,6 +156,8 @@ pwd > "$OUT/pwd"
 		"FSHEALTH_PATH=" + hostile,
 		"FSHEALTH_SOURCE=fanotify",
 		"FSHEALTH_KERNEL_MESSAGE=EXT4-fs error (device loop0): " + hostile,
+		`FSHEALTH_STORAGE=loop0 file /srv/img → sda2 → sda "ATA FOO" serial S123`,
+		"FSHEALTH_DISKS=/dev/sda",
 		"FSHEALTH_TEST=1",
 	}
 	// The shell may add PWD (and nothing else of the daemon's leaks in).
@@ -507,10 +515,10 @@ func TestEnvironmentWithoutEvent(t *testing.T) {
 	a := &alert.Alert{ID: "x", Type: alert.TypeResolved, Severity: alert.SeverityInfo,
 		Filesystem: alert.Filesystem{Device: "/dev/sdb", Mountpoints: []string{}}}
 	env := Environment(a)
-	if len(env) != 23 {
+	if len(env) != 25 {
 		t.Errorf("%d variables", len(env))
 	}
-	for _, want := range []string{"FSHEALTH_ERRNO=", "FSHEALTH_INODE=", "FSHEALTH_PATH=", "FSHEALTH_MOUNTPOINT=", "FSHEALTH_DEVICE=/dev/sdb", "FSHEALTH_TEST=", "FSHEALTH_TIME="} {
+	for _, want := range []string{"FSHEALTH_ERRNO=", "FSHEALTH_INODE=", "FSHEALTH_PATH=", "FSHEALTH_MOUNTPOINT=", "FSHEALTH_DEVICE=/dev/sdb", "FSHEALTH_TEST=", "FSHEALTH_TIME=", "FSHEALTH_STORAGE=", "FSHEALTH_DISKS="} {
 		if !slices.Contains(env, want) {
 			t.Errorf("missing %q in %q", want, env)
 		}
