@@ -26,6 +26,10 @@ import (
 // Filesystem is a watched file system as the registry knows it.
 type Filesystem struct {
 	*mounts.Info
+	// FormerMountpoints are, for a file system that was unmounted while
+	// watched (its Mountpoints are then empty), the mount points it had:
+	// its events still queued are reported with them.
+	FormerMountpoints []string
 	// Storage is the storage stack under the file system, as last read
 	// (internal/storage); every event of the file system carries it.
 	Storage []storage.Layer
@@ -185,6 +189,9 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 		dst.UUID = fs.UUID
 		dst.Label = fs.Label
 		dst.Mountpoints = fs.Mountpoints
+		if len(fs.Mountpoints) == 0 && len(fs.FormerMountpoints) > 0 {
+			dst.Mountpoints, dst.Unmounted = fs.FormerMountpoints, true
+		}
 		dst.Storage = fs.Storage
 	}
 

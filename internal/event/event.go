@@ -94,6 +94,10 @@ type Event struct {
 	Label string `json:"label,omitempty"`
 	// Mountpoints lists every mount point of the file system.
 	Mountpoints []string `json:"mountpoints"`
+	// Unmounted is set when the file system was unmounted before fshealth
+	// read the event (it was queued, or the file system was unmounted
+	// lazily): Mountpoints are then the mount points it had.
+	Unmounted bool `json:"unmounted,omitempty"`
 
 	// Storage is the storage stack under the file system, from its
 	// device down to the disks, as recorded when it was last read (so it

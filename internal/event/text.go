@@ -53,6 +53,9 @@ func AppendText(b []byte, e *Event) []byte {
 			}
 			b = append(b, Safe(m)...)
 		}
+		if e.Unmounted {
+			b = append(b, " (unmounted since)"...)
+		}
 	}
 	if e.Inode != nil {
 		b = fmt.Appendf(b, " inode %d", *e.Inode)

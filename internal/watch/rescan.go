@@ -134,6 +134,7 @@ func (w *Watcher) isWatched(f *mounts.Filesystem) bool {
 func (w *Watcher) detach(wf *enrich.Filesystem) {
 	info := *wf.Info
 	fs := *info.Filesystem
+	wf.FormerMountpoints = fs.Mountpoints
 	fs.Mountpoints, fs.Mounts = nil, nil
 	info.Filesystem = &fs
 	wf.Info = &info
