@@ -51,7 +51,7 @@ Needs root (CAP_SYS_ADMIN; CAP_SYSLOG for the kernel log).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runWatch(ctx, g, watch.Config{Paths: args, KernelLog: kernelLog}, asJSON, g.stdout, nil)
+			return runWatch(ctx, g, watch.Config{Paths: args, KernelLog: kernelLog, Redundancy: true}, asJSON, g.stdout, nil)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event (NDJSON)")

@@ -62,7 +62,7 @@ type Event struct {
 	// ID is the event's unique id in the daemon's history; `watch` leaves
 	// it empty.
 	ID string `json:"id,omitempty"`
-	// Kind is KindError or KindOverflow.
+	// Kind is KindError, KindOverflow, KindPath or KindRedundancy.
 	Kind string `json:"kind"`
 	// Time is when fshealth received the event.
 	Time Time `json:"time"`
@@ -121,6 +121,9 @@ type Event struct {
 
 	// Ext4 is the file system's recorded error state, for ext4.
 	Ext4 *ext4.State `json:"ext4,omitempty"`
+	// Redundancy is, on a KindRedundancy event, what changed in the
+	// redundancy of an array under the file system.
+	Redundancy *storage.Redundancy `json:"redundancy,omitempty"`
 	// Btrfs is the device error counter that went up, for SourceBtrfs.
 	Btrfs *btrfs.Increase `json:"btrfs,omitempty"`
 

@@ -22,8 +22,9 @@ func AppendText(b []byte, e *Event) []byte {
 	if e.Kind == KindPath {
 		return appendPathText(b, e)
 	}
-	b = fmt.Appendf(b, " %s (%s)", e.Error, e.ErrorText)
-	if e.ErrorCount != 1 {
+	if e.Kind == KindRedundancy {
+		b = appendRedundancyText(b, e)
+	} else if b = fmt.Appendf(b, " %s (%s)", e.Error, e.ErrorText); e.ErrorCount != 1 {
 		b = fmt.Appendf(b, " ×%d", e.ErrorCount)
 	}
 	b = append(b, " on "...)
@@ -168,6 +169,10 @@ func Summary(e *Event) string {
 		return fmt.Sprintf("path of inode %d on %s: %s", deref(e.Inode), orUnknown(Safe(e.Device)), p)
 	}
 	var b strings.Builder
+	if e.Kind == KindRedundancy && e.Redundancy != nil {
+		fmt.Fprintf(&b, "redundancy %s: %s on %s", Safe(e.Redundancy.Change), Clean(e.Redundancy.String()), orUnknown(Safe(e.Device)))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s on %s", e.Error, orUnknown(Safe(e.Device)))
 	if len(e.Mountpoints) > 0 {
 		fmt.Fprintf(&b, " (%s)", Safe(e.Mountpoints[0]))

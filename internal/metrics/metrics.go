@@ -154,6 +154,10 @@ func (m *Metrics) Event(e *event.Event) {
 		m.overflows.Inc()
 		return
 	}
+	if e.Kind == event.KindRedundancy {
+		// Not an error of the file system: its incident and alerts say it.
+		return
+	}
 	fs := FSOf(e)
 	lv := append(fs.values(), e.Error)
 	m.errors.WithLabelValues(lv...).Add(float64(e.ErrorCount))

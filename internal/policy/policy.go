@@ -136,6 +136,9 @@ func ErrorKind(ev *event.Event) string {
 	if ev.Kind == event.KindOverflow {
 		return KindOverflow
 	}
+	if ev.Kind == event.KindRedundancy {
+		return KindRedundancy
+	}
 	if ev.Error != "" {
 		return ev.Error
 	}
@@ -238,6 +241,9 @@ func (e *Engine) Evaluate(ev *event.Event, now time.Time) Decision {
 	if ev.Kind == event.KindOverflow {
 		return e.overflow(ev, now)
 	}
+	if restoredRedundancy(ev) {
+		return e.restored(ev, now)
+	}
 	fsKey := FSKey(ev)
 	n := uint64(ev.ErrorCount)
 	if n == 0 {
@@ -290,9 +296,13 @@ func (e *Engine) Evaluate(ev *event.Event, now time.Time) Decision {
 			d.Folded = true
 		}
 	}
-	if trustedEvidence(ev) || r.cfg.ActOnKernelLog {
+	switch {
+	case ev.Kind == event.KindRedundancy:
+		// The file system is intact: recovery actions are for its
+		// errors, not for a lost copy below it.
+	case trustedEvidence(ev) || r.cfg.ActOnKernelLog:
 		d.Actions = e.actions(inc, r, now)
-	} else {
+	default:
 		d.Withheld = e.dueActions(inc, r, now)
 	}
 	e.changed[inc.ID] = inc

@@ -58,6 +58,8 @@ func errorSummary(inc *IncidentState, ev *event.Event, n uint64) string {
 	s := subject(inc)
 	if ev.ErrorText != "" {
 		s += ": " + event.Clean(ev.ErrorText)
+	} else if ev.Kind == event.KindRedundancy {
+		s += ": " + event.Clean(ev.Message)
 	}
 	if n > 1 {
 		s += " (" + countErrors(n) + ")"

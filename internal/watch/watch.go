@@ -74,6 +74,13 @@ type Config struct {
 	// result is passed to OnPath as an event of kind "path", from Run's
 	// goroutine, after the sink has received the event that asked for it.
 	OnPath func(*event.Event)
+	// Redundancy makes the watcher follow the md arrays under the watched
+	// file systems and report changes of their redundancy as
+	// KindRedundancy events (redundancy.go), read at start, at each
+	// kernel log wake-up and every RedundancyInterval
+	// (DefaultRedundancyInterval if zero).
+	Redundancy         bool
+	RedundancyInterval time.Duration
 }
 
 // Change says how the set of watched file systems changed.
@@ -132,6 +139,9 @@ type Watcher struct {
 	btrfsIncreased map[*enrich.Filesystem]time.Time
 	// sinkClock says since when the reader is in the sink (probe.go).
 	sinkClock
+	// redund follows md arrays; nil without Config.Redundancy.
+	redund       *redundancy
+	redundWanted atomic.Bool
 
 	mu      sync.Mutex
 	running bool
@@ -451,6 +461,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 
+	if w.cfg.Redundancy {
+		defer w.stopRedundancy()
+		if evs := w.startRedundancy(); len(evs) > 0 {
+			if err := w.cfg.Sink(evs); err != nil {
+				return err
+			}
+		}
+	}
+
 	buf := make([]byte, fanotify.ReadBufferSize)
 	raws := make([]fanotify.Event, 0, 64)
 	out := make([]event.Event, 0, 64)
@@ -473,13 +492,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 			for _, f := range calls {
 				f()
 			}
+			redund := w.redundWanted.Swap(false)
 			if k := w.klog; k != nil && (k.wanted.Swap(false) || len(w.btrfsPending) > 0) {
 				out = w.kernelLogDue(w.readKernelLog(out[:0]))
+				out = w.checkRedundancy(out)
+				redund = false
 				select {
 				case k.drained <- struct{}{}:
 				default:
 				}
 				if len(out) > 0 {
+					if err := w.cfg.Sink(out); err != nil {
+						return err
+					}
+				}
+			}
+			if redund {
+				if out = w.checkRedundancy(out[:0]); len(out) > 0 {
 					if err := w.cfg.Sink(out); err != nil {
 						return err
 					}

@@ -1,0 +1,21 @@
+package event
+
+// KindRedundancy is a change in the redundancy of a RAID array under a
+// file system (Event.Redundancy says which): a member faulty or removed,
+// the array degraded, a check's mismatch count grown, or the array whole
+// again ("restored"), which resolves the file system's redundancy
+// incident.
+const KindRedundancy = "redundancy"
+
+// SourceMD marks KindRedundancy events read from md's sysfs attributes.
+const SourceMD = "md"
+
+// appendRedundancyText appends the description of a KindRedundancy event
+// in place of an error's errno.
+func appendRedundancyText(b []byte, e *Event) []byte {
+	b = append(b, " REDUNDANCY "...)
+	if r := e.Redundancy; r != nil {
+		b = append(b, Safe(r.Change)...)
+	}
+	return b
+}

@@ -1,0 +1,47 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
+)
+
+// KindRedundancy is the error kind of the incident that KindRedundancy
+// events (an array under the file system lost redundancy) open.
+const KindRedundancy = event.KindRedundancy
+
+// restoredRedundancy reports whether ev says an array is whole again.
+func restoredRedundancy(ev *event.Event) bool {
+	return ev.Kind == event.KindRedundancy && ev.Redundancy != nil && ev.Redundancy.Change == storage.ChangeRestored
+}
+
+// restored handles a redundancy-restored event: it resolves the file
+// system's redundancy incident, if one is open (a digest of what is still
+// folded, then a resolved alert), and opens nothing. Its other incidents
+// (file system errors) stay open.
+func (e *Engine) restored(ev *event.Event, now time.Time) Decision {
+	fsKey := FSKey(ev)
+	key := IncidentKey(fsKey, KindRedundancy)
+	d := Decision{}
+	inc := e.incidents[key]
+	if inc == nil {
+		return d
+	}
+	d.Rule, d.Severity = inc.Rule, inc.Severity
+	inc.LastEvent = cloneEvent(ev)
+	inc.LastEventTime = now
+	if inc.Folded > 0 {
+		d.Alerts = append(d.Alerts, e.raise(inc, alert.TypeDigest, now, inc.Folded, inc.FoldedSince, inc.LastEvent, digestSummary(inc)))
+		inc.Folded, inc.FoldedSince = 0, time.Time{}
+	}
+	d.Alerts = append(d.Alerts, e.raise(inc, alert.TypeResolved, now, inc.Errors, inc.Opened, inc.LastEvent, resolvedSummary(inc)))
+	inc.Resolved = now
+	inc.WindowEnd, inc.Window = time.Time{}, 0
+	inc.NextReminder = time.Time{}
+	delete(e.incidents, key)
+	e.changed[inc.ID] = inc
+	d.Incident = inc.clone()
+	return d
+}

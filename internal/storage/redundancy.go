@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Changes of an array's redundancy (Redundancy.Change).
+const (
+	// ChangeDegraded: the array lacks members it did not lack before.
+	ChangeDegraded = "degraded"
+	// ChangeMemberFaulty: md marked a member faulty.
+	ChangeMemberFaulty = "member-faulty"
+	// ChangeMemberRemoved: a member left the array.
+	ChangeMemberRemoved = "member-removed"
+	// ChangeMismatch: a check or repair found more mismatched blocks
+	// between the copies than the last one (md/mismatch_cnt grew).
+	ChangeMismatch = "mismatch"
+	// ChangeRestored: the array is whole again (no member missing or
+	// faulty, no recovery running) after one of the changes above.
+	ChangeRestored = "restored"
+)
+
+// ArrayState is what md's sysfs says about an array's redundancy.
+type ArrayState struct {
+	// Name is the array's kernel name ("md0").
+	Name string
+	MD
+	// RaidDisks is how many members the array is meant to have.
+	RaidDisks int
+	// SyncAction is md/sync_action ("idle", "resync", "recover",
+	// "check", "repair", ...).
+	SyncAction string
+	// MismatchCnt is md/mismatch_cnt; HasMismatch says it was read.
+	MismatchCnt uint64
+	HasMismatch bool
+}
+
+// ReadArray reads the redundancy state of the md array name under sysRoot.
+func ReadArray(sysRoot, name string) (*ArrayState, error) {
+	dir := filepath.Join(sysRoot, "class/block", name)
+	if !exists(dir, "md") {
+		return nil, fmt.Errorf("%s: not an md array (no md directory in sysfs)", dir)
+	}
+	a := &ArrayState{Name: name, MD: *readMD(dir), SyncAction: readStr(dir, "md/sync_action")}
+	if n, err := readUint(dir, "md/raid_disks"); err == nil {
+		a.RaidDisks = int(n)
+	}
+	if n, err := readUint(dir, "md/mismatch_cnt"); err == nil {
+		a.MismatchCnt, a.HasMismatch = n, true
+	}
+	return a, nil
+}
+
+// redundant reports whether the level keeps redundant copies (raid0 and
+// linear arrays cannot degrade).
+func redundant(level string) bool {
+	switch level {
+	case "", "raid0", "linear", "container", "faulty":
+		return false
+	}
+	return true
+}
+
+// whole reports whether the array has every member in sync and no recovery
+// running.
+func (a *ArrayState) whole() bool {
+	if a.Degraded > 0 || a.ArrayState == "inactive" || a.ArrayState == "" {
+		return false
+	}
+	switch a.SyncAction {
+	case "recover", "reshape":
+		return false
+	}
+	for _, m := range a.Members {
+		if faulty(m.State) {
+			return false
+		}
+	}
+	return true
+}
+
+func faulty(state string) bool { return slices.Contains(strings.Split(state, ","), "faulty") }
+
+// Redundancy is one change of an array's redundancy, as events carry it.
+type Redundancy struct {
+	// Change is one of the Change* constants.
+	Change string `json:"change"`
+	// Array is the array's kernel name ("md0"); Level its RAID level.
+	Array string `json:"array"`
+	Level string `json:"level,omitempty"`
+	// Member is the member the change is about (member-faulty,
+	// member-removed), MemberState its md state.
+	Member      string `json:"member,omitempty"`
+	MemberState string `json:"member_state,omitempty"`
+	// Degraded is how many members the array lacks of RaidDisks.
+	Degraded  int `json:"degraded"`
+	RaidDisks int `json:"raid_disks,omitempty"`
+	// ArrayState and SyncAction are md's array_state and sync_action.
+	ArrayState string `json:"array_state,omitempty"`
+	SyncAction string `json:"sync_action,omitempty"`
+	// MismatchCnt is md's mismatch_cnt, and Previous what it was when
+	// last seen (mismatch).
+	MismatchCnt uint64 `json:"mismatch_cnt,omitempty"`
+	Previous    uint64 `json:"previous_mismatch_cnt,omitempty"`
+}
+
+// String describes the change in one line.
+func (r *Redundancy) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "md array %s", r.Array)
+	if r.Level != "" {
+		fmt.Fprintf(&b, " (%s)", r.Level)
+	}
+	switch r.Change {
+	case ChangeMemberFaulty:
+		fmt.Fprintf(&b, ": member %s faulty", r.Member)
+	case ChangeMemberRemoved:
+		fmt.Fprintf(&b, ": member %s removed", r.Member)
+	case ChangeDegraded:
+		b.WriteString(": degraded")
+	case ChangeMismatch:
+		fmt.Fprintf(&b, ": a check found %d mismatched sectors between the copies (was %d)", r.MismatchCnt, r.Previous)
+		return b.String()
+	case ChangeRestored:
+		b.WriteString(": redundancy restored, every member in sync")
+		return b.String()
+	}
+	if r.RaidDisks > 0 {
+		fmt.Fprintf(&b, ", %d of %d members missing", r.Degraded, r.RaidDisks)
+	} else {
+		fmt.Fprintf(&b, ", %d members missing", r.Degraded)
+	}
+	if r.SyncAction != "" && r.SyncAction != "idle" {
+		fmt.Fprintf(&b, " (%s running)", r.SyncAction)
+	}
+	return b.String()
+}
+
+// arrayMemo is what a Tracker remembers of one array.
+type arrayMemo struct {
+	last *ArrayState
+	// broken says a loss was reported and no restore since.
+	broken bool
+	// mismatch is the mismatch count the last finished check left (or
+	// the first reading's).
+	mismatch uint64
+}
+
+// Tracker follows the redundancy of md arrays and tells what changed
+// between two readings: each change once.
+type Tracker struct {
+	arrays map[string]*arrayMemo
+}
+
+// Update takes a new reading of an array and returns its changes since the
+// last one. At the first reading, an array already degraded or with a
+// faulty member is reported as such; its mismatch count is the baseline.
+// A member's loss carries the array's degradation: a degraded change is
+// reported on its own only when no member change explains it.
+func (t *Tracker) Update(a *ArrayState) []Redundancy {
+	if t.arrays == nil {
+		t.arrays = map[string]*arrayMemo{}
+	}
+	if !redundant(a.Level) {
+		return nil
+	}
+	mk := func(change string) Redundancy {
+		return Redundancy{Change: change, Array: a.Name, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
+			ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}
+	}
+	memo := t.arrays[a.Name]
+	var out []Redundancy
+	if memo == nil {
+		memo = &arrayMemo{mismatch: a.MismatchCnt}
+		t.arrays[a.Name] = memo
+		for _, m := range a.Members {
+			if faulty(m.State) {
+				r := mk(ChangeMemberFaulty)
+				r.Member, r.MemberState = m.Name, m.State
+				out = append(out, r)
+			}
+		}
+		if len(out) == 0 && a.Degraded > 0 {
+			out = append(out, mk(ChangeDegraded))
+		}
+	} else {
+		old := memo.last
+		for _, m := range a.Members {
+			if !faulty(m.State) {
+				continue
+			}
+			if i := slices.IndexFunc(old.Members, func(o Member) bool { return o.Name == m.Name }); i >= 0 && faulty(old.Members[i].State) {
+				continue
+			}
+			r := mk(ChangeMemberFaulty)
+			r.Member, r.MemberState = m.Name, m.State
+			out = append(out, r)
+		}
+		for _, o := range old.Members {
+			if slices.ContainsFunc(a.Members, func(m Member) bool { return m.Name == o.Name }) {
+				continue
+			}
+			r := mk(ChangeMemberRemoved)
+			r.Member, r.MemberState = o.Name, o.State
+			out = append(out, r)
+		}
+		if len(out) == 0 && a.Degraded > old.Degraded {
+			out = append(out, mk(ChangeDegraded))
+		}
+	}
+	if len(out) > 0 {
+		memo.broken = true
+	}
+	// md resets mismatch_cnt when a check starts and counts while it
+	// runs: only the count a finished check left is compared with the
+	// previous one.
+	if a.HasMismatch && (a.SyncAction == "idle" || a.SyncAction == "") {
+		if a.MismatchCnt > memo.mismatch {
+			r := mk(ChangeMismatch)
+			r.Previous = memo.mismatch
+			out = append(out, r)
+		}
+		memo.mismatch = a.MismatchCnt
+	}
+	if memo.broken && a.whole() {
+		memo.broken = false
+		out = append(out, mk(ChangeRestored))
+	}
+	memo.last = a
+	return out
+}
+
+// Forget drops the arrays not named in keep.
+func (t *Tracker) Forget(keep map[string]bool) {
+	for n := range t.arrays {
+		if !keep[n] {
+			delete(t.arrays, n)
+		}
+	}
+}
+
+// Arrays returns the names of the md arrays in a stack.
+func Arrays(stack []Layer) []string {
+	var out []string
+	for i := range stack {
+		if stack[i].Kind == KindMD {
+			out = append(out, stack[i].Name)
+		}
+	}
+	return out
+}
