@@ -55,6 +55,8 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestDirectoryReadErrorUnderDMNamesTheDisk"},
 	{Pkg: "./internal/watch", Name: "TestMDLegFailureNamesTheLeg"},
 	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
+	// Redundancy lost and restored under a file system that sees no error.
+	{Pkg: "./internal/watch", Name: "TestRedundancyMDLegLostAndRestored"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
