@@ -13,6 +13,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/daemon"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/smart"
 	"github.com/fshealth/fshealth/internal/store"
 )
 
@@ -171,8 +172,13 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err != nil {
 				return err
 			}
+			disks, err := daemon.ReadDiskHealth(dir)
+			if err != nil {
+				fmt.Fprintf(g.stderr, "fshealth: the disks' health cannot be read: %v\n", err)
+			}
 			if asJSON {
 				doc := statusJSON(pid, dir, fss, backlog)
+				doc.Disks = disks
 				doc.History = historyDoc(rt, dir)
 				addLastPaths(&doc, fss, last)
 				return json.NewEncoder(g.stdout).Encode(doc)
@@ -180,6 +186,7 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
 				return err
 			}
+			writeDiskStatus(g.stdout, disks)
 			writeHistoryState(g.stdout, rt, dir)
 			return nil
 		},
@@ -198,6 +205,9 @@ type statusDoc struct {
 	Filesystems []fsDoc         `json:"filesystems"`
 	Deliveries  []store.Backlog `json:"deliveries"`
 	History     histDoc         `json:"history"`
+	// Disks is each disk's own health (smartctl), by device node, as the
+	// daemon last read it.
+	Disks map[string]*smart.Health `json:"disks,omitempty"`
 }
 
 // histDoc says whether the history is recorded: "recorded", or

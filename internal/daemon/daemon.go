@@ -84,6 +84,8 @@ type Daemon struct {
 	store   *history
 	metrics *metrics.Metrics
 	watcher *watch.Watcher
+	// disks reads the disks' own health (diskhealth.go).
+	disks *diskHealth
 	outbox  *outbox
 	actions *actionRunner
 
@@ -198,7 +200,9 @@ func Run(ctx context.Context, o Options) error {
 		wake: make(chan struct{}, 1), release: d.releaseFor}
 	st.changed = d.historyChanged
 	d.historyChanged()
-	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop, st.run} {
+	d.disks = newDiskHealth(log, cfg.StateDir)
+	d.disks.askFilesystems(d.watcher.Watched())
+	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop, st.run, d.disks.run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
@@ -306,6 +310,9 @@ func (d *Daemon) mountsChanged(ctx context.Context, c watch.Change) {
 	}
 	if len(c.Added) > 0 {
 		d.checkRecorded(ctx, c.Added, "")
+		if d.disks != nil {
+			d.disks.askFilesystems(c.Added)
+		}
 	}
 }
 
@@ -384,6 +391,9 @@ func (d *Daemon) sink(evs []event.Event) error {
 	d.outbox.Wake()
 	if len(b.Actions) > 0 {
 		d.actions.Wake()
+	}
+	if d.disks != nil {
+		d.disks.askEvents(evs)
 	}
 	if d.store.Degraded() != nil {
 		d.publishState()
