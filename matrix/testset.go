@@ -57,6 +57,8 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
 	// Redundancy lost and restored under a file system that sees no error.
 	{Pkg: "./internal/watch", Name: "TestRedundancyMDLegLostAndRestored"},
+	// The disk's own view of its health, from smartctl, on a SCSI disk.
+	{Pkg: "./internal/smart", Name: "TestCheckSCSIDebug"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -91,6 +93,7 @@ var guestTools = []hostTool{
 	{Name: "filefrag", Package: "e2fsprogs"},
 	{Name: "dmsetup", Package: "dmsetup"},
 	{Name: "mdadm", Package: "mdadm"},
+	{Name: "smartctl", Package: "smartmontools"},
 }
 
 // guestTest is one test of the in-guest set.

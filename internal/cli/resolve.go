@@ -29,7 +29,8 @@ that it is marked healthy, its open incidents end, and their "resolved"
 alerts go out (Alertmanager alerts stop firing).
 
 fshealth ends incidents by itself only where it can see the repair: ext4 after
-e2fsck cleared its recorded errors. The request is recorded in the daemon's
+e2fsck cleared its recorded errors, and an md array under the file system whole
+again (its redundancy incident). The request is recorded in the daemon's
 history database and carried out at once if the daemon runs, else when it
 starts. The history keeps every event.`,
 		Example: `  fshealth resolve /srv --note "xfs_repair run, disk replaced"`,

@@ -22,7 +22,7 @@ type Health struct {
 	// Device is the device node queried ("/dev/sda").
 	Device string `json:"device"`
 	// Checked is when smartctl answered.
-	Checked time.Time `json:"checked"`
+	Checked time.Time `json:"checked,omitzero"`
 	// Protocol is smartctl's device protocol: "ATA", "SCSI", "NVMe".
 	Protocol string `json:"protocol,omitempty"`
 	Model    string `json:"model,omitempty"`
