@@ -85,7 +85,7 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	watcher *watch.Watcher
 	// disks reads the disks' own health (diskhealth.go).
-	disks *diskHealth
+	disks   *diskHealth
 	outbox  *outbox
 	actions *actionRunner
 
