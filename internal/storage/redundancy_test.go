@@ -10,7 +10,7 @@ import (
 // mdFixture is a fixture sysfs with one md array, md0, whose files the
 // test rewrites between readings, as md does.
 type mdFixture struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 }
 
@@ -185,5 +185,23 @@ func TestRedundancyString(t *testing.T) {
 		if got := c.r.String(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
 		}
+	}
+}
+
+// BenchmarkReadArrayAndUpdate is the cost of one periodic check of one
+// array (a fixture tree: the same files md's sysfs has).
+func BenchmarkReadArrayAndUpdate(b *testing.B) {
+	f := &mdFixture{t: b, root: b.TempDir()}
+	for _, kv := range [][2]string{{"level", "raid1"}, {"raid_disks", "2"}, {"array_state", "clean"}, {"degraded", "0"},
+		{"sync_action", "idle"}, {"mismatch_cnt", "0"}, {"dev-sda1/state", "in_sync"}, {"dev-sdb1/state", "in_sync"}} {
+		f.set(kv[0], kv[1])
+	}
+	var tr Tracker
+	for b.Loop() {
+		a, err := ReadArray(f.root, "md0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr.Update(a)
 	}
 }
