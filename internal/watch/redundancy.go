@@ -17,6 +17,9 @@ type redundancy struct {
 	tracker storage.Tracker
 	timer   *time.Timer
 	every   time.Duration
+	// md waits for md's events (mdstat.go); nil without md in the kernel.
+	md     *mdEvents
+	mdDone chan struct{}
 }
 
 // startRedundancy takes the first reading of the arrays (an array already
@@ -30,6 +33,18 @@ func (w *Watcher) startRedundancy() []event.Event {
 	w.redund = &redundancy{every: every}
 	out := w.checkRedundancy(nil)
 	w.redund.timer = time.AfterFunc(every, w.wakeForRedundancy)
+	if md, err := openMDEvents(w.cfg.ProcRoot); err != nil {
+		w.log.Debug("not waiting for md events", "err", err)
+	} else {
+		r := w.redund
+		r.md, r.mdDone = md, make(chan struct{})
+		go func() {
+			defer close(r.mdDone)
+			if err := md.wait(w.wakeForRedundancy); err != nil {
+				w.log.Error("waiting for md events failed; md arrays are read every interval only", "err", err, "interval", every)
+			}
+		}()
+	}
 	return out
 }
 
@@ -39,10 +54,19 @@ func (w *Watcher) wakeForRedundancy() {
 	w.group.SetReadDeadline(pastDeadline)
 }
 
-// stopRedundancy stops the periodic check.
+// stopRedundancy stops the periodic check and the wait for md events.
 func (w *Watcher) stopRedundancy() {
-	if w.redund != nil && w.redund.timer != nil {
-		w.redund.timer.Stop()
+	r := w.redund
+	if r == nil {
+		return
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.md != nil {
+		r.md.stop()
+		<-r.mdDone
+		r.md.close()
 	}
 }
 
@@ -50,9 +74,9 @@ func (w *Watcher) stopRedundancy() {
 // (however many file systems or mounts are on it) and appends an event per
 // change and file system above the array: a member faulty or removed, the
 // array degraded, a check's mismatch count grown, the array whole again.
-// It runs at start, at every wake-up for the kernel log (md logs each
-// failure and recovery) and every RedundancyInterval, and re-arms the
-// periodic check.
+// It runs at start, after every md event (/proc/mdstat's POLLPRI), at
+// every wake-up for the kernel log and every RedundancyInterval, and
+// re-arms the periodic check.
 func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	r := w.redund
 	if r == nil {
