@@ -233,6 +233,13 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 	return out
 }
 
+// Known reports whether the tracker has read the array before.
+func (t *Tracker) Known(name string) bool { return t.arrays[name] != nil }
+
+// Whole reports whether the array has every member in sync and no
+// recovery running.
+func (a *ArrayState) Whole() bool { return a.whole() }
+
 // Forget drops the arrays not named in keep.
 func (t *Tracker) Forget(keep map[string]bool) {
 	for n := range t.arrays {

@@ -106,14 +106,23 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 			w.log.Debug("cannot read an md array", "array", name, "err", err)
 			continue
 		}
+		first := !r.tracker.Known(name)
 		changes := r.tracker.Update(a)
-		if len(changes) == 0 {
-			continue
-		}
 		for _, fs := range above[name] {
+			cs := changes
+			if first && len(cs) == 0 && a.Whole() && w.cfg.RedundancyLost != nil &&
+				w.cfg.RedundancyLost(event.FilesystemKey(fs.UUID, fs.Device, fs.FSID.String())) {
+				// Repaired while nobody watched: the loss
+				// recorded before ends.
+				cs = []storage.Redundancy{{Change: storage.ChangeRestored, Array: a.Name, Level: a.Level, RaidDisks: a.RaidDisks,
+					ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}}
+			}
+			if len(cs) == 0 {
+				continue
+			}
 			w.readStorage(fs)
-			for i := range changes {
-				c := changes[i]
+			for i := range cs {
+				c := cs[i]
 				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: event.SourceMD,
 					ErrorCount: 1, FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType,
 					UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage,

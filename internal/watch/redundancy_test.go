@@ -146,8 +146,24 @@ func TestRedundancyMDLegLostAndRestored(t *testing.T) {
 	if err := mdadm("/dev/md0", "--add", "/dev/"+parts[1]); err != nil {
 		t.Fatal(err)
 	}
-	check(c.nextRedundancy(), storage.ChangeRestored, "", 0)
+	restored := c.nextRedundancy()
+	check(restored, storage.ChangeRestored, "", 0)
 	c.noRedundancy()
+
+	// A watcher started later finds the array whole: it says nothing,
+	// unless the loss is still open from before (the daemon restarted
+	// while the array was repaired), which it then ends.
+	var asked []string
+	c2 := startConfig(t, Config{Paths: []string{mp}, Redundancy: true, RedundancyInterval: time.Hour,
+		RedundancyLost: func(k string) bool { asked = append(asked, k); return false }}, false)
+	c2.noRedundancy()
+	if len(asked) != 1 || asked[0] != restored.FSKey() {
+		t.Errorf("RedundancyLost asked about %q, want once about %q", asked, restored.FSKey())
+	}
+	c3 := startConfig(t, Config{Paths: []string{mp}, Redundancy: true, RedundancyInterval: time.Hour,
+		RedundancyLost: func(k string) bool { return k == restored.FSKey() }}, false)
+	check(c3.nextRedundancy(), storage.ChangeRestored, "", 0)
+	c3.noRedundancy()
 }
 
 // TestMDEventsStop: waiting for md events on a file that never signals

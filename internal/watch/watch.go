@@ -76,11 +76,16 @@ type Config struct {
 	OnPath func(*event.Event)
 	// Redundancy makes the watcher follow the md arrays under the watched
 	// file systems and report changes of their redundancy as
-	// KindRedundancy events (redundancy.go), read at start, at each
-	// kernel log wake-up and every RedundancyInterval
+	// KindRedundancy events (redundancy.go), read at start, after each md
+	// event, at each kernel log wake-up and every RedundancyInterval
 	// (DefaultRedundancyInterval if zero).
 	Redundancy         bool
 	RedundancyInterval time.Duration
+	// RedundancyLost, if set, says whether a loss of redundancy under the
+	// file system (by its key, event.FilesystemKey) is still open from
+	// before this run: an array found whole at its first reading then
+	// gets a restored event.
+	RedundancyLost func(fsKey string) bool
 }
 
 // Change says how the set of watched file systems changed.
