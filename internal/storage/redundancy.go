@@ -233,6 +233,25 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 	return out
 }
 
+// Settling reports whether the array is not whole but on its way: a
+// resync, recovery or check runs, or a spare waits to be recovered onto.
+// md does not signal the end of every one of these on all kernels, so the
+// watcher reads such an array again soon.
+func (a *ArrayState) Settling() bool {
+	if a.SyncAction != "" && a.SyncAction != "idle" && a.SyncAction != "frozen" {
+		return true
+	}
+	if a.whole() {
+		return false
+	}
+	for _, m := range a.Members {
+		if slices.Contains(strings.Split(m.State, ","), "spare") {
+			return true
+		}
+	}
+	return false
+}
+
 // Known reports whether the tracker has read the array before.
 func (t *Tracker) Known(name string) bool { return t.arrays[name] != nil }
 

@@ -205,3 +205,32 @@ func BenchmarkReadArrayAndUpdate(b *testing.B) {
 		tr.Update(a)
 	}
 }
+
+// TestArraySettling: an array is settling while a sync runs or a spare
+// waits to be recovered onto a degraded array; not when whole and idle, nor
+// when degraded with nothing to recover onto.
+func TestArraySettling(t *testing.T) {
+	for _, c := range []struct {
+		action, degraded, sdb string
+		want                  bool
+	}{
+		{"idle", "0", "in_sync", false},
+		{"check", "0", "in_sync", true},
+		{"idle", "1", "faulty", false},
+		{"idle", "1", "spare", true},
+		{"recover", "1", "spare", true},
+		{"frozen", "1", "faulty", false},
+	} {
+		f := newMDFixture(t, "raid1")
+		f.set("sync_action", c.action)
+		f.set("degraded", c.degraded)
+		f.member("sdb1", c.sdb)
+		a, err := ReadArray(f.root, "md0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Settling(); got != c.want {
+			t.Errorf("%+v: settling %v", c, got)
+		}
+	}
+}

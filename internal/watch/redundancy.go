@@ -12,6 +12,11 @@ import (
 // systems are read when nothing else wakes the watcher.
 const DefaultRedundancyInterval = 30 * time.Second
 
+// settleEvery is how often an array that is settling (a recovery or
+// check running, a spare to be recovered onto) is read: md's events do not
+// mark the end of every recovery on every kernel.
+const settleEvery = 2 * time.Second
+
 // redundancy follows the RAID arrays under the watched file systems.
 type redundancy struct {
 	tracker storage.Tracker
@@ -30,9 +35,8 @@ func (w *Watcher) startRedundancy() []event.Event {
 	if every <= 0 {
 		every = DefaultRedundancyInterval
 	}
-	w.redund = &redundancy{every: every}
+	w.redund = &redundancy{every: every, timer: time.AfterFunc(every, w.wakeForRedundancy)}
 	out := w.checkRedundancy(nil)
-	w.redund.timer = time.AfterFunc(every, w.wakeForRedundancy)
 	if md, err := openMDEvents(w.cfg.ProcRoot); err != nil {
 		w.log.Debug("not waiting for md events", "err", err)
 	} else {
@@ -82,9 +86,17 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	if r == nil {
 		return out
 	}
-	if r.timer != nil {
-		r.timer.Reset(r.every)
-	}
+	settling := false
+	defer func() {
+		if r.timer == nil {
+			return
+		}
+		if settling {
+			r.timer.Reset(min(r.every, settleEvery))
+		} else {
+			r.timer.Reset(r.every)
+		}
+	}()
 	above := map[string][]*enrich.Filesystem{}
 	var order []string
 	for _, fs := range w.watched {
@@ -106,6 +118,7 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 			w.log.Debug("cannot read an md array", "array", name, "err", err)
 			continue
 		}
+		settling = settling || a.Settling()
 		first := !r.tracker.Known(name)
 		changes := r.tracker.Update(a)
 		for _, fs := range above[name] {

@@ -100,7 +100,9 @@ func (c *collector) noRedundancy() {
 // back (--add) and md's recovery end in one restored event. The file
 // system sees no error at any point. Neither the kernel log nor the
 // periodic check (an hour) wakes the watcher here: md's own events
-// (/proc/mdstat) do.
+// (/proc/mdstat) do, and while the recovery runs, the short re-reading of a
+// settling array (md does not signal the end of a recovery on every
+// kernel).
 func TestRedundancyMDLegLostAndRestored(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	parts, mp := ext4OnMDRaid1(t)
