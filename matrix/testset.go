@@ -51,6 +51,17 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
 	// Errors ext4 counted whose reports never came (7.0+ may drop them).
 	{Pkg: "./internal/e2e", Name: "TestShortfallWithoutOverflowIsReconciled"},
+	// Real device failures (device-mapper: dm-flakey, dm-dust) under each
+	// file system: metadata reads, data reads, writes.
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4MetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSMetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsMetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4DataRead", Needs: &feature{Name: "file I/O errors through FAN_FS_ERROR (fserror)", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSDataRead", Needs: &feature{Name: "file I/O errors through FAN_FS_ERROR (fserror)", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsDataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4Write"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSWrite"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsWrite"},
 }
 
 // guestModules are the kernel modules every guest loads before the tests,
@@ -59,7 +70,9 @@ var guestTests = []guestTest{
 var guestModules = []string{"loop", "xfs", "btrfs",
 	// btrfs asks the crypto API for crc32c when it mounts; on 6.18 that
 	// is a module of its own, which nothing depends on by name.
-	"crc32c-cryptoapi"}
+	"crc32c-cryptoapi",
+	// Failing devices: device-mapper and its flakey and dust targets.
+	"dm_mod", "dm_flakey", "dm_dust"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -72,6 +85,7 @@ var guestTools = []hostTool{
 	{Name: "xfs_db", Package: "xfsprogs"},
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
+	{Name: "dmsetup", Package: "dmsetup"},
 }
 
 // guestTest is one test of the in-guest set.
