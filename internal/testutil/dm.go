@@ -2,12 +2,14 @@ package testutil
 
 // Device-mapper devices for tests of real device failures: a scratch file
 // system on a dm device over a loop device, whose table a test replaces at
-// the moment it wants the device to start failing (dm-flakey), or that fails
-// reads of the blocks a test names (dm-dust).
+// the moment it wants the device, or some sectors of it, to start failing
+// (dm-flakey). (dm-dust, which fails reads of chosen blocks on demand, would
+// do as well, but Debian's cloud kernels, which the kernel matrix boots, do
+// not ship it.)
 //
 // Where these tests run. This VM's kernel (and the CI host's) has no
 // device-mapper at all, while the Debian kernels of the kernel matrix have
-// dm-mod, dm-flakey and dm-dust. RequireDeviceMapper therefore decides:
+// dm-mod and dm-flakey. RequireDeviceMapper therefore decides:
 //
 //   - not root: skip, or fail under CI=true (as every privileged test);
 //   - inside a kernel-matrix guest (FSHEALTH_KERNEL_MATRIX is set by
@@ -47,7 +49,7 @@ const MatrixGuestEnv = "FSHEALTH_KERNEL_MATRIX"
 func InMatrixGuest() bool { return os.Getenv(MatrixGuestEnv) != "" }
 
 // RequireDeviceMapper skips or fails t unless the kernel has device-mapper
-// with the targets named (e.g. "flakey", "dust"; "linear" is always
+// with the targets named (e.g. "flakey"; "linear" is always
 // required) and dmsetup is installed, following the rule in this file's
 // comment.
 func RequireDeviceMapper(t testing.TB, targets ...string) {
@@ -254,7 +256,8 @@ func (d *DMDevice) Reload(t testing.TB, table string) {
 }
 
 // Message sends a message to the device's target at sector 0, as
-// `dmsetup message NAME 0 ARGS...` (dm-dust: "addbadblock 8", "enable").
+// `dmsetup message NAME 0 ARGS...` (dm-flakey: "corrupt_bio_byte ...",
+// dm-dust: "addbadblock 8").
 func (d *DMDevice) Message(t testing.TB, args ...string) {
 	t.Helper()
 	if _, err := dmsetup(nil, append([]string{"message", d.Name, "0"}, args...)...); err != nil {
@@ -324,18 +327,6 @@ func flakey(backing string, offset int64, features []string) string {
 		s += fmt.Sprintf(" %d %s", len(features), strings.Join(features, " "))
 	}
 	return s
-}
-
-// DustBlock is the block size of DustTable: bad blocks are counted in it.
-const DustBlock = 4096
-
-// DustTable is a dm-dust table over the whole backing device, with blocks of
-// DustBlock bytes. It fails nothing until bad blocks are added
-// (Message("addbadblock", N)) and failing is enabled (Message("enable")):
-// then reads of a bad block fail with EIO; a write to one takes it off the
-// list, as a disk remaps a sector.
-func DustTable(backing string, sectors int64) string {
-	return fmt.Sprintf("0 %d dust %s 0 %d\n", sectors, backing, DustBlock)
 }
 
 // DMFilesystem is a scratch file system on a device-mapper device.
@@ -430,6 +421,21 @@ func (f *DMFilesystem) Remount(t testing.TB) {
 		t.Fatal(err)
 	}
 	if err := f.Mount(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadImageAt reads len(b) bytes of the device at byte offset off, from
+// the image file under it (the device maps it unchanged), bypassing the
+// device and its caches.
+func (f *DMFilesystem) ReadImageAt(t testing.TB, b []byte, off int64) {
+	t.Helper()
+	file, err := os.Open(f.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.ReadAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,9 +2,9 @@ package watch
 
 // Real device failures. ext4, XFS and btrfs each sit on a device-mapper
 // device over a loop device, and the device starts failing at the moment
-// the test wants it to: every I/O (dm-flakey, table reloaded), reads of
-// chosen blocks (dm-dust bad blocks), or writes of chosen sectors
-// (dm-flakey error_writes over a range). Each test asserts the event the
+// the test wants it to (dm-flakey, its table reloaded with dmsetup): every
+// I/O of the device, every I/O of the sectors under a file's first block,
+// or writes of the sectors under a file (the error_writes feature). Each test asserts the event the
 // watcher reports: the errno (EIO), the device as the mount registry names
 // it ("/dev/dm-N"), the mount points, the source, and for data errors the
 // file's inode where the source gives one.
@@ -23,6 +23,7 @@ package watch
 // on a newer kernel fails.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -91,7 +92,42 @@ func (c *collector) devEvent(f *testutil.DMFilesystem, what string, want func(ev
 				return e
 			}
 		case <-deadline:
+			logKernelRecords(c.t, f.KernelName)
 			c.t.Fatalf("no event for the %s within %v", what, waitTimeout)
+		}
+	}
+}
+
+// kmsgNote writes a record to the kernel log (as user space: fshealth
+// never takes such records for errors).
+func kmsgNote(t *testing.T, text string) {
+	t.Helper()
+	if err := os.WriteFile("/dev/kmsg", []byte(text+"\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logKernelRecords logs the kernel log's records that mention name, raw,
+// to show what the watcher was given when an event did not come.
+func logKernelRecords(t *testing.T, name string) {
+	t.Helper()
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Logf("reading the kernel log: %v", err)
+		return
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EPIPE) {
+			continue // overwritten records
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		if rec := string(buf[:n]); strings.Contains(rec, name) {
+			t.Logf("kernel log: %q", rec)
 		}
 	}
 }
@@ -140,7 +176,7 @@ func checkSource(t *testing.T, e event.Event, allowed ...string) {
 // (dm-flakey with no features, always down) and looks the files up: the
 // file system must read metadata it does not have, and fails. It returns
 // the first EIO event.
-func metadataReadFailure(t *testing.T, fstype string) (*testutil.DMFilesystem, event.Event) {
+func metadataReadFailure(t *testing.T, fstype string, want func(*testutil.DMFilesystem, event.Event) bool) (*testutil.DMFilesystem, event.Event) {
 	t.Helper()
 	f := devFailFS(t, fstype, testutil.LinearTable, []string{"flakey"}, "")
 	// Many entries in several directories: metadata beyond what mounting
@@ -174,19 +210,22 @@ func metadataReadFailure(t *testing.T, fstype string) (*testutil.DMFilesystem, e
 	if failed == 0 {
 		t.Fatalf("no lookup failed with EIO on the failing device: everything was cached?")
 	}
-	e := c.devEvent(f, "metadata read error", isEIO)
+	e := c.devEvent(f, "metadata read error", func(e event.Event) bool { return isEIO(e) && want(f, e) })
 	c.drain(f)
 	return f, e
 }
 
 // TestDeviceFailureExt4MetadataRead: ext4 cannot read a directory block;
-// it reports the error itself (FAN_FS_ERROR, EIO, the directory's inode)
-// with its message, on every kernel.
+// it reports the error itself (FAN_FS_ERROR, EIO, the directory's inode),
+// on every kernel. (Other errors come too: on 6.1 the superblock write when
+// the file system is thawed after the table switch fails first, a kernel-log
+// event; ext4lazyinit cannot read a block bitmap.)
 func TestDeviceFailureExt4MetadataRead(t *testing.T) {
-	f, e := metadataReadFailure(t, "ext4")
-	checkSource(t, e, event.SourceFanotify)
-	if e.Inode == nil || !strings.HasPrefix(e.KernelMessage, "EXT4-fs error (device "+f.KernelName+")") {
-		t.Errorf("ext4's metadata read error names no inode or lacks its message: %s", event.AppendText(nil, &e))
+	_, e := metadataReadFailure(t, "ext4", func(_ *testutil.DMFilesystem, e event.Event) bool {
+		return e.Source == event.SourceFanotify && e.Inode != nil
+	})
+	if *e.Inode != 2 {
+		t.Errorf("the failed directory read names inode %d, want the root directory's, 2: %s", *e.Inode, event.AppendText(nil, &e))
 	}
 }
 
@@ -194,33 +233,35 @@ func TestDeviceFailureExt4MetadataRead(t *testing.T) {
 // directory block ("metadata I/O error"): from the kernel log before Linux
 // 7.0, through FAN_FS_ERROR (fserror) from 7.0, EIO either way.
 func TestDeviceFailureXFSMetadataRead(t *testing.T) {
-	f, e := metadataReadFailure(t, "xfs")
+	_, e := metadataReadFailure(t, "xfs", func(f *testutil.DMFilesystem, e event.Event) bool {
+		return strings.HasPrefix(e.KernelMessage, "XFS ("+f.KernelName+"): metadata I/O error")
+	})
 	checkSource(t, e, event.SourceKmsg, event.SourceFanotify)
-	if e.Source == event.SourceKmsg && !strings.HasPrefix(e.KernelMessage, "XFS ("+f.KernelName+"): ") {
-		t.Errorf("kernel-log event without XFS's message: %s", event.AppendText(nil, &e))
-	}
 }
 
 // TestDeviceFailureBtrfsMetadataRead: btrfs cannot read a tree block
 // (neither copy): it counts a read error on the device, which the watcher
 // reports from the device's counters, on every kernel.
 func TestDeviceFailureBtrfsMetadataRead(t *testing.T) {
-	_, e := metadataReadFailure(t, "btrfs")
-	checkSource(t, e, event.SourceBtrfs)
+	_, e := metadataReadFailure(t, "btrfs", func(_ *testutil.DMFilesystem, e event.Event) bool {
+		return e.Source == event.SourceBtrfs && e.Btrfs != nil && e.Btrfs.Counter == "read"
+	})
 	if e.Btrfs == nil || e.Btrfs.Counter != "read" || e.Btrfs.To <= e.Btrfs.From {
 		t.Errorf("btrfs read counter event: %s", event.AppendText(nil, &e))
 	}
 }
 
-// --- data read errors: a bad block under a file ---
+// --- data read errors: the sectors under a file's first block fail ---
 
 // dataReadFailure writes a file, finds its first block on the device, makes
-// that block bad (dm-dust), and reads it with O_DIRECT (so that the read
-// reaches the device). It returns the file system, the file's inode and a
-// collector that has seen nothing yet.
+// every I/O of that block fail (dm-flakey over those sectors), and reads it
+// with O_DIRECT, after a remount (so that the read reaches the device:
+// btrfs may serve an O_DIRECT read of checksummed data from the page cache,
+// as 7.3 did). It returns the file
+// system, the file's inode and a collector that has seen nothing yet.
 func dataReadFailure(t *testing.T, fstype string) (*testutil.DMFilesystem, uint64, *collector) {
 	t.Helper()
-	f := devFailFS(t, fstype, testutil.DustTable, []string{"dust"}, "")
+	f := devFailFS(t, fstype, testutil.LinearTable, []string{"flakey"}, "")
 	file := filepath.Join(f.Mountpoint, "file")
 	data := make([]byte, 64<<10)
 	rand.Read(data)
@@ -229,15 +270,15 @@ func dataReadFailure(t *testing.T, fstype string) (*testutil.DMFilesystem, uint6
 	}
 	unix.Sync()
 	off := f.FindInImage(t, data[:64])
-	if off%testutil.DustBlock != 0 {
-		t.Fatalf("the file's data is at byte %d of the device, not at a block boundary", off)
+	if off%512 != 0 {
+		t.Fatalf("the file's data is at byte %d of the device, not at a sector boundary", off)
 	}
 	ino := inodeNumber(t, file)
+	f.Remount(t) // nothing of the file stays in the page cache
 	c := watchDM(t, f)
-	f.Message(t, "addbadblock", strconv.FormatInt(off/testutil.DustBlock, 10))
-	f.Message(t, "enable")
+	f.Reload(t, testutil.FlakeyRangeTable(f.Backing, f.Sectors, off/512, 4096/512))
 	if err := testutil.DirectRead(file); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("O_DIRECT read of the file over a bad block: %v, want EIO", err)
+		t.Fatalf("O_DIRECT read of the file's failing first block: %v, want EIO", err)
 	}
 	return f, ino, c
 }
@@ -305,8 +346,10 @@ func writeFailure(t *testing.T, fstype, options string) (event.Event, uint64) {
 	unix.Sync()
 	off := f.FindInImage(t, data[:64])
 	// The file must be in one piece there, for one range to cover it.
-	if got := f.FindInImage(t, data[len(data)-64:]); got != off+int64(len(data))-64 {
-		t.Fatalf("the file's data is not contiguous on the device (starts at %d, ends at %d)", off, got)
+	onDisk := make([]byte, len(data))
+	f.ReadImageAt(t, onDisk, off)
+	if !bytes.Equal(onDisk, data) {
+		t.Fatalf("the file's data is not in one piece on the device, from byte %d", off)
 	}
 	ino := inodeNumber(t, file)
 	c := watchDM(t, f)
@@ -322,6 +365,14 @@ func writeFailure(t *testing.T, fstype, options string) (event.Event, uint64) {
 	}
 	if err := fd.Sync(); !errors.Is(err, syscall.EIO) {
 		t.Errorf("fsync after overwriting the file on sectors that refuse writes: %v, want EIO", err)
+	}
+	if fstype == "xfs" {
+		// Before Linux 7.0 iomap's "writeback error on inode" message is
+		// the only report of this error, and it is printed without a
+		// newline: the kernel keeps such a record open (unreadable in
+		// /dev/kmsg) until the next record is logged. Log one, as any
+		// later kernel message would.
+		kmsgNote(t, "fshealth devfail test: after the failed XFS write-back")
 	}
 	e := c.devEvent(f, "write error", isEIO)
 	c.drain(f)
