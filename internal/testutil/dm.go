@@ -186,6 +186,8 @@ type DMDevice struct {
 	// in 512-byte sectors.
 	Backing string
 	Sectors int64
+	// file is the loop device's backing file, as the kernel shows it.
+	file string
 }
 
 var dmCount int
@@ -207,7 +209,12 @@ func NewDMDevice(t testing.TB, file string, table func(backing string, sectors i
 	}
 	defer hold.Close() // the dm table holds the loop device from now on
 	dmCount++
-	d := &DMDevice{Name: fmt.Sprintf("fshealth-test-%d-%d", os.Getpid(), dmCount), Backing: backing, Sectors: st.Size() / 512}
+	d := &DMDevice{Name: fmt.Sprintf("fshealth-test-%d-%d", os.Getpid(), dmCount), Backing: backing, Sectors: st.Size() / 512, file: file}
+	if abs, err := filepath.Abs(file); err == nil {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			d.file = real
+		}
+	}
 	if _, err := dmsetup(strings.NewReader(table(backing, d.Sectors)), "create", d.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -266,16 +273,29 @@ func (d *DMDevice) Message(t testing.TB, args ...string) {
 }
 
 // remove removes the device, retrying while it is busy (a lazily detached
-// mount still closing it).
+// mount still closing it), and waits until the loop device under it, which
+// it held, is detached.
 func (d *DMDevice) remove() error {
 	var err error
 	for i := 0; i < 50; i++ {
 		if _, err = dmsetup(nil, "remove", d.Name); err == nil {
-			return nil
+			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(d.Backing)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		// Gone, or already reused for another file.
+		if files, err := loopfs.BackingFiles(); err == nil && files[name] != d.file {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("removed, but %s is still attached to %s", d.Backing, d.file)
+		}
+	}
 }
 
 // DMLeaks lists the device-mapper devices this test binary made that still
