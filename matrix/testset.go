@@ -46,6 +46,15 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestXFSCorruptionReportedOnce"},
 	{Pkg: "./internal/watch", Name: "TestBlockIOErrorOnWatchedFilesystem"},
 	{Pkg: "./internal/watch", Name: "TestBtrfsCounterIncreaseReported"},
+	// btrfs mounted by subvolumes only, marked through its top level.
+	{Pkg: "./internal/watch", Name: "TestBtrfsSubvolumesOnly"},
+	// The storage stack under a file system, and errors only the layers
+	// below it report: dm over a partition of a scsi_debug disk.
+	{Pkg: "./internal/watch", Name: "TestEventNamesLoopOnLoop"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorUnderDMNamesTheDisk"},
+	{Pkg: "./internal/watch", Name: "TestDirectoryReadErrorUnderDMNamesTheDisk"},
+	{Pkg: "./internal/watch", Name: "TestMDLegFailureNamesTheLeg"},
+	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
 	{Pkg: "./internal/ext4", Name: "TestReaderSeesNewErrors"},
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
@@ -71,9 +80,13 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	// btrfs asks the crypto API for crc32c when it mounts; on 6.18 that
 	// is a module of its own, which nothing depends on by name.
 	"crc32c-cryptoapi",
-	// Failing devices: device-mapper and its flakey target. (Debian's
-	// cloud kernels have no dm-dust.)
-	"dm_mod", "dm_flakey"}
+	// Storage stacks: device mapper (dm-linear is part of dm_mod) and a
+	// SCSI disk that fails reads on demand (scsi_debug, with the SCSI
+	// disk driver sd_mod).
+	"dm_mod", "sd_mod", "scsi_debug", "raid1",
+	// Failing devices under each file system: device mapper's flakey
+	// target. (Debian's cloud kernels have no dm-dust.)
+	"dm_flakey"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -86,7 +99,10 @@ var guestTools = []hostTool{
 	{Name: "xfs_db", Package: "xfsprogs"},
 	{Name: "mkfs.btrfs", Package: "btrfs-progs"},
 	{Name: "btrfs", Package: "btrfs-progs"},
+	{Name: "btrfs-map-logical", Package: "btrfs-progs"},
+	{Name: "filefrag", Package: "e2fsprogs"},
 	{Name: "dmsetup", Package: "dmsetup"},
+	{Name: "mdadm", Package: "mdadm"},
 }
 
 // guestTest is one test of the in-guest set.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // placeholders lists the placeholders a command's arguments may contain and
@@ -197,6 +199,11 @@ func (j *job) command() {
 		return
 	}
 	argv[0] = prog
+	if err := trust.CheckProgram(prog); err != nil {
+		j.res.Argv = argv
+		j.fail("refusing to run %s: %s", quoteIfNeeded(prog), oneLine(err.Error()))
+		return
+	}
 	if j.r.DryRun {
 		j.wouldRun(argv)
 		return
@@ -214,4 +221,18 @@ func (j *job) command() {
 		return
 	}
 	j.fail("%s: %s", FormatArgv(argv), p.describe())
+}
+
+// Placeholders returns the known placeholders ("{device}"...) that the
+// argument arg uses, in order, or nil.
+func Placeholders(arg string) []string {
+	var used []string
+	_, _ = expand(arg, func(name string) (string, bool) {
+		if slices.ContainsFunc(placeholders, func(p struct{ Name, Env string }) bool { return p.Name == name }) {
+			used = append(used, "{"+name+"}")
+			return "", true
+		}
+		return "", false
+	})
+	return used
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // MaxOutput is the most output a Result keeps, in bytes.
@@ -106,7 +109,7 @@ func lastLine(s string) string {
 // and returns how it ended.
 func (j *job) run(argv, env []string) *proc {
 	j.res.Argv = argv
-	p := runProgram(j.ctx, argv, env)
+	p := runProgram(j.ctx, argv, env, j.r.Logger)
 	p.limit = j.timeout
 	j.res.Output = p.output
 	return p
@@ -114,11 +117,14 @@ func (j *job) run(argv, env []string) *proc {
 
 // runProgram runs argv directly (no shell) with the environment env, the
 // root directory as working directory, standard input from /dev/null and
-// standard output and error into one bounded buffer. The program is the
-// leader of a new process group. When ctx is done first, the group gets
-// SIGTERM, then SIGKILL after killGrace. When the program exits, whatever is
-// left in its group gets SIGKILL.
-func runProgram(ctx context.Context, argv, env []string) *proc {
+// standard output and error into one bounded buffer. The program must pass
+// trust.CheckProgram. It is the leader of a new process group and, when
+// cgroup v2 can be used, in a cgroup of its own (see package cgroup). When
+// ctx is done first, the group gets SIGTERM, then SIGKILL after killGrace,
+// and so does everything in the cgroup. When the program exits, whatever is
+// left in its group and its cgroup gets SIGKILL. log (may be nil) hears
+// once that cgroups cannot be used.
+func runProgram(ctx context.Context, argv, env []string, log *slog.Logger) *proc {
 	p := &proc{exitCode: -1}
 	start := time.Now()
 	defer func() { p.elapsed = time.Since(start) }()
@@ -126,10 +132,19 @@ func runProgram(ctx context.Context, argv, env []string) *proc {
 		p.startErr = fmt.Errorf("not started: %w", err)
 		return p
 	}
+	if err := trust.CheckProgram(argv[0]); err != nil {
+		p.startErr = fmt.Errorf("refused: %v", err)
+		return p
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		p.startErr = err
 		return p
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	cg := newGroup(log)
+	if cg != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
 	}
 	cmd := &exec.Cmd{
 		Path:        argv[0],
@@ -138,12 +153,13 @@ func runProgram(ctx context.Context, argv, env []string) *proc {
 		Dir:         "/",
 		Stdout:      pw,
 		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: attr,
 	}
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
 		pr.Close()
+		removeGroup(cg, log)
 		p.startErr = err
 		return p
 	}
@@ -173,6 +189,7 @@ func runProgram(ctx context.Context, argv, env []string) *proc {
 		case <-exited:
 		case <-time.After(killGrace):
 			killGroup(pid, unix.SIGKILL)
+			killCgroup(cg)
 			select {
 			case <-exited:
 			case <-time.After(killGrace):
@@ -183,6 +200,7 @@ func runProgram(ctx context.Context, argv, env []string) *proc {
 					<-exited
 					killGroup(pid, unix.SIGKILL)
 					cmd.Wait()
+					removeGroup(cg, log)
 					pr.Close()
 				}()
 				p.output = out.String()
@@ -191,9 +209,12 @@ func runProgram(ctx context.Context, argv, env []string) *proc {
 		}
 	}
 	// The leader has exited but is not reaped yet, so its pid, which is
-	// the group's id, cannot be reused: killing the group is safe.
+	// the group's id, cannot be reused: killing the group is safe. The
+	// cgroup holds whatever left the group.
 	killGroup(pid, unix.SIGKILL)
+	killCgroup(cg)
 	werr := cmd.Wait()
+	removeGroup(cg, log)
 	select {
 	case <-readDone:
 	case <-time.After(pipeGrace):

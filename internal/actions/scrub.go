@@ -156,7 +156,7 @@ func (j *job) scrubBtrfs() {
 		// Make sure the kernel stops scrubbing too.
 		ctx, cancel := context.WithTimeout(context.Background(), btrfsCancelTimeout)
 		defer cancel()
-		c := runProgram(ctx, []string{prog, "scrub", "cancel", mp}, toolEnv)
+		c := runProgram(ctx, []string{prog, "scrub", "cancel", mp}, toolEnv, j.r.Logger)
 		var how string
 		switch {
 		case c.ok():

@@ -261,17 +261,30 @@ func TestDemo(t *testing.T) {
 			continue
 		}
 		var m struct {
-			Error string  `json:"error"`
-			Inode *uint64 `json:"inode"`
+			Kind        string  `json:"kind"`
+			Error       string  `json:"error"`
+			Inode       *uint64 `json:"inode"`
+			Path        string  `json:"path"`
+			PathPending bool    `json:"path_pending"`
 		}
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatal(err)
 		}
-		errs = append(errs, fmt.Sprintf("%s/%v", m.Error, m.Inode != nil))
+		switch {
+		case m.Kind == "path":
+			errs = append(errs, "path:"+filepath.Base(filepath.Dir(m.Path))+"/"+filepath.Base(m.Path))
+		case m.Inode != nil && !m.PathPending:
+			t.Errorf("the inode error's path is not pending: %s", l)
+		default:
+			errs = append(errs, fmt.Sprintf("%s/%v", m.Error, m.Inode != nil))
+		}
 	}
 	got := strings.Join(errs, " ")
-	if !strings.HasPrefix(got, "EUCLEAN/false EUCLEAN/true") || !strings.HasSuffix(got, "ESHUTDOWN/false") {
-		t.Errorf("demo events %q, want a superblock error, an inode error, ..., an abort\n%s", got, stdout)
+	if !strings.HasPrefix(got, "EUCLEAN/false EUCLEAN/true") || !strings.Contains(got, "EUCLEAN/true path:data/broken") || !strings.HasSuffix(got, "ESHUTDOWN/false") {
+		t.Errorf("demo events %q, want a superblock error, an inode error, its path, ..., an abort\n%s", got, stdout)
+	}
+	if !strings.Contains(stdout, "ext4 has counted 2 errors: the 2 the demo caused, none raised by fshealth") {
+		t.Errorf("the demo does not show that fshealth raised no error of its own:\n%s", stdout)
 	}
 	if strings.Contains(stdout+stderr, "fshealth-demo-") {
 		mounts, _ := os.ReadFile("/proc/self/mountinfo")

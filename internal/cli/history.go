@@ -137,11 +137,22 @@ the alert delivery backlog, and whether the daemon is running.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.stateDir()
 			pid, err := daemon.RunningPID(dir)
+			rt, _ := daemon.ReadRuntimeStatus(dir)
+			if rt != nil && pid == 0 {
+				pid, err = rt.PID, nil // degraded: it let go of the state directory
+			}
 			if err != nil {
 				return err
 			}
 			st, err := store.OpenReadOnly(store.PathIn(dir))
 			if err != nil {
+				if rt != nil && rt.Degraded != nil {
+					// The daemon runs, degraded: say so before the
+					// reason the history cannot be read.
+					fmt.Fprintf(g.stdout, "daemon: running (pid %d), state in %s\n", rt.PID, dir)
+					writeHistoryState(g.stdout, rt, dir)
+					return err
+				}
 				if pid == 0 {
 					return fmt.Errorf("the daemon is not running and has no history in %s: %w", dir, err)
 				}
@@ -156,10 +167,21 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return json.NewEncoder(g.stdout).Encode(statusJSON(pid, dir, fss, backlog))
+			last, err := lastEvents(cmd.Context(), st, fss)
+			if err != nil {
+				return err
 			}
-			return writeStatus(g.stdout, pid, dir, fss, backlog)
+			if asJSON {
+				doc := statusJSON(pid, dir, fss, backlog)
+				doc.History = historyDoc(rt, dir)
+				addLastPaths(&doc, fss, last)
+				return json.NewEncoder(g.stdout).Encode(doc)
+			}
+			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
+				return err
+			}
+			writeHistoryState(g.stdout, rt, dir)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
@@ -175,6 +197,40 @@ type statusDoc struct {
 	} `json:"daemon"`
 	Filesystems []fsDoc         `json:"filesystems"`
 	Deliveries  []store.Backlog `json:"deliveries"`
+	History     histDoc         `json:"history"`
+}
+
+// histDoc says whether the history is recorded: "recorded", or
+// "degraded: history not recorded since …" while the daemon keeps it in
+// memory; and which damaged databases were moved aside.
+type histDoc struct {
+	State        string           `json:"state"`
+	Degraded     *daemon.Degraded `json:"degraded,omitempty"`
+	MemoryEvents int64            `json:"memory_events,omitempty"`
+	MovedAside   []string         `json:"moved_aside"`
+}
+
+func historyDoc(rt *daemon.RuntimeStatus, dir string) histDoc {
+	h := histDoc{State: "recorded", MovedAside: store.MovedAside(dir)}
+	if h.MovedAside == nil {
+		h.MovedAside = []string{}
+	}
+	if rt != nil && rt.Degraded != nil {
+		h.State, h.Degraded, h.MemoryEvents = rt.Degraded.Summary(), rt.Degraded, rt.MemoryEvents
+	}
+	return h
+}
+
+// writeHistoryState adds to the status what is wrong with the history.
+func writeHistoryState(w io.Writer, rt *daemon.RuntimeStatus, dir string) {
+	h := historyDoc(rt, dir)
+	if h.Degraded != nil {
+		fmt.Fprintf(w, "\nhistory: %s\n  (%d events kept in memory; they are committed when the state directory works again)\n",
+			event.Clean(h.State), h.MemoryEvents)
+	}
+	for _, p := range h.MovedAside {
+		fmt.Fprintf(w, "\nhistory: a damaged database was moved aside to %s and a new one started\n", event.Safe(p))
+	}
 }
 
 type fsDoc struct {
@@ -192,7 +248,8 @@ type fsDoc struct {
 	LastError   *time.Time `json:"last_error,omitempty"`
 	LastErrno   string     `json:"last_errno,omitempty"`
 	LastEventID string     `json:"last_event_id,omitempty"`
-	LastAction  *actionDoc `json:"last_action,omitempty"`
+	lastPath
+	LastAction *actionDoc `json:"last_action,omitempty"`
 }
 
 type actionDoc struct {
@@ -233,7 +290,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 	return d
 }
 
-func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) error {
+func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, lastEv map[string]event.Event) error {
 	if pid != 0 {
 		fmt.Fprintf(w, "daemon: running (pid %d), state in %s\n\n", pid, dir)
 	} else {
@@ -256,6 +313,9 @@ func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus,
 		}
 		if !f.LastError.IsZero() {
 			last = f.LastError.Local().Format("2006-01-02 15:04:05") + " " + f.LastErrno
+			if e, ok := lastEv[f.LastEventID]; ok {
+				last += lastPathText(&e)
+			}
 		}
 		rec := "-"
 		if a := f.LastAction; a != nil {

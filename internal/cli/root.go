@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fshealth/fshealth/internal/config"
-	"github.com/fshealth/fshealth/internal/daemon"
 )
 
 // Version is the fshealth version, set at build time with
@@ -39,8 +38,12 @@ func (g *globals) stateDir() string {
 	if g.stateDirFlag != "" {
 		return g.stateDirFlag
 	}
-	if c, err := daemon.LoadConfig("", config.Overrides{}); err == nil {
-		return c.StateDir
+	// Parsed, not loaded: the secrets it may take from files or systemd
+	// credentials (only the service has those) do not matter here.
+	if data, err := os.ReadFile(config.DefaultPath); err == nil {
+		if c, err := config.Parse(config.DefaultPath, data); err == nil {
+			return c.StateDir
+		}
 	}
 	return DefaultStateDir
 }
@@ -54,7 +57,12 @@ func (g *globals) logger() *slog.Logger {
 	case g.quiet:
 		level = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if journalStream(g.stderr) {
+		// Under systemd: journald takes each line's priority from it.
+		return slog.New(newPriorityHandler(g.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
 // exitError carries a specific exit status out of a command.
@@ -92,7 +100,8 @@ and the error the file system recorded.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debugging detail")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
-	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g))
+	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g),
+		newReloadCmd(g), newIPAllowCmd(g))
 	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g), newResolveCmd(g)} {
 		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
 		root.AddCommand(c)
@@ -130,7 +139,11 @@ func Main(args []string) int {
 	if err := root.Execute(); err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.err != errSilent {
-			fmt.Fprintf(os.Stderr, "fshealth: %v\n", err)
+			msg := fmt.Sprintf("fshealth: %v\n", err)
+			if journalStream(os.Stderr) {
+				msg = prefixLines(syslogPrefixes[3], msg)
+			}
+			os.Stderr.WriteString(msg)
 		}
 		if errors.As(err, &ee) {
 			return ee.code

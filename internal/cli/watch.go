@@ -40,6 +40,11 @@ reports (XFS before Linux 7.0, btrfs, I/O errors of the block layer) are
 shown as events with source "kmsg"; btrfs device error counters that go up
 are shown with source "btrfs-counters". One error is never shown twice.
 
+fshealth never opens an inode an error is about (loading a corrupted inode
+is itself a new file system error). On ext4 the inode's path is looked up
+read-only from the device (debugfs -c) while the error is already shown with
+"path pending"; the path follows as a line of its own (kind "path").
+
 Needs root (CAP_SYS_ADMIN; CAP_SYSLOG for the kernel log).`,
 		Example: `  fshealth watch
   fshealth watch --json /srv /var/lib/postgresql | jq .`,
@@ -74,7 +79,14 @@ func runWatch(ctx context.Context, g *globals, cfg watch.Config, asJSON bool, ou
 		_, err := out.Write(line)
 		return err
 	}
-	cfg.Logger, cfg.Sink = log, sink
+	// A path looked up after its event is printed as an event of its own,
+	// kind "path", naming the inode (see docs/events.md).
+	onPath := func(e *event.Event) {
+		if err := sink([]event.Event{*e}); err != nil {
+			log.Error("writing a path event", "err", err)
+		}
+	}
+	cfg.Logger, cfg.Sink, cfg.OnPath = log, sink, onPath
 	w, err := watch.New(cfg)
 	if err != nil {
 		return err

@@ -99,6 +99,16 @@ const (
 	JournalStderr = "stderr"
 )
 
+// E-mail transports (SMTP.Via).
+const (
+	// ViaSMTP speaks SMTP to a server.
+	ViaSMTP = "smtp"
+	// ViaSendmail hands the message to the local sendmail program.
+	ViaSendmail = "sendmail"
+	// DefaultSendmail is the sendmail program's path.
+	DefaultSendmail = "/usr/sbin/sendmail"
+)
+
 // SMTP transport security modes.
 const (
 	// TLSStartTLS requires STARTTLS.
@@ -269,6 +279,20 @@ type SMTP struct {
 	Timeout time.Duration
 	// SubjectPrefix starts every subject.
 	SubjectPrefix string
+	// Via is ViaSMTP (speak SMTP to Host) or ViaSendmail (hand the
+	// message to the local mail transfer agent).
+	Via string
+	// Sendmail is the sendmail program, for ViaSendmail.
+	Sendmail string
+	// CAFile is a PEM file of the authorities the server's certificate
+	// must chain to, instead of the system's.
+	CAFile string
+	// TLSFingerprints are SHA-256 fingerprints of accepted server
+	// certificates (pinned private relays).
+	TLSFingerprints []string
+	// AllowUnverifiedAuth lets starttls-opportunistic send the
+	// credentials over a session whose certificate cannot be verified.
+	AllowUnverifiedAuth bool
 }
 
 // Alertmanager is one Prometheus Alertmanager channel (a cluster of
@@ -306,6 +330,9 @@ type Hooks struct {
 	Timeout time.Duration
 	// MaxConcurrent caps the hook programs running at once.
 	MaxConcurrent int
+	// User, if set, is the user (name or id) hooks run as; Group, if set,
+	// replaces that user's primary group.
+	User, Group string
 }
 
 // Journal configures the journal channel.
@@ -444,21 +471,26 @@ func defaultRule() Rule {
 }
 
 // Load reads and checks the configuration file at path. Besides what Parse
-// checks, it checks that the hooks directory exists and is not writable by
-// others. A missing file is an error that errors.Is(err, fs.ErrNotExist)
-// recognises.
+// checks, it looks at files: run as root, it refuses a configuration file
+// that others than root can change (the file or a directory above it); it
+// refuses a hooks directory, hook or command action program that others
+// than root (or fshealth's user) can change; it reads the secrets given by
+// file (password_file...) or systemd credential (password_credential...);
+// and it warns about inline secrets in a file every user can read. A
+// missing file is an error that errors.Is(err, fs.ErrNotExist) recognises.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, info, err := loadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, data, true)
+	return parse(path, data, info)
 }
 
 // Parse checks the configuration data read from the file called name (used
-// in error messages only). It touches no file.
+// in error messages only). It touches no file: secrets given by file or
+// systemd credential are left empty.
 func Parse(name string, data []byte) (*Config, error) {
-	return parse(name, data, false)
+	return parse(name, data, nil)
 }
 
 // ChannelNames returns the names of every configured channel: the journal,

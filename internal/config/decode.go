@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/fshealth/fshealth/internal/notify/hook"
 )
 
 // decoder walks the generic TOML tree, filling a Config and collecting
 // problems with their lines.
 type decoder struct {
 	file     string
+	info     *fileInfo // nil for Parse: no file is looked at
 	locs     locations
 	problems []Problem
 	warnings []Problem
@@ -411,17 +414,18 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 	return Problem{File: file, Line: line, Message: "syntax error: " + msg}
 }
 
-// parse is Load and Parse; checkFS adds the checks that look at files.
-func parse(name string, data []byte, checkFS bool) (*Config, error) {
+// parse is Load and Parse; info, set by Load, adds the checks that look at
+// files.
+func parse(name string, data []byte, info *fileInfo) (*Config, error) {
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 	}
-	d := &decoder{file: name, locs: locate(string(data))}
+	d := &decoder{file: name, info: info, locs: locate(string(data))}
 	c := Default()
 	c.File = name
 	c.Rules = nil
-	d.decode(d.root(raw), c, checkFS)
+	d.decode(d.root(raw), c, info != nil)
 	if len(d.problems) > 0 {
 		sort.SliceStable(d.problems, func(i, j int) bool { return d.problems[i].Line < d.problems[j].Line })
 		return nil, &Error{Problems: d.problems}
@@ -523,12 +527,20 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 			if msg := checkAbsPath(c.Hooks.Dir); msg != "" {
 				t.errorf("dir", "%s", msg)
 			} else if checkFS {
-				msg, warn := checkHooksDir(c.Hooks.Dir)
-				if msg != "" {
+				for _, msg := range checkHooks(c.Hooks.Dir) {
 					t.errorf("dir", "%s", msg)
-				} else if warn != "" {
-					t.warnf("dir", "%s", warn)
 				}
+			}
+		}
+		t.str("user", &c.Hooks.User)
+		t.str("group", &c.Hooks.Group)
+		if checkFS && (c.Hooks.User != "" || c.Hooks.Group != "") {
+			if _, err := hook.Credential(c.Hooks.User, c.Hooks.Group); err != nil {
+				key := "user"
+				if _, ok := t.m["user"]; !ok || strings.Contains(err.Error(), "group") {
+					key = "group"
+				}
+				t.errorf(key, "%v", err)
 			}
 		}
 		t.duration("timeout", &c.Hooks.Timeout, time.Second)
@@ -549,7 +561,12 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 		c.Webhooks = append(c.Webhooks, d.webhook(t, len(c.Webhooks)+1, names))
 	}
 	for _, t := range root.tables("smtp") {
-		c.SMTP = append(c.SMTP, d.smtp(t, len(c.SMTP)+1, names))
+		c.SMTP = append(c.SMTP, d.smtp(t, "smtp", len(c.SMTP)+1, names, checkFS))
+	}
+	nmail := 0
+	for _, t := range root.tables("mail") {
+		nmail++
+		c.SMTP = append(c.SMTP, d.smtp(t, "mail", nmail, names, checkFS))
 	}
 	for _, t := range root.tables("alertmanager") {
 		c.Alertmanagers = append(c.Alertmanagers, d.alertmanager(t, len(c.Alertmanagers)+1, names))
@@ -592,6 +609,8 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 	if t.str("url", &w.URL) {
 		if msg := checkHTTPURL(w.URL); msg != "" {
 			t.errorf("url", "%s", msg)
+		} else if warn := d.readableURL(w.URL); warn != "" {
+			t.warnf("url", "%s", warn)
 		}
 	} else if _, present := t.m["url"]; !present {
 		t.errorf("", "missing required key \"url\"")
@@ -610,15 +629,23 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 			t.errorf("template", "%s", msg)
 		}
 	}
-	t.str("secret", &w.Secret)
-	if t.str("signing_secret", &w.SigningSecret) {
-		if msg := checkSigningSecret(w.SigningSecret); msg != "" {
-			t.errorf("signing_secret", "%s", msg)
+	hasSecret := d.secret(t, "secret", &w.Secret)
+	signingKey := "signing_secret"
+	for _, k := range []string{"signing_secret_file", "signing_secret_credential"} {
+		if _, ok := t.m[k]; ok {
+			signingKey = k
 		}
 	}
-	if w.Secret != "" && w.SigningSecret == "" {
+	hasSigning := d.secret(t, "signing_secret", &w.SigningSecret)
+	if w.SigningSecret != "" {
+		if msg := checkSigningSecret(w.SigningSecret); msg != "" {
+			t.errorf(signingKey, "%s", msg)
+		}
+	}
+	if hasSecret && !hasSigning {
 		t.warnf("secret", "signs the body alone: a captured request can be replayed; set signing_secret (Standard Webhooks) for signatures that cover the alert id and the time")
 	}
+	d.secretHeaders(t, &w.Headers)
 	if t.str("signature_header", &w.SignatureHeader) {
 		if msg := checkHeaderName(w.SignatureHeader); msg != "" {
 			t.errorf("signature_header", "%s", msg)
@@ -626,10 +653,10 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 	}
 	t.duration("timeout", &w.Timeout, 100*time.Millisecond)
 	for _, k := range sortedKeys(anyMap(w.Headers)) {
-		if strings.EqualFold(k, w.SignatureHeader) && w.Secret != "" {
+		if strings.EqualFold(k, w.SignatureHeader) && hasSecret {
 			t.errorf("headers", "header %q is the signature header", k)
 		}
-		if w.SigningSecret != "" && isStandardWebhooksHeader(k) {
+		if hasSigning && isStandardWebhooksHeader(k) {
 			t.errorf("headers", "header %q is set by fshealth with signing_secret", k)
 		}
 		if strings.EqualFold(k, "Content-Type") {
@@ -665,12 +692,19 @@ func (d *decoder) headers(t *node, dst *map[string]string) {
 			}
 		}
 	}
+	if d.info != nil && d.info.mode&0o004 != 0 && len(h.m) > 0 {
+		t.warnf("headers", "the configuration file is readable by every user (mode %04o), and so are these header values: chmod o-r the file, or give them with header_files or header_credentials",
+			d.info.mode)
+	}
 }
 
-func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
+func (d *decoder) smtp(t *node, kind string, index int, names map[string]string, checkFS bool) SMTP {
 	s := SMTP{TLS: TLSStartTLS, Timeout: DefaultSMTPTimeout, SubjectPrefix: DefaultSubjectPrefix}
-	s.Name = d.channelName(t, "smtp", index, names)
-	if t.str("host", &s.Host) {
+	s.Name = d.channelName(t, kind, index, names)
+	mailVia(t, &s)
+	if s.Via == ViaSendmail {
+		// No host, port or TLS.
+	} else if t.str("host", &s.Host) {
 		if msg := checkMailHost(s.Host); msg != "" {
 			t.errorf("host", "%s", msg)
 		}
@@ -694,7 +728,7 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 		}
 	}
 	if t.str("from", &s.From) {
-		if msg := checkAddress(s.From); msg != "" {
+		if msg := checkMailAddress(s.From, s.Via); msg != "" {
 			t.errorf("from", "%s", msg)
 		}
 	} else if _, present := t.m["from"]; !present {
@@ -705,22 +739,28 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 			t.errorf("to", "needs at least one address")
 		}
 		for i, a := range s.To {
-			if msg := checkAddress(a); msg != "" {
+			if msg := checkMailAddress(a, s.Via); msg != "" {
 				t.elemErrorf("to", i, "%s", msg)
 			}
 		}
 	} else if _, present := t.m["to"]; !present {
 		t.errorf("", "missing required key \"to\"")
 	}
+	mailTLS(t, &s, checkFS)
 	t.str("username", &s.Username)
-	t.str("password", &s.Password)
-	d.credentials(t, s.Username, s.Password)
-	if s.Password != "" {
+	hasPassword := d.secret(t, "password", &s.Password)
+	d.credentials(t, s.Username, hasPassword)
+	if hasPassword {
 		switch s.TLS {
 		case TLSNone:
 			t.errorf("password", "would be sent unencrypted: set tls to %q or %q", TLSStartTLS, TLSImplicit)
 		case TLSStartTLSOpportunistic:
-			t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			if !s.AllowUnverifiedAuth && s.CAFile == "" && len(s.TLSFingerprints) == 0 {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS, and is not sent (the delivery fails) "+
+					"if its certificate cannot be verified: consider tls = %q, or ca_file or tls_fingerprint for a private relay", TLSStartTLS)
+			} else {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			}
 		}
 	}
 	t.duration("timeout", &s.Timeout, 100*time.Millisecond)
@@ -734,11 +774,11 @@ func (d *decoder) smtp(t *node, index int, names map[string]string) SMTP {
 }
 
 // credentials checks that username and password come together.
-func (d *decoder) credentials(t *node, user, password string) {
+func (d *decoder) credentials(t *node, user string, hasPassword bool) {
 	switch {
-	case user != "" && password == "":
+	case user != "" && !hasPassword:
 		t.errorf("username", "needs a password")
-	case user == "" && password != "":
+	case user == "" && hasPassword:
 		t.errorf("password", "needs a username")
 	}
 	if user != "" {
@@ -758,6 +798,8 @@ func (d *decoder) alertmanager(t *node, index int, names map[string]string) Aler
 		for i, u := range a.URLs {
 			if msg := checkHTTPURL(u); msg != "" {
 				t.elemErrorf("urls", i, "%s", msg)
+			} else if warn := d.readableURL(u); warn != "" {
+				t.elemWarnf("urls", i, "%s", warn)
 			}
 		}
 	} else if _, present := t.m["urls"]; !present {
@@ -765,9 +807,9 @@ func (d *decoder) alertmanager(t *node, index int, names map[string]string) Aler
 	}
 	t.duration("timeout", &a.Timeout, 100*time.Millisecond)
 	d.headers(t, &a.Headers)
+	d.secretHeaders(t, &a.Headers)
 	t.str("username", &a.Username)
-	t.str("password", &a.Password)
-	d.credentials(t, a.Username, a.Password)
+	d.credentials(t, a.Username, d.secret(t, "password", &a.Password))
 	for i, u := range a.URLs {
 		if warn := plainHTTPCredentials(u, a.Headers, a.Username != ""); warn != "" {
 			t.elemWarnf("urls", i, "%s", warn)
@@ -971,6 +1013,16 @@ func (d *decoder) actions(t *node, r *Rule, defaults Actions) {
 				}
 			case !strings.HasPrefix(a.Argv[0], "/"):
 				at.errorf("argv", "the program must be an absolute path (it is run directly, without a shell or PATH): %q", a.Argv[0])
+			case d.info != nil:
+				if msg, warn := checkProgram(a.Argv[0]); msg != "" {
+					at.errorf("argv", "%s", msg)
+				} else if warn != "" {
+					at.warnf("argv", "%s", warn)
+				}
+			}
+			if i, used := shellScriptPlaceholders(a.Argv); i > 0 {
+				at.warnf("argv", "argv[%d] puts %s into a shell script: a file system's name or mount point can hold shell syntax (\"$(...)\", \";\"), which the shell would run; pass each as an argument of its own and use it quoted (\"$1\")",
+					i+1, strings.Join(used, ", "))
 			}
 			for _, arg := range a.Argv {
 				if strings.ContainsRune(arg, 0) {

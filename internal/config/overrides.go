@@ -43,10 +43,10 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 	if o.HooksDir != nil && *o.HooksDir != "" {
 		if msg := checkAbsPath(*o.HooksDir); msg != "" {
 			bad(&problems, "--hooks-dir", "%s", msg)
-		} else if msg, warn := checkHooksDir(*o.HooksDir); msg != "" {
-			bad(&problems, "--hooks-dir", "%s", msg)
-		} else if warn != "" {
-			bad(&warnings, "--hooks-dir", "%s", warn)
+		} else {
+			for _, msg := range checkHooks(*o.HooksDir) {
+				bad(&problems, "--hooks-dir", "%s", msg)
+			}
 		}
 	}
 	if o.MetricsListen != nil {

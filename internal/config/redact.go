@@ -66,6 +66,8 @@ type showHooks struct {
 	Dir           string `toml:"dir,omitempty"`
 	Timeout       string `toml:"timeout"`
 	MaxConcurrent int    `toml:"max_concurrent"`
+	User          string `toml:"user,omitempty"`
+	Group         string `toml:"group,omitempty"`
 }
 
 type showActions struct {
@@ -86,16 +88,21 @@ type showWebhook struct {
 }
 
 type showSMTP struct {
-	Name          string   `toml:"name"`
-	Host          string   `toml:"host"`
-	Port          int      `toml:"port"`
-	From          string   `toml:"from"`
-	To            []string `toml:"to"`
-	Username      string   `toml:"username,omitempty"`
-	Password      string   `toml:"password,omitempty"`
-	TLS           string   `toml:"tls"`
-	Timeout       string   `toml:"timeout"`
-	SubjectPrefix string   `toml:"subject_prefix"`
+	Name                string   `toml:"name"`
+	Via                 string   `toml:"via"`
+	Sendmail            string   `toml:"sendmail,omitempty"`
+	Host                string   `toml:"host,omitempty"`
+	Port                int      `toml:"port,omitzero"`
+	From                string   `toml:"from"`
+	To                  []string `toml:"to"`
+	Username            string   `toml:"username,omitempty"`
+	Password            string   `toml:"password,omitempty"`
+	TLS                 string   `toml:"tls,omitempty"`
+	CAFile              string   `toml:"ca_file,omitempty"`
+	TLSFingerprints     []string `toml:"tls_fingerprint,omitempty"`
+	AllowUnverifiedAuth bool     `toml:"allow_unverified_auth,omitempty"`
+	Timeout             string   `toml:"timeout"`
+	SubjectPrefix       string   `toml:"subject_prefix"`
 }
 
 type showAlertmanager struct {
@@ -190,6 +197,8 @@ func (c *Config) Redacted() string {
 			Dir:           c.Hooks.Dir,
 			Timeout:       FormatDuration(c.Hooks.Timeout),
 			MaxConcurrent: c.Hooks.MaxConcurrent,
+			User:          c.Hooks.User,
+			Group:         c.Hooks.Group,
 		},
 		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: formatOptionalDuration(c.Actions.Timeout)},
 	}
@@ -211,16 +220,21 @@ func (c *Config) Redacted() string {
 	}
 	for _, m := range c.SMTP {
 		s.SMTP = append(s.SMTP, showSMTP{
-			Name:          m.Name,
-			Host:          m.Host,
-			Port:          m.Port,
-			From:          m.From,
-			To:            m.To,
-			Username:      m.Username,
-			Password:      redact(m.Password),
-			TLS:           m.TLS,
-			Timeout:       FormatDuration(m.Timeout),
-			SubjectPrefix: m.SubjectPrefix,
+			Name:                m.Name,
+			Via:                 m.Via,
+			Sendmail:            m.Sendmail,
+			Host:                m.Host,
+			Port:                m.Port,
+			From:                m.From,
+			To:                  m.To,
+			Username:            m.Username,
+			Password:            redact(m.Password),
+			TLS:                 m.TLS,
+			CAFile:              m.CAFile,
+			TLSFingerprints:     m.TLSFingerprints,
+			AllowUnverifiedAuth: m.AllowUnverifiedAuth,
+			Timeout:             FormatDuration(m.Timeout),
+			SubjectPrefix:       m.SubjectPrefix,
 		})
 	}
 	for _, a := range c.Alertmanagers {
@@ -289,6 +303,9 @@ func (w Webhook) String() string {
 
 // String describes s without its password.
 func (s SMTP) String() string {
+	if s.Via == ViaSendmail {
+		return fmt.Sprintf("mail %q via %s from %q to %q", s.Name, s.Sendmail, s.From, s.To)
+	}
 	return fmt.Sprintf("smtp %q %s:%d tls=%s from %q to %q (user %q, password %s)",
 		s.Name, s.Host, s.Port, s.TLS, s.From, s.To, s.Username, orNone(redact(s.Password)))
 }

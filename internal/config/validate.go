@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -91,29 +90,6 @@ func checkDNSName(h string) string {
 		return fmt.Sprintf("not a host name: %q", h)
 	}
 	return ""
-}
-
-// checkHooksDir checks that the hooks directory exists, is a directory,
-// and is not writable by everyone (which would let anyone run programs as
-// the daemon).
-func checkHooksDir(dir string) (msg, warn string) {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return fmt.Sprintf("no such directory: %q", dir), ""
-		}
-		return fmt.Sprintf("cannot use %q: %v", dir, err.(*os.PathError).Err), ""
-	}
-	if !fi.IsDir() {
-		return fmt.Sprintf("not a directory: %q", dir), ""
-	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Sprintf("%q is writable by every user, who could then run programs as fshealth", dir), ""
-	}
-	if fi.Mode().Perm()&0o020 != 0 {
-		return "", fmt.Sprintf("%q is writable by its group, whose members can run programs as fshealth", dir)
-	}
-	return "", ""
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -19,13 +19,17 @@ import (
 // daemon stopped before running them) run then; one found started but
 // unfinished was interrupted and is recorded as such, not rerun.
 type actionRunner struct {
-	store   *store.Store
+	store   *history
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	runner  func() *actions.Runner
 	// targets describes a file system for an action by its key.
 	target func(fsKey string) (actions.Target, bool)
 	wake   chan struct{}
+	// release, if set, is called before an action runs; the function it
+	// returns after. The daemon lets go of its database for a remount-ro
+	// of the state directory's file system.
+	release func(name string, t actions.Target) func()
 
 	// busy holds the file systems whose actions are running.
 	mu   sync.Mutex
@@ -122,7 +126,12 @@ func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool)
 	}
 	runner := *r.runner()
 	runner.DryRun = runner.DryRun || a.DryRun
+	done := func() {}
+	if r.release != nil && !runner.DryRun {
+		done = r.release(a.Name, t)
+	}
 	res := runner.Run(ctx, actions.Spec{Name: a.Name, Argv: a.Argv, Timeout: a.Timeout}, t)
+	done()
 	state, result := store.StateDone, "ok"
 	switch {
 	case res.DryRun:

@@ -45,7 +45,7 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 	var errs []error
 	if c.Hooks.Dir != "" {
 		errs = append(errs, add(hook.New(hook.Config{Name: config.ChannelHooks, Dir: c.Hooks.Dir, Timeout: c.Hooks.Timeout,
-			MaxConcurrent: c.Hooks.MaxConcurrent, Logger: log})))
+			MaxConcurrent: c.Hooks.MaxConcurrent, Logger: log, User: c.Hooks.User, Group: c.Hooks.Group})))
 	}
 	for _, w := range c.Webhooks {
 		errs = append(errs, add(webhook.New(webhook.Config{Name: w.Name, URL: w.URL, Headers: w.Headers, Template: w.Template,
@@ -54,7 +54,9 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 	}
 	for _, s := range c.SMTP {
 		errs = append(errs, add(smtp.New(smtp.Config{Name: s.Name, Host: s.Host, Port: s.Port, From: s.From, To: s.To,
-			Username: s.Username, Password: s.Password, TLS: s.TLS, Timeout: s.Timeout, SubjectPrefix: s.SubjectPrefix, Version: version})))
+			Username: s.Username, Password: s.Password, TLS: s.TLS, Timeout: s.Timeout, SubjectPrefix: s.SubjectPrefix, Version: version,
+			Via: s.Via, Sendmail: s.Sendmail, CAFile: s.CAFile, TLSFingerprints: s.TLSFingerprints,
+			AllowUnverifiedAuth: s.AllowUnverifiedAuth, Logger: log})))
 	}
 	for _, a := range c.Alertmanagers {
 		n, err := alertmanager.New(alertmanager.Config{Name: a.Name, URLs: a.URLs, Timeout: a.Timeout, Headers: a.Headers,

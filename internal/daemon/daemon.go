@@ -81,7 +81,7 @@ func LoadConfig(path string, o config.Overrides) (*config.Config, error) {
 type Daemon struct {
 	opts    Options
 	log     *slog.Logger
-	store   *store.Store
+	store   *history
 	metrics *metrics.Metrics
 	watcher *watch.Watcher
 	outbox  *outbox
@@ -104,6 +104,9 @@ type Daemon struct {
 	lastPrune atomic.Int64
 	// reconcileTimer is the follow-up reconciliation after an overflow.
 	reconcileTimer *time.Timer
+	// overflows counts the overflow events seen (the follow-up
+	// reconciliation logs it); only the watcher's goroutine uses it.
+	overflows int
 	// settleTimer runs the shortfall check settleAfter after the last
 	// ext4 error event; settleUUIDs are the file systems it checks.
 	// Guarded by mu.
@@ -115,6 +118,9 @@ type Daemon struct {
 	// file system UUID; the next batch records them with the events of
 	// their increases. Guarded by mu.
 	btrfsDirty map[string][]btrfs.DeviceStats
+	// stateAlert is the open alert about fshealth's own state (degraded
+	// history), nil if none. Guarded by mu.
+	stateAlert *alert.Alert
 }
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
@@ -138,21 +144,22 @@ func Run(ctx context.Context, o Options) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
-	lock, err := AcquireLock(cfg.StateDir)
+	initCgroups(log)
+	m := metrics.New(o.Version)
+	// Whatever is wrong with the state directory, the daemon runs: with
+	// its history in memory (degraded) if need be. Only another daemon
+	// using it stops this one.
+	st, err := openHistory(cfg.StateDir, log, m)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	st, err := store.Open(store.PathIn(cfg.StateDir))
-	if err != nil {
-		return err
-	}
+	defer removeStatusFile(cfg.StateDir)
 	defer st.Close()
 	chans, err := BuildChannels(cfg, o.Version, o.Stderr, log)
 	if err != nil {
 		return err
 	}
-	d := &Daemon{opts: o, log: log, store: st, metrics: metrics.New(o.Version), cfg: cfg, channels: chans,
+	d := &Daemon{opts: o, log: log, store: st, metrics: m, cfg: cfg, channels: chans,
 		engine: policy.FromConfig(cfg), kick: make(chan struct{}, 1), resend: map[string]time.Time{}}
 	defer func() { d.channels.Close() }()
 	if err := d.restoreIncidents(ctx); err != nil {
@@ -177,7 +184,7 @@ func Run(ctx context.Context, o Options) error {
 	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
 		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
 		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
-		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave})
+		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound})
 	if err != nil {
 		return err
 	}
@@ -187,13 +194,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	d.outbox = newOutbox(st, log, d.metrics, d.channelMap, d.backoff)
-	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target, wake: make(chan struct{}, 1)}
-	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop} {
+	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target,
+		wake: make(chan struct{}, 1), release: d.releaseFor}
+	st.changed = d.historyChanged
+	d.historyChanged()
+	for _, f := range []func(context.Context){d.outbox.run, d.actions.run, d.policyLoop, st.run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
 	d.prune(ctx)
 	d.checkRecorded(ctx, d.watcher.Watched(), "")
+	d.resumePathLookups(ctx)
 	d.handleRequests(ctx)
 
 	wg.Add(1)
@@ -265,6 +276,11 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 	d.metrics.SetWatched(len(fss))
 	if err := d.store.SetWatched(ctx, fss); err != nil {
 		return err
+	}
+	if d.store.Degraded() != nil {
+		// The in-memory history knows only what happened since; the
+		// gauges keep what the database said.
+		return nil
 	}
 	// Health gauges for every watched file system, from the history: a
 	// healthy one shows 1, and one with errors keeps showing 0 (and its
@@ -361,7 +377,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 		// The events are in the journal and the metrics, but not in the
 		// history, and their alerts are not queued: say so loudly. The
 		// daemon keeps watching; a later batch may commit again.
-		d.log.Error("COULD NOT RECORD EVENTS: history and alerts for them are lost (they are in the journal)",
+		d.log.Error("COULD NOT RECORD EVENTS, not even in memory: history and alerts for them are lost (they are in the journal)",
 			"events", len(evs), "err", err)
 		return nil
 	}
@@ -369,12 +385,18 @@ func (d *Daemon) sink(evs []event.Event) error {
 	if len(b.Actions) > 0 {
 		d.actions.Wake()
 	}
+	if d.store.Degraded() != nil {
+		d.publishState()
+	}
 	d.kickPolicy()
+	overflows := 0
 	for i := range evs {
-		if evs[i].Kind == event.KindOverflow && d.watcher != nil {
-			d.reconcile()
-			break
+		if evs[i].Kind == event.KindOverflow {
+			overflows++
 		}
+	}
+	if overflows > 0 && d.watcher != nil {
+		d.reconcile(overflows)
 	}
 	d.settleLater(evs)
 	d.pruneDaily(context.Background(), now)
@@ -406,19 +428,34 @@ func (d *Daemon) btrfsSave(uuid string, devs []btrfs.DeviceStats) {
 // reconcile handles lost events (a queue overflow): each file system's
 // recorded error count is compared with what was reported, and the
 // difference reported, now and once more a moment later — errors dropped
-// after the overflow notice was queued have no notice of their own. It
-// runs in the watcher's goroutine.
-func (d *Daemon) reconcile() {
+// after the overflow notice was queued have no notice of their own. While
+// events wait unread in the kernel's queue the comparison is put off (see
+// checkRecorded), so that no error is reported both by it and by its
+// event; the follow-up runs again until the queue was found empty. It runs
+// in the watcher's goroutine. n is the number of overflow events in the
+// batch.
+func (d *Daemon) reconcile(n int) {
 	const why = "missed: the kernel's event queue overflowed"
+	d.overflows += n
 	d.checkRecorded(context.Background(), d.watcher.Watched(), why)
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.reconcileTimer != nil {
 		d.reconcileTimer.Stop()
 	}
-	d.reconcileTimer = time.AfterFunc(reconcileAgain, func() {
-		d.watcher.Do(func() { d.checkRecorded(context.Background(), d.watcher.Watched(), why) })
-	})
-	d.mu.Unlock()
+	var again func()
+	again = func() {
+		d.watcher.Do(func() {
+			if !d.checkRecorded(context.Background(), d.watcher.Watched(), why) {
+				d.mu.Lock()
+				d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
+				d.mu.Unlock()
+				return
+			}
+			d.log.Info("follow-up reconciliation after an overflow done", "overflows", d.overflows)
+		})
+	}
+	d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
 }
 
 // reconcileAgain is how long after an overflow the counts are compared once
@@ -466,15 +503,8 @@ func (d *Daemon) settleLater(evs []event.Event) {
 // events wait unread in the kernel's queue their errors are counted by ext4
 // but not yet reported, so it looks again later.
 func (d *Daemon) settle() {
-	if n, err := d.watcher.Queued(); err == nil && n > 0 {
-		d.mu.Lock()
-		d.settleTimer.Reset(settleAfter)
-		d.mu.Unlock()
-		return
-	}
 	d.mu.Lock()
 	uuids := d.settleUUIDs
-	d.settleUUIDs = nil
 	d.mu.Unlock()
 	var fss []*enrich.Filesystem
 	for _, fs := range d.watcher.Watched() {
@@ -482,7 +512,17 @@ func (d *Daemon) settle() {
 			fss = append(fss, fs)
 		}
 	}
-	d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted")
+	if !d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted") {
+		d.mu.Lock()
+		d.settleTimer.Reset(settleAfter)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Lock()
+	for u := range uuids {
+		delete(d.settleUUIDs, u)
+	}
+	d.mu.Unlock()
 }
 
 // reportedCounts returns, per ext4 UUID in evs, how many of ext4's
@@ -578,7 +618,7 @@ func (d *Daemon) policyLoop(ctx context.Context) {
 // Alertmanager re-sends. The caller holds d.mu.
 func (d *Daemon) nextDeadline() time.Time {
 	next := d.engine.NextDeadline()
-	if len(d.engine.Incidents()) == 0 {
+	if len(d.engine.Incidents()) == 0 && d.stateAlert == nil {
 		return next
 	}
 	for _, am := range d.channels.Alertmanagers {
@@ -627,6 +667,12 @@ func (d *Daemon) resendAlertmanagers(b *store.Batch, now time.Time) {
 			continue
 		}
 		d.resend[am.Name()] = now.Add(am.ResendInterval())
+		if d.stateAlert != nil {
+			// fshealth's own state, while degraded.
+			a := *d.stateAlert
+			a.ID, a.Time = a.ID+"-am-"+strconv.FormatInt(now.Unix(), 10), now
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: am.Name(), Alert: a, Created: now, NextAttempt: now})
+		}
 		for _, inc := range incidents {
 			if !inc.Resolved.IsZero() {
 				continue
@@ -729,34 +775,9 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	return srv, nil
 }
 
-// startWatchdog pings systemd's watchdog at half its interval while the
-// daemon's goroutines are alive. It only runs under a watchdog.
-func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
-	interval, err := sddaemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
-		return
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// The sink takes d.mu; if it is stuck, so is this.
-				d.mu.Lock()
-				d.mu.Unlock()
-				sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
-			}
-		}
-	}()
-}
-
 // Metrics returns the daemon's metrics (tests).
 func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
 
-// Store returns the daemon's store (tests).
-func (d *Daemon) Store() *store.Store { return d.store }
+// Store returns the daemon's store in use: the database, or the in-memory
+// history while degraded (tests).
+func (d *Daemon) Store() *store.Store { return d.store.Store() }

@@ -18,7 +18,7 @@ import (
 // sleeps on a timer set to the next due delivery, or until woken; it never
 // polls.
 type outbox struct {
-	store   *store.Store
+	store   *history
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	// channels returns the configured notifiers by name (it changes on
@@ -32,7 +32,7 @@ type outbox struct {
 	now         func() time.Time
 }
 
-func newOutbox(s *store.Store, log *slog.Logger, m *metrics.Metrics, channels func() map[string]alert.Notifier, backoff func() (Backoff, time.Duration)) *outbox {
+func newOutbox(s *history, log *slog.Logger, m *metrics.Metrics, channels func() map[string]alert.Notifier, backoff func() (Backoff, time.Duration)) *outbox {
 	return &outbox{store: s, log: log, metrics: m, channels: channels, backoff: backoff,
 		sendTimeout: 30 * time.Second, wake: make(chan struct{}, 1), now: time.Now}
 }

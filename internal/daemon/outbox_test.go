@@ -46,18 +46,19 @@ func TestOutboxAttemptBound(t *testing.T) {
 		{"bounded", boundedChannel{&slowChannel{delay: 300 * time.Millisecond, bound: 2 * time.Second}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := store.Open(store.PathIn(t.TempDir()))
+			h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
+			defer h.Close()
+			st := h.Store()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			now := time.Now()
 			if err := st.Commit(ctx, &store.Batch{Deliveries: []store.Delivery{{Channel: "slow", Alert: alert.Alert{ID: "a1"}, Created: now, NextAttempt: now}}}); err != nil {
 				t.Fatal(err)
 			}
-			o := newOutbox(st, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
+			o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
 				func() map[string]alert.Notifier { return map[string]alert.Notifier{"slow": tc.ch} },
 				func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
 			o.sendTimeout = 50 * time.Millisecond

@@ -23,8 +23,19 @@ import (
 // repaired it) is marked healthy and its incidents resolved. It runs before
 // the watcher's Run, or from its goroutine (OnChange, the sink), like
 // enrichment. why, if set, says why errors went unreported (an overflow).
-func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, why string) {
+//
+// The counts are read first and the kernel's queue checked after: an error
+// ext4 counted had its FAN_FS_ERROR queued before (ext4 queues it, then
+// counts), so if the queue is empty then, every event of a counted error
+// was read, and its errors are in what was reported. If events wait in the
+// queue, nothing is reported and checkRecorded returns false: with why set
+// (a reconciliation) the caller tries again later; without (at start, or
+// for a file system just mounted: an error may have come between its mark
+// and this check), checkRecorded does so itself, in the watcher's
+// goroutine, a moment later. Otherwise it returns true.
+func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, why string) bool {
 	var evs []event.Event
+	var repaired []*enrich.Filesystem
 	for _, fs := range fss {
 		if fs.UUID == "" {
 			continue
@@ -44,14 +55,28 @@ func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, wh
 		}
 		switch {
 		case st.ErrorsCount == 0 && known && reported > 0:
-			d.repaired(ctx, fs)
+			repaired = append(repaired, fs)
 		case st.ErrorsCount > reported:
 			evs = append(evs, recordedEvent(fs, st, st.ErrorsCount-reported, known, why))
 		}
 	}
+	if d.watcher != nil && len(evs) > 0 {
+		if n, err := d.watcher.Queued(); err == nil && n > 0 {
+			if why == "" {
+				time.AfterFunc(reconcileAgain, func() {
+					d.watcher.Do(func() { d.checkRecorded(ctx, fss, why) })
+				})
+			}
+			return false
+		}
+	}
+	for _, fs := range repaired {
+		d.repaired(ctx, fs)
+	}
 	if len(evs) > 0 {
 		d.sink(evs)
 	}
+	return true
 }
 
 // recordedEvent describes n recorded but unreported errors of fs.

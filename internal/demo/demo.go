@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	events := make(chan event.Event, 64)
 	var line []byte
-	w, err := watch.New(watch.Config{Paths: []string{mnt}, Logger: o.Logger, KernelLog: true, Sink: func(evs []event.Event) error {
+	sink := func(evs []event.Event) error {
 		line = line[:0]
 		for i := range evs {
 			line = o.Format(line, &evs[i])
@@ -99,7 +99,9 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}
 		return nil
-	}})
+	}
+	onPath := func(e *event.Event) { sink([]event.Event{*e}) }
+	w, err := watch.New(watch.Config{Paths: []string{mnt}, Logger: o.Logger, KernelLog: true, Sink: sink, OnPath: onPath})
 	if err != nil {
 		return err
 	}
@@ -114,18 +116,21 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 	say("watching it for FAN_FS_ERROR; now breaking it three ways")
 
-	wait := func(errno syscall.Errno) error {
+	wait := func(kind string, errno syscall.Errno) error {
 		deadline := time.After(o.Timeout)
 		for {
 			select {
 			case e := <-events:
-				if e.Kind == event.KindError && e.Errno == int(errno) {
+				if e.Kind == kind && e.Errno == int(errno) {
 					return nil
 				}
 			case err := <-runErr:
 				runErr <- err
 				return fmt.Errorf("watcher stopped: %v", err)
 			case <-deadline:
+				if kind == event.KindPath {
+					return fmt.Errorf("no path event within %v", o.Timeout)
+				}
 				return fmt.Errorf("no %s event within %v", errno, o.Timeout)
 			case <-ctx.Done():
 				return ctx.Err()
@@ -137,7 +142,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := img.TriggerError("fshealth demo: simulated superblock error"); err != nil {
 		return err
 	}
-	if err := wait(syscall.EUCLEAN); err != nil {
+	if err := wait(event.KindError, syscall.EUCLEAN); err != nil {
 		return err
 	}
 
@@ -147,7 +152,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if !errors.Is(lerr, syscall.EUCLEAN) {
 		return fmt.Errorf("looking up the corrupted inode gave %v, want EUCLEAN", lerr)
 	}
-	if err := wait(syscall.EUCLEAN); err != nil {
+	if err := wait(event.KindError, syscall.EUCLEAN); err != nil {
+		return err
+	}
+	say("   its path is looked up read-only from the device (debugfs -c), never by opening the inode, which would raise a new error")
+	if err := wait(event.KindPath, 0); err != nil {
+		return err
+	}
+	if err := ownErrors(img, 2, o.Timeout, say); err != nil {
 		return err
 	}
 
@@ -155,11 +167,35 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := img.Abort(); err != nil {
 		return err
 	}
-	if err := wait(syscall.ESHUTDOWN); err != nil {
+	if err := wait(event.KindError, syscall.ESHUTDOWN); err != nil {
 		return err
 	}
 	say("done: three errors caught; unmounting and removing the scratch file system")
 	return nil
+}
+
+// ownErrors checks that ext4 counted exactly the errors the demo caused
+// (want): fshealth must raise none of its own. ext4 publishes its count a
+// moment after an error, so it is read until it reaches want.
+func ownErrors(img *loopfs.Image, want int, timeout time.Duration, say func(string, ...any)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := img.ErrorsCount()
+		if err != nil {
+			return err
+		}
+		if n > want {
+			return fmt.Errorf("ext4 counted %d errors, but the demo caused %d: something else raised errors", n, want)
+		}
+		if n == want {
+			say("   ext4 has counted %d errors: the %d the demo caused, none raised by fshealth", n, want)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ext4 counted %d errors within %v, want %d", n, timeout, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // populate writes a few files, among them the one to corrupt.

@@ -331,6 +331,8 @@ type event struct {
 	Mountpoints []string `json:"mountpoints"`
 	Inode       *uint64  `json:"inode"`
 	Path        string   `json:"path"`
+	PathPending bool     `json:"path_pending"`
+	PathError   string   `json:"path_error"`
 	Message     string   `json:"message"`
 	Source      string   `json:"source"`
 	// KernelMessage and Btrfs come from the kernel log source.
@@ -402,6 +404,9 @@ type status struct {
 		LastError   *string  `json:"last_error"`
 		LastErrno   string   `json:"last_errno"`
 		LastEventID string   `json:"last_event_id"`
+		LastInode   *uint64  `json:"last_inode"`
+		LastPath    string   `json:"last_path"`
+		LastPending bool     `json:"last_path_pending"`
 	} `json:"filesystems"`
 	Deliveries []backlog `json:"deliveries"`
 }

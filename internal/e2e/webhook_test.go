@@ -56,10 +56,12 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte, now time.T
 // TestSignedWebhookHostilePath: a real ext4 error against a directory whose
 // path holds a newline, quotes, braces and template syntax reaches a
 // webhook with a signing secret and a JSON template that inserts the path
-// without any escaping function. The receiver refuses the first attempts:
-// every attempt carries the alert id as webhook-id and verifies with its
-// own timestamp; the body parses and gives back the exact path; a changed
-// timestamp or id does not verify.
+// without any escaping function. The path is found after the first alert
+// (read-only, on the device); the second error's alert carries it. The
+// receiver refuses that alert's first attempts: every attempt carries the
+// alert id as webhook-id and verifies with its own timestamp; the body
+// parses and gives back the exact path; a changed timestamp or id does not
+// verify.
 func TestSignedWebhookHostilePath(t *testing.T) {
 	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	im := newFS(t)
@@ -81,7 +83,6 @@ func TestSignedWebhookHostilePath(t *testing.T) {
 	corruptDir(t, im, st.Ino)
 
 	wh := newReceiver(t)
-	wh.status.Store(http.StatusServiceUnavailable)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
 	writeFile(t, cfg, baseConfig(im.Mountpoint)+fmt.Sprintf(`
@@ -108,22 +109,42 @@ channels = ["signed"]
 	d := startDaemon(t, cfg, state)
 	d.waitLog("alertmanager[1].urls[1]: credentials (username and password) would be sent unencrypted over http:// to am.invalid:9093", 1)
 
+	// The first alert goes out with the path pending (it is looked up on
+	// the device meanwhile); once the history has the path, the next
+	// error about the directory is alerted with it: that alert is the
+	// one checked here.
 	if _, err := os.Lstat(filepath.Join(hostile, "bad_link")); !errors.Is(err, syscall.EUCLEAN) {
 		t.Fatalf("looking up the bad link: %v, want EUCLEAN", err)
 	}
-	waitErrors(t, state, 1)
-	eventually(t, func() string { return fmt.Sprintf("%d refused attempts, want 2", len(wh.requests())) },
-		func() bool { return len(wh.requests()) >= 2 })
+	eventually(t, func() string { return "the history has no path for the first error" },
+		func() bool { evs := events(t, state); return len(evs) == 1 && evs[0].Path == hostile })
+	first := wh.waitAccepted(t, 1)[0].Header.Get("X-Fshealth-Alert-Id")
+	wh.status.Store(http.StatusServiceUnavailable)
+	if _, err := os.Lstat(filepath.Join(hostile, "bad_link")); !errors.Is(err, syscall.EUCLEAN) {
+		t.Fatalf("looking up the bad link again: %v, want EUCLEAN", err)
+	}
+	waitErrors(t, state, 2)
+	attempts := func() (n int) {
+		for _, q := range wh.requests() {
+			if q.Header.Get("X-Fshealth-Alert-Id") != first {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, func() string { return fmt.Sprintf("%d refused attempts of the second alert, want 2", attempts()) },
+		func() bool { return attempts() >= 2 })
 	wh.status.Store(http.StatusOK)
-	wh.waitAccepted(t, 1)
+	wh.waitAccepted(t, 2)
 	d.stop()
 
 	reqs := wh.requests()
-	id := reqs[0].Header.Get("X-Fshealth-Alert-Id")
+	var id string
 	var accepted *request
 	for i, q := range reqs {
-		if got := q.Header.Get("webhook-id"); got != id || id == "" {
-			t.Errorf("attempt %d: webhook-id %q, want the alert id %q", i+1, got, id)
+		aid := q.Header.Get("X-Fshealth-Alert-Id")
+		if got := q.Header.Get("webhook-id"); got != aid || aid == "" {
+			t.Errorf("attempt %d: webhook-id %q, want the alert id %q", i+1, got, aid)
 		}
 		if err := verifyStandardWebhook(e2eSigningSecret, q.Header, q.Body, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("attempt %d does not verify: %v", i+1, err)
@@ -135,15 +156,19 @@ channels = ["signed"]
 		if err := json.Unmarshal(q.Body, &body); err != nil {
 			t.Fatalf("attempt %d: the body is not JSON: %v: %q", i+1, err, q.Body)
 		}
-		if body.Path != hostile || body.Count != 1 || !strings.HasPrefix(body.Text, "e2e-host: EUCLEAN") {
-			t.Errorf("attempt %d: body %+v, want path %q", i+1, body, hostile)
+		want := hostile
+		if aid == first {
+			want = "" // sent before the path was found
 		}
-		if q.Status == http.StatusOK {
-			accepted = &reqs[i]
+		if body.Path != want || body.Count != 1 || !strings.HasPrefix(body.Text, "e2e-host: EUCLEAN") {
+			t.Errorf("attempt %d: body %+v, want path %q", i+1, body, want)
+		}
+		if q.Status == http.StatusOK && aid != first {
+			accepted, id = &reqs[i], aid
 		}
 	}
 	if accepted == nil {
-		t.Fatal("no attempt was accepted")
+		t.Fatal("no attempt of the second alert was accepted")
 	}
 	for name, change := range map[string]func(h http.Header){
 		"another timestamp": func(h http.Header) {

@@ -1,5 +1,6 @@
 // Package enrich turns a raw fanotify event into an event.Event an admin can
-// act on: which device and mount points, which inode and path, what the
+// act on: which device and mount points, which inode (its path is looked up
+// apart, see package pathfind), what the
 // error means, and what ext4 recorded about it. File systems are looked up by
 // the fsid the event carries, in a Registry filled when they are marked, so
 // no mount table scan happens per event.
@@ -7,10 +8,7 @@ package enrich
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -21,12 +19,20 @@ import (
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/ext4"
 	"github.com/fshealth/fshealth/internal/mounts"
-	"github.com/fshealth/fshealth/internal/sys"
+	"github.com/fshealth/fshealth/internal/pathfind"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // Filesystem is a watched file system as the registry knows it.
 type Filesystem struct {
 	*mounts.Info
+	// FormerMountpoints are, for a file system that was unmounted while
+	// watched (its Mountpoints are then empty), the mount points it had:
+	// its events still queued are reported with them.
+	FormerMountpoints []string
+	// Storage is the storage stack under the file system, as last read
+	// (internal/storage); every event of the file system carries it.
+	Storage []storage.Layer
 	// ext4 reads the recorded error state; nil for other file systems.
 	ext4 *ext4.Reader
 	// lastCount is the errors_count seen last, to tell a stale read.
@@ -136,39 +142,18 @@ type Enricher struct {
 	Registry *Registry
 	// Now returns the time stamped on events; time.Now if nil.
 	Now func() time.Time
-	// ResolvePath resolves a file handle on the file system mounted at
-	// mountpoint to a path; sys.HandlePath if nil. Tests replace it.
-	ResolvePath func(mountpoint string, handleType int32, handle []byte) (string, error)
+	// Paths looks the paths of inodes up, read-only from the device and
+	// off the event's way; nil means paths are not looked up.
+	Paths *pathfind.Finder
 	// Refresh is called once when an event names an fsid the registry does
 	// not know (a file system mounted since the registry was filled); it
 	// should re-probe and return whether anything was added.
 	Refresh func() bool
-	// failed remembers the inodes whose path could not be resolved, so they
-	// are never opened again: opening a corrupted inode makes the file system
-	// report (and count) a new error, which would come back as an event.
-	failed map[inodeKey]failure
-	// PID is fshealth's own process id (os.Getpid() if zero), to recognise
-	// errors its own path resolution raised.
-	PID int
-	// IsKernelThread reports whether a pid is a kernel thread; a /proc
-	// lookup if nil. Tests replace it.
-	IsKernelThread func(pid int) bool
 	// Ext4Settle bounds how long to wait for ext4 to publish the error state
 	// of an error just reported (ext4 updates it asynchronously, shortly
 	// after it queues the event). Zero means 5ms.
 	Ext4Settle time.Duration
 }
-
-// inodeKey names an inode across file systems.
-type inodeKey struct {
-	fsid  fanotify.FSID
-	htype int32
-	h     string
-}
-
-// maxFailed bounds the failed-inode memory; beyond it the oldest half is
-// forgotten (one extra error per forgotten corrupted inode at worst).
-const maxFailed = 4096
 
 // Enrich fills dst from raw and returns the file system the event is about,
 // or nil if it is not known (or for an overflow). dst is overwritten.
@@ -204,6 +189,10 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 		dst.UUID = fs.UUID
 		dst.Label = fs.Label
 		dst.Mountpoints = fs.Mountpoints
+		if len(fs.Mountpoints) == 0 && len(fs.FormerMountpoints) > 0 {
+			dst.Mountpoints, dst.Unmounted = fs.FormerMountpoints, true
+		}
+		dst.Storage = fs.Storage
 	}
 
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
@@ -218,116 +207,66 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 		dst.Ext4 = e.ext4State(fs)
 	}
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
-		e.resolvePath(fs, raw, dst)
+		e.findPath(fs, dst)
 	}
 	return fs
 }
 
-// resolvePath sets dst.Path, or dst.PathError saying why not. Opening an
-// inode by handle makes the kernel load it if it is not cached, and failing
-// to load a corrupted inode is itself a file system error: so an inode that
-// failed to open is never opened again, and the one error that failed open
-// raised is labelled as fshealth's own when it comes back as an event.
-func (e *Enricher) resolvePath(fs *Filesystem, raw *fanotify.Event, dst *event.Event) {
+// findPath asks the path finder for the inode's path: known already, or
+// pending (it follows through the finder), or why there is none. Nothing
+// here touches the mounted file system: opening a corrupted inode by its
+// handle would raise a new file system error (see package pathfind).
+func (e *Enricher) findPath(fs *Filesystem, dst *event.Event) {
+	if e.Paths == nil {
+		return
+	}
 	if fs == nil {
 		dst.PathError = "file system not known (not mounted in this namespace?)"
 		return
 	}
-	h := raw.FID.Handle
-	key := inodeKey{raw.FID.FSID, h.Type, string(h.Bytes)}
-	if f, ok := e.failed[key]; ok {
-		dst.PathError = f.why
-		if !f.echoed && e.raisedHere(raw.PID) {
-			f.echoed = true
-			e.failed[key] = f
-			dst.Message = "raised by fshealth itself: opening this inode to find its path failed; it is not opened again"
-		}
+	if dst.Inode == nil {
+		dst.PathError = "the file handle names no inode number fshealth can look up"
 		return
 	}
-	resolve := e.ResolvePath
-	if resolve == nil {
-		resolve = sys.HandlePath
-	}
-	p, err := resolve(fs.MarkPath(), h.Type, h.Bytes)
+	p, pending, err := e.Paths.Lookup(PathRequest(fs, *dst.Inode, *dst.Generation))
 	switch {
-	case err == nil:
+	case p != "":
 		dst.Path = p
-		return
-	case errors.Is(err, sys.ErrDisconnected):
-		// Not an open that failed: nothing to remember.
-		dst.PathError = err.Error()
-		if ino, _, ok := h.Inode(); ok {
-			dst.PathError += "; find it with: find " + event.Safe(fs.MarkPath()) + " -xdev -inum " + strconv.FormatUint(ino, 10)
-		}
-		return
-	case errors.Is(err, syscall.ESTALE), errors.Is(err, syscall.EUCLEAN):
-		dst.PathError = "the inode cannot be opened by its handle (" + ErrnoName(errnoOf(err)) + "): it is corrupted or was deleted"
-	default:
+	case pending:
+		dst.PathPending = true
+	case err != nil:
 		dst.PathError = err.Error()
 	}
-	e.remember(key, dst.PathError)
 }
 
-func errnoOf(err error) syscall.Errno {
-	var en syscall.Errno
-	errors.As(err, &en)
-	return en
+// PathRequest is the path finder's request for an inode of fs.
+func PathRequest(fs *Filesystem, ino uint64, gen uint32) pathfind.Request {
+	r := pathfind.Request{FSKey: fs.FSID.String(), FSType: fs.FSType, UUID: fs.UUID, Label: fs.Label,
+		Device: fs.Device, Major: fs.Major, Minor: fs.Minor, Inode: ino, Generation: gen}
+	for _, m := range fs.Mounts {
+		r.Mounts = append(r.Mounts, pathfind.Mount{Point: m.Point, Root: m.Root})
+	}
+	return r
 }
 
-// raisedHere reports whether an error event with this pid can be the one
-// fshealth's own failed open raised: the pid is fshealth's (kernels before
-// 7.0 report the task that hit the error) or a kernel thread (7.0 and later
-// report errors from a kernel worker). The first such event for the inode
-// after the failed open is taken as its echo.
-func (e *Enricher) raisedHere(pid int32) bool {
-	if int(pid) == e.pid() {
-		return true
+// PathEvent is the KindPath event that reports a path lookup's result.
+func PathEvent(r *pathfind.Result, now time.Time) event.Event {
+	ino, gen := r.Inode, r.Generation
+	e := event.Event{Kind: event.KindPath, Time: event.Time{Time: now}, Source: event.SourcePathfind,
+		FSID: r.FSKey, Device: r.Device, DeviceNumber: fmt.Sprintf("%d:%d", r.Major, r.Minor), FSType: r.FSType,
+		UUID: r.UUID, Label: r.Label, Mountpoints: []string{}, Inode: &ino, Generation: &gen, Path: r.Path}
+	for _, m := range r.Mounts {
+		e.Mountpoints = append(e.Mountpoints, m.Point)
 	}
-	isKthread := e.IsKernelThread
-	if isKthread == nil {
-		isKthread = kernelThread
-	}
-	return isKthread(int(pid))
-}
-
-// kernelThread reports whether pid is a kernel thread: kernel threads have
-// no executable (/proc/PID/exe cannot be read).
-func kernelThread(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	_, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-	return errors.Is(err, os.ErrNotExist)
-}
-
-func (e *Enricher) pid() int {
-	if e.PID != 0 {
-		return e.PID
-	}
-	return os.Getpid()
-}
-
-func (e *Enricher) remember(key inodeKey, why string) {
-	if e.failed == nil {
-		e.failed = map[inodeKey]failure{}
-	}
-	if len(e.failed) >= maxFailed {
-		n := 0
-		for k := range e.failed {
-			delete(e.failed, k)
-			if n++; n >= maxFailed/2 {
-				break
-			}
+	if r.Err != nil {
+		e.PathError = r.Err.Error()
+	} else {
+		e.Message = fmt.Sprintf("found read-only on the device in %v", r.Took.Round(time.Millisecond))
+		if r.Names > 1 {
+			e.Message += fmt.Sprintf("; the inode has %d names, this is the first", r.Names)
 		}
 	}
-	e.failed[key] = failure{why: why}
-}
-
-// failure is a remembered failed path resolution.
-type failure struct {
-	why string
-	// echoed is set once the error the failed open raised has been seen.
-	echoed bool
+	return e
 }
 
 // ext4State reads the recorded error state. ext4 queues the event before it

@@ -3,7 +3,6 @@ package enrich
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/fshealth/fshealth/fanotify"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/pathfind"
 )
 
 var (
@@ -44,11 +44,7 @@ func fixture(t *testing.T) (*Enricher, string) {
 		UUID: "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428", Label: "data"}); err != nil {
 		t.Fatal(err)
 	}
-	e := &Enricher{Registry: reg, Now: func() time.Time { return testTime }, Ext4Settle: time.Millisecond,
-		ResolvePath: func(string, int32, []byte) (string, error) {
-			t.Fatal("ResolvePath called unexpectedly")
-			return "", nil
-		}}
+	e := &Enricher{Registry: reg, Now: func() time.Time { return testTime }, Ext4Settle: time.Millisecond}
 	return e, dst
 }
 
@@ -83,76 +79,69 @@ func TestSuperblockError(t *testing.T) {
 	}
 }
 
-func TestInodePathResolved(t *testing.T) {
-	e, sys := fixture(t)
-	os.WriteFile(filepath.Join(sys, "last_error_ino"), []byte("99\n"), 0o644)
-	calls := 0
-	e.ResolvePath = func(mnt string, typ int32, h []byte) (string, error) {
-		calls++
-		if mnt != "/srv/a" || typ != fanotify.HandleIno32Gen || len(h) != 8 {
-			t.Errorf("ResolvePath(%q, %d, %x)", mnt, typ, h)
-		}
-		return "/srv/a/dir/file", nil
-	}
-	var ev event.Event
-	for i := 0; i < 2; i++ {
-		e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 777)), &ev)
-		if ev.Inode == nil || *ev.Inode != 12 || *ev.Generation != 777 || ev.Path != "/srv/a/dir/file" || ev.PathError != "" {
-			t.Errorf("got inode %v path %q err %q", ev.Inode, ev.Path, ev.PathError)
-		}
-	}
-	if calls != 2 {
-		t.Errorf("a resolvable inode is resolved each time (paths change): %d calls", calls)
-	}
-}
-
-func TestStaleInodeOpenedOnlyOnce(t *testing.T) {
-	e, sys := fixture(t)
-	os.WriteFile(filepath.Join(sys, "last_error_func"), []byte("ext4_map_blocks\n"), 0o644)
-	calls := 0
-	e.ResolvePath = func(string, int32, []byte) (string, error) {
-		calls++
-		return "", &os.PathError{Op: "open_by_handle_at", Err: syscall.ESTALE}
-	}
-	var ev event.Event
-	for i := 0; i < 3; i++ {
-		e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(13, 1)), &ev)
-		if ev.Path != "" || ev.PathError == "" {
-			t.Errorf("path %q, path_error %q", ev.Path, ev.PathError)
-		}
-	}
-	if calls != 1 {
-		t.Errorf("an inode that failed to open was opened %d times, want 1", calls)
-	}
-}
-
-func TestErrorRaisedByOwnOpenIsLabelled(t *testing.T) {
+// TestInodePathLookedUpApart: an event about an inode says its path is
+// pending and goes on at once; the lookup's result arrives through the
+// finder, and later events about the inode carry it without a new lookup.
+// (The file system is given a device number no device has, so the lookup
+// ends in an error naming it.)
+func TestInodePathLookedUpApart(t *testing.T) {
 	e, _ := fixture(t)
-	e.PID = 4242
-	e.IsKernelThread = func(pid int) bool { return pid == 11 }
-	e.ResolvePath = func(string, int32, []byte) (string, error) { return "", syscall.EUCLEAN }
+	fs := e.Registry.Lookup(testFSID)
+	fs.Major, fs.Minor = 4095, 1048575
+	found := make(chan pathfind.Result, 4)
+	e.Paths = &pathfind.Finder{Found: func(r pathfind.Result) { found <- r }}
+	t.Cleanup(e.Paths.Close)
 	var ev event.Event
-	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(13, 1)), &ev) // pid 42: someone else
-	if ev.Message != "" || !strings.Contains(ev.PathError, "EUCLEAN") {
-		t.Errorf("first event: message %q path_error %q", ev.Message, ev.PathError)
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 777)), &ev)
+	if ev.Inode == nil || *ev.Inode != 12 || *ev.Generation != 777 || !ev.PathPending || ev.Path != "" || ev.PathError != "" {
+		t.Fatalf("got inode %v pending %v path %q err %q; want inode 12 with its path pending", ev.Inode, ev.PathPending, ev.Path, ev.PathError)
 	}
-	own := fsError(syscall.EUCLEAN, inodeHandle(13, 1))
-	own.PID = 4242
-	e.Enrich(own, &ev)
-	if !strings.Contains(ev.Message, "raised by fshealth itself") {
-		t.Errorf("the error fshealth's own open raised is not labelled: %+v", ev)
+	// A second event, while the lookup runs or after: pending still, or
+	// the lookup's answer; never a second lookup (checked below).
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 777)), &ev)
+	if !ev.PathPending && ev.PathError == "" {
+		t.Errorf("second event: pending %v path_error %q", ev.PathPending, ev.PathError)
 	}
-	e.Enrich(own, &ev) // a later error by fshealth's pid is not the echo
-	if ev.Message != "" {
-		t.Errorf("labelled twice: %q", ev.Message)
+	var r pathfind.Result
+	select {
+	case r = <-found:
+	case <-time.After(time.Minute):
+		t.Fatal("no lookup result within a minute")
 	}
-	// Linux 7.0+ reports errors from a kernel worker: its pid counts too.
-	other := fsError(syscall.EUCLEAN, inodeHandle(14, 1))
-	e.Enrich(other, &ev)
-	other.PID = 11
-	e.Enrich(other, &ev)
-	if !strings.Contains(ev.Message, "raised by fshealth itself") {
-		t.Errorf("the echo reported by a kernel worker is not labelled: %+v", ev)
+	if r.Inode != 12 || r.Generation != 777 || r.FSKey != testFSID.String() || r.Err == nil || !strings.Contains(r.Err.Error(), "no device node for block device 4095:1048575") {
+		t.Errorf("result %+v, want an error about block device 4095:1048575", r)
+	}
+	pe := PathEvent(&r, testTime)
+	if pe.Kind != event.KindPath || pe.Source != event.SourcePathfind || pe.Device != "/dev/loop7" || pe.UUID != "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428" ||
+		*pe.Inode != 12 || *pe.Generation != 777 || pe.PathError != r.Err.Error() || strings.Join(pe.Mountpoints, ",") != "/srv/a,/srv/b" {
+		t.Errorf("path event %+v", pe)
+	}
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 777)), &ev)
+	if ev.PathPending || ev.PathError != r.Err.Error() {
+		t.Errorf("after the lookup: pending %v path_error %q, want the lookup's error", ev.PathPending, ev.PathError)
+	}
+	select {
+	case r := <-found:
+		t.Errorf("looked up again: %+v", r)
+	default:
+	}
+}
+
+// TestPathNotLookedUp: without a finder nothing is said about paths; on a
+// file system pathfind does not read, the event says why there is no path.
+func TestPathNotLookedUp(t *testing.T) {
+	e, _ := fixture(t)
+	var ev event.Event
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 1)), &ev)
+	if ev.Path != "" || ev.PathError != "" || ev.PathPending {
+		t.Errorf("no finder: %+v", ev)
+	}
+	e.Paths = &pathfind.Finder{Found: func(r pathfind.Result) { t.Errorf("looked up: %+v", r) }}
+	t.Cleanup(e.Paths.Close)
+	e.Registry.Lookup(testFSID).FSType = "xfs"
+	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 1)), &ev)
+	if ev.PathPending || ev.PathError != pathfind.ErrUnsupported.Error() {
+		t.Errorf("xfs: pending %v path_error %q", ev.PathPending, ev.PathError)
 	}
 }
 
@@ -164,7 +153,7 @@ func TestUnknownFilesystem(t *testing.T) {
 	raw.FID.FSID = fanotify.FSID{1, 2}
 	var ev event.Event
 	e.Enrich(raw, &ev)
-	if refreshed != 1 || ev.Device != "" || ev.Ext4 != nil || ev.Error != "EIO" || ev.PathError == "" {
+	if refreshed != 1 || ev.Device != "" || ev.Ext4 != nil || ev.Error != "EIO" || ev.PathError != "" {
 		t.Errorf("refreshed %d, event %+v", refreshed, ev)
 	}
 	b, _ := json.Marshal(&ev)
@@ -186,10 +175,11 @@ func TestOverflow(t *testing.T) {
 
 func TestUndecodableHandleKeptRaw(t *testing.T) {
 	e, _ := fixture(t)
-	e.ResolvePath = func(string, int32, []byte) (string, error) { return "", errors.New("nope") }
+	e.Paths = &pathfind.Finder{}
+	t.Cleanup(e.Paths.Close)
 	var ev event.Event
 	e.Enrich(fsError(syscall.EIO, fanotify.Handle{Type: 0x4d, Bytes: []byte{1, 2, 3}}), &ev)
-	if ev.Inode != nil || ev.Handle == nil || ev.Handle.Type != 0x4d || ev.Handle.Bytes != "010203" || ev.PathError != "nope" {
+	if ev.Inode != nil || ev.Handle == nil || ev.Handle.Type != 0x4d || ev.Handle.Bytes != "010203" || !strings.Contains(ev.PathError, "no inode number") {
 		t.Errorf("%+v %+v", ev, ev.Handle)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // Kinds of event.
@@ -17,6 +18,10 @@ const (
 	KindError = "error"
 	// KindOverflow says the kernel's event queue overflowed: errors were lost.
 	KindOverflow = "overflow"
+	// KindPath follows an error event whose path was pending: it gives
+	// the path of the event's inode (or why none was found), found
+	// read-only from the device. It is not an error.
+	KindPath = "path"
 )
 
 // Sources of events.
@@ -40,6 +45,9 @@ const (
 	// CorroboratedBtrfsCounters: btrfs's device error counters went up with
 	// the message.
 	CorroboratedBtrfsCounters = "btrfs-device-counters"
+	// SourcePathfind marks KindPath events: the path was read from the
+	// file system's device (package pathfind).
+	SourcePathfind = "pathfind"
 	// SourceBtrfs marks increases of a btrfs device's error counters
 	// (write, read, flush, corruption, generation).
 	SourceBtrfs = "btrfs-counters"
@@ -86,6 +94,15 @@ type Event struct {
 	Label string `json:"label,omitempty"`
 	// Mountpoints lists every mount point of the file system.
 	Mountpoints []string `json:"mountpoints"`
+	// Unmounted is set when the file system was unmounted before fshealth
+	// read the event (it was queued, or the file system was unmounted
+	// lazily): Mountpoints are then the mount points it had.
+	Unmounted bool `json:"unmounted,omitempty"`
+
+	// Storage is the storage stack under the file system, from its
+	// device down to the disks, as recorded when it was last read (so it
+	// is known after a device failed or vanished).
+	Storage []storage.Layer `json:"storage,omitempty"`
 
 	// Inode and Generation identify the inode the error is about; both are
 	// absent for errors about the file system as a whole.
@@ -97,6 +114,10 @@ type Event struct {
 	Path string `json:"path,omitempty"`
 	// PathError says why the inode's path could not be resolved.
 	PathError string `json:"path_error,omitempty"`
+	// PathPending says the inode's path is being looked up (read-only,
+	// from the device): it follows as a KindPath event, and the daemon
+	// adds it to this event in its history.
+	PathPending bool `json:"path_pending,omitempty"`
 
 	// Ext4 is the file system's recorded error state, for ext4.
 	Ext4 *ext4.State `json:"ext4,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -38,8 +39,20 @@ func samples() []Event {
 	raw.Errno, raw.Error, raw.ErrorText, raw.Ext4 = 5, "EIO", "input/output error", nil
 	raw.Handle, raw.PathError = &Handle{Type: 0x4d, Bytes: "0102"}, "file system not known (not mounted in this namespace?)"
 	raw.Device, raw.FSType, raw.UUID, raw.DeviceNumber, raw.Mountpoints = "", "", "", "", []string{}
+	stacked := base
+	stacked.Device, stacked.DeviceNumber = "/dev/dm-1", "253:1"
+	stacked.Storage = []storage.Layer{
+		{Name: "dm-1", Kind: storage.KindLVM, MountedAs: "/dev/vgA/data", DMName: "vgA-data", LV: "vgA/data", On: []string{"dm-0"}},
+		{Name: "dm-0", Kind: storage.KindCrypt, DMName: "luks x\n\x1b[31m", On: []string{"md0"}},
+		{Name: "md0", Kind: storage.KindMD, MD: &storage.MD{Level: "raid1", Degraded: 1,
+			Members: []storage.Member{{Name: "sda2", State: "in_sync"}, {Name: "sdb2", State: "faulty"}}}, On: []string{"sda2", "sdb2"}},
+		{Name: "sda2", Kind: storage.KindPartition, Partition: 2, On: []string{"sda"}},
+		{Name: "sdb2", Kind: storage.KindPartition, Partition: 2, On: []string{"sdb"}},
+		{Name: "sda", Kind: storage.KindDisk, Disk: &storage.Disk{Vendor: "ATA", Model: "FOO \"2000\"", Serial: "S123", Slot: "3", Enclosure: "0:0:8:0"}},
+		{Name: "sdb", Kind: storage.KindDisk, Disk: &storage.Disk{Vendor: "ATA", Model: "BAR", Serial: "S 4\n56"}},
+	}
 	ov := Event{Kind: KindOverflow, Time: tm, Source: SourceFanotify, Message: "the queue overflowed"}
-	return []Event{sb, ino, hostile, raw, ov}
+	return []Event{sb, ino, hostile, raw, stacked, ov}
 }
 
 func golden(t *testing.T, name string, got []byte) {

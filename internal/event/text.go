@@ -19,13 +19,25 @@ func AppendText(b []byte, e *Event) []byte {
 		b = append(b, Clean(e.Message)...)
 		return append(b, '\n')
 	}
+	if e.Kind == KindPath {
+		return appendPathText(b, e)
+	}
 	b = fmt.Appendf(b, " %s (%s)", e.Error, e.ErrorText)
 	if e.ErrorCount != 1 {
 		b = fmt.Appendf(b, " ×%d", e.ErrorCount)
 	}
 	b = append(b, " on "...)
 	if e.Device != "" {
-		b = append(b, Safe(e.Device)...)
+		if len(e.Storage) > 0 && e.Storage[0].MountedAs != "" {
+			b = append(b, Safe(e.Storage[0].MountedAs)...)
+		} else {
+			b = append(b, Safe(e.Device)...)
+		}
+		if len(e.Storage) > 0 {
+			b = append(b, " ("...)
+			b = append(b, StorageText(e.Storage)...)
+			b = append(b, ')')
+		}
 	} else {
 		b = append(b, "unknown device (fsid "+e.FSID+")"...)
 	}
@@ -41,6 +53,9 @@ func AppendText(b []byte, e *Event) []byte {
 			}
 			b = append(b, Safe(m)...)
 		}
+		if e.Unmounted {
+			b = append(b, " (unmounted since)"...)
+		}
 	}
 	if e.Inode != nil {
 		b = fmt.Appendf(b, " inode %d", *e.Inode)
@@ -55,6 +70,8 @@ func AppendText(b []byte, e *Event) []byte {
 			b = append(b, " (path unknown: "...)
 			b = append(b, Clean(e.PathError)...)
 			b = append(b, ')')
+		case e.PathPending:
+			b = append(b, " (path pending: looked up read-only from the device)"...)
 		}
 	} else if e.Handle != nil {
 		b = fmt.Appendf(b, " file handle type %d %s", e.Handle.Type, e.Handle.Bytes)
@@ -142,6 +159,13 @@ func Clean(s string) string {
 func Summary(e *Event) string {
 	if e.Kind == KindOverflow {
 		return "event queue overflow: " + e.Message
+	}
+	if e.Kind == KindPath {
+		p := "not found"
+		if e.Path != "" {
+			p = Safe(e.Path)
+		}
+		return fmt.Sprintf("path of inode %d on %s: %s", deref(e.Inode), orUnknown(Safe(e.Device)), p)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s on %s", e.Error, orUnknown(Safe(e.Device)))

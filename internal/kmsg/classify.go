@@ -22,7 +22,8 @@ const (
 	// KindChecksum is data or metadata that failed checksum verification.
 	KindChecksum Kind = "checksum"
 	// KindDeviceError is a change of the per-device error counters btrfs
-	// keeps (write, read, flush, corruption, generation).
+	// keeps (write, read, flush, corruption, generation), or a device
+	// that md failed out of an array.
 	KindDeviceError Kind = "device-error"
 	// KindError is any other error.
 	KindError Kind = "error"
@@ -168,7 +169,7 @@ const (
 	xfsPre = `^XFS \(` + devRE + `\): `
 	ext4Er = `^EXT4-fs error \(device ` + devRE + `\)`
 	ext4Ms = `^EXT4-fs \(` + devRE + `\): `
-	btrPre = `^BTRFS (?P<blevel>emergency|alert|critical|error|warning|notice|info) \(device ` + devRE + `(?: state [A-Za-z]+)?\): `
+	btrPre = `^BTRFS (?P<blevel>emergency|alert|critical|error|warning|notice|info) \(device ` + devRE + `(?::? state [A-Za-z]+)?\): `
 	// statusRE lists the block layer's status names (blk_errors).
 	statusRE = `(?P<status>I/O|operation not supported|timeout|critical space allocation|recoverable transport|critical target|critical nexus|reservation conflict|critical medium|protection|kernel resource|device resource|nonblocking retry|device offline|invalid|open zones exceeded|active zones exceeded|duration limit exceeded|dm internal retry)`
 	// opRE is a block request operation as blk_op_str prints it.
@@ -308,7 +309,7 @@ var rules = []rule{
 		re: regexp.MustCompile(btrPre + `open_ctree failed(?::? (?P<errno>-?\d+))?$`)},
 	// btrfs_handle_fs_error, __btrfs_abort_transaction (KERN_CRIT).
 	{fstype: FSBtrfs, kind: KindError, levels: lvCrit, byErrno: true, contains: ": errno=", prefix: "BTRFS: error (device ",
-		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?: state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+) [A-Za-z /]+(?: \(.*\))?$`)},
+		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?::? state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+) [A-Za-z /]+(?: \(.*\))?$`)},
 
 	// Block layer, block/blk-mq.c (blk_print_req_error; older kernels
 	// prefixed it with the function name) and fs/buffer.c (KERN_ERR).

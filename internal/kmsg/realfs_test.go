@@ -394,7 +394,8 @@ func TestRealBtrfsChecksum(t *testing.T) {
 	// scrub exits with status 3 for uncorrectable errors.
 	runErr("btrfs", "scrub", "start", "-B", mp)
 	c.waitFor("btrfs scrub checksum error", nil, and(is(FSBtrfs, im.Name, KindChecksum), func(m Message) bool {
-		return m.Inode == ino && m.DevicePath == im.Dev && strings.Contains(m.Text, "scrub")
+		// "scrub: " starts the message from Linux 6.4.
+		return m.Inode == ino && m.DevicePath == im.Dev && strings.Contains(m.Text, "checksum error at logical ")
 	}))
 }
 
@@ -463,6 +464,13 @@ func TestRealExt4(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor("ext4 abort", nil, and(is(FSExt4, im.Name, KindShutdown), func(m Message) bool { return strings.Contains(m.Text, "Abort forced by user") }))
+	// Before Linux 6.13 or so a remount with "abort" neither aborts the
+	// journal nor remounts read-only on its own (seen on 6.1 and 6.12 in
+	// the kernel matrix); 6.18 and 7.x log both.
+	if !kernelAtLeast(t, 6, 18) {
+		t.Logf("Linux %s logs no journal abort for a remount abort: not checked", uname(t))
+		return
+	}
 	c.waitFor("jbd2 abort", nil, and(is(FSExt4, im.Name, KindShutdown), func(m Message) bool { return strings.HasPrefix(m.Text, "Aborting journal on device "+im.Name+"-") }))
 	c.waitFor("ext4 read-only", nil, and(is(FSExt4, im.Name, KindShutdown), func(m Message) bool { return strings.Contains(m.Text, "Remounting filesystem read-only") }))
 }

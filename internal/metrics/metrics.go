@@ -36,6 +36,11 @@ type Metrics struct {
 	gaveUp        *prometheus.GaugeVec
 	actions       *prometheus.CounterVec
 	commitSeconds prometheus.Histogram
+
+	degraded         *prometheus.GaugeVec
+	notRecordedSince prometheus.Gauge
+	memoryEvents     prometheus.Gauge
+	historyFailures  prometheus.Counter
 }
 
 // New creates the metrics, registered on a fresh registry.
@@ -94,13 +99,29 @@ func New(version string) *Metrics {
 		Help:    "Time to commit a batch of events to the history database.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
 	})
+	m.degraded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fshealth_history_degraded",
+		Help: "1 while the history database cannot be used and history and alerts are kept in memory (degraded), with the path at fault and the cause.",
+	}, []string{"path", "cause"})
+	m.notRecordedSince = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fshealth_history_not_recorded_since_timestamp_seconds",
+		Help: "Unix time since when the history has not been recorded on disk (degraded); 0 while it is.",
+	})
+	m.memoryEvents = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fshealth_history_events_in_memory",
+		Help: "Events kept in memory while degraded, to be committed when the database works again.",
+	})
+	m.historyFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fshealth_history_failures_total",
+		Help: "Operations on the history database (or the in-memory history) that failed.",
+	})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fshealth_build_info",
 		Help: "fshealth build information; the value is always 1.",
 	}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
 	m.reg.MustRegister(m.errors, m.events, m.healthy, m.lastError, m.watched, m.overflows, m.undecodable,
-		m.attempts, m.failures, m.backlog, m.gaveUp, m.actions, m.commitSeconds, build,
+		m.attempts, m.failures, m.backlog, m.gaveUp, m.actions, m.commitSeconds, m.degraded, m.notRecordedSince, m.memoryEvents, m.historyFailures, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -178,3 +199,24 @@ func (m *Metrics) Action(name, result string) { m.actions.WithLabelValues(name, 
 
 // ObserveCommit records how long a history commit took.
 func (m *Metrics) ObserveCommit(d time.Duration) { m.commitSeconds.Observe(d.Seconds()) }
+
+// SetDegraded records that the history is kept in memory since since,
+// because of cause at path.
+func (m *Metrics) SetDegraded(path, cause string, since time.Time) {
+	m.degraded.Reset()
+	m.degraded.WithLabelValues(path, cause).Set(1)
+	m.notRecordedSince.Set(float64(since.UnixNano()) / 1e9)
+}
+
+// SetRecorded records that the history is recorded on disk (again).
+func (m *Metrics) SetRecorded() {
+	m.degraded.Reset()
+	m.notRecordedSince.Set(0)
+	m.memoryEvents.Set(0)
+}
+
+// SetMemoryEvents sets the number of events kept in memory.
+func (m *Metrics) SetMemoryEvents(n int64) { m.memoryEvents.Set(float64(n)) }
+
+// HistoryFailure counts a failed history operation.
+func (m *Metrics) HistoryFailure() { m.historyFailures.Inc() }

@@ -84,10 +84,10 @@ ON CONFLICT (key) DO UPDATE SET
 	last_event_id = iif(excluded.last_error <> 0, excluded.last_event_id, last_event_id)`},
 		{&st.insertName, `INSERT OR IGNORE INTO fs_names (name, fs_key) VALUES (?, ?)`},
 		{&st.insertEvent, `INSERT INTO events (id, time, kind, fs_key, errno, error_count, json) VALUES (?, ?, ?, ?, ?, ?, ?)`},
-		{&st.insertDelivery, `INSERT INTO outbox (channel, alert_id, alert, created, attempts, next_attempt, last_error, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')`},
-		{&st.insertAction, `INSERT INTO actions (incident_key, fs_key, event_id, name, argv, dry_run, timeout, state, created)
-VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`},
+		{&st.insertDelivery, `INSERT INTO outbox (id, channel, alert_id, alert, created, attempts, next_attempt, last_error, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')`},
+		{&st.insertAction, `INSERT INTO actions (id, incident_key, fs_key, event_id, name, argv, dry_run, timeout, state, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`},
 		{&st.upsertIncident, `
 INSERT INTO incidents (key, fs_key, error_kind, opened, last_event, last_alert, next_reminder, folded_since,
 	events, errors, folded, reminders_sent, actions_run, resolved, state)
@@ -329,7 +329,7 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 				if fsKey == "" {
 					fsKey = fsKeyOfIncident(a.IncidentKey)
 				}
-				r, err := ins.ExecContext(ctx, a.IncidentKey, fsKey, a.EventID, a.Name, string(enc.argv[i]), a.DryRun, int64(a.Timeout), ns(now))
+				r, err := ins.ExecContext(ctx, s.newID(), a.IncidentKey, fsKey, a.EventID, a.Name, string(enc.argv[i]), a.DryRun, int64(a.Timeout), ns(now))
 				if err != nil {
 					return fmt.Errorf("action %s: %w", a.Name, err)
 				}
@@ -350,7 +350,7 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 				if next.IsZero() {
 					next = created
 				}
-				r, err := ins.ExecContext(ctx, d.Channel, d.Alert.ID, enc.deliveries[i], ns(created), d.Attempts,
+				r, err := ins.ExecContext(ctx, s.newID(), d.Channel, d.Alert.ID, enc.deliveries[i], ns(created), d.Attempts,
 					ns(next), d.LastError)
 				if err != nil {
 					return fmt.Errorf("delivery of alert %s to %s: %w", d.Alert.ID, d.Channel, err)

@@ -155,7 +155,9 @@ type Backlog struct {
 	Pending, Failed int
 	// Oldest is when the oldest pending delivery was created; zero if none.
 	Oldest time.Time
-	// LastError is the most recent error of a pending or failed delivery.
+	// LastError is the most recent error of a pending or failed delivery:
+	// of an attempt, if any was made, rather than "not attempted" (a
+	// delivery held back behind a failed one).
 	LastError string
 }
 
@@ -171,7 +173,7 @@ SELECT channel,
 	coalesce(min(created) FILTER (WHERE state = 'pending'), 0),
 	coalesce((SELECT last_error FROM outbox AS o
 		WHERE o.channel = outbox.channel AND o.state IN ('pending', 'failed') AND o.last_error <> ''
-		ORDER BY o.id DESC LIMIT 1), '')
+		ORDER BY o.last_error LIKE 'not attempted:%', o.id DESC LIMIT 1), '')
 FROM outbox WHERE state IN ('pending', 'failed') GROUP BY channel ORDER BY channel`)
 	if err != nil {
 		return nil, s.errf("querying the backlog", err)

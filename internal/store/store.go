@@ -21,10 +21,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -66,9 +69,18 @@ var ErrNotFound = errors.New("not found")
 // Store is an open fshealth database. Its methods are safe for concurrent
 // use; writes are serialised.
 type Store struct {
-	path     string
-	db       *sql.DB
-	readOnly bool
+	// path is the database file's path as shown in messages; file is the
+	// path SQLite opens (a /proc/self/fd path for OpenIn).
+	path, file string
+	db         *sql.DB
+	readOnly   bool
+	// mem marks an in-memory store (OpenMemory); nextID is the id it gives
+	// the next outbox row or action, guarded by mu.
+	mem    bool
+	nextID int64
+	// dirFD is the descriptor of the directory Open opened the database
+	// in, closed with it; 0 if none.
+	dirFD int
 
 	// mu serialises write transactions within the process, which is
 	// cheaper and fairer than SQLite's busy handler.
@@ -88,13 +100,44 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	path = abs
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("%s: creating the state directory: %w", path, err)
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("%s: creating the state directory: %w", abs, err)
+	}
+	// The files are opened relative to a descriptor of the directory, and
+	// refused if they are symbolic links, as OpenIn does.
+	dir := filepath.Dir(abs)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	name := filepath.Base(abs)
+	if err := checkFiles(fd, dir, name); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s, err := openRW("/proc/self/fd/"+strconv.Itoa(fd)+"/"+name, abs)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.dirFD = fd
+	return s, nil
+}
+
+// openRW opens the database file (the path SQLite uses) for reading and
+// writing; path is how messages name it.
+func openRW(file, path string) (*Store, error) {
+	// A database written by a newer fshealth is never modified: look at
+	// its version read-only before SQLite is asked to switch it to WAL
+	// mode.
+	if fi, err := os.Stat(file); err == nil && fi.Size() > 0 {
+		if v, err := schemaVersionOf(file, path); err == nil && v > len(migrations) {
+			return nil, (&Store{path: path}).newerSchema(v)
+		}
 	}
 	// Create the file ourselves so that it, and the -wal and -shm files
 	// SQLite gives the same mode, are private from the start.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -110,7 +153,7 @@ func Open(path string) (*Store, error) {
 	q.Set("_synchronous", "FULL")
 	q.Set("_txlock", "immediate")
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
-	s, err := open(path, q, false)
+	s, err := open(file, path, q, false)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +166,25 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// schemaVersionOf reads the schema version of the database file without
+// writing to it; 0 if it has none yet.
+func schemaVersionOf(file, path string) (int, error) {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	s, err := open(file, path, q, true)
+	if err != nil {
+		return 0, err
+	}
+	defer s.db.Close()
+	var n, v int
+	if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).Scan(&n); err != nil || n == 0 {
+		return 0, err
+	}
+	err = s.db.QueryRow("SELECT version FROM schema_version").Scan(&v)
+	return v, err
 }
 
 // OpenReadOnly opens an existing database for queries only, as `fshealth
@@ -149,7 +211,7 @@ func OpenReadOnly(path string) (*Store, error) {
 	q.Set("mode", "ro")
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	q.Set("_query_only", "1")
-	s, err := open(path, q, true)
+	s, err := open(path, path, q, true)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +237,8 @@ func OpenReadOnly(path string) (*Store, error) {
 
 // open opens the connection pool on path with the URI parameters q and
 // checks that the file is a usable SQLite database.
-func open(path string, q url.Values, readOnly bool) (*Store, error) {
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+func open(file, path string, q url.Values, readOnly bool) (*Store, error) {
+	u := url.URL{Scheme: "file", Path: file, RawQuery: q.Encode()}
 	// url.URL writes "file:///abs/path", which SQLite accepts; the path is
 	// percent-encoded, so names with '?' or '#' survive.
 	db, err := sql.Open("sqlite", u.String())
@@ -185,7 +247,7 @@ func open(path string, q url.Values, readOnly bool) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &Store{path: path, db: db, readOnly: readOnly, names: map[fsName]struct{}{}}
+	s := &Store{path: path, file: file, db: db, readOnly: readOnly, names: map[fsName]struct{}{}}
 	// Opening is lazy: make SQLite read the file now, so that a file that
 	// is not a database fails here.
 	var mode string
@@ -212,7 +274,12 @@ func (s *Store) Close() error {
 		s.stmts.close()
 		s.stmts = nil
 	}
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if s.dirFD > 0 {
+		unix.Close(s.dirFD)
+		s.dirFD = 0
+	}
+	if err != nil {
 		return s.errf("closing", err)
 	}
 	return nil

@@ -1,14 +1,11 @@
 // Package sys is fshealth's thin layer over Linux system calls that
 // golang.org/x/sys/unix does not wrap: file system UUID and label ioctls, and
-// resolving a file handle to a path.
+// statmount(2). (It has no handle → path resolution: opening an inode an
+// error is about can raise a new file system error; see package pathfind.)
 package sys
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
-	"os"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -56,45 +53,3 @@ func FSLabel(fd int) (string, error) {
 	}
 	return string(b[:]), nil
 }
-
-// HandlePath opens the inode named by a file handle on the file system
-// mounted at mountpoint and returns its path as the kernel sees it. The inode
-// is opened with O_PATH, so opening it has no side effects (no device, FIFO
-// or automount is triggered) and needs no read permission. Corrupted and
-// deleted inodes fail with ESTALE; a path the kernel cannot reconnect to the
-// mount's root may come back as "/" or end in " (deleted)".
-func HandlePath(mountpoint string, handleType int32, handle []byte) (string, error) {
-	mfd, err := unix.Open(mountpoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", &os.PathError{Op: "open", Path: mountpoint, Err: err}
-	}
-	defer unix.Close(mfd)
-	fh := unix.NewFileHandle(handleType, handle)
-	fd, err := unix.OpenByHandleAt(mfd, fh, unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
-		return "", fmt.Errorf("open_by_handle_at: %w", err)
-	}
-	defer unix.Close(fd)
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return "", err
-	}
-	// A file whose dentry is not in the kernel's cache comes back
-	// disconnected from the tree, and its link reads "/" (or the mount
-	// point); a deleted one ends in " (deleted)". Only a path that leads
-	// to this very inode is its path.
-	var want, got unix.Stat_t
-	if err := unix.Fstat(fd, &want); err != nil {
-		return "", &os.PathError{Op: "fstat", Path: p, Err: err}
-	}
-	if err := unix.Fstatat(unix.AT_FDCWD, p, &got, unix.AT_SYMLINK_NOFOLLOW); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
-		return "", ErrDisconnected
-	}
-	return p, nil
-}
-
-// ErrDisconnected is returned by HandlePath for an inode the kernel opened
-// but could not place in the directory tree: a file not in its dentry
-// cache (the kernel knows a file's parent only from the cache; directories
-// are always reconnected), or one deleted or renamed meanwhile.
-var ErrDisconnected = errors.New("the kernel could not place the inode in the directory tree (a file not in its dentry cache, or deleted or renamed)")

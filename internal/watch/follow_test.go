@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -222,8 +223,12 @@ func TestFollowBindMoveUnmount(t *testing.T) {
 		}
 		e := f.nextFor(im.Dev)
 		checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
-		if e.UUID == "" || len(e.Mountpoints) != 0 {
-			t.Errorf("event of a lazily unmounted file system: uuid %q mountpoints %q", e.UUID, e.Mountpoints)
+		// It is reported with the mount points it had, marked unmounted.
+		if e.UUID == "" || !slices.Equal(e.Mountpoints, []string{im.Mountpoint}) || !e.Unmounted {
+			t.Errorf("event of a lazily unmounted file system: uuid %q mountpoints %q unmounted %v", e.UUID, e.Mountpoints, e.Unmounted)
+		}
+		if txt := string(event.AppendText(nil, &e)); !strings.Contains(txt, "at "+im.Mountpoint+" (unmounted since)") {
+			t.Errorf("text of the event does not say the file system was unmounted: %s", txt)
 		}
 		file.Close()
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/kmsg"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // kernelLog is the watcher's second source of errors: the kernel log
@@ -194,7 +195,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 		return out
 	}
 	now := time.Now()
-	var checkBtrfs []*enrich.Filesystem
+	var checkBtrfs, restack []*enrich.Filesystem
 	for {
 		it, err := k.r.Next()
 		if err != nil {
@@ -241,6 +242,9 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				continue
 			}
 			k.corr.message(kernelMsg{Message: m, fs: fs, at: now})
+			if m.FSType == kmsg.FSBlock && !slices.Contains(restack, fs) {
+				restack = append(restack, fs)
+			}
 			if fs.FSType == "btrfs" && !slices.Contains(checkBtrfs, fs) {
 				checkBtrfs = append(checkBtrfs, fs)
 			}
@@ -248,6 +252,12 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 	}
 	for _, fs := range checkBtrfs {
 		out = w.btrfsCheck(fs, now, out)
+	}
+	// A device below the file system erred: its events describe the
+	// stack as it is now (an md member marked faulty, say), merged with
+	// what was recorded.
+	for _, fs := range restack {
+		w.readStorage(fs)
 	}
 	if len(w.btrfsPending) > 0 {
 		out = append(out, w.btrfsPending...)
@@ -263,8 +273,13 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 func (w *Watcher) kernelLogFS(m *kmsg.Message) *enrich.Filesystem {
 	k := w.klog
 	name := m.Device
-	if m.FSType == kmsg.FSBlock && strings.HasPrefix(m.Text, "I/O error, dev ") {
-		if p, err := kmsg.PartitionOf(k.sysRoot, name, m.Sector); err == nil {
+	if m.FSType == kmsg.FSBlock && strings.Contains(m.Text, " error, dev ") {
+		// Every status ("I/O", "critical medium", ...) prints the
+		// sector of the whole disk: find its partition, in sysfs or, if
+		// the disk is gone from there, in the recorded stacks.
+		if p, err := kmsg.PartitionOf(k.sysRoot, name, m.Sector); err == nil && p != name {
+			name = p
+		} else if p := w.recordedPartition(name, m.Sector); p != "" {
 			name = p
 		}
 	}
@@ -273,6 +288,14 @@ func (w *Watcher) kernelLogFS(m *kmsg.Message) *enrich.Filesystem {
 	}
 	if m.FSType != kmsg.FSBlock {
 		return nil
+	}
+	// The device is in the recorded stack of a file system, even if it
+	// no longer shows in sysfs (a failed dm device loses its slaves).
+	if fs := w.storageFS(name); fs != nil {
+		if name == m.Device && storage.HasPartitions(fs.Storage, name) && !w.wholeDiskOf(fs, name, m) {
+			return nil
+		}
+		return fs
 	}
 	// Follow holders up a short stack: sda2 → dm-0 → dm-1.
 	frontier := []string{name}
@@ -332,7 +355,7 @@ func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, co
 		e := event.Event{Kind: event.KindError, Time: event.Time{Time: now}, Source: event.SourceBtrfs,
 			Errno: int(errno), Error: enrich.ErrnoName(errno), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
 			FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
-			Label: fs.Label, Mountpoints: fs.Mountpoints, Btrfs: &inc, Message: inc.String()}
+			Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage, Btrfs: &inc, Message: inc.String()}
 		if corr != nil {
 			corr.claim(&e, fs, now)
 		}

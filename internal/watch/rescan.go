@@ -46,12 +46,13 @@ func (w *Watcher) rescan() {
 			continue
 		}
 		kept = append(kept, wf)
+		w.readStorage(wf)
 		if !sameMounts(f, wf.Filesystem) {
 			// A mount of the same device number that shares no mount with
 			// the old set may be a new superblock: mark it again (marking
 			// an already marked superblock changes nothing).
 			if !anyCommonMount(f, wf.Filesystem) {
-				if err := w.group.MarkFilesystemErrors(f.MarkPath()); err != nil {
+				if _, _, err := w.markSuperblock(f, f.MarkPath(), wf.UUID); err != nil {
 					w.log.Warn("cannot watch file system again after it was remounted", "device", wf.Device, "reason", reason(err))
 				}
 			}
@@ -133,6 +134,7 @@ func (w *Watcher) isWatched(f *mounts.Filesystem) bool {
 func (w *Watcher) detach(wf *enrich.Filesystem) {
 	info := *wf.Info
 	fs := *info.Filesystem
+	wf.FormerMountpoints = fs.Mountpoints
 	fs.Mountpoints, fs.Mounts = nil, nil
 	info.Filesystem = &fs
 	wf.Info = &info

@@ -25,6 +25,7 @@ import (
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/kmsg"
 	"github.com/fshealth/fshealth/internal/mounts"
+	"github.com/fshealth/fshealth/internal/pathfind"
 )
 
 // Config says what to watch and where events go.
@@ -67,6 +68,12 @@ type Config struct {
 	// called with the counters whenever they are read anew.
 	BtrfsRestore func(fsUUID string) []btrfs.DeviceStats
 	BtrfsSave    func(fsUUID string, devs []btrfs.DeviceStats)
+	// OnPath, if set, makes the watcher look up the paths of the inodes
+	// errors are about, read-only from the device (package pathfind),
+	// without delaying their events, which say "path_pending". Each
+	// result is passed to OnPath as an event of kind "path", from Run's
+	// goroutine, after the sink has received the event that asked for it.
+	OnPath func(*event.Event)
 }
 
 // Change says how the set of watched file systems changed.
@@ -118,9 +125,13 @@ type Watcher struct {
 	// btrfsPending are btrfs counter events found outside a read of the
 	// kernel log, delivered with the next batch.
 	btrfsPending []event.Event
+	// paths looks inode paths up; nil without Config.OnPath.
+	paths *pathfind.Finder
 	// btrfsIncreased is when each btrfs file system's error counters last
 	// went up, to corroborate its kernel log messages.
 	btrfsIncreased map[*enrich.Filesystem]time.Time
+	// sinkClock says since when the reader is in the sink (probe.go).
+	sinkClock
 
 	mu      sync.Mutex
 	running bool
@@ -149,7 +160,9 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
+	w.cfg.Sink = w.timedSink(cfg.Sink)
 	w.enricher = &enrich.Enricher{Registry: w.registry}
+	w.startPaths()
 	w.unmarkable = map[string]string{}
 	if err := w.markAll(); err != nil {
 		w.Close()
@@ -307,16 +320,36 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 	if other := w.registry.Lookup(info.FSID); other != nil && other.Dev() != fs.Dev() && slices.Contains(w.watched, other) {
 		return &SharedFSIDError{FSID: info.FSID.String(), Other: other.Device, OtherMountpoints: other.Mountpoints}
 	}
-	if err := w.group.MarkFilesystemErrors(path); err != nil {
+	fsid, via, err := w.markSuperblock(fs, path, info.UUID)
+	// A btrfs file system that cannot be marked at all is still watched
+	// through the kernel log, if it is read.
+	var noMark *noMarkError
+	if err != nil && (!errors.As(err, &noMark) || !w.cfg.KernelLog) {
 		return err
+	}
+	if fsid != nil && *fsid != info.FSID {
+		// Marked through another path (the btrfs top level): its
+		// events carry that path's fsid.
+		top := *info
+		top.FSID = *fsid
+		info = &top
 	}
 	entry, err := w.registry.Add(info)
 	if err != nil {
 		w.log.Warn("watching, without ext4 error details", "device", info.Device, "err", err)
 	}
+	w.readStorage(entry)
 	w.watched = append(w.watched, entry)
-	w.log.Info("watching file system", "fstype", info.FSType, "device", info.Device,
-		"uuid", info.UUID, "mountpoints", info.Mountpoints)
+	attrs := []any{"fstype", info.FSType, "device", info.Device, "uuid", info.UUID, "mountpoints", info.Mountpoints}
+	switch {
+	case noMark != nil:
+		w.log.Warn("watching file system without a fanotify mark: its errors come from the kernel log and its device error counters",
+			append(attrs, "reason", noMark.Error())...)
+	case via != "":
+		w.log.Info("watching file system", append(attrs, "marked_through", via)...)
+	default:
+		w.log.Info("watching file system", attrs...)
+	}
 	return nil
 }
 
@@ -356,6 +389,10 @@ func (e *pathError) Unwrap() error { return e.err }
 // reason renders a mark error for humans: the classified reason if there is
 // one, else the error.
 func reason(err error) string {
+	var nm *noMarkError
+	if errors.As(err, &nm) {
+		return nm.Error()
+	}
 	var me *fanotify.MarkError
 	if errors.As(err, &me) && me.Reason != nil {
 		return fmt.Sprintf("%v (%v)", me.Reason, me.Err)
@@ -374,6 +411,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.running = true
 	w.mu.Unlock()
 	defer w.registry.Close()
+	defer w.stopPaths()
 	stop := context.AfterFunc(ctx, func() {
 		w.stopping.Store(true)
 		w.group.SetReadDeadline(pastDeadline)
@@ -547,6 +585,7 @@ func (w *Watcher) Close() {
 	w.closed = true
 	w.group.Close()
 	if !w.running {
+		w.stopPaths()
 		w.registry.Close()
 		if w.klog != nil {
 			w.klog.close()

@@ -45,6 +45,9 @@ type collector struct {
 	// batches counts sink calls.
 	mu      sync.Mutex
 	batches int
+	// paths receives the path events, when the test asked for them by
+	// setting Config.OnPath.
+	paths chan event.Event
 	// stop ends Run and returns its error; it runs once, at the latest
 	// when the test ends.
 	stop func() error
@@ -61,7 +64,10 @@ func start(t *testing.T, paths []string, gated bool) *collector {
 // Logger and Sink are the collector's.
 func startConfig(t *testing.T, cfg Config, gated bool) *collector {
 	t.Helper()
-	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}}
+	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}, paths: make(chan event.Event, 64)}
+	if cfg.OnPath != nil {
+		cfg.OnPath = func(e *event.Event) { c.paths <- *e }
+	}
 	if gated {
 		c.gate = make(chan struct{})
 	}
@@ -124,6 +130,19 @@ func (c *collector) next() event.Event {
 		return e
 	case <-time.After(waitTimeout):
 		c.t.Fatalf("no event within %v", waitTimeout)
+	}
+	return event.Event{}
+}
+
+// nextPath returns the next path event, failing the test after
+// waitTimeout.
+func (c *collector) nextPath() event.Event {
+	c.t.Helper()
+	select {
+	case e := <-c.paths:
+		return e
+	case <-time.After(waitTimeout):
+		c.t.Fatalf("no path event within %v", waitTimeout)
 	}
 	return event.Event{}
 }
@@ -278,14 +297,24 @@ func corrupt(t *testing.T, im *loopfs.Image, request string, stat string) (ino u
 	return i, uint32(g)
 }
 
+// wantPaths is the Config.OnPath that makes startConfig collect path
+// events.
+func wantPaths(*event.Event) {}
+
+// TestCorruptedInode: the error about a corrupted inode is delivered at
+// once, its path pending; the path follows as a path event, found
+// read-only on the device; a later error about the inode carries it at
+// once. fshealth raises no error of its own: ext4 counts exactly the two
+// the test caused.
 func TestCorruptedInode(t *testing.T) {
 	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	im := testutil.NewExt4(t, 0)
 	ino, gen := corrupt(t, im, "sif dir/bad mode 0xff", "dir/bad")
-	c := start(t, []string{im.Mountpoint}, false)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnPath: wantPaths}, false)
 	before := errorsCount(t, im)
-	_, err := os.Lstat(filepath.Join(im.Mountpoint, "dir/bad"))
-	if !errors.Is(err, syscall.EUCLEAN) {
+	bad := filepath.Join(im.Mountpoint, "dir/bad")
+	if _, err := os.Lstat(bad); !errors.Is(err, syscall.EUCLEAN) {
 		t.Fatalf("looking up the corrupted inode: %v, want EUCLEAN", err)
 	}
 	e := c.next()
@@ -294,38 +323,56 @@ func TestCorruptedInode(t *testing.T) {
 	if e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
 		t.Errorf("inode %v generation %v, want %d %d", e.Inode, e.Generation, ino, gen)
 	}
-	if e.Path != "" || e.PathError == "" || e.Message != "" {
-		t.Errorf("a corrupted inode cannot be opened; want path_error, got path=%q path_error=%q message=%q", e.Path, e.PathError, e.Message)
+	if !e.PathPending || e.Path != "" || e.PathError != "" || e.Message != "" {
+		t.Errorf("want the path pending, got pending=%v path=%q path_error=%q message=%q", e.PathPending, e.Path, e.PathError, e.Message)
 	}
 	if e.Ext4 == nil || e.Ext4.LastError == nil || e.Ext4.LastError.Inode != ino {
 		t.Errorf("ext4 recorded state does not name inode %d: %+v", ino, e.Ext4)
 	}
-	// Trying to open the inode for its path raised one more error, which
-	// is reported, and labelled as fshealth's own.
-	echo := c.next()
-	checkErr(t, echo, syscall.EUCLEAN, "EUCLEAN", 1)
-	if echo.Inode == nil || *echo.Inode != ino || !raisedByUs(echo.PID) || !strings.Contains(echo.Message, "raised by fshealth itself") {
-		t.Errorf("the error raised by resolving the path is not labelled: inode %v pid %d message %q", echo.Inode, echo.PID, echo.Message)
+	p := c.nextPath()
+	if p.Kind != event.KindPath || p.Source != event.SourcePathfind || p.Inode == nil || *p.Inode != ino || *p.Generation != gen ||
+		p.Path != bad || p.PathError != "" || p.Device != im.Dev || p.FSID != e.FSID {
+		t.Errorf("path event %s, want the path %s of inode %d", event.AppendText(nil, &p), bad, ino)
 	}
-	// Looking it up again: reported, but never opened again.
-	os.Lstat(filepath.Join(im.Mountpoint, "dir/bad"))
+	// Looked up again: the path is known at once, and not looked up anew.
+	os.Lstat(bad)
 	again := c.next()
-	if again.Message != "" || again.PathError != e.PathError {
-		t.Errorf("second lookup: message %q path_error %q", again.Message, again.PathError)
+	if again.Path != bad || again.PathPending || again.PathError != "" || again.Message != "" {
+		t.Errorf("second lookup: path %q pending %v path_error %q message %q", again.Path, again.PathPending, again.PathError, again.Message)
 	}
 	c.none()
-	if after := errorsCount(t, im); after != before+3 {
-		t.Errorf("errors_count went from %d to %d, want +3 (two lookups, one failed open)", before, after)
+	select {
+	case p := <-c.paths:
+		t.Errorf("a second path event: %s", event.AppendText(nil, &p))
+	default:
 	}
+	if after := errorsCount(t, im); after != before+2 {
+		t.Errorf("errors_count went from %d to %d, want +2 (the test's two lookups; fshealth must raise none)", before, after)
+	}
+	if last := lastErrorFunc(t, im); last != "ext4_lookup" {
+		t.Errorf("ext4's last error is in %s, want the test's own ext4_lookup", last)
+	}
+}
+
+// lastErrorFunc returns the function ext4 recorded its last error in.
+func lastErrorFunc(t *testing.T, im *loopfs.Image) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(im.SysfsDir(), "last_error_func"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func TestErrorOnDirectoryResolvesPath(t *testing.T) {
 	testutil.CheckNoLeaks(t)
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	im := testutil.NewExt4(t, 0)
 	// A directory entry pointing at inode 1 (reserved) is reported against
-	// the directory holding it, which is healthy and can be opened.
+	// the directory holding it.
 	ino, gen := corrupt(t, im, "ln <1> dir/bad_link", "dir")
-	c := start(t, []string{im.Mountpoint}, false)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnPath: wantPaths}, false)
+	before := errorsCount(t, im)
 	_, err := os.Lstat(filepath.Join(im.Mountpoint, "dir/bad_link"))
 	if !errors.Is(err, syscall.EUCLEAN) {
 		t.Fatalf("looking up the bad link: %v, want EUCLEAN", err)
@@ -333,11 +380,15 @@ func TestErrorOnDirectoryResolvesPath(t *testing.T) {
 	e := c.next()
 	checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
 	checkFS(t, e, im)
-	if e.Inode == nil || *e.Inode != ino || *e.Generation != gen {
-		t.Errorf("inode %v generation %v, want the directory's %d %d", e.Inode, e.Generation, ino, gen)
+	if e.Inode == nil || *e.Inode != ino || *e.Generation != gen || !e.PathPending {
+		t.Errorf("inode %v generation %v pending %v, want the directory's %d %d, its path pending", e.Inode, e.Generation, e.PathPending, ino, gen)
 	}
-	if want := filepath.Join(im.Mountpoint, "dir"); e.Path != want || e.PathError != "" {
-		t.Errorf("path %q (error %q), want %q", e.Path, e.PathError, want)
+	p := c.nextPath()
+	if want := filepath.Join(im.Mountpoint, "dir"); p.Path != want || p.PathError != "" || *p.Inode != ino {
+		t.Errorf("path %q (error %q) of inode %d, want %q", p.Path, p.PathError, *p.Inode, want)
+	}
+	if after := errorsCount(t, im); after != before+1 {
+		t.Errorf("errors_count went from %d to %d, want +1", before, after)
 	}
 }
 
@@ -475,7 +526,8 @@ func TestWatchAllWithUnmarkableFilesystems(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) })
-	// A btrfs subvolume mounted on its own cannot be marked (EXDEV).
+	// A btrfs subvolume mounted on its own cannot be marked (EXDEV): its
+	// file system is marked through its top level.
 	bt := testutil.NewImage(t, "btrfs", 128<<20, "")
 	vol := filepath.Join(bt.Mountpoint, "vol")
 	if out, err := exec.Command("btrfs", "subvolume", "create", vol).CombinedOutput(); err != nil {
@@ -503,8 +555,8 @@ func TestWatchAllWithUnmarkableFilesystems(t *testing.T) {
 	for _, want := range []string{
 		`msg="watching file system" fstype=ext4 device=` + im.Dev,
 		`msg="not watching pseudo file systems`,
-		`msg="cannot watch file system" fstype=btrfs`,
-		`reason="path is on a subvolume`,
+		`msg="watching file system" fstype=btrfs device=` + bt.Dev,
+		`marked_through="its top-level subvolume, opened through a private detached mount"`,
 	} {
 		if !bytes.Contains([]byte(log), []byte(want)) {
 			t.Errorf("log lacks %q:\n%s", want, log)

@@ -8,13 +8,20 @@
 // and never eval them). The JSON on stdin is the exact alert, including
 // every mount point.
 //
-// Each hook runs in its own process group with a minimal environment
-// (PATH=/usr/sbin:/usr/bin:/sbin:/bin, LANG=C.UTF-8, plus Config.Env) and
-// "/" as its working directory. A hook that does not finish within the
-// timeout is killed with its whole process group; processes a hook leaves
-// behind in its group when it exits are killed too, so a hook cannot pile
-// up background processes. Its stdout and stderr (the first 64 KiB of each)
-// are logged line by line once it ends.
+// Each hook runs in a cgroup v2 of its own (package cgroup) and its own
+// process group, with a minimal environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin,
+// LANG=C.UTF-8, plus Config.Env), "/" as its working directory and,
+// optionally, an unprivileged user (Config.User). A hook that does not
+// finish within the timeout is killed with everything it started; whatever
+// it leaves running when it exits is killed too, even processes that left
+// its process group (setsid), so a hook cannot pile up background
+// processes. Without a usable cgroup v2 only the process group is killed.
+// Its stdout and stderr (the first 64 KiB of each) are logged line by line
+// once it ends.
+//
+// A hook is only run when it, the hooks directory and every directory
+// above them belong to root (or the daemon's user) and nobody else can
+// write them (see trust.CheckProgram).
 package hook
 
 import (
@@ -29,6 +36,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +44,8 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // Defaults.
@@ -75,6 +85,9 @@ type Config struct {
 	// Env holds extra "NAME=value" variables for every hook. They may
 	// override PATH and LANG but not FSHEALTH_* variables.
 	Env []string
+	// User, if set, is the user (name or id) hooks run as instead of the
+	// daemon's; Group, if set, replaces the user's primary group.
+	User, Group string
 }
 
 // Notifier is the hook channel. It implements alert.Notifier and is safe for
@@ -86,6 +99,9 @@ type Notifier struct {
 	sem     chan struct{}
 	log     *slog.Logger
 	env     []string
+	cred    *syscall.Credential
+	// noCgroup logs once that hooks run without a cgroup.
+	noCgroup sync.Once
 }
 
 // Notifier is an alert.Notifier.
@@ -135,7 +151,12 @@ func New(cfg Config) (*Notifier, error) {
 		}
 		env = setEnv(env, kv)
 	}
+	cred, err := Credential(cfg.User, cfg.Group)
+	if err != nil {
+		return fail("%v", err)
+	}
 	return &Notifier{
+		cred:    cred,
 		name:    cfg.Name,
 		dir:     cfg.Dir,
 		timeout: cfg.Timeout,
@@ -160,7 +181,8 @@ type Hook struct {
 }
 
 // Hooks lists the hooks the next Send would run, in order. A missing
-// directory has none.
+// directory has none; a directory that others than root (or the daemon's
+// user) can change is an error (see trust.CheckProgram).
 func (n *Notifier) Hooks() ([]Hook, error) {
 	entries, err := os.ReadDir(n.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -168,6 +190,9 @@ func (n *Notifier) Hooks() ([]Hook, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hooks %q: %v", n.name, err)
+	}
+	if err := trust.Check(n.dir, nil); err != nil {
+		return nil, fmt.Errorf("hooks %q: refusing to run hooks: %s", n.name, event.Clean(err.Error()))
 	}
 	var hooks []Hook
 	for _, e := range entries { // sorted by name
@@ -189,8 +214,8 @@ func (n *Notifier) Hooks() ([]Hook, error) {
 			continue
 		}
 		h := Hook{Name: name, Path: path}
-		if fi.Mode().Perm()&0o002 != 0 {
-			h.Problem = "refusing to run a hook anyone may write to"
+		if err := trust.CheckProgram(path); err != nil {
+			h.Problem = "refusing to run it: " + event.Clean(err.Error())
 		}
 		hooks = append(hooks, h)
 	}
@@ -325,6 +350,16 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	}
 	defer errR.Close()
 
+	attr := &syscall.SysProcAttr{Setpgid: true, Credential: n.cred}
+	cg := n.groupFor()
+	if cg != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
+		defer func() {
+			if err := cg.Remove(cgroupRemoveTimeout); err != nil {
+				n.log.Warn("hook's cgroup not removed", "error", err)
+			}
+		}()
+	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        []string{path},
@@ -333,7 +368,7 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 		Stdin:       in,
 		Stdout:      outW,
 		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: attr,
 	}
 	err = cmd.Start()
 	outW.Close()
@@ -352,12 +387,19 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	defer cancel()
 	exited := make(chan struct{})
 	killed := make(chan bool, 1)
+	cannotKill := false
 	go func() {
 		select {
 		case <-hctx.Done():
 			// The hook has not been reaped (waitid below does not reap),
 			// so its pid still names its process group.
-			_ = unix.Kill(-pgid, unix.SIGKILL)
+			err := unix.Kill(-pgid, unix.SIGKILL)
+			if cg != nil {
+				_ = cg.Kill()
+			} else if err == unix.EPERM {
+				cannotKill = true // read after <-killed
+				n.log.Error("cannot kill a hook that timed out: killing a hook that runs as another user without a cgroup needs CAP_KILL")
+			}
 			killed <- true
 		case <-exited:
 			killed <- false
@@ -367,8 +409,12 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	close(exited)
 	timedOut := <-killed
 	// Kill whatever the hook left running in its group, while the hook
-	// itself, a zombie until Wait, keeps the group id from being reused.
+	// itself, a zombie until Wait, keeps the group id from being reused;
+	// and whatever it left in its cgroup, wherever its process group.
 	_ = unix.Kill(-pgid, unix.SIGKILL)
+	if cg != nil {
+		_ = cg.Kill()
+	}
 	werr := cmd.Wait()
 
 	// The group is dead, so the pipes reach EOF at once unless a process
@@ -379,11 +425,18 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	<-readers
 	<-readers
 
+	killedWhat := "its process group was killed"
+	switch {
+	case cg != nil:
+		killedWhat = "it was killed with everything it started"
+	case cannotKill:
+		killedWhat = "it could not be killed (CAP_KILL is missing) and ran to its end"
+	}
 	switch {
 	case timedOut && ctx.Err() != nil:
-		res.err = fmt.Errorf("interrupted (%v); its process group was killed", context.Cause(ctx))
+		res.err = fmt.Errorf("interrupted (%v); %s", context.Cause(ctx), killedWhat)
 	case timedOut:
-		res.err = fmt.Errorf("timed out after %s; its process group was killed", n.timeout)
+		res.err = fmt.Errorf("timed out after %s; %s", n.timeout, killedWhat)
 	case werr != nil:
 		res.err = exitError(werr)
 	}
@@ -545,6 +598,11 @@ func (c *capture) log(log *slog.Logger, stream string, level slog.Level) {
 //	FSHEALTH_SOURCE       where the event came from: fanotify, kmsg,
 //	                      btrfs-counters or recorded
 //	FSHEALTH_KERNEL_MESSAGE the kernel's log message about the error
+//	FSHEALTH_STORAGE      the storage under the file system in one line,
+//	                      e.g. `LV vgA/data (dm-1) → sda2 → sda "ATA FOO"
+//	                      serial S123` (the JSON on stdin has every field)
+//	FSHEALTH_DISKS        the device nodes of the disks at the bottom of
+//	                      it, one per line, e.g. /dev/sda
 //	FSHEALTH_TEST         1 for `fshealth test-alert`, else empty
 func Environment(a *alert.Alert) []string {
 	fsys := a.Filesystem
@@ -608,6 +666,8 @@ func Environment(a *alert.Alert) []string {
 		{"FSHEALTH_PATH", ev.Path},
 		{"FSHEALTH_SOURCE", ev.Source},
 		{"FSHEALTH_KERNEL_MESSAGE", ev.KernelMessage},
+		{"FSHEALTH_STORAGE", event.StorageText(ev.Storage)},
+		{"FSHEALTH_DISKS", diskNodes(ev.Storage)},
 		{"FSHEALTH_TEST", test},
 	}
 	env := make([]string, len(vars))
@@ -615,6 +675,16 @@ func Environment(a *alert.Alert) []string {
 		env[i] = v[0] + "=" + strings.ReplaceAll(v[1], "\x00", "\uFFFD")
 	}
 	return env
+}
+
+// diskNodes lists the device nodes of the disks of a storage stack, one
+// per line.
+func diskNodes(stack []storage.Layer) string {
+	var nodes []string
+	for _, d := range storage.Disks(stack) {
+		nodes = append(nodes, d.Node)
+	}
+	return strings.Join(nodes, "\n")
 }
 
 // formatTime formats t as RFC 3339, or returns "" for the zero time.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // logBuffer is a concurrency-safe log destination.
@@ -77,6 +78,11 @@ func testAlert(path string) *alert.Alert {
 		FSID: "1:2", Device: "/dev/loop0", FSType: "ext4", UUID: "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428",
 		Mountpoints: []string{"/srv/a b", "/mnt/x\ny"}, Inode: ptr(uint64(13)), Generation: ptr(uint32(7)), Path: path,
 		KernelMessage: "EXT4-fs error (device loop0): " + path,
+		Storage: []storage.Layer{
+			{Name: "loop0", Kind: storage.KindLoop, Node: "/dev/loop0", BackingFile: "/srv/img", On: []string{"sda2"}},
+			{Name: "sda2", Kind: storage.KindPartition, Node: "/dev/sda2", On: []string{"sda"}},
+			{Name: "sda", Kind: storage.KindDisk, Node: "/dev/sda", Disk: &storage.Disk{Vendor: "ATA", Model: "FOO", Serial: "S123"}},
+		},
 	}
 	return &alert.Alert{
 		ID: "01JALERT000000000000000001", Type: alert.TypeError, Severity: alert.SeverityCritical, Rule: "default",
@@ -150,6 +156,8 @@ pwd > "$OUT/pwd"
 		"FSHEALTH_PATH=" + hostile,
 		"FSHEALTH_SOURCE=fanotify",
 		"FSHEALTH_KERNEL_MESSAGE=EXT4-fs error (device loop0): " + hostile,
+		`FSHEALTH_STORAGE=loop0 file /srv/img → sda2 → sda "ATA FOO" serial S123`,
+		"FSHEALTH_DISKS=/dev/sda",
 		"FSHEALTH_TEST=1",
 	}
 	// The shell may add PWD (and nothing else of the daemon's leaks in).
@@ -263,7 +271,7 @@ func TestFailures(t *testing.T) {
 		`20-exit3: exit status 3 (stderr: "disk full")`,
 		`30-badinterp: cannot start: no such file or directory (is the interpreter on its #! line missing?)`,
 		`40-killed: killed by signal SIGTERM`,
-		`45-worldwritable: refusing to run a hook anyone may write to`,
+		`45-worldwritable: refusing to run it: "` + ww + `" is writable by its group or by every user (owner `,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q", want)
@@ -346,7 +354,7 @@ sleep `+m+`
 	n := newNotifier(t, Config{Dir: dir, Timeout: 500 * time.Millisecond, Logger: log})
 	err := n.Send(context.Background(), testAlert("/x"))
 	t.Log(err)
-	if err == nil || !strings.Contains(err.Error(), `10-hang: timed out after 500ms; its process group was killed (stderr: "oops")`) {
+	if err == nil || !strings.Contains(err.Error(), `10-hang: timed out after 500ms; it was killed with everything it started (stderr: "oops")`) {
 		t.Errorf("err = %v", err)
 	}
 	eventually(t, m)
@@ -382,7 +390,7 @@ func TestContextCanceled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	err := n.Send(ctx, testAlert("/x"))
-	if err == nil || !strings.Contains(err.Error(), "10-hang: interrupted (context deadline exceeded); its process group was killed") {
+	if err == nil || !strings.Contains(err.Error(), "10-hang: interrupted (context deadline exceeded); it was killed with everything it started") {
 		t.Errorf("err = %v", err)
 	}
 	eventually(t, m)
@@ -507,10 +515,10 @@ func TestEnvironmentWithoutEvent(t *testing.T) {
 	a := &alert.Alert{ID: "x", Type: alert.TypeResolved, Severity: alert.SeverityInfo,
 		Filesystem: alert.Filesystem{Device: "/dev/sdb", Mountpoints: []string{}}}
 	env := Environment(a)
-	if len(env) != 23 {
+	if len(env) != 25 {
 		t.Errorf("%d variables", len(env))
 	}
-	for _, want := range []string{"FSHEALTH_ERRNO=", "FSHEALTH_INODE=", "FSHEALTH_PATH=", "FSHEALTH_MOUNTPOINT=", "FSHEALTH_DEVICE=/dev/sdb", "FSHEALTH_TEST=", "FSHEALTH_TIME="} {
+	for _, want := range []string{"FSHEALTH_ERRNO=", "FSHEALTH_INODE=", "FSHEALTH_PATH=", "FSHEALTH_MOUNTPOINT=", "FSHEALTH_DEVICE=/dev/sdb", "FSHEALTH_TEST=", "FSHEALTH_TIME=", "FSHEALTH_STORAGE=", "FSHEALTH_DISKS="} {
 		if !slices.Contains(env, want) {
 			t.Errorf("missing %q in %q", want, env)
 		}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // DefaultSocketPath is journald's native protocol socket.
@@ -249,6 +250,16 @@ func EventFields(e *event.Event) []Field {
 	f = add(f, "FSHEALTH_PATH", e.Path)
 	f = add(f, "FSHEALTH_PATH_ERROR", e.PathError)
 	f = add(f, "FSHEALTH_KERNEL_MESSAGE", e.KernelMessage)
+	return storageFields(f, e)
+}
+
+// storageFields appends the storage stack under the event's file system
+// in one line, and each disk's device node.
+func storageFields(f []Field, e *event.Event) []Field {
+	f = add(f, "FSHEALTH_STORAGE", event.StorageText(e.Storage))
+	for _, d := range storage.Disks(e.Storage) {
+		f = add(f, "FSHEALTH_DISK", d.Node)
+	}
 	return f
 }
 
@@ -292,6 +303,7 @@ func AlertFields(a *alert.Alert) []Field {
 			f = append(f, Field{"FSHEALTH_INODE", strconv.FormatUint(*ev.Inode, 10)})
 		}
 		f = add(f, "FSHEALTH_PATH", ev.Path)
+		f = storageFields(f, ev)
 	}
 	return f
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // fakeJournald is a unixgram listener standing in for journald.
@@ -460,5 +461,33 @@ func TestConcurrentWrites(t *testing.T) {
 	wg.Wait()
 	if len(seen) != n {
 		t.Errorf("%d distinct entries, want %d", len(seen), n)
+	}
+}
+
+// TestStorageFields: the storage stack goes to the journal in one line,
+// and each disk's node as a field of its own.
+func TestStorageFields(t *testing.T) {
+	e := &event.Event{Kind: event.KindError, Error: "EIO", Device: "/dev/md0", Storage: []storage.Layer{
+		{Name: "md0", Kind: storage.KindMD, MD: &storage.MD{Level: "raid1"}, On: []string{"sda", "sdb"}},
+		{Name: "sda", Kind: storage.KindDisk, Node: "/dev/sda"},
+		{Name: "sdb", Kind: storage.KindDisk, Node: "/dev/sdb"},
+	}}
+	var disks []string
+	var line string
+	for _, f := range EventFields(e) {
+		switch f.Name {
+		case "FSHEALTH_DISK":
+			disks = append(disks, f.Value)
+		case "FSHEALTH_STORAGE":
+			line = f.Value
+		}
+	}
+	if line != "md0 raid1 → [sda; sdb]" || strings.Join(disks, " ") != "/dev/sda /dev/sdb" {
+		t.Errorf("FSHEALTH_STORAGE %q, FSHEALTH_DISK %q", line, disks)
+	}
+	for _, f := range EventFields(&event.Event{Kind: event.KindError}) {
+		if f.Name == "FSHEALTH_STORAGE" || f.Name == "FSHEALTH_DISK" {
+			t.Errorf("field %s on an event without a stack", f.Name)
+		}
 	}
 }

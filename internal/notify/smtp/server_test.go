@@ -37,10 +37,14 @@ type serverConfig struct {
 	// end of DATA, e.g. "450 4.2.1 mailbox busy".
 	rcptReply, dataReply string
 	// drop closes the connection: "greeting" at once, "rcpt" on RCPT,
-	// "data" after the message was received but before replying.
+	// "mid-data" after a few lines of the message, "data" after the
+	// message was received but before replying.
 	drop string
 	// hang accepts but never greets.
 	hang bool
+	// cert replaces the server's certificate (for 127.0.0.1 and
+	// localhost, self-signed).
+	cert *tls.Certificate
 }
 
 // session is what the server saw on one connection.
@@ -81,6 +85,9 @@ func newTestServer(t *testing.T, cfg serverConfig) *testServer {
 		t.Fatal(err)
 	}
 	cert, leaf := selfSignedCert(t)
+	if cfg.cert != nil {
+		cert, leaf = *cfg.cert, cfg.cert.Leaf
+	}
 	s := &testServer{
 		cfg:    cfg,
 		ln:     ln,
@@ -337,6 +344,15 @@ func (s *testServer) handle(c net.Conn) {
 				continue
 			}
 			reply("354 End data with <CR><LF>.<CR><LF>")
+			if s.cfg.drop == "mid-data" {
+				// Read a few lines of the message, then hang up.
+				for range 5 {
+					if _, err := tp.ReadLine(); err != nil {
+						return
+					}
+				}
+				return
+			}
 			data, err := io.ReadAll(tp.DotReader())
 			if err != nil {
 				return

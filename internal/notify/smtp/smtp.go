@@ -13,25 +13,38 @@
 // such as "/mnt/x\r\nBcc: someone" can neither inject a header nor forge a
 // line of the body.
 //
-// The connection is secured according to Config.TLS; STARTTLS is required by
+// The message leaves through SMTP (ViaSMTP, the default) or through the
+// local mail transfer agent's sendmail program (ViaSendmail, see
+// sendmail.go). An SMTP connection is secured according to Config.TLS;
+// STARTTLS with a certificate that verifies (against the system's
+// authorities, Config.CAFile or Config.TLSFingerprints) is required by
 // default. Credentials are never sent over an unencrypted connection to
-// anything but the local host, and the password never appears in an error.
+// anything but the local host, nor over a session whose certificate could
+// not be verified unless Config.AllowUnverifiedAuth; the password never
+// appears in an error.
 package smtp
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"mime"
 	"net"
 	netmail "net/mail"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -50,6 +63,10 @@ const (
 	TLSStartTLS = "starttls"
 	// TLSStartTLSOpportunistic uses STARTTLS when the server offers it and
 	// sends in the clear otherwise (credentials then only to the local host).
+	// As between mail servers (RFC 7435), a certificate that cannot be
+	// verified does not stop the delivery: the session is encrypted but
+	// not authenticated, which is logged once; credentials are then not
+	// sent unless Config.AllowUnverifiedAuth says so.
 	TLSStartTLSOpportunistic = "starttls-opportunistic"
 	// TLSImplicit speaks TLS from the first byte (SMTPS, usually port 465).
 	TLSImplicit = "tls"
@@ -112,12 +129,32 @@ type Config struct {
 	// Version is fshealth's version, sent as User-Agent: fshealth/Version;
 	// "dev" if empty.
 	Version string
+	// Via is how messages leave: ViaSMTP (the default when empty) or
+	// ViaSendmail, which hands them to the local mail transfer agent.
+	Via string
+	// Sendmail is the sendmail program for ViaSendmail;
+	// DefaultSendmail if empty.
+	Sendmail string
+	// CAFile is a PEM file of the certificate authorities that the
+	// server's certificate must chain to, instead of the system's.
+	CAFile string
+	// TLSFingerprints are SHA-256 fingerprints (64 hex digits, colons
+	// allowed) of server certificates accepted whatever their chain,
+	// names and dates: a pinned private relay.
+	TLSFingerprints []string
+	// AllowUnverifiedAuth lets TLSStartTLSOpportunistic send credentials
+	// over a session whose certificate could not be verified.
+	AllowUnverifiedAuth bool
+	// Logger receives the notice that a session was encrypted but not
+	// authenticated; nil discards it.
+	Logger *slog.Logger
 }
 
 // Notifier is an e-mail channel. It implements alert.Notifier and is safe
 // for concurrent use: every Send uses its own connection.
 type Notifier struct {
 	name      string
+	kind      string // "smtp" or "sendmail", for messages
 	host      string
 	port      int
 	from      *netmail.Address
@@ -131,6 +168,14 @@ type Notifier struct {
 	helo      string
 	userAgent string
 	secrets   []string
+
+	via                 string
+	sendmail            string
+	roots               *x509.CertPool
+	pins                [][sha256.Size]byte
+	allowUnverifiedAuth bool
+	log                 *slog.Logger
+	warnedUnverif       atomic.Bool
 }
 
 var _ alert.Notifier = (*Notifier)(nil)
@@ -139,52 +184,62 @@ var _ alert.Notifier = (*Notifier)(nil)
 // the channel (and the bad address, for addresses): no host, a bad port, a
 // From or To address that does not parse, no recipient, an unknown TLS mode,
 // a password without a username, credentials over an unencrypted connection
-// to another host.
+// to another host, an unreadable CA file, a malformed fingerprint; for
+// ViaSendmail, a relative program path or credentials (they belong to the
+// mail transfer agent's configuration).
 func New(cfg Config) (*Notifier, error) {
+	kind := "smtp"
+	if cfg.Via == ViaSendmail {
+		kind = "sendmail"
+	}
 	if cfg.Name == "" {
-		cfg.Name = "smtp"
+		cfg.Name = kind
 	}
 	fail := func(format string, args ...any) (*Notifier, error) {
-		return nil, fmt.Errorf("smtp %q: %s", cfg.Name, fmt.Sprintf(format, args...))
+		return nil, fmt.Errorf("%s %q: %s", kind, cfg.Name, fmt.Sprintf(format, args...))
 	}
 	n := &Notifier{
-		name:     cfg.Name,
-		host:     cfg.Host,
-		port:     cfg.Port,
-		username: cfg.Username,
-		password: cfg.Password,
-		tlsMode:  cfg.TLS,
-		timeout:  cfg.Timeout,
-		prefix:   cfg.SubjectPrefix,
-		insecure: cfg.InsecureSkipVerify,
-		helo:     cfg.HeloName,
+		name:                cfg.Name,
+		kind:                kind,
+		host:                cfg.Host,
+		port:                cfg.Port,
+		username:            cfg.Username,
+		password:            cfg.Password,
+		tlsMode:             cfg.TLS,
+		timeout:             cfg.Timeout,
+		prefix:              cfg.SubjectPrefix,
+		insecure:            cfg.InsecureSkipVerify,
+		helo:                cfg.HeloName,
+		via:                 cfg.Via,
+		sendmail:            cfg.Sendmail,
+		allowUnverifiedAuth: cfg.AllowUnverifiedAuth,
+		log:                 cfg.Logger,
 	}
-	if n.host == "" {
-		return fail("no host")
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
 	}
-	if !validHost(n.host) {
-		return fail("host %q is not a host name or an IP address", n.host)
-	}
-	switch n.tlsMode {
+	switch n.via {
 	case "":
-		n.tlsMode = TLSStartTLS
-	case TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone:
+		n.via = ViaSMTP
+	case ViaSMTP, ViaSendmail:
 	default:
-		return fail("TLS mode %q is not one of %q, %q, %q, %q", n.tlsMode,
-			TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone)
+		return fail("via %q is not %q or %q", n.via, ViaSMTP, ViaSendmail)
 	}
-	if n.port == 0 {
-		switch n.tlsMode {
-		case TLSImplicit:
-			n.port = 465
-		case TLSNone:
-			n.port = 25
-		default:
-			n.port = 587
+	if n.via == ViaSendmail {
+		if n.sendmail == "" {
+			n.sendmail = DefaultSendmail
 		}
-	}
-	if n.port < 1 || n.port > 65535 {
-		return fail("port %d is out of range", n.port)
+		if !filepath.IsAbs(n.sendmail) || strings.ContainsFunc(n.sendmail, unicode.IsControl) {
+			return fail("sendmail program %q is not an absolute path", n.sendmail)
+		}
+		if n.username != "" || n.password != "" {
+			return fail("a username or password is for via %q: the local mail transfer agent has its own", ViaSMTP)
+		}
+		if n.host != "" || cfg.CAFile != "" || len(cfg.TLSFingerprints) > 0 {
+			return fail("host, CA file and fingerprints are for via %q", ViaSMTP)
+		}
+	} else if err := n.checkSMTP(cfg); err != nil {
+		return fail("%v", err)
 	}
 	if n.timeout < 0 {
 		return fail("timeout must not be negative")
@@ -198,51 +253,106 @@ func New(cfg Config) (*Notifier, error) {
 	if strings.ContainsFunc(n.prefix, unicode.IsControl) || !utf8.ValidString(n.prefix) {
 		return fail("subject prefix %q has control characters", n.prefix)
 	}
-	if n.helo != "" && !validHost(n.helo) {
-		return fail("HELO name %q is not a host name", n.helo)
-	}
 	version := cfg.Version
 	if version == "" {
 		version = "dev"
 	}
 	n.userAgent = "fshealth/" + version
 
+	// Bare local names ("root") are for the local mail transfer agent,
+	// which qualifies them and looks them up in /etc/aliases.
+	local := n.via == ViaSendmail
 	var err error
 	if cfg.From == "" {
 		return fail("no From address")
 	}
-	if n.from, err = parseAddress(cfg.From); err != nil {
+	if n.from, err = parseAddress(cfg.From, local); err != nil {
 		return fail("invalid From address %q: %v", cfg.From, err)
 	}
 	if len(cfg.To) == 0 {
 		return fail("no To address")
 	}
 	for _, to := range cfg.To {
-		a, err := parseAddress(to)
+		a, err := parseAddress(to, local)
 		if err != nil {
 			return fail("invalid To address %q: %v", to, err)
 		}
 		n.to = append(n.to, a)
 	}
+	return n, nil
+}
 
+// checkSMTP checks and completes the settings of an SMTP channel.
+func (n *Notifier) checkSMTP(cfg Config) error {
+	if n.host == "" {
+		return errors.New("no host")
+	}
+	if !validHost(n.host) {
+		return fmt.Errorf("host %q is not a host name or an IP address", n.host)
+	}
+	switch n.tlsMode {
+	case "":
+		n.tlsMode = TLSStartTLS
+	case TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone:
+	default:
+		return fmt.Errorf("TLS mode %q is not one of %q, %q, %q, %q", n.tlsMode,
+			TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone)
+	}
+	if n.port == 0 {
+		switch n.tlsMode {
+		case TLSImplicit:
+			n.port = 465
+		case TLSNone:
+			n.port = 25
+		default:
+			n.port = 587
+		}
+	}
+	if n.port < 1 || n.port > 65535 {
+		return fmt.Errorf("port %d is out of range", n.port)
+	}
+	if n.helo != "" && !validHost(n.helo) {
+		return fmt.Errorf("HELO name %q is not a host name", n.helo)
+	}
+	if cfg.CAFile != "" {
+		roots, err := LoadCAFile(cfg.CAFile)
+		if err != nil {
+			return err
+		}
+		n.roots = roots
+	}
+	for _, f := range cfg.TLSFingerprints {
+		pin, err := ParseFingerprint(f)
+		if err != nil {
+			return err
+		}
+		n.pins = append(n.pins, pin)
+	}
 	if n.password != "" && n.username == "" {
-		return fail("a password is set but no username")
+		return errors.New("a password is set but no username")
 	}
 	if n.username != "" && n.tlsMode == TLSNone && !isLoopback(n.host) {
-		return fail("refusing to send credentials unencrypted to %s (TLS %q); use %q or %q", n.host, TLSNone, TLSStartTLS, TLSImplicit)
+		return fmt.Errorf("refusing to send credentials unencrypted to %s (TLS %q); use %q or %q", n.host, TLSNone, TLSStartTLS, TLSImplicit)
 	}
 	if n.password != "" {
 		n.addSecret(n.password)
 		n.addSecret(base64.StdEncoding.EncodeToString([]byte(n.password)))
 		n.addSecret(base64.StdEncoding.EncodeToString([]byte("\x00" + n.username + "\x00" + n.password)))
 	}
-	return n, nil
+	return nil
 }
 
-// parseAddress parses one RFC 5322 address ("a@b" or "Name <a@b>").
-func parseAddress(s string) (*netmail.Address, error) {
+// parseAddress parses one RFC 5322 address ("a@b" or "Name <a@b>") or,
+// if local, a bare local name such as "root".
+func parseAddress(s string, local bool) (*netmail.Address, error) {
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return nil, errors.New("it has control characters")
+	}
+	if IsLocalName(s) {
+		if !local {
+			return nil, fmt.Errorf("a bare local name is only for via %q", ViaSendmail)
+		}
+		return &netmail.Address{Address: s}, nil
 	}
 	a, err := netmail.ParseAddress(s)
 	if err != nil {
@@ -308,6 +418,9 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
+	if n.via == ViaSendmail {
+		return n.sendmailSend(ctx, event.Clean(a.ID), msg)
+	}
 
 	// Every connection is ours to close: go-mail leaves a connection open
 	// when the greeting, STARTTLS or AUTH fails, and it only watches the
@@ -327,7 +440,8 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 		stop()
 		closeAll()
 	}()
-	tlsConf := n.tlsConfig()
+	peer := &peerState{}
+	tlsConf := n.tlsConfig(peer)
 	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
 		d := &net.Dialer{}
 		var c net.Conn
@@ -383,6 +497,7 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	if err != nil {
 		return n.errorf("alert %s: %s", event.Clean(a.ID), n.failure(ctx, "connecting to "+n.addr(), err, time.Since(start)))
 	}
+	n.noteUnverified(peer)
 	if err := client.SendWithSMTPClient(sc, msg); err != nil {
 		return n.errorf("alert %s: %s", event.Clean(a.ID), n.failure(ctx, "sending to "+n.addr(), err, time.Since(start)))
 	}
@@ -394,15 +509,6 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 // addr is the server's address for messages.
 func (n *Notifier) addr() string {
 	return net.JoinHostPort(n.host, strconv.Itoa(n.port))
-}
-
-// tlsConfig returns the TLS configuration for the server.
-func (n *Notifier) tlsConfig() *tls.Config {
-	return &tls.Config{
-		ServerName:         n.host,
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: n.insecure, //nolint:gosec // documented as for tests only
-	}
 }
 
 // failure describes a failed step, saying so when it ran out of time or was
@@ -422,12 +528,21 @@ func (n *Notifier) failure(ctx context.Context, step string, err error, took tim
 	case errors.Is(err, io.EOF) || strings.Contains(text, "EOF"):
 		return fmt.Sprintf("%s: the server closed the connection: %s", step, n.scrub(text))
 	}
+	var se *mail.SendError
+	if errors.As(err, &se) {
+		switch code := se.ErrorCode(); {
+		case code >= 400 && code < 500:
+			return fmt.Sprintf("%s: %s (a temporary failure)", step, n.scrub(text))
+		case code >= 500 && code < 600:
+			return fmt.Sprintf("%s: %s (a permanent failure)", step, n.scrub(text))
+		}
+	}
 	return fmt.Sprintf("%s: %s", step, n.scrub(text))
 }
 
 // errorf returns an error that names the channel.
 func (n *Notifier) errorf(format string, args ...any) error {
-	return fmt.Errorf("smtp %q: %s", n.name, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s %q: %s", n.kind, n.name, fmt.Sprintf(format, args...))
 }
 
 // scrub replaces every configured secret in s with "xxxxx".
@@ -446,9 +561,18 @@ func oneLine(s string) string {
 // message builds the e-mail for a.
 func (n *Notifier) message(a *alert.Alert) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithCharset(mail.CharsetUTF8), mail.WithNoDefaultUserAgent())
-	m.FromMailAddress(n.from)
-	m.ToMailAddress(n.to...)
-	m.Subject(n.Subject(a))
+	if IsLocalName(n.from.Address) || slices.ContainsFunc(n.to, func(a *netmail.Address) bool { return IsLocalName(a.Address) }) {
+		// For the local mail transfer agent, which qualifies bare names:
+		// go-mail would write "<root@>".
+		m.SetGenHeaderPreformatted(mail.Header(mail.HeaderFrom), formatAddresses([]*netmail.Address{n.from}))
+		m.SetGenHeaderPreformatted(mail.Header(mail.HeaderTo), formatAddresses(n.to))
+	} else {
+		m.FromMailAddress(n.from)
+		m.ToMailAddress(n.to...)
+	}
+	// Encoded here (RFC 2047) rather than by go-mail, which folds a long
+	// encoded subject after "Subject:", leaving decoders a leading space.
+	m.SetGenHeaderPreformatted(mail.HeaderSubject, encodeHeader(n.Subject(a)))
 	m.SetMessageIDWithValue(MessageID(a))
 	date := a.Time
 	if date.IsZero() {
@@ -477,6 +601,12 @@ func (n *Notifier) message(a *alert.Alert) (*mail.Msg, error) {
 		return nil, fmt.Errorf("attaching the alert: %v", err)
 	}
 	return m, nil
+}
+
+// encodeHeader encodes an unstructured header value as RFC 2047 encoded
+// words if it is not ASCII, one per line.
+func encodeHeader(s string) string {
+	return strings.ReplaceAll(mime.QEncoding.Encode("UTF-8", s), "?= =?", "?=\r\n =?")
 }
 
 // AttachmentName is the name of the JSON attachment of a's message.

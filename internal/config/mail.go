@@ -1,0 +1,139 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// smtpOnlyKeys are the keys of an e-mail channel that only mean something
+// with via = "smtp".
+var smtpOnlyKeys = []string{"host", "port", "tls", "username", "password", "ca_file", "tls_fingerprint", "allow_unverified_auth"}
+
+// mailVia reads via (and sendmail) of an e-mail channel, before the other
+// keys: it decides which are allowed and which are required.
+func mailVia(t *node, s *SMTP) {
+	s.Via = ViaSMTP
+	if t.str("via", &s.Via) && s.Via != ViaSMTP && s.Via != ViaSendmail {
+		t.errorf("via", "must be %q or %q: %q", ViaSMTP, ViaSendmail, s.Via)
+		s.Via = ViaSMTP
+	}
+	if s.Via != ViaSendmail {
+		if _, present := t.m["sendmail"]; present {
+			t.str("sendmail", &s.Sendmail)
+			t.errorf("sendmail", "is for via = %q", ViaSendmail)
+		}
+		return
+	}
+	for _, k := range smtpOnlyKeys {
+		if _, present := t.get(k); present {
+			t.errorf(k, "is for via = %q: with via = %q the local mail transfer agent has its own configuration", ViaSMTP, ViaSendmail)
+		}
+	}
+	s.Sendmail = DefaultSendmail
+	if t.str("sendmail", &s.Sendmail) {
+		if msg := checkAbsPath(s.Sendmail); msg != "" {
+			t.errorf("sendmail", "%s", msg)
+		}
+	}
+}
+
+// mailTLS reads the keys that authenticate the server (ca_file,
+// tls_fingerprint, allow_unverified_auth) and, with checkFS, checks the
+// CA file and the sendmail program.
+func mailTLS(t *node, s *SMTP, checkFS bool) {
+	if s.Via == ViaSendmail {
+		s.Host, s.Port, s.TLS = "", 0, ""
+		if checkFS && checkAbsPath(s.Sendmail) == "" {
+			if msg := checkSendmail(s.Sendmail); msg != "" {
+				t.errorf("sendmail", "%s", msg)
+			}
+		}
+		return
+	}
+	if t.str("ca_file", &s.CAFile) {
+		if msg := checkAbsPath(s.CAFile); msg != "" {
+			t.errorf("ca_file", "%s", msg)
+		} else if checkFS {
+			if msg := checkCAFile(s.CAFile); msg != "" {
+				t.errorf("ca_file", "%s", msg)
+			}
+		}
+	}
+	if t.strs("tls_fingerprint", &s.TLSFingerprints) {
+		for i, f := range s.TLSFingerprints {
+			if !fingerprintRE.MatchString(strings.TrimSpace(f)) {
+				t.elemErrorf("tls_fingerprint", i, "not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows \"=\" in the output of `openssl x509 -noout -fingerprint -sha256`): %q", f)
+			}
+		}
+	}
+	t.boolean("allow_unverified_auth", &s.AllowUnverifiedAuth)
+	if s.TLS == TLSNone {
+		for _, k := range []string{"ca_file", "tls_fingerprint"} {
+			if _, present := t.m[k]; present {
+				t.errorf(k, "means nothing with tls = %q", TLSNone)
+			}
+		}
+	}
+	if s.AllowUnverifiedAuth && s.TLS != TLSStartTLSOpportunistic {
+		t.errorf("allow_unverified_auth", "is for tls = %q (other modes never send credentials to an unverified server)", TLSStartTLSOpportunistic)
+	}
+}
+
+// fingerprintRE matches a SHA-256 fingerprint, as
+// smtp.ParseFingerprint reads it.
+var fingerprintRE = regexp.MustCompile(`^(?i:sha256:)?(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})$`)
+
+// localNameRE matches a bare local name ("root"), which only the local
+// mail transfer agent can deliver to.
+var localNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}$`)
+
+// checkMailAddress checks an address of an e-mail channel: bare local
+// names are only for via = "sendmail".
+func checkMailAddress(a, via string) string {
+	if localNameRE.MatchString(a) {
+		if via == ViaSendmail {
+			return ""
+		}
+		return fmt.Sprintf("not an e-mail address: %q (a bare local name is only for via = %q)", a, ViaSendmail)
+	}
+	return checkAddress(a)
+}
+
+// checkSendmail checks that path is a program the daemon can run, and,
+// as root, that only root can change it (trust.CheckProgram).
+func checkSendmail(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Sprintf("%q does not exist (is a mail transfer agent such as exim4 or postfix installed?)", path)
+		}
+		return fmt.Sprintf("cannot use %q: %v", path, err.(*os.PathError).Err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Sprintf("%q is not a regular file", path)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return fmt.Sprintf("%q is not executable: %v", path, err)
+	}
+	if msg, _ := checkProgram(path); msg != "" {
+		return msg
+	}
+	return ""
+}
+
+// checkCAFile checks that path holds PEM certificates.
+func checkCAFile(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("cannot read %q: %v", path, err.(*os.PathError).Err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Sprintf("%q holds no PEM certificate", path)
+	}
+	return ""
+}

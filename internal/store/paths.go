@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/fshealth/fshealth/internal/event"
+)
+
+// AttachPath records the outcome of a path lookup that finished after the
+// events asking for it were committed: each error event of the file system
+// fsKey about inode ino (generation gen) whose path is pending gets path,
+// or pathError when none was found, and is no longer pending. It returns
+// the ids of the events it changed, in commit order.
+func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen uint32, path, pathError string) ([]string, error) {
+	var ids []string
+	err := s.write(ctx, "attaching a path to events", func(tx *sql.Tx) error {
+		ids = nil
+		// Only events whose JSON says the path is pending are decoded.
+		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND instr(json, ?) > 0 ORDER BY seq`,
+			fsKey, event.KindError, []byte(`"path_pending":true`))
+		if err != nil {
+			return err
+		}
+		type change struct {
+			seq  int64
+			id   string
+			json []byte
+		}
+		var changes []change
+		for rows.Next() {
+			var seq int64
+			var raw []byte
+			if err := rows.Scan(&seq, &raw); err != nil {
+				rows.Close()
+				return err
+			}
+			var e event.Event
+			if err := json.Unmarshal(raw, &e); err != nil {
+				rows.Close()
+				return fmt.Errorf("stored event %d is not valid JSON: %w", seq, err)
+			}
+			if !e.PathPending || e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
+				continue
+			}
+			e.PathPending, e.Path, e.PathError = false, path, pathError
+			j, err := json.Marshal(&e)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			changes = append(changes, change{seq, e.ID, j})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET json = ? WHERE seq = ?`, c.json, c.seq); err != nil {
+				return err
+			}
+			ids = append(ids, c.id)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// EventsByID returns the events with the given ids that are in the
+// history, by id.
+func (s *Store) EventsByID(ctx context.Context, ids []string) (map[string]event.Event, error) {
+	out := map[string]event.Event{}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		var raw []byte
+		err := s.db.QueryRowContext(ctx, `SELECT json FROM events WHERE id = ?`, id).Scan(&raw)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, s.errf("reading events by id", err)
+		}
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, s.errf("reading events by id", fmt.Errorf("stored event %s is not valid JSON: %w", id, err))
+		}
+		out[id] = e
+	}
+	return out, nil
+}
+
+// PendingPath names an inode whose path was pending in the history.
+type PendingPath struct {
+	FSKey      string
+	Inode      uint64
+	Generation uint32
+}
+
+// PendingPaths returns the inodes of the newest error events whose path is
+// still pending (a lookup the daemon did not finish before it stopped), at
+// most limit of them, newest first.
+func (s *Store) PendingPaths(ctx context.Context, limit int) ([]PendingPath, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events WHERE kind = ? AND instr(json, ?) > 0 ORDER BY seq DESC`,
+		event.KindError, []byte(`"path_pending":true`))
+	if err != nil {
+		return nil, s.errf("reading pending paths", err)
+	}
+	defer rows.Close()
+	var out []PendingPath
+	seen := map[PendingPath]bool{}
+	for rows.Next() && len(out) < limit {
+		var key sql.NullString
+		var raw []byte
+		if err := rows.Scan(&key, &raw); err != nil {
+			return nil, s.errf("reading pending paths", err)
+		}
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, s.errf("reading pending paths", fmt.Errorf("stored event is not valid JSON: %w", err))
+		}
+		if !e.PathPending || e.Inode == nil || e.Generation == nil || !key.Valid {
+			continue
+		}
+		p := PendingPath{FSKey: key.String, Inode: *e.Inode, Generation: *e.Generation}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errf("reading pending paths", err)
+	}
+	return out, nil
+}
