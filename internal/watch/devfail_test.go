@@ -270,8 +270,8 @@ func TestDeviceFailureBtrfsMetadataRead(t *testing.T) {
 // dataReadFailure writes a file, finds its first block on the device, makes
 // every I/O of that block fail (dm-flakey over those sectors), and reads it
 // with O_DIRECT, after a remount (so that the read reaches the device:
-// btrfs may serve an O_DIRECT read of checksummed data from the page cache,
-// as 7.3 did). It returns the file
+// without it, on 7.3, the O_DIRECT read of the btrfs file just written
+// succeeded with its block failing). It returns the file
 // system, the file's inode and a collector that has seen nothing yet.
 func dataReadFailure(t *testing.T, fstype string) (*testutil.DMFilesystem, uint64, *collector) {
 	t.Helper()
