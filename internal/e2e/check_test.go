@@ -1,13 +1,18 @@
 package e2e_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/testutil"
 )
@@ -64,6 +69,11 @@ func TestCheck(t *testing.T) {
 		tomlString("http://"+freeAddr(t)+"/alerts")), 0o600)
 	d := startDaemon(t, cfg, state)
 	npd := []string{"--format", "npd"}
+	npdCfg := shippedNPDConfig(t)
+	healthy := map[string]int{"FilesystemCorrupted": 0, "FilesystemShutdown": 0, "FilesystemIOError": 0}
+	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, healthy) {
+		t.Errorf("node-problem-detector's rules before any error: %v, want %v", v, healthy)
+	}
 
 	wantCheck(t, state, 0, []string{"FSHEALTH OK - 1 file system(s) watched, none with errors", "unhealthy=0;;0;0", "watched=1;"})
 	wantCheck(t, state, 0, []string{"1 file system(s) healthy"}, "--fs", im.Mountpoint)
@@ -91,14 +101,19 @@ func TestCheck(t *testing.T) {
 	wantCheck(t, state, 2, []string{"ESHUTDOWN shutdown x1", "EUCLEAN corrupted x1"}, "--condition", "shutdown")
 	wantCheck(t, state, 1, []string{"ESHUTDOWN"}, "--format", "npd", "--condition", "shutdown")
 	wantCheck(t, state, 0, nil, "--format", "npd", "--condition", "io-error")
+	want := map[string]int{"FilesystemCorrupted": 1, "FilesystemShutdown": 1, "FilesystemIOError": 0}
+	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, want) {
+		t.Errorf("node-problem-detector's rules after EUCLEAN and ESHUTDOWN: %v, want %v", v, want)
+	}
 
 	out := mustRun(t, "resolve", "--state-dir", state, im.Mountpoint)
 	if !strings.Contains(out, "marked healthy") {
 		t.Errorf("fshealth resolve said %q", out)
 	}
 	wantCheck(t, state, 0, []string{"FSHEALTH OK", "unhealthy=0;"})
-	for _, c := range []string{"any", "corrupted", "shutdown", "io-error"} {
-		wantCheck(t, state, 0, nil, "--format", "npd", "--condition", c)
+	wantCheck(t, state, 0, nil, "--format", "npd")
+	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, healthy) {
+		t.Errorf("node-problem-detector's rules after fshealth resolve: %v, want %v", v, healthy)
 	}
 
 	d.stop()
@@ -131,4 +146,97 @@ func TestCheck(t *testing.T) {
 	wantCheck(t, bad, 2, []string{"history unreadable"}, npd...)
 	// So is a missing one.
 	wantCheck(t, t.TempDir(), 3, []string{"FSHEALTH UNKNOWN - cannot read the history: no history at "})
+}
+
+// npdConfig is the part of node-problem-detector's custom plugin monitor
+// configuration that dist/npd/fshealth-plugin-monitor.json uses, decoded
+// strictly (an unknown or misspelt key is an error).
+type npdConfig struct {
+	Plugin       string `json:"plugin"`
+	PluginConfig struct {
+		InvokeInterval  string `json:"invoke_interval"`
+		Timeout         string `json:"timeout"`
+		MaxOutputLength int    `json:"max_output_length"`
+		Concurrency     int    `json:"concurrency"`
+		MessageChange   bool   `json:"enable_message_change_based_condition_update"`
+	} `json:"pluginConfig"`
+	Source           string `json:"source"`
+	MetricsReporting bool   `json:"metricsReporting"`
+	Conditions       []struct {
+		Type, Reason, Message string
+	} `json:"conditions"`
+	Rules []struct {
+		Type      string   `json:"type"`
+		Condition string   `json:"condition"`
+		Reason    string   `json:"reason"`
+		Path      string   `json:"path"`
+		Args      []string `json:"args"`
+		Timeout   string   `json:"timeout"`
+	} `json:"rules"`
+}
+
+// shippedNPDConfig reads and checks dist/npd/fshealth-plugin-monitor.json
+// the way node-problem-detector validates it: plugin "custom", durations
+// that parse, no rule timeout above the global one, a default condition for
+// every permanent rule; and that it runs the packaged binary's check.
+func shippedNPDConfig(t *testing.T) npdConfig {
+	t.Helper()
+	b, err := os.ReadFile("../../dist/npd/fshealth-plugin-monitor.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c npdConfig
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("dist/npd/fshealth-plugin-monitor.json: %v", err)
+	}
+	if c.Plugin != "custom" {
+		t.Errorf("plugin %q, want custom", c.Plugin)
+	}
+	global, err := time.ParseDuration(c.PluginConfig.Timeout)
+	if err != nil {
+		t.Errorf("timeout: %v", err)
+	}
+	if _, err := time.ParseDuration(c.PluginConfig.InvokeInterval); err != nil {
+		t.Errorf("invoke_interval: %v", err)
+	}
+	if c.PluginConfig.MaxOutputLength < 80 {
+		t.Errorf("max_output_length %d cuts check's messages (up to 80 bytes)", c.PluginConfig.MaxOutputLength)
+	}
+	conds := map[string]bool{}
+	for _, cd := range c.Conditions {
+		if !regexp.MustCompile(`^Filesystem[A-Z][A-Za-z]+$`).MatchString(cd.Type) || cd.Reason == "" || cd.Message == "" {
+			t.Errorf("condition %+v: want a FilesystemXxx type, a reason and a message", cd)
+		}
+		conds[cd.Type] = true
+	}
+	if len(c.Rules) != len(c.Conditions) {
+		t.Errorf("%d rules for %d conditions", len(c.Rules), len(c.Conditions))
+	}
+	for _, r := range c.Rules {
+		if r.Type != "permanent" || !conds[r.Condition] {
+			t.Errorf("rule %+v: want a permanent rule of a declared condition", r)
+		}
+		if d, err := time.ParseDuration(r.Timeout); err != nil || d > global {
+			t.Errorf("rule %s: timeout %q: %v (global %v)", r.Condition, r.Timeout, err, global)
+		}
+		if r.Path != "/usr/bin/fshealth" || len(r.Args) < 3 || r.Args[0] != "check" || !slices.Contains(r.Args, "npd") {
+			t.Errorf("rule %s runs %s %q, want /usr/bin/fshealth check --format npd ...", r.Condition, r.Path, r.Args)
+		}
+	}
+	return c
+}
+
+// npdVerdicts runs every rule of the shipped NPD configuration against the
+// history in state and returns each condition's exit status.
+func npdVerdicts(t *testing.T, c npdConfig, state string) map[string]int {
+	t.Helper()
+	v := map[string]int{}
+	for _, r := range c.Rules {
+		out, code := check(t, state, append(r.Args[1:], "--state-dir", state)...)
+		t.Logf("%s: exit %d: %s", r.Condition, code, strings.TrimSpace(out))
+		v[r.Condition] = code
+	}
+	return v
 }
