@@ -91,6 +91,7 @@ and the error the file system recorded.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetVersionTemplate(versionText())
 	// Usage errors (a bad flag, a wrong number of arguments, an unknown
 	// command) exit with status 2 and say where the usage is.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(c, err) })
