@@ -40,7 +40,7 @@ man:
 # it changes nothing), man pages, completions. nfpm is a Go tool dependency
 # of tools/go.mod.
 deb:
-	rm -rf build/deb && mkdir -p build/deb
+	rm -rf build/deb build/fshealth_*.deb && mkdir -p build/deb
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o build/deb/fshealth ./cmd/fshealth
 	$(GO) run -ldflags '$(LDFLAGS)' ./internal/gendocs -out build/deb
 	gzip -9n build/deb/man/*
@@ -48,7 +48,7 @@ deb:
 	{ echo '# /etc/fshealth/fshealth.toml: every setting is commented out, so fshealth runs'; \
 	  echo '# with its defaults. Uncomment and edit; see fshealth.toml(5) and'; \
 	  echo '# `fshealth check-config --show`.'; echo '#'; \
-	  sed -E 's/^([^#[:space:]])/# \1/' docs/fshealth.example.toml; } > build/deb/fshealth.toml
+	  sed -E 's/^([[:space:]]*[^#[:space:]])/# \1/' docs/fshealth.example.toml; } > build/deb/fshealth.toml
 	printf 'fshealth (%s) unstable; urgency=medium\n\n  * Built from commit %s.\n\n -- fshealth maintainers <fshealth@localhost.invalid>  %s\n' \
 	  '$(VERSION)' '$(COMMIT)' "$$(date -u -R -d @$(SOURCE_DATE_EPOCH))" | gzip -9n > build/deb/changelog.gz
 	VERSION='$(VERSION)' ARCH='$(ARCH)' $(GO) tool -modfile=tools/go.mod nfpm package -f dist/deb/nfpm.yaml -p deb -t build/

@@ -232,7 +232,8 @@ func TestDebianPackage(t *testing.T) {
 	}
 	withConffile := mustCommand(t, "chroot", root, "/usr/bin/fshealth", "check-config", "--config", "/etc/fshealth/fshealth.toml", "--show")
 	withNothing := mustCommand(t, "chroot", root, "/usr/bin/fshealth", "check-config", "--config", "/tmp/empty.toml", "--show")
-	if withConffile != withNothing {
+	withNothing = strings.ReplaceAll(withNothing, "/tmp/empty.toml", "/etc/fshealth/fshealth.toml") // the header names the file
+	if withConffile != withNothing || !strings.Contains(withConffile, "[[rule]]") {
 		t.Errorf("the conffile changes the configuration:\n%s\nwant\n%s", withConffile, withNothing)
 	}
 	if fi, err := os.Stat(filepath.Join(root, "var/lib/fshealth")); err != nil || fi.Mode().Perm() != 0o700 {
