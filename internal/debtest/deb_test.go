@@ -248,6 +248,11 @@ func TestDebianPackage(t *testing.T) {
 		t.Error(err)
 	}
 
+	// No daemon has run: fshealth check is UNKNOWN, not OK.
+	if out, err := command("chroot", root, "/usr/bin/fshealth", "check"); !strings.HasPrefix(out, "FSHEALTH UNKNOWN - ") || exitCode(err) != 3 {
+		t.Errorf("fshealth check in the fresh root: %v: %s", err, out)
+	}
+
 	// Reinstalling (an upgrade to the same version) keeps it enabled.
 	mustCommand(t, "dpkg", "--root="+root, "-i", deb)
 	if _, err := os.Lstat(wants); err != nil {
@@ -262,4 +267,15 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("after purge /%s is still there", p)
 		}
 	}
+}
+
+// exitCode is the exit status in err (0 if nil, -1 if it did not exit).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
 }
