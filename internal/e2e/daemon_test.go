@@ -868,6 +868,13 @@ func TestHostileMountPoint(t *testing.T) {
 		t.Errorf("metrics do not carry the mount point, escaped:\n%s", body)
 	}
 	checkMetrics(t, body, false)
+	// fshealth check names it escaped, on its one status line.
+	if out, code := check(t, state); code != 2 || !strings.Contains(out, `evil\n\"q'`) {
+		t.Errorf("check: exit %d: %q", code, out)
+	}
+	if out, code := check(t, state, "--format", "npd"); code != 1 || !strings.Contains(out, `evil\n`) {
+		t.Errorf("check --format npd: exit %d: %q", code, out)
+	}
 	d.stop()
 	for _, p := range pwned {
 		if _, err := os.Lstat(p); err == nil {
