@@ -327,7 +327,7 @@ func TestStateFilesystemRemountedReadOnly(t *testing.T) {
 		// checked and mounted again, which fshealth, holding nothing
 		// open there while degraded, does not prevent.
 		mp := sfs.Mountpoint
-		remountChecked(t, sfs, mp, "errors=remount-ro")
+		remountChecked(t, sfs, f.d, mp, "errors=remount-ro")
 	}, "read-only", "the state directory's file system (ext4 "+sfs.Dev)
 }
 
@@ -400,34 +400,46 @@ func TestStateDeviceIOError(t *testing.T) {
 	}, func() {
 		// Take both down (fshealth holds nothing open there while
 		// degraded) and bring them up again where they were.
-		unmountEventually(t, sfs)
+		unmountEventually(t, sfs, f.d)
 		if err := host.Unmount(); err != nil {
 			t.Fatal(err)
 		}
 		if err := host.Mount(hostMP, ""); err != nil {
 			t.Fatal(err)
 		}
-		remountChecked(t, sfs, smp, "errors=continue")
+		remountChecked(t, sfs, f.d, smp, "errors=continue")
 	}, "I/O error")
 }
 
 // unmountEventually unmounts im, retrying while the daemon's retries of
-// its database keep it busy for a moment.
-func unmountEventually(t *testing.T, im *loopfs.Image) {
+// its database keep it busy for a moment. It never unmounts lazily: a
+// daemon that keeps files open there (it recorded its history on a file
+// system being repaired) fails the test here, instead of leaving the old
+// file system alive under a new mount.
+func unmountEventually(t *testing.T, im *loopfs.Image, d *daemon) {
 	t.Helper()
 	var err error
-	eventually(t, func() string { return fmt.Sprintf("unmounting %s: %v", im.Mountpoint, err) }, func() bool {
-		err = im.Unmount()
-		return err == nil
+	eventually(t, func() string {
+		return fmt.Sprintf("unmounting %s: %v; daemon log:\n%s", im.Mountpoint, err, d.stderr.String())
+	}, func() bool {
+		err = syscall.Unmount(im.Mountpoint, 0)
+		return err == nil || !errors.Is(err, syscall.EBUSY)
 	})
+	if err != nil {
+		t.Fatalf("unmounting %s: %v", im.Mountpoint, err)
+	}
+	// Unmounted: this only waits for the loop device to go.
+	if err := im.Unmount(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // remountChecked unmounts im if mounted, checks it with e2fsck and mounts
 // it at mp again with options.
-func remountChecked(t *testing.T, im *loopfs.Image, mp, options string) {
+func remountChecked(t *testing.T, im *loopfs.Image, d *daemon, mp, options string) {
 	t.Helper()
 	if im.Mounted() {
-		unmountEventually(t, im)
+		unmountEventually(t, im, d)
 	}
 	if out, err := exec.Command("e2fsck", "-fy", im.File).CombinedOutput(); err != nil && !isFsckFixed(err) {
 		t.Fatalf("e2fsck of %s: %v\n%s", im.File, err, out)
