@@ -168,6 +168,11 @@ func (h *history) openDisk(create bool) (*Lock, *store.Store, error) {
 		h.movedAside = aside
 		st, err = store.OpenIn(l.DirFD, l.Dir)
 	}
+	if err == nil {
+		if err = l.NoteDB(); err != nil {
+			st.Close()
+		}
+	}
 	if err != nil {
 		l.Release()
 		return nil, nil, err

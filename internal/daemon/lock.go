@@ -28,6 +28,9 @@ type Lock struct {
 	Dir   string
 	DirFD int
 	lock  int
+	// db is the device and inode of the database file opened in Dir
+	// (NoteDB), checked by Current; zero if none.
+	db [2]uint64
 }
 
 // AcquireLock verifies the state directory, creating it (mode 0700) if

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/store"
 )
 
 // ErrStale is wrapped by the error Lock.Current returns when the state
@@ -15,9 +17,11 @@ import (
 var ErrStale = errors.New("the state directory's path leads elsewhere")
 
 // Current checks that the state directory's path still leads to the
-// directory l holds (same device and inode): it does not once the file
-// system holding it was unmounted (lazily, while fshealth held files in
-// it) or another was mounted over it. Two system calls, no I/O.
+// directory l holds (same device and inode), and the database file in it
+// to the one opened (NoteDB): they do not once the file system holding it
+// was unmounted (lazily, while fshealth held files in it) or another was
+// mounted over it, or the database file was replaced or removed. Three
+// system calls, no I/O.
 func (l *Lock) Current() error {
 	var held, now unix.Stat_t
 	if err := unix.Fstat(l.DirFD, &held); err != nil {
@@ -29,12 +33,37 @@ func (l *Lock) Current() error {
 	} else if err != nil {
 		return fmt.Errorf("state directory %s: %w", l.Dir, err)
 	}
+	if held.Dev == now.Dev && held.Ino == now.Ino && l.db != [2]uint64{} {
+		db := filepath.Join(l.Dir, store.FileName)
+		var st unix.Stat_t
+		err := unix.Fstatat(l.DirFD, store.FileName, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return fmt.Errorf("history database %s: gone from its path (%w): the one fshealth held is no longer there (%w)", db, err, ErrStale)
+		case err != nil:
+			return fmt.Errorf("history database %s: %w", db, err)
+		case [2]uint64{uint64(st.Dev), st.Ino} != l.db:
+			return fmt.Errorf("history database %s: replaced by another file: the one fshealth held is no longer at its path (%w)", db, ErrStale)
+		}
+		return nil
+	}
 	if held.Dev != now.Dev || held.Ino != now.Ino {
 		return fmt.Errorf("state directory %s: its file system was unmounted or another was mounted over it: "+
 			"the directory fshealth holds (device %d:%d inode %d) is no longer the one its path leads to (device %d:%d inode %d) (%w)",
 			l.Dir, unix.Major(uint64(held.Dev)), unix.Minor(uint64(held.Dev)), held.Ino,
 			unix.Major(uint64(now.Dev)), unix.Minor(uint64(now.Dev)), now.Ino, ErrStale)
 	}
+	return nil
+}
+
+// NoteDB records which file the database opened in the state directory
+// is, for Current. It is called right after the open.
+func (l *Lock) NoteDB() error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(l.DirFD, store.FileName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("history database %s: %w", filepath.Join(l.Dir, store.FileName), err)
+	}
+	l.db = [2]uint64{uint64(st.Dev), st.Ino}
 	return nil
 }
 
