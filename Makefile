@@ -1,12 +1,58 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean
+.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean man deb
 
 all: build
 
+# Version stamping (fshealth --version): VERSION is the newest v* tag without
+# its "v" ("1.2.0", "1.2.0+3.g0123abc" after it), else a snapshot version
+# "0.0~gitYYYYMMDD.COMMIT"; DATE is the build date, from SOURCE_DATE_EPOCH if
+# set (reproducible builds).
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-\([0-9]*\)-g/+\1.g/' || \
+	echo "0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$$(git rev-parse --short=12 HEAD 2>/dev/null)")
+VERSION := $(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+COMMIT := $(COMMIT)
+ifndef SOURCE_DATE_EPOCH
+SOURCE_DATE_EPOCH := $(shell date +%s)
+endif
+export SOURCE_DATE_EPOCH
+DATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+DATE := $(DATE)
+CLI := github.com/fshealth/fshealth/internal/cli
+LDFLAGS := -X $(CLI).Version=$(VERSION) -X $(CLI).Commit=$(COMMIT) -X $(CLI).Date=$(DATE)
+ARCH ?= $(shell $(GO) env GOARCH)
+
 build:
-	$(GO) build -o bin/fshealth ./cmd/fshealth
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/fshealth ./cmd/fshealth
+
+# Man pages (fshealth(8), one per subcommand, fshealth.toml(5) from
+# docs/configuration.md) and bash/zsh/fish completions, generated from the
+# command line, into build/docs.
+man:
+	rm -rf build/docs
+	$(GO) run -ldflags '$(LDFLAGS)' ./internal/gendocs -out build/docs
+
+# The Debian package fshealth_$(VERSION)_$(ARCH).deb in build/: a static
+# binary, the unit (dist/fshealth.service with /usr/bin/fshealth), a
+# conffile with every line of docs/fshealth.example.toml commented out (so
+# it changes nothing), man pages, completions. nfpm is a Go tool dependency
+# of tools/go.mod.
+deb:
+	rm -rf build/deb build/fshealth_*.deb && mkdir -p build/deb
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o build/deb/fshealth ./cmd/fshealth
+	$(GO) run -ldflags '$(LDFLAGS)' ./internal/gendocs -out build/deb
+	gzip -9n build/deb/man/*
+	sed 's|/usr/local/bin/fshealth|/usr/bin/fshealth|g' dist/fshealth.service > build/deb/fshealth.service
+	{ echo '# /etc/fshealth/fshealth.toml: every setting is commented out, so fshealth runs'; \
+	  echo '# with its defaults. Uncomment and edit; see fshealth.toml(5) and'; \
+	  echo '# `fshealth check-config --show`.'; echo '#'; \
+	  sed -E 's/^([[:space:]]*[^#[:space:]])/# \1/' docs/fshealth.example.toml; } > build/deb/fshealth.toml
+	printf 'fshealth (%s) unstable; urgency=medium\n\n  * Built from commit %s.\n\n -- fshealth maintainers <fshealth@localhost.invalid>  %s\n' \
+	  '$(VERSION)' '$(COMMIT)' "$$(date -u -R -d @$(SOURCE_DATE_EPOCH))" | gzip -9n > build/deb/changelog.gz
+	VERSION='$(VERSION)' ARCH='$(ARCH)' $(GO) tool -modfile=tools/go.mod nfpm package -f dist/deb/nfpm.yaml -p deb -t build/
+	@ls build/fshealth_*.deb
 
 # The whole test suite: static checks, then every test. As root the
 # privileged tests run on real loop devices; with CI=true a skipped
@@ -25,7 +71,7 @@ demo:
 # Debian packages the tests use (e2fsprogs is on every Debian system).
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc python3 prometheus-alertmanager prometheus systemd strace exim4-daemon-light dmsetup mdadm smartmontools
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc python3 prometheus-alertmanager prometheus systemd strace exim4-daemon-light dmsetup mdadm lintian debootstrap groff-base smartmontools
 
 # Parser benchmarks (events/s, allocations per event).
 bench:
@@ -46,7 +92,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fanotify
 
 clean:
-	rm -rf bin
+	rm -rf bin build
 
 # Kernel matrix (root; see matrix/README.md): boots Debian's newest 6.1, 6.12,
 # 6.18 and 7.x kernels under qemu, runs the kernel-facing tests inside each,

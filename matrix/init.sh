@@ -21,7 +21,7 @@ while read -r mod; do
 done < /matrix/modules
 
 . /matrix/env
-export CI=true HOME=/root TMPDIR=/tmp FSHEALTH_BINARY=/matrix/bin/fshealth
+export CI=true HOME=/root TMPDIR=/tmp FSHEALTH_BINARY=/matrix/bin/fshealth FSHEALTH_KERNEL_MATRIX=1
 while read -r name bin run; do
 	mark BEGIN "$name"
 	start=$(date +%s)

@@ -64,6 +64,17 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/e2e", Name: "TestErrorReachesWebhook"},
 	// Errors ext4 counted whose reports never came (7.0+ may drop them).
 	{Pkg: "./internal/e2e", Name: "TestShortfallWithoutOverflowIsReconciled"},
+	// Real device failures (device-mapper: dm-flakey) under each
+	// file system: metadata reads, data reads, writes.
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4MetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSMetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsMetadataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4DataRead", Needs: &feature{Name: "file I/O errors through FAN_FS_ERROR (fserror)", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSDataRead", Needs: &feature{Name: "file I/O errors through FAN_FS_ERROR (fserror)", Since: "7.0"}},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsDataRead"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4Write"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureXFSWrite"},
+	{Pkg: "./internal/watch", Name: "TestDeviceFailureBtrfsWrite"},
 }
 
 // guestModules are the kernel modules every guest loads before the tests,
@@ -76,7 +87,10 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	// Storage stacks: device mapper (dm-linear is part of dm_mod) and a
 	// SCSI disk that fails reads on demand (scsi_debug, with the SCSI
 	// disk driver sd_mod).
-	"dm_mod", "sd_mod", "scsi_debug", "raid1"}
+	"dm_mod", "sd_mod", "scsi_debug", "raid1",
+	// Failing devices under each file system: device mapper's flakey
+	// target. (Debian's cloud kernels have no dm-dust.)
+	"dm_flakey"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the

@@ -94,6 +94,7 @@ and the error the file system recorded.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetVersionTemplate(versionText())
 	// Usage errors (a bad flag, a wrong number of arguments, an unknown
 	// command) exit with status 2 and say where the usage is.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(c, err) })
@@ -101,7 +102,7 @@ and the error the file system recorded.`,
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log only warnings and errors")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
 	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g),
-		newReloadCmd(g), newIPAllowCmd(g))
+		newReloadCmd(g), newIPAllowCmd(g), newCheckCmd(g))
 	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g), newResolveCmd(g)} {
 		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
 		root.AddCommand(c)

@@ -89,6 +89,10 @@ type history struct {
 	// directory's file system): no retry meanwhile. Guarded by use.
 	holds int
 
+	// parentDev is the device of the state directory's parent when
+	// the history was first opened (mayCreate).
+	parentDev uint64
+
 	wake chan struct{}
 	// changed is called, without locks held, after each switch.
 	changed func()
@@ -103,7 +107,8 @@ func openHistory(dir string, log *slog.Logger, m *metrics.Metrics) (*history, er
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	h := &history{dir: abs, log: log, metrics: m, wake: make(chan struct{}, 1), changed: func() {}}
-	l, st, err := h.openDisk()
+	l, st, err := h.openDisk(true)
+	h.parentDev = parentDev(abs)
 	if errors.Is(err, ErrLocked) {
 		return nil, err
 	}
@@ -137,10 +142,11 @@ func readableAfter(err error) bool {
 	return c == "read-only" || c == "file system full"
 }
 
-// openDisk verifies and locks the state directory and opens its database.
-// A corrupt database is moved aside and a new one started.
-func (h *history) openDisk() (*Lock, *store.Store, error) {
-	l, err := AcquireLock(h.dir)
+// openDisk verifies and locks the state directory, creating it if create
+// is set, and opens its database. A corrupt database is moved aside and a
+// new one started.
+func (h *history) openDisk(create bool) (*Lock, *store.Store, error) {
+	l, err := acquireLock(h.dir, create)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,6 +167,11 @@ func (h *history) openDisk() (*Lock, *store.Store, error) {
 			"database", filepath.Join(l.Dir, store.FileName), "moved_to", aside, "err", err)
 		h.movedAside = aside
 		st, err = store.OpenIn(l.DirFD, l.Dir)
+	}
+	if err == nil {
+		if err = l.NoteDB(); err != nil {
+			st.Close()
+		}
 	}
 	if err != nil {
 		l.Release()
@@ -236,6 +247,12 @@ func do[T any](h *history, op func(*store.Store) (T, error)) (T, error) {
 // whether it switched (false if another call did first, or the memory
 // store could not be made).
 func (h *history) degrade(s *store.Store, cause error, released bool) bool {
+	return h.toMemory(s, cause, released, false)
+}
+
+// toMemory is degrade; if carry is set, the latest events of s are carried
+// to memory too (s is readable, but not the database at the path).
+func (h *history) toMemory(s *store.Store, cause error, released, carry bool) bool {
 	h.use.Lock()
 	if h.cur != s || s.InMemory() {
 		h.use.Unlock()
@@ -251,6 +268,12 @@ func (h *history) degrade(s *store.Store, cause error, released bool) bool {
 	if err := s.SeedMemory(ctx, mem); err != nil {
 		h.log.Error("could not read the pending alerts and actions from the database; they are delivered once it works again",
 			"err", err)
+	} else if carry {
+		if n, err := s.CarryEvents(ctx, mem, maxMemoryEvents); err != nil {
+			h.log.Error("could not copy the history from the database fshealth held", "err", err)
+		} else {
+			h.log.Info("copied the history from the database fshealth held, for the one at its path", "events", n)
+		}
 	}
 	cancel()
 	if err := s.Close(); err != nil {
@@ -295,8 +318,9 @@ func (h *history) poke() {
 	}
 }
 
-// run retries the database while the history is degraded, until ctx is
-// done; while it is not, it sleeps.
+// run retries the database while the history is degraded, and checks that
+// the state directory it holds is still the one at its path while it is
+// not (checkStale), until ctx is done.
 func (h *history) run(ctx context.Context) {
 	delay := probeFirst
 	timer := time.NewTimer(time.Hour)
@@ -308,6 +332,8 @@ func (h *history) run(ctx context.Context) {
 		h.use.RUnlock()
 		if degraded && !held {
 			timer.Reset(delay)
+		} else if !degraded {
+			timer.Reset(staleEvery)
 		}
 		select {
 		case <-ctx.Done():
@@ -317,6 +343,10 @@ func (h *history) run(ctx context.Context) {
 			timer.Stop()
 			continue
 		case <-timer.C:
+		}
+		if !degraded {
+			h.checkStale()
+			continue
 		}
 		if h.recover(ctx) {
 			delay = probeFirst
@@ -335,7 +365,14 @@ func (h *history) recover(ctx context.Context) bool {
 	if skip {
 		return true
 	}
-	l, disk, err := h.openDisk()
+	l, disk, err := h.openDisk(mayCreate(h.dir, h.parentDev))
+	if err == nil {
+		// A file system mounted over the path meanwhile.
+		if err = l.Current(); err != nil {
+			disk.Close()
+			l.Release()
+		}
+	}
 	if err != nil {
 		h.log.Debug("the history database is still unusable", "err", err)
 		return false

@@ -28,6 +28,9 @@ type Lock struct {
 	Dir   string
 	DirFD int
 	lock  int
+	// db is the device and inode of the database file opened in Dir
+	// (NoteDB), checked by Current; zero if none.
+	db [2]uint64
 }
 
 // AcquireLock verifies the state directory, creating it (mode 0700) if
@@ -36,12 +39,20 @@ type Lock struct {
 // following a symbolic link, and so is the pid file in it. It fails,
 // wrapping ErrLocked and naming its pid, if another daemon holds the lock.
 func AcquireLock(stateDir string) (*Lock, error) {
+	return acquireLock(stateDir, true)
+}
+
+// acquireLock is AcquireLock; it creates the state directory only if
+// create is set (else a missing one is an error wrapping fs.ErrNotExist).
+func acquireLock(stateDir string, create bool) (*Lock, error) {
 	dir, err := filepath.Abs(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", stateDir, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
 	}
 	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -91,6 +102,11 @@ func AcquireLock(stateDir string) (*Lock, error) {
 			if err == nil && n != len(pid) {
 				err = errors.New("short write")
 			}
+		}
+		// Synced: a file system that fails writes (EIO) shows it
+		// here, before anything is recorded on it.
+		if err == nil {
+			err = unix.Fsync(w)
 		}
 		unix.Close(w)
 	}

@@ -876,12 +876,25 @@ func TestHostileMountPoint(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ = io.ReadAll(resp.Body)
-		return bytes.Contains(body, []byte(`fshealth_filesystem_errors_total{device="`+im.Dev+`"`))
+		// The counters are there at 0 from the start: wait for the error's.
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, `fshealth_filesystem_errors_total{device="`+im.Dev+`",errno="EUCLEAN",`) && strings.HasSuffix(l, "} 1") {
+				return true
+			}
+		}
+		return false
 	})
 	if !bytes.Contains(body, []byte(`mountpoint="`+strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(mnt, `\`, `\\`), "\n", `\n`), `"`, `\"`)+`"`)) {
 		t.Errorf("metrics do not carry the mount point, escaped:\n%s", body)
 	}
 	checkMetrics(t, body, false)
+	// fshealth check names it escaped, on its one status line.
+	if out, code := check(t, state); code != 2 || !strings.Contains(out, `evil\n\"q'`) {
+		t.Errorf("check: exit %d: %q", code, out)
+	}
+	if out, code := check(t, state, "--format", "npd"); code != 1 || !strings.Contains(out, `evil\n`) {
+		t.Errorf("check --format npd: exit %d: %q", code, out)
+	}
 	d.stop()
 	for _, p := range pwned {
 		if _, err := os.Lstat(p); err == nil {

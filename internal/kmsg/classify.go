@@ -191,6 +191,14 @@ var rules = []rule{
 	{fstype: FSGeneric, kind: KindError, levels: lvErrOrWarn, byErrno: true, contains: ": lost ",
 		re:     regexp.MustCompile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos ` + hexRE + ` len ` + hexRE + `|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
 		adjust: func(m *Message, _ map[string]string) { m.LostReport = true }},
+	// fs/iomap/buffered-io.c (iomap_finish_ioend): write-back of a file's
+	// data failed on a file system that writes through iomap (XFS,
+	// zonefs, gfs2), printed rate-limited at KERN_ERR; %s is the super
+	// block's s_id, its device name. Before Linux 7.0 it is the only
+	// report of such an error (seen on 6.1: XFS on a device-mapper device
+	// refusing writes).
+	{fstype: FSGeneric, kind: KindIOError, levels: lvErr, contains: ": writeback error on inode ",
+		re: regexp.MustCompile(`^` + devRE + `: writeback error on inode (?P<inode>\d+), offset \d+, sector \d+$`)},
 	// ext4, fs/ext4/super.c: __ext4_error, __ext4_error_inode,
 	// __ext4_error_file (KERN_CRIT). The process name ("comm") is the
 	// task's, which any user sets; ext4CommText finds the text after it.

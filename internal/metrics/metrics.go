@@ -169,8 +169,22 @@ func (m *Metrics) Event(e *event.Event) {
 // Undecodable counts a read that could not be fully decoded.
 func (m *Metrics) Undecodable() { m.undecodable.Inc() }
 
-// SetHealth sets a file system's health and, if known, its last error time.
+// InitialErrnos are the errnos whose error counters every file system given
+// to SetHealth has from the start, at 0, so that increase() and rate() see
+// its first error: the ones file systems report (ext4's and XFS's
+// EFSCORRUPTED is EUCLEAN and EFSBADCRC EBADMSG; an abort is ESHUTDOWN, or
+// EROFS from ext4's journal). Other errnos' series begin with their first
+// error.
+var InitialErrnos = []string{"EIO", "EUCLEAN", "EBADMSG", "ESHUTDOWN", "EROFS"}
+
+// SetHealth sets a file system's health and, if known, its last error time,
+// and makes sure its error counters exist (InitialErrnos).
 func (m *Metrics) SetHealth(fs FS, healthy bool, lastError time.Time) {
+	for _, errno := range InitialErrnos {
+		lv := append(fs.values(), errno)
+		m.errors.WithLabelValues(lv...)
+		m.events.WithLabelValues(lv...)
+	}
 	v := 0.0
 	if healthy {
 		v = 1
@@ -192,8 +206,11 @@ func (m *Metrics) Delivery(channel string, err error) {
 	}
 }
 
-// SetBacklog sets a channel's pending and given-up delivery counts.
+// SetBacklog sets a channel's pending and given-up delivery counts, and
+// makes sure its delivery counters exist (at 0 before its first attempt).
 func (m *Metrics) SetBacklog(channel string, pending, gaveUp int) {
+	m.attempts.WithLabelValues(channel)
+	m.failures.WithLabelValues(channel)
 	m.backlog.WithLabelValues(channel).Set(float64(pending))
 	m.gaveUp.WithLabelValues(channel).Set(float64(gaveUp))
 }

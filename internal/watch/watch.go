@@ -533,27 +533,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// that must be said as loudly as an overflow.
 			w.log.Error("undecodable fanotify data: events may have been lost", "err", err)
 		}
-		out = out[:0]
-		if pe := (*fanotify.ParseError)(nil); errors.As(err, &pe) {
-			out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
-				Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
-		}
-		if w.klog != nil {
-			// What the kernel logged before it reported the errors is
-			// read first, to be attached to their events.
-			out = w.readKernelLog(out)
-		}
-		now := time.Now()
-		for i := range raws {
-			out = append(out, event.Event{})
-			ev := &out[len(out)-1]
-			fs := w.enricher.Enrich(&raws[i], ev)
-			if raws[i].IsOverflow() {
-				w.log.Error("fanotify queue overflow: file system errors were lost")
-			} else if w.klog != nil && fs != nil {
-				w.klog.corr.claim(ev, fs, now)
-			}
-		}
+		out = w.batch(raws, err, out[:0])
 		if w.klog != nil {
 			out = w.kernelLogDue(out)
 		}
@@ -563,6 +543,34 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// batch appends to out the events of one read: an overflow event if the
+// read's data could not all be decoded (readErr is a *fanotify.ParseError),
+// the kernel log's new events, then the enriched events of raws, each
+// claiming the kernel message that belongs to it.
+func (w *Watcher) batch(raws []fanotify.Event, readErr error, out []event.Event) []event.Event {
+	if pe := (*fanotify.ParseError)(nil); errors.As(readErr, &pe) {
+		out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
+			Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
+	}
+	if w.klog != nil {
+		// What the kernel logged before it reported the errors is read
+		// first, to be attached to their events.
+		out = w.readKernelLog(out)
+	}
+	now := time.Now()
+	for i := range raws {
+		out = append(out, event.Event{})
+		ev := &out[len(out)-1]
+		fs := w.enricher.Enrich(&raws[i], ev)
+		if raws[i].IsOverflow() {
+			w.log.Error("fanotify queue overflow: file system errors were lost")
+		} else if w.klog != nil && fs != nil {
+			w.klog.corr.claim(ev, fs, now)
+		}
+	}
+	return out
 }
 
 // drain delivers, when Run stops, what the sources still hold: the events
@@ -576,25 +584,11 @@ func (w *Watcher) drain(buf []byte, raws []fanotify.Event, out []event.Event) er
 		if err != nil || n == 0 {
 			break
 		}
-		if raws, err = w.group.ReadEvents(buf, raws[:0]); err != nil {
-			var pe *fanotify.ParseError
-			if !errors.As(err, &pe) {
-				break
-			}
-			out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
-				Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
+		raws, err = w.group.ReadEvents(buf, raws[:0])
+		if pe := (*fanotify.ParseError)(nil); err != nil && !errors.As(err, &pe) {
+			break
 		}
-		if w.klog != nil {
-			out = w.readKernelLog(out)
-		}
-		now := time.Now()
-		for i := range raws {
-			out = append(out, event.Event{})
-			ev := &out[len(out)-1]
-			if fs := w.enricher.Enrich(&raws[i], ev); w.klog != nil && fs != nil && !raws[i].IsOverflow() {
-				w.klog.corr.claim(ev, fs, now)
-			}
-		}
+		out = w.batch(raws, err, out)
 	}
 	if k := w.klog; k != nil {
 		out = w.readKernelLog(out)
