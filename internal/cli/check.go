@@ -48,7 +48,7 @@ const (
 	condIOError   = "io-error"
 )
 
-var checkConditions = []string{condAny, condCorrupted, condShutdown, condIOError}
+var checkConditions = []string{condAny, condCorrupted, condShutdown, condIOError, condRedundancy}
 
 // errnoCondition says which condition an errno name belongs to: corruption
 // (EUCLEAN is the kernel's EFSCORRUPTED, EBADMSG its EFSBADCRC), a shut down
@@ -114,7 +114,7 @@ func (r *checkResult) addFinding(f finding) {
 func newCheckCmd(g *globals) *cobra.Command {
 	o := checkOptions{}
 	cmd := &cobra.Command{
-		Use:   "check [--fs MOUNTPOINT|UUID|DEVICE]... [--format nagios|npd] [--condition any|corrupted|shutdown|io-error]",
+		Use:   "check [--fs MOUNTPOINT|UUID|DEVICE]... [--format nagios|npd] [--condition any|corrupted|shutdown|io-error|redundancy]",
 		Short: "One-shot health check for Nagios, Icinga or node-problem-detector",
 		Long: `Check the file systems' health in the daemon's history and exit with the
 status a monitoring system expects.
@@ -128,6 +128,9 @@ status 0 OK, 1 NonOK, 2 Unknown.
 CRITICAL: a file system has had errors since it was last healthy (of the
 kind --condition names). It is OK again once the trouble is over: after
 'fshealth resolve', or, for ext4, once e2fsck cleared its recorded errors.
+With --condition any or redundancy, also: an md array under a file system
+lost redundancy (a member faulty or removed, degraded, mismatches found),
+until the array is whole again or 'fshealth resolve'.
 WARNING: the daemon is not running, its history is not being recorded
 (degraded mode), the kernel's event queue overflowed, alerts were given up
 or wait too long, or a file system named by --fs is not watched.
@@ -287,6 +290,14 @@ func (r *checkResult) evaluate(ctx context.Context, st *store.Store, dir string,
 				f.FirstError.UTC().Format(time.RFC3339), strings.Join(what, ", "), f.LastError.UTC().Format(time.RFC3339)))
 	}
 
+	if o.condition == condAny || o.condition == condRedundancy {
+		n, err := r.addRedundancy(ctx, st, fss)
+		if err != nil {
+			return err
+		}
+		unhealthy += n
+	}
+
 	since := now.Add(-o.window)
 	overflows, last, err := st.Overflows(ctx, since)
 	if err != nil {
@@ -328,7 +339,8 @@ func (r *checkResult) evaluate(ctx context.Context, st *store.Store, dir string,
 		}
 	}
 
-	none := map[string]string{condAny: "with errors", condCorrupted: "corrupted", condShutdown: "shut down", condIOError: "with I/O errors"}[o.condition]
+	none := map[string]string{condAny: "with errors", condCorrupted: "corrupted", condShutdown: "shut down", condIOError: "with I/O errors",
+		condRedundancy: "with redundancy lost"}[o.condition]
 	switch {
 	case len(o.fs) > 0 && o.condition == condAny:
 		r.okText = fmt.Sprintf("%d file system(s) healthy", len(fss))
