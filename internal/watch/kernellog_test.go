@@ -520,3 +520,30 @@ func TestStopDeliversWhatIsHeld(t *testing.T) {
 		t.Errorf("after the stop: the queued FAN_FS_ERROR event delivered: %v; the 16 held kernel log messages delivered as one event: %v", fan, held)
 	}
 }
+
+// TestKernelLogEventCorroboratedByExt4: a kernel-log-only event of an ext4
+// that has just recorded an error in its superblock is corroborated by
+// that record; the same message on an ext4 with no recent error is not.
+func TestKernelLogEventCorroboratedByExt4(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	path, write := fakeKernelLog(t)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: testHold}, false)
+	// A real error ext4 records (errors_count, last_error_time) and
+	// reports through FAN_FS_ERROR.
+	if err := im.TriggerError("recorded"); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.next(); e.Source != event.SourceFanotify {
+		t.Fatalf("first event: %s", event.AppendText(nil, &e))
+	}
+	// A message later than the FAN_FS_ERROR event's hold (else it would
+	// count as part of that trouble), within ext4's record's second slack.
+	time.Sleep(testHold + 100*time.Millisecond)
+	write("4,100,1,-;EXT4-fs warning (device %s): ext4_end_bio:368: I/O error 10 writing to inode 12 starting block 9345)", im.Name)
+	e := c.next()
+	if e.Source != event.SourceKmsg || e.CorroboratedBy != event.CorroboratedExt4Count {
+		t.Errorf("kernel-log event right after a recorded ext4 error: source %s, corroborated by %q, want %q: %s",
+			e.Source, e.CorroboratedBy, event.CorroboratedExt4Count, event.AppendText(nil, &e))
+	}
+}
