@@ -70,7 +70,7 @@ func TestCheck(t *testing.T) {
 	d := startDaemon(t, cfg, state)
 	npd := []string{"--format", "npd"}
 	npdCfg := shippedNPDConfig(t)
-	healthy := map[string]int{"FilesystemCorrupted": 0, "FilesystemShutdown": 0, "FilesystemIOError": 0}
+	healthy := map[string]int{"FilesystemCorrupted": 0, "FilesystemShutdown": 0, "FilesystemIOError": 0, "FilesystemRedundancyLost": 0}
 	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, healthy) {
 		t.Errorf("node-problem-detector's rules before any error: %v, want %v", v, healthy)
 	}
@@ -101,7 +101,7 @@ func TestCheck(t *testing.T) {
 	wantCheck(t, state, 2, []string{"ESHUTDOWN shutdown x1", "EUCLEAN corrupted x1"}, "--condition", "shutdown")
 	wantCheck(t, state, 1, []string{"ESHUTDOWN"}, "--format", "npd", "--condition", "shutdown")
 	wantCheck(t, state, 0, nil, "--format", "npd", "--condition", "io-error")
-	want := map[string]int{"FilesystemCorrupted": 1, "FilesystemShutdown": 1, "FilesystemIOError": 0}
+	want := map[string]int{"FilesystemCorrupted": 1, "FilesystemShutdown": 1, "FilesystemIOError": 0, "FilesystemRedundancyLost": 0}
 	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, want) {
 		t.Errorf("node-problem-detector's rules after EUCLEAN and ESHUTDOWN: %v, want %v", v, want)
 	}
