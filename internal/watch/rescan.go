@@ -46,7 +46,6 @@ func (w *Watcher) rescan() {
 			continue
 		}
 		kept = append(kept, wf)
-		w.readStorage(wf)
 		if !sameMounts(f, wf.Filesystem) {
 			// A mount of the same device number that shares no mount with
 			// the old set may be a new superblock: mark it again (marking
@@ -59,6 +58,7 @@ func (w *Watcher) rescan() {
 			info := *wf.Info
 			info.Filesystem = f
 			wf.Info = &info
+			w.readStorage(wf)
 			ch.Updated = append(ch.Updated, wf)
 			w.log.Info("mount points changed", "device", wf.Device, "mountpoints", wf.Mountpoints)
 		}

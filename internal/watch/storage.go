@@ -15,8 +15,11 @@ import (
 // device-mapper device whose table was replaced by `error` no longer shows
 // what it was built on, and a device that vanished shows nothing, but
 // events must still name the disk. A btrfs file system's stack is those of
-// its member devices. It runs when a file system is marked and at every
-// rescan of the mount table.
+// its member devices. It runs when a file system is marked, when its
+// mounts change, and when a device below it errs or an md array below it
+// changes: not for every file system at every change of the mount table,
+// which on a container host would read sysfs, /dev and the mount table
+// again for each of them at each mount.
 func (w *Watcher) readStorage(fs *enrich.Filesystem) {
 	l := &storage.Looker{SysRoot: w.cfg.SysRoot, MountinfoPath: filepath.Join(w.cfg.ProcRoot, "self/mountinfo")}
 	var stack []storage.Layer
