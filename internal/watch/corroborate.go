@@ -43,7 +43,9 @@ func (w *Watcher) corroborate(e *event.Event, fs *enrich.Filesystem, msgTime tim
 			e.CorroboratedBy = event.CorroboratedExt4Count
 		}
 	case "xfs":
-		if xfsRefusesIO(fs.MarkPath()) {
+		// An unmounted file system (its events may still be due) has no
+		// mount to probe: what is at its old mount point now is another.
+		if len(fs.Mountpoints) > 0 && xfsRefusesIO(fs.MarkPath()) {
 			e.CorroboratedBy = event.CorroboratedXFSShutdown
 		}
 	case "btrfs":
