@@ -700,16 +700,9 @@ func TestHostileFileNameIsHarmless(t *testing.T) {
 	})
 	rel := hostileName(tok)
 	hostile := filepath.Join(im.Mountpoint, rel)
-	if err := os.MkdirAll(hostile, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(hostile, &st); err != nil {
-		t.Fatal(err)
-	}
 	// A directory entry pointing at inode 1 (reserved): looking it up
 	// reports EUCLEAN against the directory holding it.
-	corruptDir(t, im, st.Ino)
+	corruptDir(t, im, hostile)
 
 	wh := newReceiver(t)
 	hooks := newHookRecorder(t)
@@ -903,10 +896,19 @@ func TestHostileMountPoint(t *testing.T) {
 	}
 }
 
-// corruptDir adds to directory inode ino an entry "bad_link" pointing at
-// inode 1, with debugfs on the unmounted image, and mounts it again.
-func corruptDir(t *testing.T, im *loopfs.Image, ino uint64) {
+// corruptDir makes the directory dir on im and adds to it an entry
+// "bad_link" pointing at inode 1, with debugfs on the unmounted image, and
+// mounts it again.
+func corruptDir(t *testing.T, im *loopfs.Image, dir string) {
 	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	ino := st.Ino
 	mnt := im.Mountpoint
 	if err := im.Unmount(); err != nil {
 		t.Fatal(err)
