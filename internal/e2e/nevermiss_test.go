@@ -162,34 +162,7 @@ func TestRepairMarksHealthy(t *testing.T) {
 }
 
 func TestOverflowIsReconciled(t *testing.T) {
-	var ims []*loopfs.Image
-	var paths []string
-	testutil.CheckNoLeaks(t) // once: each check must run after every image's cleanup
-	for i := 0; i < 3; i++ {
-		im := testutil.NewExt4(t, 0)
-		ims = append(ims, im)
-		paths = append(paths, tomlString(im.Mountpoint))
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, strings.Replace(baseConfig(ims[0].Mountpoint), "paths = ["+paths[0]+"]", "paths = ["+strings.Join(paths, ", ")+"]", 1), 0o644)
-	state := filepath.Join(dir, "state")
-
-	// A one-event queue, for the daemon's group only: the setting is read
-	// when the group is created, and restored once the daemon is ready.
-	const sysctl = "/proc/sys/fs/fanotify/max_queued_events"
-	old, err := os.ReadFile(sysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	restore := func() { once.Do(func() { os.WriteFile(sysctl, old, 0o644) }) }
-	t.Cleanup(restore)
-	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, state)
-	restore()
+	ims, _, state, d := startOneEventQueueDaemon(t)
 
 	const n = 30
 	var wg sync.WaitGroup
@@ -308,40 +281,7 @@ func TestShortfallWithoutOverflowIsReconciled(t *testing.T) {
 // events and reconciliation, also after the follow-up reconciliation and a
 // restart.
 func TestOverflowAfterFirstEventIsExact(t *testing.T) {
-	var ims []*loopfs.Image
-	var paths []string
-	testutil.CheckNoLeaks(t)
-	for i := 0; i < 3; i++ {
-		im := testutil.NewExt4(t, 0)
-		ims = append(ims, im)
-		paths = append(paths, tomlString(im.Mountpoint))
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, strings.Replace(baseConfig(ims[0].Mountpoint), "paths = ["+paths[0]+"]", "paths = ["+strings.Join(paths, ", ")+"]", 1), 0o644)
-	state := filepath.Join(dir, "state")
-
-	// A one-event queue for the daemon's group (read when the group is
-	// created), restored as soon as the daemon is ready.
-	const sysctl = "/proc/sys/fs/fanotify/max_queued_events"
-	old, err := os.ReadFile(sysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	restore := func() {
-		once.Do(func() {
-			if err := os.WriteFile(sysctl, old, 0o644); err != nil {
-				t.Errorf("restoring %s: %v", sysctl, err)
-			}
-		})
-	}
-	t.Cleanup(restore)
-	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, state)
-	restore()
+	ims, cfg, state, d := startOneEventQueueDaemon(t)
 
 	const perFS = 5
 	d.signal(syscall.SIGSTOP)
@@ -486,4 +426,46 @@ func TestBtrfsSubvolumesOnlyDaemon(t *testing.T) {
 	read()
 	reported("after a restart")
 	d.stop()
+}
+
+// startOneEventQueueDaemon starts the daemon on three new ext4 file systems
+// with a one-event fanotify queue for the daemon's group only: the setting
+// is read when the group is created, and restored once the daemon is ready.
+// It returns the images, the daemon's config and state directory, and the
+// daemon.
+func startOneEventQueueDaemon(t *testing.T) ([]*loopfs.Image, string, string, *daemon) {
+	t.Helper()
+	var ims []*loopfs.Image
+	var paths []string
+	testutil.CheckNoLeaks(t) // once: each check must run after every image's cleanup
+	for i := 0; i < 3; i++ {
+		im := testutil.NewExt4(t, 0)
+		ims = append(ims, im)
+		paths = append(paths, tomlString(im.Mountpoint))
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, strings.Replace(baseConfig(ims[0].Mountpoint), "paths = ["+paths[0]+"]", "paths = ["+strings.Join(paths, ", ")+"]", 1), 0o644)
+	state := filepath.Join(dir, "state")
+
+	const sysctl = "/proc/sys/fs/fanotify/max_queued_events"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore := func() {
+		once.Do(func() {
+			if err := os.WriteFile(sysctl, old, 0o644); err != nil {
+				t.Errorf("restoring %s: %v", sysctl, err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg, state)
+	restore()
+	return ims, cfg, state, d
 }
