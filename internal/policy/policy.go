@@ -452,22 +452,30 @@ func (e *Engine) Resolve(fsKey string, now time.Time) []alert.Alert {
 		if inc.FSKey != fsKey {
 			continue
 		}
-		if inc.Folded > 0 {
-			out = append(out, e.raise(inc, alert.TypeDigest, now, inc.Folded, inc.FoldedSince, inc.LastEvent, digestSummary(inc)))
-			inc.Folded, inc.FoldedSince = 0, time.Time{}
-		}
-		out = append(out, e.raise(inc, alert.TypeResolved, now, inc.Errors, inc.Opened, inc.LastEvent, resolvedSummary(inc)))
-		inc.Resolved = now
-		inc.WindowEnd, inc.Window = time.Time{}, 0
-		inc.NextReminder = time.Time{}
-		delete(e.incidents, key)
-		e.changed[inc.ID] = inc
+		out = append(out, e.resolve(key, inc, now)...)
 	}
 	for k := range e.windows {
 		if k.fs == fsKey {
 			delete(e.windows, k)
 		}
 	}
+	return out
+}
+
+// resolve closes the open incident inc (its key key): a digest of what is
+// still folded, then a resolved alert, which it returns.
+func (e *Engine) resolve(key string, inc *IncidentState, now time.Time) []alert.Alert {
+	var out []alert.Alert
+	if inc.Folded > 0 {
+		out = append(out, e.raise(inc, alert.TypeDigest, now, inc.Folded, inc.FoldedSince, inc.LastEvent, digestSummary(inc)))
+		inc.Folded, inc.FoldedSince = 0, time.Time{}
+	}
+	out = append(out, e.raise(inc, alert.TypeResolved, now, inc.Errors, inc.Opened, inc.LastEvent, resolvedSummary(inc)))
+	inc.Resolved = now
+	inc.WindowEnd, inc.Window = time.Time{}, 0
+	inc.NextReminder = time.Time{}
+	delete(e.incidents, key)
+	e.changed[inc.ID] = inc
 	return out
 }
 

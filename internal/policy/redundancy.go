@@ -3,7 +3,6 @@ package policy
 import (
 	"time"
 
-	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/storage"
 )
@@ -32,16 +31,7 @@ func (e *Engine) restored(ev *event.Event, now time.Time) Decision {
 	d.Rule, d.Severity = inc.Rule, inc.Severity
 	inc.LastEvent = cloneEvent(ev)
 	inc.LastEventTime = now
-	if inc.Folded > 0 {
-		d.Alerts = append(d.Alerts, e.raise(inc, alert.TypeDigest, now, inc.Folded, inc.FoldedSince, inc.LastEvent, digestSummary(inc)))
-		inc.Folded, inc.FoldedSince = 0, time.Time{}
-	}
-	d.Alerts = append(d.Alerts, e.raise(inc, alert.TypeResolved, now, inc.Errors, inc.Opened, inc.LastEvent, resolvedSummary(inc)))
-	inc.Resolved = now
-	inc.WindowEnd, inc.Window = time.Time{}, 0
-	inc.NextReminder = time.Time{}
-	delete(e.incidents, key)
-	e.changed[inc.ID] = inc
+	d.Alerts = e.resolve(key, inc, now)
 	d.Incident = inc.clone()
 	return d
 }
