@@ -211,28 +211,7 @@ func tryStartDaemon(t *testing.T, starting func(*daemon), config, stateDir strin
 	args := append([]string{"daemon", "--config", config, "--state-dir", stateDir, "--metrics-listen", metrics}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock)
-	d := &daemon{t: t, cmd: cmd, stateDir: stateDir, stderr: &syncBuffer{}, exited: make(chan struct{}), notes: notes, metrics: metrics}
-	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr
-	// Die with the test binary, whatever happens to it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			cmd.Process.Kill()
-			<-d.exited
-		}
-		if t.Failed() {
-			t.Logf("daemon (pid %d) log:\n%s", cmd.Process.Pid, d.stderr.String())
-		}
-	})
+	d := spawnDaemon(t, &daemon{t: t, cmd: cmd, stateDir: stateDir, notes: notes, metrics: metrics}, false)
 	if starting != nil {
 		starting(d)
 	}
@@ -253,6 +232,44 @@ func tryStartDaemon(t *testing.T, starting func(*daemon), config, stateDir strin
 			return d, fmt.Errorf("no READY=1 within %v:\n%s", wait, d.stderr.String())
 		}
 	}
+}
+
+// spawnDaemon starts d.cmd, its output in d.stderr, dying with the test
+// binary, and sets d.err and closes d.exited when it exits. When the test
+// ends it is killed if still running (first the daemon in its pid file if
+// viaPIDFile: d.cmd may run it under another program), and its log shown
+// if the test failed.
+func spawnDaemon(t *testing.T, d *daemon, viaPIDFile bool) *daemon {
+	t.Helper()
+	cmd := d.cmd
+	d.stderr, d.exited = &syncBuffer{}, make(chan struct{})
+	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr
+	// Die with the test binary, whatever happens to it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			if viaPIDFile {
+				if pid := d.daemonPID(); pid > 0 {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			cmd.Process.Kill()
+			<-d.exited
+		}
+		if t.Failed() {
+			t.Logf("daemon (pid %d) log:\n%s", cmd.Process.Pid, d.stderr.String())
+		}
+	})
+	return d
 }
 
 // freeAddr returns a loopback address nothing listens on (now).

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,30 +32,7 @@ func launchDaemon(t *testing.T, argv []string, stateDir string, interval time.Du
 	sock, notes := notifySocket(t)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", interval.Microseconds()))
-	d := &daemon{t: t, cmd: cmd, stateDir: stateDir, stderr: &syncBuffer{}, exited: make(chan struct{}), notes: notes}
-	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			if pid := d.daemonPID(); pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			cmd.Process.Kill()
-			<-d.exited
-		}
-		if t.Failed() {
-			t.Logf("daemon (pid %d) log:\n%s", cmd.Process.Pid, d.stderr.String())
-		}
-	})
+	d := spawnDaemon(t, &daemon{t: t, cmd: cmd, stateDir: stateDir, notes: notes}, true)
 	if msg := d.nextNote(); !strings.Contains(msg, "READY=1") {
 		t.Fatalf("first notification %q, want READY=1", msg)
 	}
