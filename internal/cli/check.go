@@ -189,11 +189,7 @@ func checkUsage(stdout io.Writer, format string, err error) error {
 // runCheck evaluates the history in dir.
 func runCheck(ctx context.Context, dir string, o checkOptions, now time.Time) *checkResult {
 	r := &checkResult{}
-	pid, pidErr := daemon.RunningPID(dir)
-	rt, rtErr := daemon.ReadRuntimeStatus(dir)
-	if rt != nil && pid == 0 {
-		pid, pidErr = rt.PID, nil // degraded: it let go of the state directory
-	}
+	pid, pidErr, rt, rtErr := daemon.DaemonPID(dir)
 	switch {
 	case pidErr != nil:
 		r.add(checkUnknown, "cannot tell if the daemon runs", "cannot tell whether the daemon runs: "+event.Clean(pidErr.Error()))

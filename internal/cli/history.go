@@ -137,11 +137,7 @@ the alert delivery backlog, and whether the daemon is running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.stateDir()
-			pid, err := daemon.RunningPID(dir)
-			rt, _ := daemon.ReadRuntimeStatus(dir)
-			if rt != nil && pid == 0 {
-				pid, err = rt.PID, nil // degraded: it let go of the state directory
-			}
+			pid, err, rt, _ := daemon.DaemonPID(dir)
 			if err != nil {
 				return err
 			}

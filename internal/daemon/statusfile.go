@@ -100,3 +100,17 @@ func ReadRuntimeStatus(stateDir string) (*RuntimeStatus, error) {
 	}
 	return &s, nil
 }
+
+// DaemonPID reports the pid of the daemon using stateDir, or 0 if none
+// runs: the holder of the state directory's lock or, while its history is
+// degraded (it let go of the directory), the daemon that published its
+// runtime status. rt is that status (nil if none), rtErr why it could not
+// be read.
+func DaemonPID(stateDir string) (pid int, err error, rt *RuntimeStatus, rtErr error) {
+	pid, err = RunningPID(stateDir)
+	rt, rtErr = ReadRuntimeStatus(stateDir)
+	if rt != nil && pid == 0 {
+		pid, err = rt.PID, nil
+	}
+	return pid, err, rt, rtErr
+}
