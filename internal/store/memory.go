@@ -88,18 +88,7 @@ func (s *Store) attached(ctx context.Context, mem *Store, op string, inTx bool, 
 		}
 		return nil
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return s.errf(op, err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return s.errf(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return s.errf(op, err)
-	}
-	return nil
+	return s.inTx(ctx, conn, op, func(tx *sql.Tx) error { return fn(tx) })
 }
 
 // queryExecer is what *sql.Conn and *sql.Tx have in common.

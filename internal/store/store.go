@@ -311,7 +311,17 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 
 // writeLocked is write for callers that hold s.mu.
 func (s *Store) writeLocked(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	return s.inTx(ctx, s.db, op, fn)
+}
+
+// txBeginner is what *sql.DB and *sql.Conn have in common.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// inTx runs fn in a transaction begun on b, committed if fn succeeds.
+func (s *Store) inTx(ctx context.Context, b txBeginner, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return s.errf(op, err)
 	}
