@@ -172,13 +172,22 @@ func (n *node) strs(key string, dst *[]string) bool {
 
 // elemErrorf reports a problem with element i (0-based) of array key.
 func (n *node) elemErrorf(key string, i int, format string, args ...any) {
+	n.d.problems = append(n.d.problems, n.elemProblem(key, i, format, args...))
+}
+
+// elemWarnf records a warning about element i (0-based) of array key.
+func (n *node) elemWarnf(key string, i int, format string, args ...any) {
+	n.d.warnings = append(n.d.warnings, n.elemProblem(key, i, format, args...))
+}
+
+func (n *node) elemProblem(key string, i int, format string, args ...any) Problem {
 	p, show := n.keyPath(key)
 	p = append(p, "#"+strconv.Itoa(i))
-	n.d.problems = append(n.d.problems, Problem{
+	return Problem{
 		File: n.d.file, Line: n.d.locs.lookup(p),
 		Key:     show + "[" + strconv.Itoa(i+1) + "]",
 		Message: fmt.Sprintf(format, args...),
-	})
+	}
 }
 
 // integer reads an integer key within [lo, hi].

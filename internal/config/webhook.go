@@ -99,15 +99,3 @@ func anyMap[V any](m map[string]V) map[string]any {
 	}
 	return out
 }
-
-// elemWarnf records a warning about the i-th element of the list key of
-// n.
-func (n *node) elemWarnf(key string, i int, format string, args ...any) {
-	p, show := n.keyPath(key)
-	p = append(p, "#"+strconv.Itoa(i))
-	n.d.warnings = append(n.d.warnings, Problem{
-		File: n.d.file, Line: n.d.locs.lookup(p),
-		Key:     show + "[" + strconv.Itoa(i+1) + "]",
-		Message: fmt.Sprintf(format, args...),
-	})
-}
