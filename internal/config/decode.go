@@ -381,7 +381,7 @@ func (n *node) finish() {
 	}
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -661,7 +661,7 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 		}
 	}
 	t.duration("timeout", &w.Timeout, 100*time.Millisecond)
-	for _, k := range sortedKeys(anyMap(w.Headers)) {
+	for _, k := range sortedKeys(w.Headers) {
 		if strings.EqualFold(k, w.SignatureHeader) && hasSecret {
 			t.errorf("headers", "header %q is the signature header", k)
 		}

@@ -74,13 +74,13 @@ func plainHTTPCredentials(u string, headers map[string]string, basicAuth bool) s
 		what = append(what, "username and password")
 	}
 	if q, err := url.ParseQuery(p.RawQuery); err == nil {
-		for _, k := range sortedKeys(anyMap(q)) {
+		for _, k := range sortedKeys(q) {
 			if credentialName(k) {
 				what = append(what, "query parameter "+strconv.Quote(k))
 			}
 		}
 	}
-	for _, k := range sortedKeys(anyMap(headers)) {
+	for _, k := range sortedKeys(headers) {
 		if credentialName(k) {
 			what = append(what, "header "+strconv.Quote(k))
 		}
@@ -89,13 +89,4 @@ func plainHTTPCredentials(u string, headers map[string]string, basicAuth bool) s
 		return ""
 	}
 	return fmt.Sprintf("credentials (%s) would be sent unencrypted over http:// to %s: use https://", strings.Join(what, ", "), p.Host)
-}
-
-// anyMap returns m's keys as a map[string]any, for sortedKeys.
-func anyMap[V any](m map[string]V) map[string]any {
-	out := make(map[string]any, len(m))
-	for k := range m {
-		out[k] = nil
-	}
-	return out
 }
