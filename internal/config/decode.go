@@ -686,13 +686,8 @@ func (d *decoder) headers(t *node, dst *map[string]string) {
 		return
 	}
 	for _, k := range sortedKeys(h.m) {
-		if msg := checkHeaderName(k); msg != "" {
+		if msg := checkSetHeader(k); msg != "" {
 			h.errorf(k, "%s", msg)
-			continue
-		}
-		switch strings.ToLower(k) {
-		case "content-length", "transfer-encoding", "x-fshealth-alert-id":
-			h.errorf(k, "header %q is set by fshealth", k)
 			continue
 		}
 		if v, ok := h.m[k].(string); ok {

@@ -242,13 +242,8 @@ func (d *decoder) secretHeaders(t *node, headers *map[string]string) {
 			if !tbl.str(name, &ref) {
 				continue
 			}
-			if msg := checkHeaderName(name); msg != "" {
+			if msg := checkSetHeader(name); msg != "" {
 				tbl.errorf(name, "%s", msg)
-				continue
-			}
-			switch strings.ToLower(name) {
-			case "content-length", "transfer-encoding", "x-fshealth-alert-id":
-				tbl.errorf(name, "header %q is set by fshealth", name)
 				continue
 			}
 			if slices.ContainsFunc(slices.Collect(maps.Keys(*headers)), func(k string) bool { return strings.EqualFold(k, name) }) {

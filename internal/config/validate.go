@@ -231,6 +231,19 @@ func checkHeaderName(s string) string {
 	return ""
 }
 
+// checkSetHeader checks the name of a header a channel sets: a valid name
+// of a header that fshealth does not set itself.
+func checkSetHeader(name string) string {
+	if msg := checkHeaderName(name); msg != "" {
+		return msg
+	}
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "x-fshealth-alert-id":
+		return fmt.Sprintf("header %q is set by fshealth", name)
+	}
+	return ""
+}
+
 // checkHeaderValue checks a header value without quoting it: values are
 // secret (Authorization, tokens).
 func checkHeaderValue(s string) string {
