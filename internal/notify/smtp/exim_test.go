@@ -109,6 +109,17 @@ func alertMessages(msgs [][]byte) map[string][]byte {
 // isAlert reports whether m carries an alert.
 func isAlert(m []byte) bool { return len(alertMessages([][]byte{m})) == 1 }
 
+// deliveredAlert waits for one alert in the mailbox, checks that it is a,
+// and returns it.
+func deliveredAlert(t *testing.T, e *testutil.Exim, a *alert.Alert) []byte {
+	t.Helper()
+	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
+	if len(msgs) != 1 || msgs[a.ID] == nil {
+		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
+	}
+	return msgs[a.ID]
+}
+
 func header(m testutil.StrictMessage, name string) string {
 	for _, h := range m.Headers {
 		if strings.EqualFold(h[0], name) {
@@ -216,11 +227,7 @@ func TestEximSendmail(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
-	if len(msgs) != 1 || msgs[a.ID] == nil {
-		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
-	}
-	m := checkDelivered(t, n, a, msgs[a.ID])
+	m := checkDelivered(t, n, a, deliveredAlert(t, e, a))
 	// exim qualified the bare names and delivered root's mail to admin.
 	if got := header(m, "To"); got != "root@fshealth-test.invalid" {
 		t.Errorf("To %q, want root@fshealth-test.invalid", got)
@@ -263,11 +270,7 @@ func TestEximSendmailFailure(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
-	if len(msgs) != 1 || msgs[a.ID] == nil {
-		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
-	}
-	m := checkDelivered(t, n, a, msgs[a.ID])
+	m := checkDelivered(t, n, a, deliveredAlert(t, e, a))
 	if got := header(m, "To"); got != "root@fshealth-test.invalid, ops@example.org" {
 		t.Errorf("To %q", got)
 	}
@@ -328,10 +331,7 @@ func TestEximSendmailBackground(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	msgs := alertMessages(e.WaitMatching(t, 1, isAlert))
-	if len(msgs) != 1 || msgs[a.ID] == nil {
-		t.Fatalf("mailbox has alerts %v, want %s", slices.Collect(maps.Keys(msgs)), a.ID)
-	}
+	deliveredAlert(t, e, a)
 }
 
 // TestSendmailTimeout: a sendmail program that does not finish is killed
