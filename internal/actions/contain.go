@@ -25,10 +25,7 @@ func newGroup(log *slog.Logger) *cgroup.Group {
 	err := errors.New("turned off")
 	var g *cgroup.Group
 	if useCgroups {
-		var m *cgroup.Manager
-		if m, err = cgroup.Default(); err == nil {
-			g, err = m.New("action")
-		}
+		g, err = cgroup.NewGroup("action")
 	}
 	if err != nil {
 		if log == nil {

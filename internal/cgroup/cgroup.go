@@ -223,6 +223,16 @@ func (m *Manager) New(kind string) (*Group, error) {
 	return &Group{dir: dir, fd: fd}, nil
 }
 
+// NewGroup creates a new cgroup of kind below the Default Manager's base
+// (see New), or says why cgroups cannot be used.
+func NewGroup(kind string) (*Group, error) {
+	m, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return m.New(kind)
+}
+
 // Path returns the cgroup's directory.
 func (g *Group) Path() string { return g.dir }
 

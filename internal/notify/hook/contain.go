@@ -28,10 +28,7 @@ func (n *Notifier) groupFor() *cgroup.Group {
 	err := errors.New("turned off")
 	var g *cgroup.Group
 	if useCgroups {
-		var m *cgroup.Manager
-		if m, err = cgroup.Default(); err == nil {
-			g, err = m.New("hook")
-		}
+		g, err = cgroup.NewGroup("hook")
 	}
 	if err != nil {
 		n.noCgroup.Do(func() {
