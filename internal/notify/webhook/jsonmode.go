@@ -89,11 +89,12 @@ func checkJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return errors.New("the body is not valid UTF-8")
 	}
-	var v any
-	err := json.Unmarshal(b, &v)
-	if err == nil {
+	if json.Valid(b) {
 		return nil
 	}
+	// Unmarshal reports where the syntax error is.
+	var v any
+	err := json.Unmarshal(b, &v)
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
 		return err
