@@ -17,6 +17,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/btrfs"
+	"github.com/fshealth/fshealth/internal/ext4"
 	"github.com/fshealth/fshealth/internal/metrics"
 	"github.com/fshealth/fshealth/internal/mounts"
 	"github.com/fshealth/fshealth/internal/store"
@@ -449,8 +450,13 @@ func stateFSProblem(dir string) string {
 		probs = append(probs, "cannot be read ("+err.Error()+")")
 	}
 	if m.FSType == "ext4" || m.FSType == "ext3" || m.FSType == "ext2" {
-		name := filepath.Base(m.Source)
-		if b, err := os.ReadFile("/sys/fs/ext4/" + name + "/errors_count"); err == nil {
+		// sysfs names ext4 by the kernel's device name (dm-3), which
+		// the mount source (/dev/mapper/vg-lv) need not be.
+		name := mounts.KernelName("/sys", m.Major, m.Minor)
+		if name == "" {
+			name = filepath.Base(m.Source)
+		}
+		if b, err := os.ReadFile(filepath.Join(ext4.Dir("/sys", name), "errors_count")); err == nil {
 			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 0 {
 				probs = append(probs, fmt.Sprintf("has recorded %d errors", n))
 			}

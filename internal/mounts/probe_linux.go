@@ -145,3 +145,11 @@ func SuperblockUUID(fstype, device string) (string, error) {
 	}
 	return FormatUUID(u), nil
 }
+
+// KernelName returns the kernel's name of block device major:minor
+// ("dm-3", "sda1") from sysfs under sysRoot, or "" if sysfs does not have
+// it. A mount source ("/dev/mapper/vg-lv") need not be that name.
+func KernelName(sysRoot string, major, minor uint32) string {
+	name, _ := blockDevice(sysRoot, major, minor, "")
+	return name
+}
