@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,23 +30,8 @@ receivers:
   - name: "null"
 `
 
-// syncBuffer is a bytes.Buffer safe for the child's output copier.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = testutil.SyncBuffer
 
 // startAlertmanager runs a single-node Alertmanager on a free loopback port
 // with its storage in a temporary directory, waits until it is ready and

@@ -19,6 +19,7 @@ import (
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/storage"
+	"github.com/fshealth/fshealth/internal/testutil"
 )
 
 // fakeJournald is a unixgram listener standing in for journald.
@@ -394,23 +395,8 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a concurrency-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = testutil.SyncBuffer
 
 func TestFallbackAndReconnect(t *testing.T) {
 	dir := t.TempDir()
