@@ -17,11 +17,11 @@ import (
 )
 
 // ext4OnMDRaid1 makes ext4 on /dev/md0, a RAID1 of the two partitions of
-// the scsi_debug disk, mounts it and returns the partitions' names and the
-// mount point.
-func ext4OnMDRaid1(t *testing.T) (parts []string, mp string) {
+// the scsi_debug disk, mounts it and returns the disk's and the
+// partitions' names and the mount point.
+func ext4OnMDRaid1(t *testing.T) (disk string, parts []string, mp string) {
 	t.Helper()
-	disk := scsiDebugDisk(t)
+	disk = scsiDebugDisk(t)
 	testutil.RequireCommand(t, "mdadm", "mdadm")
 	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
 	parts = partitionDiskN(t, disk, 2)
@@ -57,7 +57,7 @@ func ext4OnMDRaid1(t *testing.T) (parts []string, mp string) {
 			t.Errorf("unmount %s: %v", mp, err)
 		}
 	})
-	return parts, mp
+	return disk, parts, mp
 }
 
 // nextRedundancy returns the next event, which must be a redundancy one.
@@ -105,7 +105,7 @@ func (c *collector) noRedundancy() {
 // kernel).
 func TestRedundancyMDLegLostAndRestored(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	parts, mp := ext4OnMDRaid1(t)
+	_, parts, mp := ext4OnMDRaid1(t)
 	c := startConfig(t, Config{Paths: []string{mp}, Redundancy: true, RedundancyInterval: time.Hour}, false)
 	c.noRedundancy()
 

@@ -423,42 +423,8 @@ func mdadm(args ...string) error {
 // whose storage stack shows the array degraded and the leg faulty.
 func TestMDLegFailureNamesTheLeg(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	disk := scsiDebugDisk(t)
-	testutil.RequireCommand(t, "mdadm", "mdadm")
-	testutil.RequireCommand(t, "mkfs.ext4", "e2fsprogs")
-	parts := partitionDiskN(t, disk, 2)
+	disk, parts, mp := ext4OnMDRaid1(t)
 	const md = "/dev/md0"
-	if err := mdadm("--create", md, "--run", "--level=1", "--raid-devices=2", "--metadata=1.2", "--assume-clean",
-		"/dev/"+parts[0], "/dev/"+parts[1]); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := mdadm("--stop", md); err != nil {
-			t.Error(err)
-		}
-		if err := mdadm("--zero-superblock", "/dev/"+parts[0], "/dev/"+parts[1]); err != nil {
-			t.Error(err)
-		}
-	})
-	mkfs, err := loopfs.FindTool("mkfs.ext4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(mkfs, "-q", "-F", md).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4 %s: %v: %s", md, err, out)
-	}
-	mp := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(md, mp, "ext4", 0, "errors=continue"); err != nil {
-		t.Fatalf("mount %s: %v", md, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(mp, 0); err != nil {
-			t.Errorf("unmount %s: %v", mp, err)
-		}
-	})
 	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
 	if err := mdadm(md, "--fail", "/dev/"+parts[1]); err != nil {
 		t.Fatal(err)
