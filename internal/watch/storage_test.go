@@ -12,12 +12,11 @@ import (
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
-// TestEventNamesLoopOnLoop: ext4 on a loop device whose backing file is on
-// another loop-mounted ext4. The event's storage stack names both loop
-// devices, both backing files and the file system the inner image is on.
-func TestEventNamesLoopOnLoop(t *testing.T) {
-	testutil.CheckNoLeaks(t)
-	outer := testutil.NewExt4(t, 64<<20)
+// ext4OnLoopOnExt4 makes an ext4 image inside another loop-mounted ext4,
+// mounts it errors=continue and returns both.
+func ext4OnLoopOnExt4(t *testing.T) (outer, inner *loopfs.Image) {
+	t.Helper()
+	outer = testutil.NewExt4(t, 64<<20)
 	inner, err := loopfs.Create(outer.Mountpoint, "ext4", 16<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +29,15 @@ func TestEventNamesLoopOnLoop(t *testing.T) {
 	if err := inner.Mount(filepath.Join(t.TempDir(), "inner"), "errors=continue"); err != nil {
 		t.Fatal(err)
 	}
+	return outer, inner
+}
+
+// TestEventNamesLoopOnLoop: ext4 on a loop device whose backing file is on
+// another loop-mounted ext4. The event's storage stack names both loop
+// devices, both backing files and the file system the inner image is on.
+func TestEventNamesLoopOnLoop(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	outer, inner := ext4OnLoopOnExt4(t)
 	c := start(t, []string{inner.Mountpoint}, false)
 	if err := inner.TriggerError("fshealth storage test"); err != nil {
 		t.Fatal(err)
@@ -66,19 +74,7 @@ func TestEventNamesLoopOnLoop(t *testing.T) {
 // are not.
 func TestBlockErrorBelowAttributedByStack(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	outer := testutil.NewExt4(t, 64<<20)
-	inner, err := loopfs.Create(outer.Mountpoint, "ext4", 16<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := inner.Remove(); err != nil {
-			t.Errorf("removing the inner image: %v", err)
-		}
-	})
-	if err := inner.Mount(filepath.Join(t.TempDir(), "inner"), "errors=continue"); err != nil {
-		t.Fatal(err)
-	}
+	outer, inner := ext4OnLoopOnExt4(t)
 	path, write := fakeKernelLog(t)
 	c := startConfig(t, Config{Paths: []string{inner.Mountpoint}, KernelLog: true, KernelLogPath: path, KernelLogHold: testHold}, false)
 	write("3,100,1,-;critical medium error, dev nosuchdisk, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0")
