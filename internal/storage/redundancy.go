@@ -64,9 +64,9 @@ func redundant(level string) bool {
 	return true
 }
 
-// whole reports whether the array has every member in sync and no recovery
+// Whole reports whether the array has every member in sync and no recovery
 // running.
-func (a *ArrayState) whole() bool {
+func (a *ArrayState) Whole() bool {
 	if a.Degraded > 0 || a.ArrayState == "inactive" || a.ArrayState == "" {
 		return false
 	}
@@ -225,7 +225,7 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 		}
 		memo.mismatch = a.MismatchCnt
 	}
-	if memo.broken && a.whole() {
+	if memo.broken && a.Whole() {
 		memo.broken = false
 		out = append(out, mk(ChangeRestored))
 	}
@@ -241,7 +241,7 @@ func (a *ArrayState) Settling() bool {
 	if a.SyncAction != "" && a.SyncAction != "idle" && a.SyncAction != "frozen" {
 		return true
 	}
-	if a.whole() {
+	if a.Whole() {
 		return false
 	}
 	for _, m := range a.Members {
@@ -254,10 +254,6 @@ func (a *ArrayState) Settling() bool {
 
 // Known reports whether the tracker has read the array before.
 func (t *Tracker) Known(name string) bool { return t.arrays[name] != nil }
-
-// Whole reports whether the array has every member in sync and no
-// recovery running.
-func (a *ArrayState) Whole() bool { return a.whole() }
 
 // Forget drops the arrays not named in keep.
 func (t *Tracker) Forget(keep map[string]bool) {
