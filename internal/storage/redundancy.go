@@ -139,6 +139,13 @@ func (r *Redundancy) String() string {
 	return b.String()
 }
 
+// Redundancy returns a change of the array (one of the Change constants),
+// with the array's state as read.
+func (a *ArrayState) Redundancy(change string) Redundancy {
+	return Redundancy{Change: change, Array: a.Name, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
+		ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}
+}
+
 // arrayMemo is what a Tracker remembers of one array.
 type arrayMemo struct {
 	last *ArrayState
@@ -167,10 +174,6 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 	if !redundant(a.Level) {
 		return nil
 	}
-	mk := func(change string) Redundancy {
-		return Redundancy{Change: change, Array: a.Name, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
-			ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}
-	}
 	memo := t.arrays[a.Name]
 	var out []Redundancy
 	if memo == nil {
@@ -178,13 +181,13 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 		t.arrays[a.Name] = memo
 		for _, m := range a.Members {
 			if faulty(m.State) {
-				r := mk(ChangeMemberFaulty)
+				r := a.Redundancy(ChangeMemberFaulty)
 				r.Member, r.MemberState = m.Name, m.State
 				out = append(out, r)
 			}
 		}
 		if len(out) == 0 && a.Degraded > 0 {
-			out = append(out, mk(ChangeDegraded))
+			out = append(out, a.Redundancy(ChangeDegraded))
 		}
 	} else {
 		old := memo.last
@@ -195,7 +198,7 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 			if i := slices.IndexFunc(old.Members, func(o Member) bool { return o.Name == m.Name }); i >= 0 && faulty(old.Members[i].State) {
 				continue
 			}
-			r := mk(ChangeMemberFaulty)
+			r := a.Redundancy(ChangeMemberFaulty)
 			r.Member, r.MemberState = m.Name, m.State
 			out = append(out, r)
 		}
@@ -203,12 +206,12 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 			if slices.ContainsFunc(a.Members, func(m Member) bool { return m.Name == o.Name }) {
 				continue
 			}
-			r := mk(ChangeMemberRemoved)
+			r := a.Redundancy(ChangeMemberRemoved)
 			r.Member, r.MemberState = o.Name, o.State
 			out = append(out, r)
 		}
 		if len(out) == 0 && a.Degraded > old.Degraded {
-			out = append(out, mk(ChangeDegraded))
+			out = append(out, a.Redundancy(ChangeDegraded))
 		}
 	}
 	if len(out) > 0 {
@@ -219,7 +222,7 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 	// previous one.
 	if a.HasMismatch && (a.SyncAction == "idle" || a.SyncAction == "") {
 		if a.MismatchCnt > memo.mismatch {
-			r := mk(ChangeMismatch)
+			r := a.Redundancy(ChangeMismatch)
 			r.Previous = memo.mismatch
 			out = append(out, r)
 		}
@@ -227,7 +230,7 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 	}
 	if memo.broken && a.Whole() {
 		memo.broken = false
-		out = append(out, mk(ChangeRestored))
+		out = append(out, a.Redundancy(ChangeRestored))
 	}
 	memo.last = a
 	return out

@@ -127,8 +127,7 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 				w.cfg.RedundancyLost(event.FilesystemKey(fs.UUID, fs.Device, fs.FSID.String())) {
 				// Repaired while nobody watched: the loss
 				// recorded before ends.
-				cs = []storage.Redundancy{{Change: storage.ChangeRestored, Array: a.Name, Level: a.Level, RaidDisks: a.RaidDisks,
-					ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}}
+				cs = []storage.Redundancy{a.Redundancy(storage.ChangeRestored)}
 			}
 			if len(cs) == 0 {
 				continue
