@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // Health is a disk's health summary. Counters are nil when the disk does
@@ -250,6 +252,11 @@ func (c *Checker) Check(ctx context.Context, dev string) (*Health, error) {
 			return nil, ErrNoSmartctl
 		}
 		path = p
+	}
+	// smartctl runs as root: like every program fshealth runs, only root
+	// may be able to change it.
+	if err := trust.CheckProgram(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("refusing to run %s: %w", path, err)
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
