@@ -19,6 +19,10 @@ import (
 	"github.com/fshealth/fshealth/internal/storage"
 )
 
+// restackEvery bounds how often block errors make the watcher read a file
+// system's storage stack again.
+const restackEvery = time.Second
+
 // kernelLog is the watcher's second source of errors: the kernel log
 // (/dev/kmsg). Up to Linux 6.19 only ext4 sends FAN_FS_ERROR; XFS, btrfs
 // and the block layer report their errors only there. Its messages are
@@ -141,6 +145,7 @@ func (w *Watcher) indexKernelNames() {
 		if !slices.Contains(all, fs) {
 			delete(k.known, fs)
 			delete(w.btrfsIncreased, fs)
+			delete(w.restacked, fs)
 			k.corr.forget(fs)
 		}
 	}
@@ -255,8 +260,13 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 	}
 	// A device below the file system erred: its events describe the
 	// stack as it is now (an md member marked faulty, say), merged with
-	// what was recorded.
+	// what was recorded; at most once a second, however many errors a
+	// dying disk logs.
 	for _, fs := range restack {
+		if now.Sub(w.restacked[fs]) < restackEvery {
+			continue
+		}
+		w.restacked[fs] = now
 		w.readStorage(fs)
 	}
 	if len(w.btrfsPending) > 0 {

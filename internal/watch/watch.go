@@ -142,6 +142,9 @@ type Watcher struct {
 	// btrfsIncreased is when each btrfs file system's error counters last
 	// went up, to corroborate its kernel log messages.
 	btrfsIncreased map[*enrich.Filesystem]time.Time
+	// restacked is when each file system's storage stack was last read
+	// again because a device below it erred (kernellog.go).
+	restacked map[*enrich.Filesystem]time.Time
 	// sinkClock says since when the reader is in the sink (probe.go).
 	sinkClock
 	// redund follows md arrays; nil without Config.Redundancy.
@@ -194,6 +197,7 @@ func New(cfg Config) (*Watcher, error) {
 		} else {
 			w.klog = klog
 			w.btrfsIncreased = map[*enrich.Filesystem]time.Time{}
+			w.restacked = map[*enrich.Filesystem]time.Time{}
 			klog.corr.corroborate = w.corroborate
 			w.indexKernelNames()
 			w.log.Info("reading the kernel log", "path", path)
