@@ -24,6 +24,7 @@ type daemonFlags struct {
 	alertmanagers []string
 	hooksDir      string
 	metricsListen string
+	hostname      string
 }
 
 func (f *daemonFlags) add(cmd *cobra.Command) {
@@ -34,6 +35,7 @@ func (f *daemonFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.alertmanagers, "alertmanager", nil, "also send alerts to this Alertmanager (repeatable)")
 	fl.StringVar(&f.hooksDir, "hooks-dir", "", "run every executable in this directory for each alert")
 	fl.StringVar(&f.metricsListen, "metrics-listen", config.DefaultMetricsListen, `serve Prometheus metrics here ("" = off)`)
+	fl.StringVar(&f.hostname, "hostname", "", "the host name alerts carry (default: the machine's; in a container, pass the node's)")
 }
 
 // overrides turns the flags the user gave into config overrides.
@@ -48,6 +50,9 @@ func (f *daemonFlags) overrides(cmd *cobra.Command) config.Overrides {
 	}
 	if fl.Changed("metrics-listen") {
 		o.MetricsListen = &f.metricsListen
+	}
+	if fl.Changed("hostname") {
+		o.Hostname = &f.hostname
 	}
 	o.Webhooks, o.Alertmanagers = f.webhooks, f.alertmanagers
 	return o

@@ -22,6 +22,9 @@ type Overrides struct {
 	// MetricsListen is --metrics-listen; an empty string turns metrics
 	// off.
 	MetricsListen *string
+	// Hostname is --hostname: the host name alerts carry (in a container,
+	// the node's name rather than the pod's).
+	Hostname *string
 }
 
 // ApplyOverrides applies the command line flags o to c. Channels added by
@@ -54,6 +57,11 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 			bad(&problems, "--metrics-listen", "%s", msg)
 		} else if warn != "" {
 			bad(&warnings, "--metrics-listen", "%s", warn)
+		}
+	}
+	if o.Hostname != nil {
+		if msg := checkHostname(*o.Hostname); msg != "" {
+			bad(&problems, "--hostname", "%s", msg)
 		}
 	}
 	if o.HooksDir != nil && *o.HooksDir == "" {
@@ -112,6 +120,9 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 	}
 	if o.MetricsListen != nil {
 		c.Metrics.Listen = *o.MetricsListen
+	}
+	if o.Hostname != nil {
+		c.Hostname = *o.Hostname
 	}
 	c.Webhooks = append(c.Webhooks, webhooks...)
 	c.Alertmanagers = append(c.Alertmanagers, ams...)

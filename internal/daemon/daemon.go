@@ -84,6 +84,9 @@ type Daemon struct {
 	store   *history
 	metrics *metrics.Metrics
 	watcher *watch.Watcher
+	// watchdog is the progress watchdog, once the daemon is ready
+	// (watchdog.go).
+	watchdog atomic.Pointer[watchdog]
 	// disks reads the disks' own health (diskhealth.go).
 	disks   *diskHealth
 	outbox  *outbox
@@ -227,11 +230,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	if sent, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+	sent, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+	if err != nil {
 		log.Warn("could not notify the service manager", "err", err)
-	} else if sent {
-		d.startWatchdog(workCtx, &wg)
 	}
+	d.startWatchdog(workCtx, &wg, sent, cfg.Metrics.Listen != "")
 	log.Info("ready", "filesystems", len(d.watcher.Watched()), "state_dir", cfg.StateDir, "channels", len(chans.ByName))
 	if o.Ready != nil {
 		o.Ready(d)
@@ -772,7 +775,7 @@ func reloadable(old, cfg *config.Config) error {
 	return nil
 }
 
-// serveMetrics serves /metrics on addr.
+// serveMetrics serves /metrics and /healthz on addr.
 func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -780,6 +783,7 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", d.metrics.Handler())
+	mux.HandleFunc("/healthz", d.healthz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	d.log.Info("serving metrics", "address", ln.Addr().String())

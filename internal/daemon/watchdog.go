@@ -3,31 +3,47 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 )
 
-// startWatchdog feeds systemd's watchdog (WATCHDOG=1) while the daemon
-// makes progress: while the fanotify reader loop turns (it answers a probe
-// between two batches, woken from read(2) when idle) and while a history
-// commit can run (an empty write transaction through the store's write
-// path returns). When either has not answered for half the watchdog
-// interval, the daemon stops feeding it, says why in STATUS= and in its
-// log, and systemd restarts it once the interval has passed without
-// WATCHDOG=1. It only runs under a watchdog (WatchdogSec=).
-func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
+// healthInterval is how often the progress probes run when no service
+// manager's watchdog sets it: for /healthz (container liveness probes).
+const healthInterval = 30 * time.Second
+
+// startWatchdog runs the progress probes: while the fanotify reader loop
+// turns (it answers a probe between two batches, woken from read(2) when
+// idle) and while a history commit can run (an empty write transaction
+// through the store's write path returns). Under systemd's watchdog
+// (WatchdogSec=, and notified says READY=1 reached the service manager) it
+// feeds it (WATCHDOG=1) only while both answer: when either has not
+// answered for half the interval, the daemon stops feeding it, says why in
+// STATUS= and in its log, and systemd restarts it once the interval has
+// passed without WATCHDOG=1. The same verdict is served at /healthz on the
+// metrics listener, for a container's liveness probe; without systemd's
+// watchdog the probes run every healthInterval for it when serveHealth (the
+// metrics listener is on).
+func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup, notified, serveHealth bool) {
 	interval, err := sddaemon.SdWatchdogEnabled(false)
-	if err != nil || interval == 0 {
+	wd := &watchdog{log: d.log}
+	if err == nil && interval > 0 && notified {
+		wd.notify = func(state string) error {
+			_, err := sddaemon.SdNotify(false, state)
+			return err
+		}
+	} else if serveHealth {
+		interval = healthInterval
+	} else {
 		return
 	}
-	wd := &watchdog{grace: interval / 2, log: d.log, notify: func(state string) error {
-		_, err := sddaemon.SdNotify(false, state)
-		return err
-	}}
+	wd.grace = interval / 2
 	wd.probes = []*watchdogProbe{
 		{name: "the fanotify reader", ask: d.watcher.Probe, detail: func(now time.Time) string {
 			if since := d.watcher.InSink(); !since.IsZero() {
@@ -42,6 +58,7 @@ func (d *Daemon) startWatchdog(ctx context.Context, wg *sync.WaitGroup) {
 			}()
 		}, detail: func(time.Time) string { return "a write transaction cannot start: a commit is stuck" }},
 	}
+	d.watchdog.Store(wd)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -63,9 +80,13 @@ type watchdog struct {
 	probes []*watchdogProbe
 	// grace is how long a probe may stay unanswered.
 	grace time.Duration
-	// notify sends one sd_notify message.
+	// notify sends one sd_notify message; nil when no service manager
+	// watches the daemon.
 	notify func(state string) error
-	log    *slog.Logger
+	// verdict is "" while every probe answers, else what does not
+	// (healthz serves it).
+	verdict atomic.Pointer[string]
+	log     *slog.Logger
 	// stuck is whether the last tick found a probe unanswered.
 	stuck bool
 	// notifyFailed is whether the last notification failed: failures are
@@ -124,6 +145,11 @@ func (wd *watchdog) tick(now time.Time) {
 		}
 		stuck = append(stuck, s)
 	}
+	verdict := ""
+	if len(stuck) > 0 {
+		verdict = strings.Join(stuck, "; ")
+	}
+	wd.verdict.Store(&verdict)
 	if len(stuck) == 0 {
 		state := sddaemon.SdNotifyWatchdog
 		if wd.stuck {
@@ -134,7 +160,7 @@ func (wd *watchdog) tick(now time.Time) {
 		wd.send(state)
 		return
 	}
-	msg := "NOT feeding the watchdog: " + strings.Join(stuck, "; ")
+	msg := "NOT feeding the watchdog: " + verdict
 	if !wd.stuck {
 		wd.stuck = true
 		wd.log.Error(msg + "; the service manager will restart the daemon unless it recovers")
@@ -144,6 +170,9 @@ func (wd *watchdog) tick(now time.Time) {
 
 // send sends state to the service manager, logging the first failure.
 func (wd *watchdog) send(state string) {
+	if wd.notify == nil {
+		return
+	}
 	err := wd.notify(state)
 	if err != nil && !wd.notifyFailed {
 		wd.log.Warn("could not notify the service manager (logged once until it works again)", "err", err)
@@ -157,4 +186,21 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Second)
+}
+
+// healthz answers a liveness probe: 200 "ok" while the fanotify reader and
+// the history database make progress, 503 with what does not answer once
+// one has not for half the probe interval, and 503 "starting" until the
+// daemon is ready.
+func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	wd := d.watchdog.Load()
+	if wd == nil {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	if v := wd.verdict.Load(); v != nil && *v != "" {
+		http.Error(w, "not making progress: "+*v, http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,55 @@ func TestWatchdogNotifyFailureLoggedOnce(t *testing.T) {
 	wd.tick(now.Add(8 * time.Second))
 	if n := strings.Count(log.String(), "could not notify"); n != 2 {
 		t.Errorf("after one success, failures logged %d times in all, want 2:\n%s", n, log.String())
+	}
+}
+
+// TestHealthzFollowsTheWatchdog: /healthz says "starting" until the
+// watchdog runs, "ok" while the probes answer, and 503 naming the part that
+// does not answer once it has not for the grace period, with no service
+// manager to notify.
+func TestHealthzFollowsTheWatchdog(t *testing.T) {
+	d := &Daemon{}
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		d.healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
+		return rec.Code, strings.TrimSpace(rec.Body.String())
+	}
+	if code, body := get(); code != http.StatusServiceUnavailable || body != "starting" {
+		t.Errorf("before the watchdog runs: %d %q, want 503 \"starting\"", code, body)
+	}
+	var held func()
+	hold := false
+	reader := &watchdogProbe{name: "the fanotify reader", ask: func(answer func()) {
+		if hold {
+			held = answer
+			return
+		}
+		answer()
+	}}
+	wd := &watchdog{probes: []*watchdogProbe{reader}, grace: 15 * time.Second,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d.watchdog.Store(wd)
+	t0 := time.Unix(1_000_000, 0)
+	wd.tick(t0)
+	if code, body := get(); code != http.StatusOK || body != "ok" {
+		t.Errorf("probes answer: %d %q, want 200 \"ok\"", code, body)
+	}
+	hold = true
+	wd.tick(t0.Add(10 * time.Second))
+	wd.tick(t0.Add(20 * time.Second)) // 10 s unanswered: within the grace period
+	if code, _ := get(); code != http.StatusOK {
+		t.Errorf("10 s unanswered (grace 15 s): %d, want 200", code)
+	}
+	wd.tick(t0.Add(30 * time.Second))
+	code, body := get()
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not making progress: the fanotify reader has not answered for 20s") {
+		t.Errorf("reader stuck for 20 s: %d %q, want 503 naming the reader", code, body)
+	}
+	held()
+	hold = false
+	wd.tick(t0.Add(40 * time.Second))
+	if code, body := get(); code != http.StatusOK || body != "ok" {
+		t.Errorf("reader answers again: %d %q, want 200 \"ok\"", code, body)
 	}
 }
