@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean man deb
+.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean man deb image
 
 all: build
 
@@ -72,6 +72,17 @@ demo:
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc python3 prometheus-alertmanager prometheus systemd strace exim4-daemon-light dmsetup mdadm lintian debootstrap groff-base smartmontools
+
+# The container image (docs/kubernetes.md): build/fshealth-image.tar, for
+# `docker load` or `podman load`, tagged fshealth:$(IMAGE_TAG), built without a
+# container engine by tools/image.
+IMAGE_TAG ?= $(subst +,-,$(subst ~,-,$(VERSION)))
+image:
+	rm -rf build/image build/fshealth-image.tar && mkdir -p build/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o build/image/fshealth ./cmd/fshealth
+	cd tools && $(GO) run ./image -binary ../build/image/fshealth -tag 'fshealth:$(IMAGE_TAG)' \
+	  -version '$(VERSION)' -revision '$(COMMIT)' -arch '$(ARCH)' -out ../build/fshealth-image.tar
+	@ls build/fshealth-image.tar
 
 # Parser benchmarks (events/s, allocations per event).
 bench:
