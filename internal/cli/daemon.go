@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -86,20 +89,26 @@ stop it. It tells systemd READY=1 once every file system is watched.`,
 
 func newCheckConfigCmd(g *globals) *cobra.Command {
 	var f daemonFlags
-	var show bool
+	var show, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check-config [--config FILE] [--show]",
+		Use:   "check-config [--config FILE] [--show] [--json]",
 		Short: "Check a configuration file without starting anything",
 		Long: `Check the configuration as the daemon would read it (the file, then the
 flags), including that every channel can be built (templates, addresses).
---show prints the resulting configuration with secrets redacted.`,
+--show prints the resulting configuration with secrets redacted. --json
+prints the verdict as one JSON object: ok, file, channels, rules, warnings
+and problems (each with file, line, key and message); the exit status is 1
+when the configuration is refused, as without it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := daemon.LoadConfig(f.config, f.overrides(cmd))
-			if err != nil {
-				return err
+			var chans *daemon.Channels
+			if err == nil {
+				chans, err = daemon.BuildChannels(c, Version, g.stderr, g.logger())
 			}
-			chans, err := daemon.BuildChannels(c, Version, g.stderr, g.logger())
+			if asJSON {
+				return printConfigVerdict(g, f.config, c, chans, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -122,18 +131,83 @@ flags), including that every channel can be built (templates, addresses).
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&show, "show", false, "print the effective configuration, secrets redacted")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the verdict as one JSON object")
+	cmd.MarkFlagsMutuallyExclusive("show", "json")
 	return cmd
+}
+
+// configVerdict is check-config --json's output.
+type configVerdict struct {
+	OK bool `json:"ok"`
+	// File is the configuration file read; "" for the built-in defaults.
+	File     string          `json:"file"`
+	Channels []string        `json:"channels"`
+	Rules    int             `json:"rules"`
+	Warnings []string        `json:"warnings"`
+	Problems []configProblem `json:"problems"`
+}
+
+// configProblem is one reason a configuration is refused.
+type configProblem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Message string `json:"message"`
+}
+
+// printConfigVerdict prints check-config's verdict on c (nil when loading
+// it failed) as JSON, returning exit status 1 when err refused it.
+func printConfigVerdict(g *globals, path string, c *config.Config, chans *daemon.Channels, err error) error {
+	v := configVerdict{OK: err == nil, File: path, Channels: []string{}, Warnings: []string{}, Problems: []configProblem{}}
+	if c != nil {
+		v.File, v.Rules = c.File, len(c.Rules)
+		v.Channels = append(v.Channels, c.ChannelNames()...)
+		v.Warnings = append(v.Warnings, c.Warnings...)
+	}
+	if chans != nil {
+		chans.Close()
+	}
+	var cerr *config.Error
+	switch {
+	case errors.As(err, &cerr):
+		for _, p := range cerr.Problems {
+			v.Problems = append(v.Problems, configProblem{File: p.File, Line: p.Line, Key: p.Key, Message: p.Message})
+		}
+	case err != nil:
+		v.Problems = append(v.Problems, configProblem{File: path, Message: err.Error()})
+	}
+	if perr := printJSON(g.stdout, v); perr != nil {
+		return perr
+	}
+	if err != nil {
+		return &exitError{code: 1, err: errSilent}
+	}
+	return nil
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func newTestAlertCmd(g *globals) *cobra.Command {
 	var f daemonFlags
 	var timeout time.Duration
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "test-alert [flags]",
 		Short: "Send a test alert through every configured channel",
 		Long: `Send a clearly marked test alert (type "test", severity info, test=true)
 through every channel of the configuration and report, per channel, whether
-the receiver accepted it. It does not go through the daemon or its history.`,
+the receiver accepted it. It does not go through the daemon or its history.
+--json prints the result as one JSON object: the alert's id and, per
+channel, its name, ok and the error. The exit status is 1 when a channel
+failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := daemon.LoadConfig(f.config, f.overrides(cmd))
@@ -152,16 +226,33 @@ the receiver accepted it. It does not go through the daemon or its history.`,
 			}
 			sort.Strings(names)
 			failed := 0
+			result := testAlertResult{AlertID: a.ID, Channels: []channelResult{}}
 			for _, n := range names {
 				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 				err := chans.ByName[n].Send(ctx, a)
 				cancel()
+				r := channelResult{Name: n, OK: err == nil}
 				if err != nil {
 					failed++
-					fmt.Fprintf(g.stdout, "%-20s FAILED: %s\n", n, event.Clean(err.Error()))
-				} else {
+					r.Error = event.Clean(err.Error())
+				}
+				result.Channels = append(result.Channels, r)
+				switch {
+				case asJSON:
+				case err != nil:
+					fmt.Fprintf(g.stdout, "%-20s FAILED: %s\n", n, r.Error)
+				default:
 					fmt.Fprintf(g.stdout, "%-20s ok\n", n)
 				}
+			}
+			if asJSON {
+				if err := printJSON(g.stdout, result); err != nil {
+					return err
+				}
+				if failed > 0 {
+					return &exitError{code: 1, err: errSilent}
+				}
+				return nil
 			}
 			if failed > 0 {
 				return &exitError{code: 1, err: fmt.Errorf("%d of %d channels failed", failed, len(names))}
@@ -171,7 +262,21 @@ the receiver accepted it. It does not go through the daemon or its history.`,
 	}
 	f.add(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for each channel")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	return cmd
+}
+
+// testAlertResult is test-alert --json's output.
+type testAlertResult struct {
+	AlertID  string          `json:"alert_id"`
+	Channels []channelResult `json:"channels"`
+}
+
+// channelResult is one channel's answer to the test alert.
+type channelResult struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
 }
 
 // testAlert is the alert test-alert sends.
