@@ -123,8 +123,8 @@ func TestTextModeUnchanged(t *testing.T) {
 // no header the server received holds a control character.
 func TestHostileAlertEverywhere(t *testing.T) {
 	cfgs := []Config{{Name: "default", SigningSecret: testSigningSecret, Secret: "hmac-key"}}
-	for _, name := range ExampleTemplates() {
-		tmpl, ct, _ := ExampleTemplate(name)
+	for _, name := range Builtins() {
+		tmpl, ct, _ := Builtin(name)
 		cfgs = append(cfgs, Config{Name: name, Template: tmpl, ContentType: ct, SigningSecret: testSigningSecret})
 	}
 	for _, cfg := range cfgs {

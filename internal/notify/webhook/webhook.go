@@ -68,6 +68,10 @@ type Config struct {
 	// *alert.Alert; see Funcs for the helper functions. Empty means the
 	// alert's JSON.
 	Template string
+	// Format, if set, names a built-in template (see Builtins) used
+	// instead of Template, with its content type; ContentType must then be
+	// empty or that type.
+	Format string
 	// ContentType is the body's Content-Type; if empty, that of a
 	// Content-Type entry in Headers, else DefaultContentType.
 	// When it names JSON, a template inserts every value JSON-encoded (see
@@ -125,6 +129,18 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	fail := func(format string, args ...any) (*Notifier, error) {
 		return nil, fmt.Errorf("webhook %q: %s", cfg.Name, fmt.Sprintf(format, args...))
+	}
+	if cfg.Format != "" {
+		tmpl, ct, ok := Builtin(cfg.Format)
+		switch {
+		case !ok:
+			return fail("%v", &FormatError{Name: cfg.Format})
+		case cfg.Template != "":
+			return fail("both a format and a template")
+		case cfg.ContentType != "" && cfg.ContentType != ct:
+			return fail("format %s is sent as %s, not %s", cfg.Format, ct, cfg.ContentType)
+		}
+		cfg.Template, cfg.ContentType = tmpl, ct
 	}
 	n := &Notifier{
 		name:        cfg.Name,

@@ -157,14 +157,14 @@ func TestTemplateBody(t *testing.T) {
 	}
 }
 
-func TestExampleTemplates(t *testing.T) {
-	names := ExampleTemplates()
-	if !slices.Equal(names, []string{"mattermost", "ntfy", "slack", "teams"}) {
+func TestBuiltinTemplates(t *testing.T) {
+	names := Builtins()
+	if !slices.Equal(names, []string{"discord", "mattermost", "ntfy", "slack", "teams"}) {
 		t.Fatalf("ExampleTemplates = %v", names)
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			tmpl, ct, ok := ExampleTemplate(name)
+			tmpl, ct, ok := Builtin(name)
 			if !ok {
 				t.Fatal("missing")
 			}
