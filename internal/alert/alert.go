@@ -95,3 +95,23 @@ type AttemptBounder interface {
 // AttemptMargin is what a channel adds to its own timeout in
 // AttemptTimeout, so that its own, more precise, timeout error comes first.
 const AttemptMargin = 5 * time.Second
+
+// IsTest reports whether a was sent by `fshealth test-alert`.
+func (a *Alert) IsTest() bool { return a.Test || a.Type == TypeTest }
+
+// Headline returns a's Summary or, for an alert without one,
+// "<error kind> on <device>" ("file system error on unknown device" when
+// neither is known).
+func (a *Alert) Headline() string {
+	if a.Summary != "" {
+		return a.Summary
+	}
+	kind, dev := a.ErrorKind, a.Filesystem.Device
+	if kind == "" {
+		kind = "file system error"
+	}
+	if dev == "" {
+		dev = "unknown device"
+	}
+	return kind + " on " + dev
+}

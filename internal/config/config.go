@@ -240,6 +240,9 @@ type Webhook struct {
 	// Template is a Go text/template for the body; empty sends the alert's
 	// JSON.
 	Template string
+	// Format names a built-in body template (webhook.Builtins) used
+	// instead of Template; ContentType is then the format's.
+	Format string
 	// ContentType is the body's Content-Type.
 	ContentType string
 	// Secret is the HMAC-SHA256 key of the signature header; empty sends

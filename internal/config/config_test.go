@@ -66,7 +66,7 @@ func TestExampleLoads(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %q", c.Warnings)
 	}
-	if got, want := c.ChannelNames(), []string{"journal", "chat", "ops", "mail", "am"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.ChannelNames(), []string{"journal", "chat", "ops", "slack", "mail", "am"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ChannelNames() = %q, want %q", got, want)
 	}
 	var names []string

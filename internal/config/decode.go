@@ -633,6 +633,20 @@ func (d *decoder) webhook(t *node, index int, names map[string]string) Webhook {
 			goodType = false
 		}
 	}
+	if t.str("format", &w.Format) {
+		ct, msg := checkFormat(w.Format)
+		_, typed := t.m["content_type"]
+		switch {
+		case msg != "":
+			t.errorf("format", "%s", msg)
+		case w.Template != "":
+			t.errorf("format", "set either format or template, not both")
+		case typed && w.ContentType != ct:
+			t.errorf("content_type", "format %s sets the content type (%s)", w.Format, ct)
+		default:
+			w.ContentType = ct
+		}
+	}
 	if w.Template != "" && goodType {
 		if msg := checkTemplate(w.Template, w.ContentType); msg != "" {
 			t.errorf("template", "%s", msg)

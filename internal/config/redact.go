@@ -80,6 +80,7 @@ type showWebhook struct {
 	URL             string            `toml:"url"`
 	Headers         map[string]string `toml:"headers,omitempty"`
 	Template        string            `toml:"template,omitempty"`
+	Format          string            `toml:"format,omitempty"`
 	ContentType     string            `toml:"content_type"`
 	Secret          string            `toml:"secret,omitempty"`
 	SigningSecret   string            `toml:"signing_secret,omitempty"`
@@ -211,6 +212,7 @@ func (c *Config) Redacted() string {
 			URL:             safeURL(w.URL),
 			Headers:         redactHeaders(w.Headers),
 			Template:        w.Template,
+			Format:          w.Format,
 			ContentType:     w.ContentType,
 			Secret:          redact(w.Secret),
 			SigningSecret:   redact(w.SigningSecret),

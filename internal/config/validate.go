@@ -205,6 +205,16 @@ func checkTemplate(text, contentType string) string {
 	return ""
 }
 
+// checkFormat checks a webhook's built-in template name and returns the
+// content type it is sent with.
+func checkFormat(name string) (contentType, msg string) {
+	_, ct, ok := webhook.Builtin(name)
+	if !ok {
+		return "", (&webhook.FormatError{Name: name}).Error()
+	}
+	return ct, ""
+}
+
 func checkMediaType(s string) string {
 	mt, _, err := mime.ParseMediaType(s)
 	if err != nil || !strings.Contains(mt, "/") || strings.ContainsAny(s, "\r\n") {

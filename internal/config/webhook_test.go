@@ -114,3 +114,28 @@ func TestPlainHTTPCredentials(t *testing.T) {
 		t.Errorf("flag warnings\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestWebhookFormat checks the format key: a built-in template by name,
+// its content type set with it, and every mistake reported at its line.
+func TestWebhookFormat(t *testing.T) {
+	c, err := Parse("f.toml", []byte("[[webhook]]\nurl = \"https://x\"\nformat = \"ntfy\""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Webhooks[0]; w.Format != "ntfy" || w.ContentType != "text/plain; charset=utf-8" || w.Template != "" {
+		t.Errorf("webhook %+v", w)
+	}
+	if !strings.Contains(c.Redacted(), `format = "ntfy"`) {
+		t.Errorf("the format is not shown:\n%s", c.Redacted())
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"[[webhook]]\nurl = \"https://x\"\n\nformat = \"irc\"", `f.toml:4: webhook[1].format: unknown format "irc": want one of discord, mattermost, ntfy, slack, teams`},
+		{"[[webhook]]\nurl = \"https://x\"\ntemplate = '{}'\nformat = \"slack\"", `f.toml:4: webhook[1].format: set either format or template, not both`},
+		{"[[webhook]]\nurl = \"https://x\"\ncontent_type = \"text/plain\"\nformat = \"slack\"", `f.toml:3: webhook[1].content_type: format slack sets the content type (application/json)`},
+	} {
+		_, err := Parse("f.toml", []byte(tc.in))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("error\n got %v\nwant %s", err, tc.want)
+		}
+	}
+}

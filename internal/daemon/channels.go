@@ -48,7 +48,7 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 			MaxConcurrent: c.Hooks.MaxConcurrent, Logger: log, User: c.Hooks.User, Group: c.Hooks.Group})))
 	}
 	for _, w := range c.Webhooks {
-		errs = append(errs, add(webhook.New(webhook.Config{Name: w.Name, URL: w.URL, Headers: w.Headers, Template: w.Template,
+		errs = append(errs, add(webhook.New(webhook.Config{Name: w.Name, URL: w.URL, Headers: w.Headers, Template: w.Template, Format: w.Format,
 			ContentType: w.ContentType, Secret: w.Secret, SigningSecret: w.SigningSecret, SignatureHeader: w.SignatureHeader, Timeout: w.Timeout,
 			Version: version})))
 	}

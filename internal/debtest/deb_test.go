@@ -189,6 +189,7 @@ func TestDebianPackage(t *testing.T) {
 		"./usr/share/man/man5/fshealth.toml.5.gz\n",
 		"./usr/share/bash-completion/completions/fshealth\n", "./usr/share/zsh/vendor-completions/_fshealth\n",
 		"./usr/share/fish/vendor_completions.d/fshealth.fish\n",
+		"-rw-r--r-- root/root .* ./usr/lib/systemd/catalog/fshealth.catalog\n",
 	} {
 		if !regexp.MustCompile(want).MatchString(list) {
 			t.Errorf("the package lacks %q:\n%s", want, list)
@@ -246,6 +247,12 @@ func TestDebianPackage(t *testing.T) {
 	// completion is found by bash's loader's path.
 	if _, err := os.Stat(filepath.Join(root, "usr/share/bash-completion/completions/fshealth")); err != nil {
 		t.Error(err)
+	}
+
+	// systemd's trigger built the journal's catalog with fshealth's
+	// entries, which journalctl -x shows below fshealth's messages.
+	if out := mustCommand(t, "chroot", root, "journalctl", "--list-catalog", "8d9a4e9cc3304a7c8d6942249e608e0f"); !strings.Contains(out, "fshealth: File system error") {
+		t.Errorf("the catalog was not installed: journalctl --list-catalog: %q", out)
 	}
 
 	// No daemon has run: fshealth check is UNKNOWN, not OK.

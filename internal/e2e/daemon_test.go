@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/fshealth/fshealth/internal/loopfs"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
@@ -195,6 +196,9 @@ to = ["ops@e2e.test"]
 	if got := eventObject(t, req.Body); !reflect.DeepEqual(got, history[ev.ID]) {
 		t.Errorf("the webhook's event object differs from the history's:\nwebhook: %v\nhistory: %v", got, history[ev.ID])
 	}
+	// The alert each channel carries is the documented one.
+	schema := notifytest.AlertSchema(t)
+	notifytest.CheckAlertJSON(t, schema, "webhook body", req.Body)
 	if ok, _ := inHistory.Load(ev.ID); ok != true {
 		t.Errorf("event %s was not in the history when its alert reached the webhook", ev.ID)
 	}
@@ -217,6 +221,7 @@ to = ["ops@e2e.test"]
 	if err := json.Unmarshal(run.Stdin, &hookAlert); err != nil {
 		t.Fatalf("hook stdin is not JSON: %v: %q", err, run.Stdin)
 	}
+	notifytest.CheckAlertJSON(t, schema, "hook stdin", run.Stdin)
 	if hookAlert.ID != a.ID {
 		t.Errorf("hook stdin alert id %q, want %q", hookAlert.ID, a.ID)
 	}
@@ -245,6 +250,7 @@ to = ["ops@e2e.test"]
 	if got := m.Header.Get("X-Fshealth-Alert-Id"); got != a.ID {
 		t.Errorf("e-mail X-Fshealth-Alert-Id %q, want %q", got, a.ID)
 	}
+	notifytest.CheckAlertJSON(t, schema, "e-mail attachment", m.JSON)
 	if got := eventObject(t, m.JSON); !reflect.DeepEqual(got, history[ev.ID]) {
 		t.Errorf("the e-mail's attached event differs from the history's:\nmail:    %v\nhistory: %v", got, history[ev.ID])
 	}
@@ -1072,7 +1078,10 @@ url = %s
 	if !a.Test || a.Type != "test" || a.Host != "e2e-host" || !strings.Contains(a.Summary, "TEST") || reqs[0].Header.Get("X-Fshealth-Alert-Id") != a.ID {
 		t.Errorf("test alert %+v", a)
 	}
+	schema := notifytest.AlertSchema(t)
+	notifytest.CheckAlertJSON(t, schema, "test alert's webhook body", reqs[0].Body)
 	runs := hooks.waitRuns(t, 1)
+	notifytest.CheckAlertJSON(t, schema, "test alert on the hook's stdin", runs[a.ID].Stdin)
 	if r, ok := runs[a.ID]; !ok || r.Env["FSHEALTH_TEST"] != "1" || r.Env["FSHEALTH_ALERT_TYPE"] != "test" {
 		t.Errorf("hook runs %v, want the test alert %s with FSHEALTH_TEST=1", runs, a.ID)
 	}

@@ -27,16 +27,12 @@ package alertmanager
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,9 +67,6 @@ const maxLabelValue = 1024
 
 // maxAnnotation caps an annotation value, in bytes.
 const maxAnnotation = 16 << 10
-
-// maxExcerpt caps the part of a response body quoted in an error.
-const maxExcerpt = 200
 
 // Config configures one Alertmanager channel.
 type Config struct {
@@ -152,10 +145,9 @@ type Notifier struct {
 	extra        map[string]string
 	generatorURL string
 	userAgent    string
-	secrets      []string
+	secrets      notify.Secrets
 	logger       *slog.Logger
-	client       *http.Client
-	transport    *http.Transport
+	client       *notify.Client
 	now          func() time.Time
 }
 
@@ -208,15 +200,8 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Password != "" && cfg.Username == "" {
 		return fail("a password is set but no username")
 	}
-	version := cfg.Version
-	if version == "" {
-		version = "dev"
-	}
-	n.userAgent = "fshealth/" + version
-	if n.password != "" {
-		n.addSecret(n.password)
-		n.addSecret(base64.StdEncoding.EncodeToString([]byte(n.username + ":" + n.password)))
-	}
+	n.userAgent = notify.UserAgent(cfg.Version)
+	n.secrets.AddBasicAuth(n.username, n.password)
 
 	if len(cfg.URLs) == 0 {
 		return fail("no URL")
@@ -229,21 +214,15 @@ func New(cfg Config) (*Notifier, error) {
 			return fail("URL %d does not parse", i+1)
 		}
 		if u.User != nil {
+			n.secrets.AddURL(u)
 			user := u.User.Username()
 			pass, _ := u.User.Password()
-			if pass != "" {
-				n.addSecret(pass)
-				n.addSecret(url.QueryEscape(pass))
-			}
 			u.User = nil
 			if n.hasAuth && (user != n.username || pass != n.password) {
 				return fail("URL %s has user information that differs from the configured basic auth", u.Redacted())
 			}
 			if user != "" && !n.hasAuth {
 				n.username, n.password, n.hasAuth = user, pass, true
-				if pass != "" {
-					n.addSecret(base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)))
-				}
 			}
 		}
 		shown := u.String()
@@ -266,32 +245,20 @@ func New(cfg Config) (*Notifier, error) {
 		n.endpoints = append(n.endpoints, endpoint{url: post, shown: post})
 	}
 
-	names := make([]string, 0, len(cfg.Headers))
-	for k := range cfg.Headers {
-		names = append(names, k)
+	headers, err := notify.ConfiguredHeaders(cfg.Headers, &n.secrets)
+	if err != nil {
+		return fail("%v", err)
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		v := cfg.Headers[k]
-		if !validHeaderName(k) {
-			return fail("header name %q is not valid", k)
-		}
-		if !validHeaderValue(v) {
-			return fail("header %s: the value has control characters", k)
-		}
-		switch http.CanonicalHeaderKey(k) {
+	for _, h := range headers {
+		switch h.Name {
 		case "Content-Type", "Content-Length", "Transfer-Encoding", "Host":
-			return fail("header %s cannot be set", k)
+			return fail("header %s cannot be set", h.Name)
 		case "Authorization":
 			if n.hasAuth {
 				return fail("header Authorization conflicts with the basic auth")
 			}
 		}
-		n.headers.Set(k, v)
-		n.addSecret(v)
-		if _, cred, ok := strings.Cut(v, " "); ok {
-			n.addSecret(strings.TrimSpace(cred))
-		}
+		n.headers.Set(h.Name, h.Value)
 	}
 
 	for k, v := range cfg.ExtraLabels {
@@ -316,25 +283,8 @@ func New(cfg Config) (*Notifier, error) {
 		}
 	}
 
-	// Longest first, so that a secret containing another is scrubbed whole.
-	sort.Slice(n.secrets, func(i, j int) bool { return len(n.secrets[i]) > len(n.secrets[j]) })
-
-	n.transport = http.DefaultTransport.(*http.Transport).Clone()
-	n.client = &http.Client{
-		Transport: n.transport,
-		// A redirect would POST the alert (and the credentials) somewhere
-		// nobody configured, or turn it into a GET.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	n.client = notify.NewClient(n.timeout, &n.secrets)
 	return n, nil
-}
-
-// addSecret records s to be scrubbed from errors; very short values are not
-// worth it (and would mangle every message).
-func (n *Notifier) addSecret(s string) {
-	if len(s) >= 3 {
-		n.secrets = append(n.secrets, s)
-	}
 }
 
 // Name returns the channel's name.
@@ -346,7 +296,7 @@ func (n *Notifier) ResendInterval() time.Duration { return n.resend }
 
 // Close releases idle connections. The Notifier must not be used after.
 func (n *Notifier) Close() error {
-	n.transport.CloseIdleConnections()
+	n.client.Close()
 	return nil
 }
 
@@ -398,11 +348,9 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 
 // post sends body to one Alertmanager.
 func (n *Notifier) post(ctx context.Context, ep endpoint, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("POST %s: building the request: %s", ep.shown, n.scrub(err.Error()))
+		return fmt.Errorf("POST %s: building the request: %s", ep.shown, n.secrets.Scrub(err.Error()))
 	}
 	for k, v := range n.headers {
 		req.Header[k] = v
@@ -415,64 +363,12 @@ func (n *Notifier) post(ctx context.Context, ep endpoint, body []byte) error {
 	if n.hasAuth {
 		req.SetBasicAuth(n.username, n.password)
 	}
-	start := time.Now()
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %s", ep.shown, n.transportError(ctx, err, time.Since(start)))
-	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 4*maxExcerpt))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil
-	}
-	msg := fmt.Sprintf("POST %s: HTTP %s", ep.shown, n.scrub(cleanLine(resp.Status, 100)))
-	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		msg += " (redirects are not followed)"
-	}
-	if b := n.scrub(cleanLine(responseText(excerpt), maxExcerpt)); b != "" {
-		msg += fmt.Sprintf(": %q", b)
-	}
-	return errors.New(msg)
-}
-
-// responseText returns Alertmanager's error text: its error bodies are a
-// JSON string (e.g. "start time must be before end time") or an object with a
-// message.
-func responseText(b []byte) string {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		return s
-	}
-	var o struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(b, &o) == nil && o.Message != "" {
-		return o.Message
-	}
-	return string(b)
-}
-
-// transportError describes a failed round trip without the request URL.
-func (n *Notifier) transportError(ctx context.Context, err error, took time.Duration) string {
-	msg, raw := notify.TransportError(ctx, err, took, n.timeout)
-	if !raw {
-		return msg
-	}
-	return n.scrub(cleanLine(msg, 300))
+	return n.client.Post(req, ep.shown)
 }
 
 // errorf returns an error that names the channel.
 func (n *Notifier) errorf(format string, args ...any) error {
 	return fmt.Errorf("alertmanager %q: %s", n.name, fmt.Sprintf(format, args...))
-}
-
-// scrub replaces every configured secret in s with "xxxxx".
-func (n *Notifier) scrub(s string) string {
-	for _, sec := range n.secrets {
-		s = strings.ReplaceAll(s, sec, "xxxxx")
-	}
-	return s
 }
 
 // Labels returns the labels that identify a's incident in Alertmanager: the
@@ -498,7 +394,7 @@ func (n *Notifier) Labels(a *alert.Alert) map[string]string {
 	set("uuid", a.Filesystem.UUID)
 	set("errno", a.ErrorKind)
 	set("severity", a.Severity)
-	if isTest(a) {
+	if a.IsTest() {
 		l["test"] = "true"
 	}
 	return l
@@ -524,7 +420,7 @@ func (n *Notifier) Payload(a *alert.Alert, now time.Time) PostableAlert {
 	switch {
 	case a.Type == alert.TypeResolved:
 		p.EndsAt = now
-	case isTest(a):
+	case a.IsTest():
 		p.StartsAt = now
 		if !a.Time.IsZero() && a.Time.Before(now) {
 			p.StartsAt = a.Time
@@ -542,9 +438,6 @@ func (n *Notifier) Payload(a *alert.Alert, now time.Time) PostableAlert {
 	p.EndsAt = p.EndsAt.UTC()
 	return p
 }
-
-// isTest reports whether a was sent by `fshealth test-alert`.
-func isTest(a *alert.Alert) bool { return a.Test || a.Type == alert.TypeTest }
 
 // annotations returns a's annotations.
 func annotations(a *alert.Alert) map[string]string {
@@ -583,34 +476,17 @@ func annotations(a *alert.Alert) map[string]string {
 func summary(a *alert.Alert) string {
 	var b strings.Builder
 	switch {
-	case isTest(a):
+	case a.IsTest():
 		b.WriteString("TEST: ")
 	case a.Type == alert.TypeResolved:
 		b.WriteString("resolved: ")
 	}
-	s := a.Summary
-	if s == "" {
-		s = fallbackSummary(a)
-	}
-	b.WriteString(event.Clean(s))
+	b.WriteString(event.Clean(a.Headline()))
 	if a.Host != "" {
 		b.WriteString(" on ")
 		b.WriteString(event.Safe(a.Host))
 	}
 	return b.String()
-}
-
-// fallbackSummary describes a when it has no Summary.
-func fallbackSummary(a *alert.Alert) string {
-	kind := a.ErrorKind
-	if kind == "" {
-		kind = "file system error"
-	}
-	dev := a.Filesystem.Device
-	if dev == "" {
-		dev = "unknown device"
-	}
-	return kind + " on " + dev
 }
 
 // Description returns the multi-line description annotation of a: what
@@ -630,7 +506,7 @@ func Description(a *alert.Alert) string {
 		since = " since " + a.Since.UTC().Format(time.RFC3339)
 	}
 	switch {
-	case isTest(a):
+	case a.IsTest():
 		line("This is a test alert sent by `fshealth test-alert`; nothing is wrong.")
 	case a.Type == alert.TypeResolved:
 		line("The incident has ended: no more %s errors on this file system.", orDash(event.Safe(a.ErrorKind)))
@@ -727,7 +603,7 @@ func joinSafe(ss []string) string {
 // labelValue makes s a valid, single-line label value of bounded length:
 // invalid UTF-8 and control characters are escaped Go-style.
 func labelValue(s string) string {
-	return truncate(event.Clean(s), maxLabelValue)
+	return notify.Truncate(event.Clean(s), maxLabelValue)
 }
 
 // annotation makes s valid UTF-8 of bounded length. Newlines are kept
@@ -737,49 +613,5 @@ func annotation(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return truncate(s, maxAnnotation)
-}
-
-// truncate cuts s to at most max bytes at a rune boundary.
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
-}
-
-// cleanLine makes s one printable line of at most max bytes.
-func cleanLine(s string, max int) string {
-	return truncate(strings.TrimSpace(event.Clean(s)), max)
-}
-
-// validHeaderName reports whether s is an HTTP token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue reports whether s has no control characters but tab.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return notify.Truncate(s, maxAnnotation)
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,63 +16,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
-	"github.com/fshealth/fshealth/internal/event"
-	"github.com/fshealth/fshealth/internal/ext4"
 	"github.com/fshealth/fshealth/internal/notify/alertmanager"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 )
 
 // hostileMount is a mount point an attacker could create: a newline, a
 // carriage return, quotes, a shell substitution and an invalid UTF-8 byte.
 const hostileMount = "/mnt/evil\r\nBcc: x@y \"$(reboot)\"\xff"
-
-func sampleAlert(typ string) *alert.Alert {
-	ino := uint64(12)
-	gen := uint32(7)
-	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	a := &alert.Alert{
-		ID:       "01JTESTALERT" + strings.ToUpper(typ),
-		Type:     typ,
-		Severity: alert.SeverityCritical,
-		Rule:     "default",
-		Host:     "web1",
-		Time:     since.Add(time.Minute),
-		Summary:  "EUCLEAN on /dev/loop7 (/mnt/data)",
-		Filesystem: alert.Filesystem{
-			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
-			Device:      "/dev/loop7",
-			FSType:      "ext4",
-			Mountpoints: []string{"/mnt/data", "/srv/data"},
-			Label:       "data",
-		},
-		ErrorKind: "EUCLEAN",
-		Count:     3,
-		Since:     since,
-		Event: &event.Event{
-			ID:          "01JTESTEVENT",
-			Kind:        event.KindError,
-			Time:        event.Time{Time: since},
-			Source:      event.SourceFanotify,
-			Errno:       117,
-			Error:       "EUCLEAN",
-			ErrorText:   "structure needs cleaning",
-			ErrorCount:  1,
-			Device:      "/dev/loop7",
-			FSType:      "ext4",
-			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
-			Mountpoints: []string{"/mnt/data", "/srv/data"},
-			Inode:       &ino,
-			Generation:  &gen,
-			Path:        "/mnt/data/dir/bad",
-			Ext4: &ext4.State{ErrorsCount: 4, LastError: &ext4.ErrorInfo{
-				Time: since, Function: "ext4_lookup", Line: 1812, Inode: 12, Code: 5, Error: "EUCLEAN",
-			}},
-		},
-	}
-	if typ == alert.TypeTest {
-		a.Test = true
-	}
-	return a
-}
 
 func newNotifier(t *testing.T, cfg alertmanager.Config) *alertmanager.Notifier {
 	t.Helper()
@@ -85,75 +34,29 @@ func newNotifier(t *testing.T, cfg alertmanager.Config) *alertmanager.Notifier {
 	return n
 }
 
-// recorder is an httptest Alertmanager stand-in that records requests.
-type recorder struct {
-	mu       sync.Mutex
-	requests []*http.Request
-	bodies   [][]byte
-	status   int
-	body     string
-	srv      *httptest.Server
-}
-
-func newRecorder(t *testing.T, status int, body string) *recorder {
-	r := &recorder{status: status, body: body}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		r.requests = append(r.requests, req)
-		r.bodies = append(r.bodies, b)
-		status, body := r.status, r.body
-		r.mu.Unlock()
-		if status == http.StatusTemporaryRedirect {
-			w.Header().Set("Location", "http://elsewhere.example/api/v2/alerts")
-		}
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.requests)
-}
-
-// deadURL returns a URL nothing listens on.
-func deadURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 func TestSendPostsAPIv2(t *testing.T) {
-	rec := newRecorder(t, http.StatusOK, "")
+	rec := notifytest.NewReceiver(t, http.StatusOK, "")
 	n := newNotifier(t, alertmanager.Config{
 		Name:           "am",
-		URLs:           []string{rec.srv.URL + "/prefix/"},
+		URLs:           []string{rec.URL + "/prefix/"},
 		Headers:        map[string]string{"X-Scope-OrgID": "tenant1"},
 		ResendInterval: time.Minute,
 		ExtraLabels:    map[string]string{"env": "prod"},
 		GeneratorURL:   "https://grafana.example/d/fs",
 		Version:        "1.2.3",
 	})
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	before := time.Now()
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	if rec.count() != 1 {
-		t.Fatalf("got %d requests, want 1", rec.count())
+	if len(rec.Requests()) != 1 {
+		t.Fatalf("got %d requests, want 1", len(rec.Requests()))
 	}
-	req, body := rec.requests[0], rec.bodies[0]
-	if req.Method != http.MethodPost || req.URL.Path != "/prefix/api/v2/alerts" {
-		t.Errorf("request %s %s, want POST /prefix/api/v2/alerts", req.Method, req.URL.Path)
+	req := rec.Requests()[0]
+	body := req.Body
+	if req.Method != http.MethodPost || req.Path != "/prefix/api/v2/alerts" {
+		t.Errorf("request %s %s, want POST /prefix/api/v2/alerts", req.Method, req.Path)
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
@@ -179,7 +82,7 @@ func TestSendPostsAPIv2(t *testing.T) {
 	}
 	p := got[0]
 	want := map[string]string{
-		"alertname": "FilesystemError", "instance": "web1", "device": "/dev/loop7",
+		"alertname": "FilesystemError", "instance": "web1.example.org", "device": "/dev/loop7",
 		"mountpoint": "/mnt/data", "fstype": "ext4", "uuid": a.Filesystem.UUID,
 		"errno": "EUCLEAN", "severity": "critical", "env": "prod",
 	}
@@ -194,7 +97,7 @@ func TestSendPostsAPIv2(t *testing.T) {
 	for k, v := range map[string]string{
 		"alert_id": a.ID, "event_id": "01JTESTEVENT", "count": "3", "since": "2025-03-01T10:00:00Z",
 		"alert_type": "error", "rule": "default", "inode": "12", "path": "/mnt/data/dir/bad",
-		"summary": "EUCLEAN on /dev/loop7 (/mnt/data) on web1", "mountpoints": "/mnt/data, /srv/data",
+		"summary": "EUCLEAN on /dev/loop7 (/mnt/data) on web1.example.org", "mountpoints": "/mnt/data, /srv/data",
 	} {
 		if p.Annotations[k] != v {
 			t.Errorf("annotation %s = %q, want %q", k, p.Annotations[k], v)
@@ -226,12 +129,12 @@ func TestPayloadTimes(t *testing.T) {
 	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}})
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-	fire := n.Payload(sampleAlert(alert.TypeReminder), now)
+	fire := n.Payload(notifytest.Alert(alert.TypeReminder), now)
 	if want := now.Add(3 * alertmanager.DefaultResendInterval); !fire.EndsAt.Equal(want) {
 		t.Errorf("reminder endsAt %v, want %v", fire.EndsAt, want)
 	}
 
-	res := n.Payload(sampleAlert(alert.TypeResolved), now)
+	res := n.Payload(notifytest.Alert(alert.TypeResolved), now)
 	if !res.EndsAt.Equal(now) {
 		t.Errorf("resolved endsAt %v, want now %v", res.EndsAt, now)
 	}
@@ -242,7 +145,7 @@ func TestPayloadTimes(t *testing.T) {
 		t.Errorf("resolved summary %q", res.Annotations["summary"])
 	}
 
-	tst := n.Payload(sampleAlert(alert.TypeTest), now)
+	tst := n.Payload(notifytest.Alert(alert.TypeTest), now)
 	if tst.Labels["test"] != "true" {
 		t.Errorf("test alert labels %v lack test=\"true\"", tst.Labels)
 	}
@@ -254,13 +157,13 @@ func TestPayloadTimes(t *testing.T) {
 	}
 
 	// A Since after now (clock skew) must still give startsAt < endsAt.
-	a := sampleAlert(alert.TypeResolved)
+	a := notifytest.Alert(alert.TypeResolved)
 	a.Since = now.Add(time.Hour)
 	if p := n.Payload(a, now); !p.StartsAt.Before(p.EndsAt) {
 		t.Errorf("startsAt %v not before endsAt %v", p.StartsAt, p.EndsAt)
 	}
 
-	d := n.Payload(sampleAlert(alert.TypeDigest), now).Annotations["description"]
+	d := n.Payload(notifytest.Alert(alert.TypeDigest), now).Annotations["description"]
 	if !strings.Contains(d, "3 more EUCLEAN error(s) since 2025-03-01T10:00:00Z") {
 		t.Errorf("digest description:\n%s", d)
 	}
@@ -279,9 +182,9 @@ func equalMaps(a, b map[string]string) bool {
 }
 
 func TestHostileStrings(t *testing.T) {
-	rec := newRecorder(t, http.StatusOK, "")
-	n := newNotifier(t, alertmanager.Config{URLs: []string{rec.srv.URL}})
-	a := sampleAlert(alert.TypeError)
+	rec := notifytest.NewReceiver(t, http.StatusOK, "")
+	n := newNotifier(t, alertmanager.Config{URLs: []string{rec.URL}})
+	a := notifytest.Alert(alert.TypeError)
 	a.Filesystem.Mountpoints = []string{hostileMount}
 	a.Filesystem.Label = "lab\nel"
 	a.Event.Path = hostileMount + "/file\n"
@@ -289,11 +192,11 @@ func TestHostileStrings(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	if !json.Valid(rec.bodies[0]) {
-		t.Fatalf("body is not valid JSON: %q", rec.bodies[0])
+	if !json.Valid(rec.Requests()[0].Body) {
+		t.Fatalf("body is not valid JSON: %q", rec.Requests()[0].Body)
 	}
 	var got []alertmanager.PostableAlert
-	if err := json.Unmarshal(rec.bodies[0], &got); err != nil {
+	if err := json.Unmarshal(rec.Requests()[0].Body, &got); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range got[0].Labels {
@@ -330,15 +233,15 @@ func TestStatusErrors(t *testing.T) {
 		{503, `{"code":503,"message":"not ready"}`, []string{"HTTP 503", "not ready"}},
 		{307, "", []string{"HTTP 307", "redirects are not followed"}},
 	} {
-		rec := newRecorder(t, tc.status, tc.body)
-		n := newNotifier(t, alertmanager.Config{Name: "am-status", URLs: []string{rec.srv.URL}})
-		err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+		rec := notifytest.NewReceiver(t, tc.status, tc.body)
+		n := newNotifier(t, alertmanager.Config{Name: "am-status", URLs: []string{rec.URL}})
+		err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 		if err == nil {
 			t.Errorf("HTTP %d: Send succeeded", tc.status)
 			continue
 		}
 		msg := err.Error()
-		for _, w := range append(tc.want, `alertmanager "am-status"`, "01JTESTALERTERROR", rec.srv.URL+"/api/v2/alerts") {
+		for _, w := range append(tc.want, `alertmanager "am-status"`, "01JTESTALERTERROR", rec.URL+"/api/v2/alerts") {
 			if !strings.Contains(msg, w) {
 				t.Errorf("HTTP %d: error %q lacks %q", tc.status, msg, w)
 			}
@@ -347,26 +250,26 @@ func TestStatusErrors(t *testing.T) {
 }
 
 func TestHighAvailability(t *testing.T) {
-	ok := newRecorder(t, http.StatusOK, "")
-	bad := newRecorder(t, http.StatusServiceUnavailable, "down for maintenance")
-	dead := deadURL(t)
+	ok := notifytest.NewReceiver(t, http.StatusOK, "")
+	bad := notifytest.NewReceiver(t, http.StatusServiceUnavailable, "down for maintenance")
+	dead := notifytest.DeadURL(t)
 
 	var logBuf bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
 
 	// One of two down (refusing connections): success.
-	n := newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.srv.URL}, Logger: logger})
-	if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	n := newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.URL}, Logger: logger})
+	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager down: %v", err)
 	}
 	// One answers 503: success, and the failure is logged.
-	n = newNotifier(t, alertmanager.Config{URLs: []string{bad.srv.URL, ok.srv.URL}, Logger: logger})
-	if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	n = newNotifier(t, alertmanager.Config{URLs: []string{bad.URL, ok.URL}, Logger: logger})
+	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager failing: %v", err)
 	}
-	if ok.count() != 2 || bad.count() != 1 {
-		t.Errorf("requests: ok %d (want 2), bad %d (want 1)", ok.count(), bad.count())
+	if len(ok.Requests()) != 2 || len(bad.Requests()) != 1 {
+		t.Errorf("requests: ok %d (want 2), bad %d (want 1)", len(ok.Requests()), len(bad.Requests()))
 	}
 	logMu.Lock()
 	if !strings.Contains(logBuf.String(), "HTTP 503") {
@@ -375,9 +278,9 @@ func TestHighAvailability(t *testing.T) {
 	logMu.Unlock()
 
 	// Both down: an error naming both.
-	dead2 := deadURL(t)
-	n = newNotifier(t, alertmanager.Config{Name: "ha", URLs: []string{dead, bad.srv.URL, dead2}})
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	dead2 := notifytest.DeadURL(t)
+	n = newNotifier(t, alertmanager.Config{Name: "ha", URLs: []string{dead, bad.URL, dead2}})
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("all Alertmanagers down: Send succeeded")
 	}
@@ -430,13 +333,13 @@ func TestBasicAuthNeverInErrors(t *testing.T) {
 		fail = false
 		mu.Unlock()
 		n := newNotifier(t, cfg)
-		if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+		if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 			t.Fatalf("with basic auth: %v", err)
 		}
 		mu.Lock()
 		fail = true
 		mu.Unlock()
-		err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+		err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 		if err == nil {
 			t.Fatal("Send succeeded on HTTP 502")
 		}
@@ -452,7 +355,7 @@ func TestBasicAuthNeverInErrors(t *testing.T) {
 
 	// A wrong password: 401, and still no secret in the error.
 	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://" + user + ":wrong-password@" + hostport}})
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Fatalf("wrong password: got %v, want HTTP 401", err)
 	}
@@ -473,7 +376,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	n := newNotifier(t, alertmanager.Config{URLs: []string{srv.URL}, Timeout: 200 * time.Millisecond})
 	start := time.Now()
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Errorf("hanging server: got %v, want a timeout", err)
 	}
@@ -483,7 +386,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := n.Send(ctx, sampleAlert(alert.TypeError)); err == nil || !strings.Contains(err.Error(), "canceled") {
+	if err := n.Send(ctx, notifytest.Alert(alert.TypeError)); err == nil || !strings.Contains(err.Error(), "canceled") {
 		t.Errorf("canceled context: got %v", err)
 	}
 }
@@ -501,7 +404,7 @@ func TestNewErrors(t *testing.T) {
 		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "v", Password: "other"}, "differs"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Password: "pw-secret"}, "no username"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"Bad Name": "v"}}, "header name"},
-		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"X-A": "v\r\nX-B: y"}}, "control characters"},
+		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"X-A": "v\r\nX-B: y"}}, "control character"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"content-type": "text/plain"}}, "cannot be set"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Username: "u", Headers: map[string]string{"Authorization": "Bearer pw-secret"}}, "conflicts"},
 		{alertmanager.Config{URLs: []string{"http://h"}, ExtraLabels: map[string]string{"bad-name": "v"}}, "not valid"},

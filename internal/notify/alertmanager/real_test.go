@@ -19,6 +19,7 @@ import (
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/loopfs"
 	"github.com/fshealth/fshealth/internal/notify/alertmanager"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
@@ -187,7 +188,7 @@ func TestRealAlertmanager(t *testing.T) {
 
 	n := newNotifier(t, alertmanager.Config{
 		Name:           "am-real",
-		URLs:           []string{base, deadURL(t)}, // one HA peer down
+		URLs:           []string{base, notifytest.DeadURL(t)}, // one HA peer down
 		ResendInterval: time.Minute,
 		ExtraLabels:    map[string]string{"env": "test"},
 		GeneratorURL:   "http://fshealth.example/status",
@@ -195,7 +196,7 @@ func TestRealAlertmanager(t *testing.T) {
 	ctx := context.Background()
 
 	// The first alert of an incident, on a hostile mount point.
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	a.Filesystem.Mountpoints = []string{hostileMount, "/srv/data"}
 	if err := n.Send(ctx, a); err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestRealAlertmanager(t *testing.T) {
 	if got.Status.State != "active" {
 		t.Errorf("state %q, want active", got.Status.State)
 	}
-	for k, v := range map[string]string{"alertname": "FilesystemError", "instance": "web1", "device": "/dev/loop7",
+	for k, v := range map[string]string{"alertname": "FilesystemError", "instance": "web1.example.org", "device": "/dev/loop7",
 		"fstype": "ext4", "uuid": a.Filesystem.UUID, "errno": "EUCLEAN", "severity": "critical", "env": "test"} {
 		if got.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, got.Labels[k], v)
@@ -225,7 +226,7 @@ func TestRealAlertmanager(t *testing.T) {
 	}
 
 	// A digest for the same incident updates the same alert.
-	dg := sampleAlert(alert.TypeDigest)
+	dg := notifytest.Alert(alert.TypeDigest)
 	dg.Filesystem.Mountpoints = a.Filesystem.Mountpoints
 	dg.Count = 41
 	dg.Since = a.Since.Add(30 * time.Second)
@@ -243,7 +244,7 @@ func TestRealAlertmanager(t *testing.T) {
 	}
 
 	// A test alert is a separate alert, marked test="true".
-	ta := sampleAlert(alert.TypeTest)
+	ta := notifytest.Alert(alert.TypeTest)
 	if err := n.Send(ctx, ta); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestRealAlertmanager(t *testing.T) {
 	}
 
 	// Resolving the incident: it is no longer active, the test alert is.
-	rs := sampleAlert(alert.TypeResolved)
+	rs := notifytest.Alert(alert.TypeResolved)
 	rs.Filesystem.Mountpoints = a.Filesystem.Mountpoints
 	if err := n.Send(ctx, rs); err != nil {
 		t.Fatal(err)

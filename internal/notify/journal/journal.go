@@ -53,12 +53,16 @@ const (
 )
 
 // Message ids, one per kind of entry, for MESSAGE_ID (and for
-// `journalctl MESSAGE_ID=...`). They never change.
+// `journalctl MESSAGE_ID=...`). They never change; dist/fshealth.catalog
+// explains each (`journalctl -x`).
 const (
 	// MessageIDError marks a file system error event.
 	MessageIDError = "8d9a4e9cc3304a7c8d6942249e608e0f"
 	// MessageIDOverflow marks a lost-events (queue overflow) event.
 	MessageIDOverflow = "267f6f1d5c434d9383788f32f72f971e"
+	// MessageIDRedundancy marks a redundancy event: an md array under a
+	// file system lost a copy, or got it back.
+	MessageIDRedundancy = "ee070cb759af47b9967eefc34a7c6600"
 	// MessageIDAlertError marks the first alert of an incident.
 	MessageIDAlertError = "e0bf24e6719f45e8b751a91d1f31affe"
 	// MessageIDAlertDigest marks a digest alert.
@@ -215,18 +219,15 @@ type Field struct {
 
 // EventFields returns the journal fields for e, in the order they are sent.
 func EventFields(e *event.Event) []Field {
-	f := make([]Field, 0, 20)
-	if e.Kind == event.KindOverflow {
-		f = append(f,
-			Field{"MESSAGE", message(e)},
-			Field{"PRIORITY", priWarning},
-			Field{"MESSAGE_ID", MessageIDOverflow})
-	} else {
-		f = append(f,
-			Field{"MESSAGE", message(e)},
-			Field{"PRIORITY", priErr},
-			Field{"MESSAGE_ID", MessageIDError})
+	pri, id := priErr, MessageIDError
+	switch e.Kind {
+	case event.KindOverflow:
+		pri, id = priWarning, MessageIDOverflow
+	case event.KindRedundancy:
+		id = MessageIDRedundancy
 	}
+	f := make([]Field, 0, 20)
+	f = append(f, Field{"MESSAGE", message(e)}, Field{"PRIORITY", pri}, Field{"MESSAGE_ID", id})
 	f = append(f, Field{"SYSLOG_IDENTIFIER", "fshealth"})
 	f = add(f, "FSHEALTH_KIND", e.Kind)
 	f = add(f, "FSHEALTH_SOURCE", e.Source)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/notify/smtp"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
@@ -25,7 +26,7 @@ import (
 // nonASCIIAlert is an alert whose subject, mount point, path and kernel
 // message are not ASCII.
 func nonASCIIAlert() *alert.Alert {
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	a.ID = "01JTESTNONASCII"
 	a.Summary = "EUCLEAN sur /dev/loop7 (/mnt/données) — 日本語のテスト"
 	a.Filesystem.Mountpoints = []string{"/mnt/données", "/srv/Ünïcode"}
@@ -152,7 +153,7 @@ func TestEximSTARTTLS(t *testing.T) {
 
 	strict := base
 	strict.TLS = smtp.TLSStartTLS
-	err := newNotifier(t, strict).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, strict).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("strict STARTTLS accepted exim's self-signed certificate")
 	}
@@ -169,7 +170,7 @@ func TestEximSTARTTLS(t *testing.T) {
 	opp.Logger = log
 	n := newNotifier(t, opp)
 	a := nonASCIIAlert()
-	b := sampleAlert(alert.TypeReminder)
+	b := notifytest.Alert(alert.TypeReminder)
 	for _, al := range []*alert.Alert{a, b} {
 		if err := n.Send(context.Background(), al); err != nil {
 			t.Fatal(err)
@@ -182,13 +183,13 @@ func TestEximSTARTTLS(t *testing.T) {
 	// The CA file, then a pinned fingerprint, with strict TLS.
 	withCA := strict
 	withCA.CAFile = writeFile(t, "ca.pem", certPEM)
-	c := sampleAlert(alert.TypeDigest)
+	c := notifytest.Alert(alert.TypeDigest)
 	if err := newNotifier(t, withCA).Send(context.Background(), c); err != nil {
 		t.Errorf("strict with ca_file: %v", err)
 	}
 	pinned := strict
 	pinned.TLSFingerprints = []string{smtp.FormatFingerprint(sha256Sum(der))}
-	d := sampleAlert(alert.TypeResolved)
+	d := notifytest.Alert(alert.TypeResolved)
 	if err := newNotifier(t, pinned).Send(context.Background(), d); err != nil {
 		t.Errorf("strict with tls_fingerprint: %v", err)
 	}
@@ -250,7 +251,7 @@ func TestEximSendmailFailure(t *testing.T) {
 	e := testutil.StartExim(t, testutil.EximOptions{})
 	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: e.Sendmail,
 		From: "fshealth@web1.example.org", To: []string{"root", "ops@example.org"}})
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	for _, kind := range []string{"temp", "perm"} {
 		e.SetFailure(t, kind)
 		err := n.Send(context.Background(), a)
@@ -281,7 +282,7 @@ func TestEximSendmailFailure(t *testing.T) {
 func TestSendmailErrors(t *testing.T) {
 	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: "/nonexistent/sendmail",
 		From: "a@b.c", To: []string{"root"}})
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), `sendmail "local": alert 01JTESTALERTERROR: running /nonexistent/sendmail: fork/exec /nonexistent/sendmail: no such file or directory`) {
 		t.Errorf("missing program: %v", err)
 	}
@@ -327,7 +328,7 @@ func TestEximSendmailBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: prog, From: "fshealth", To: []string{"root"}})
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestSendmailTimeout(t *testing.T) {
 	}
 	n := newNotifier(t, smtp.Config{Name: "local", Via: smtp.ViaSendmail, Sendmail: prog, From: "a@b.c", To: []string{"root"},
 		Timeout: 500 * time.Millisecond})
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "timed out after") || !strings.Contains(err.Error(), "(timeout 500ms)") {
 		t.Fatalf("got %v, want a timeout", err)
 	}

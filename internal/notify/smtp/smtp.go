@@ -54,6 +54,7 @@ import (
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/notify"
 )
 
 // TLS modes (Config.TLS).
@@ -167,7 +168,7 @@ type Notifier struct {
 	insecure  bool
 	helo      string
 	userAgent string
-	secrets   []string
+	secrets   notify.Secrets
 
 	via                 string
 	sendmail            string
@@ -253,11 +254,7 @@ func New(cfg Config) (*Notifier, error) {
 	if strings.ContainsFunc(n.prefix, unicode.IsControl) || !utf8.ValidString(n.prefix) {
 		return fail("subject prefix %q has control characters", n.prefix)
 	}
-	version := cfg.Version
-	if version == "" {
-		version = "dev"
-	}
-	n.userAgent = "fshealth/" + version
+	n.userAgent = notify.UserAgent(cfg.Version)
 
 	// Bare local names ("root") are for the local mail transfer agent,
 	// which qualifies them and looks them up in /etc/aliases.
@@ -335,9 +332,9 @@ func (n *Notifier) checkSMTP(cfg Config) error {
 		return fmt.Errorf("refusing to send credentials unencrypted to %s (TLS %q); use %q or %q", n.host, TLSNone, TLSStartTLS, TLSImplicit)
 	}
 	if n.password != "" {
-		n.addSecret(n.password)
-		n.addSecret(base64.StdEncoding.EncodeToString([]byte(n.password)))
-		n.addSecret(base64.StdEncoding.EncodeToString([]byte("\x00" + n.username + "\x00" + n.password)))
+		// As AUTH PLAIN and LOGIN send it.
+		n.secrets.Add(n.password, base64.StdEncoding.EncodeToString([]byte(n.password)),
+			base64.StdEncoding.EncodeToString([]byte("\x00"+n.username+"\x00"+n.password)))
 	}
 	return nil
 }
@@ -388,13 +385,6 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// addSecret records s to be scrubbed from errors.
-func (n *Notifier) addSecret(s string) {
-	if len(s) >= 3 {
-		n.secrets = append(n.secrets, s)
-	}
 }
 
 // Name returns the channel's name.
@@ -490,7 +480,7 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	}
 	client, err := mail.NewClient(n.host, opts...)
 	if err != nil {
-		return n.errorf("setting up the client: %s", n.scrub(err.Error()))
+		return n.errorf("setting up the client: %s", n.secrets.Scrub(err.Error()))
 	}
 	start := time.Now()
 	sc, err := client.DialToSMTPClientWithContext(ctx)
@@ -518,39 +508,31 @@ func (n *Notifier) failure(ctx context.Context, step string, err error, took tim
 	var ne net.Error
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		return fmt.Sprintf("%s: timed out after %s (timeout %s): %s", step, took.Round(time.Millisecond), n.timeout, n.scrub(text))
+		return fmt.Sprintf("%s: timed out after %s (timeout %s): %s", step, took.Round(time.Millisecond), n.timeout, n.secrets.Scrub(text))
 	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Sprintf("%s: canceled: %s", step, n.scrub(text))
+		return fmt.Sprintf("%s: canceled: %s", step, n.secrets.Scrub(text))
 	case strings.Contains(text, "does not support STARTTLS"):
 		return fmt.Sprintf("%s: the server does not offer STARTTLS, which TLS mode %q requires (nothing was sent)", step, n.tlsMode)
 	case errors.Is(err, gomailsmtp.ErrUnencrypted):
-		return fmt.Sprintf("%s: refusing to authenticate over an unencrypted connection: %s", step, n.scrub(text))
+		return fmt.Sprintf("%s: refusing to authenticate over an unencrypted connection: %s", step, n.secrets.Scrub(text))
 	case errors.Is(err, io.EOF) || strings.Contains(text, "EOF"):
-		return fmt.Sprintf("%s: the server closed the connection: %s", step, n.scrub(text))
+		return fmt.Sprintf("%s: the server closed the connection: %s", step, n.secrets.Scrub(text))
 	}
 	var se *mail.SendError
 	if errors.As(err, &se) {
 		switch code := se.ErrorCode(); {
 		case code >= 400 && code < 500:
-			return fmt.Sprintf("%s: %s (a temporary failure)", step, n.scrub(text))
+			return fmt.Sprintf("%s: %s (a temporary failure)", step, n.secrets.Scrub(text))
 		case code >= 500 && code < 600:
-			return fmt.Sprintf("%s: %s (a permanent failure)", step, n.scrub(text))
+			return fmt.Sprintf("%s: %s (a permanent failure)", step, n.secrets.Scrub(text))
 		}
 	}
-	return fmt.Sprintf("%s: %s", step, n.scrub(text))
+	return fmt.Sprintf("%s: %s", step, n.secrets.Scrub(text))
 }
 
 // errorf returns an error that names the channel.
 func (n *Notifier) errorf(format string, args ...any) error {
 	return fmt.Errorf("%s %q: %s", n.kind, n.name, fmt.Sprintf(format, args...))
-}
-
-// scrub replaces every configured secret in s with "xxxxx".
-func (n *Notifier) scrub(s string) string {
-	for _, sec := range n.secrets {
-		s = strings.ReplaceAll(s, sec, "xxxxx")
-	}
-	return s
 }
 
 // oneLine makes s one printable line.
@@ -587,7 +569,7 @@ func (n *Notifier) message(a *alert.Alert) (*mail.Msg, error) {
 	m.SetGenHeader(mail.Header("Auto-Submitted"), "auto-generated")
 	m.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
 	m.SetUserAgent(n.userAgent)
-	if a.Severity == alert.SeverityCritical && a.Type != alert.TypeResolved && !isTest(a) {
+	if a.Severity == alert.SeverityCritical && a.Type != alert.TypeResolved && !a.IsTest() {
 		m.SetImportance(mail.ImportanceHigh)
 	}
 	m.SetBodyString(mail.TypeTextPlain, Body(a))
@@ -663,9 +645,6 @@ func domain(host string) string {
 	return d
 }
 
-// isTest reports whether a was sent by `fshealth test-alert`.
-func isTest(a *alert.Alert) bool { return a.Test || a.Type == alert.TypeTest }
-
 // Subject returns the message's subject:
 // "<prefix> <severity> [<TYPE> ]<summary> on <host>", where TYPE marks
 // anything but a first alert (TEST, DIGEST, REMINDER, RESOLVED). It is one
@@ -677,16 +656,12 @@ func (n *Notifier) Subject(a *alert.Alert) string {
 		parts = append(parts, event.Clean(a.Severity))
 	}
 	switch {
-	case isTest(a):
+	case a.IsTest():
 		parts = append(parts, "TEST")
 	case a.Type == alert.TypeDigest, a.Type == alert.TypeReminder, a.Type == alert.TypeResolved:
 		parts = append(parts, strings.ToUpper(a.Type))
 	}
-	s := a.Summary
-	if s == "" {
-		s = fallbackSummary(a)
-	}
-	parts = append(parts, event.Clean(s))
+	parts = append(parts, event.Clean(a.Headline()))
 	if a.Host != "" {
 		parts = append(parts, "on", event.Clean(a.Host))
 	}
@@ -698,32 +673,7 @@ func (n *Notifier) Subject(a *alert.Alert) string {
 		}
 		return r
 	}, subj)
-	return truncate(subj, maxSubject)
-}
-
-// fallbackSummary describes a when it has no Summary.
-func fallbackSummary(a *alert.Alert) string {
-	kind := a.ErrorKind
-	if kind == "" {
-		kind = "file system error"
-	}
-	dev := a.Filesystem.Device
-	if dev == "" {
-		dev = "unknown device"
-	}
-	return kind + " on " + dev
-}
-
-// truncate cuts s to at most max bytes at a rune boundary.
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
+	return notify.Truncate(subj, maxSubject)
 }
 
 // Body returns the plain-text body of a's message: what happened, the file
@@ -756,14 +706,10 @@ func Body(a *alert.Alert) string {
 	if host == "" {
 		host = "this host"
 	}
-	summary := a.Summary
-	if summary == "" {
-		summary = fallbackSummary(a)
-	}
-	line("fshealth on %s: %s", host, event.Clean(summary))
+	line("fshealth on %s: %s", host, event.Clean(a.Headline()))
 	line("")
 	switch {
-	case isTest(a):
+	case a.IsTest():
 		line("This is a TEST alert sent by `fshealth test-alert`. Nothing is wrong:")
 		line("it shows that e-mail alerts from %s arrive.", host)
 	case a.Type == alert.TypeResolved:
@@ -845,7 +791,7 @@ func Body(a *alert.Alert) string {
 			}
 		}
 		line("")
-	} else if a.Count > 0 && !isTest(a) {
+	} else if a.Count > 0 && !a.IsTest() {
 		line("Error")
 		field("Error", kind)
 		field("Count", fmt.Sprintf("%d%s", a.Count, since))

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
-	"github.com/fshealth/fshealth/internal/event"
-	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/notify/smtp"
 )
 
@@ -27,58 +26,6 @@ const (
 
 // hostileMount tries to inject a Bcc header and forge body lines.
 const hostileMount = "/mnt/evil\r\nBcc: x@y\r\n\r\nforged body \"$(reboot)\"\xff"
-
-func sampleAlert(typ string) *alert.Alert {
-	ino := uint64(12)
-	gen := uint32(7)
-	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	a := &alert.Alert{
-		ID:       "01JTESTALERT" + strings.ToUpper(typ),
-		Type:     typ,
-		Severity: alert.SeverityCritical,
-		Rule:     "default",
-		Host:     "web1.example.org",
-		Time:     since.Add(time.Minute),
-		Summary:  "EUCLEAN on /dev/loop7 (/mnt/data)",
-		Filesystem: alert.Filesystem{
-			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
-			Device:      "/dev/loop7",
-			FSType:      "ext4",
-			Mountpoints: []string{"/mnt/data", "/srv/data"},
-			Label:       "data",
-		},
-		ErrorKind: "EUCLEAN",
-		Count:     3,
-		Since:     since,
-		Event: &event.Event{
-			ID:          "01JTESTEVENT",
-			Kind:        event.KindError,
-			Time:        event.Time{Time: since},
-			Source:      event.SourceFanotify,
-			Errno:       117,
-			Error:       "EUCLEAN",
-			ErrorText:   "structure needs cleaning",
-			ErrorCount:  1,
-			PID:         4242,
-			FSID:        "1234:5678",
-			Device:      "/dev/loop7",
-			FSType:      "ext4",
-			UUID:        "0b1c2d3e-1111-2222-3333-444455556666",
-			Mountpoints: []string{"/mnt/data", "/srv/data"},
-			Inode:       &ino,
-			Generation:  &gen,
-			Path:        "/mnt/data/dir/bad",
-			Ext4: &ext4.State{ErrorsCount: 4,
-				FirstError: &ext4.ErrorInfo{Time: since.Add(-time.Hour), Function: "ext4_iget", Line: 5000, Inode: 11, Code: 5, Error: "EUCLEAN"},
-				LastError:  &ext4.ErrorInfo{Time: since, Function: "ext4_lookup", Line: 1812, Inode: 12, Block: 99, Code: 5, Error: "EUCLEAN"},
-			},
-		},
-	}
-	if typ == alert.TypeTest {
-		a.Test = true
-	}
-	return a
-}
 
 // config returns a configuration for the server s.
 func config(s *testServer) smtp.Config {
@@ -167,7 +114,7 @@ func parse(t *testing.T, data []byte) parsed {
 func TestSendSTARTTLSAuthPlain(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN LOGIN", user: testUser, pass: testPass})
 	n := newNotifier(t, config(s))
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +199,7 @@ func TestSendSTARTTLSAuthPlain(t *testing.T) {
 func TestSendAuthLogin(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "LOGIN", user: testUser, pass: testPass})
 	n := newNotifier(t, config(s))
-	if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	msgs := s.messages()
@@ -265,7 +212,7 @@ func TestImplicitTLS(t *testing.T) {
 	s := newTestServer(t, serverConfig{implicitTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass})
 	cfg := config(s)
 	cfg.TLS = smtp.TLSImplicit
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	msgs := s.messages()
@@ -276,7 +223,7 @@ func TestImplicitTLS(t *testing.T) {
 
 func TestStartTLSRequired(t *testing.T) {
 	s := newTestServer(t, serverConfig{authMechs: "PLAIN LOGIN", user: testUser, pass: testPass})
-	err := newNotifier(t, config(s)).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, config(s)).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("Send succeeded with a server without STARTTLS")
 	}
@@ -298,7 +245,7 @@ func TestStartTLSOpportunistic(t *testing.T) {
 	cfg := config(plain)
 	cfg.TLS = smtp.TLSStartTLSOpportunistic
 	cfg.Username, cfg.Password = "", ""
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	if m := plain.messages(); len(m) != 1 || m[0].tls {
@@ -309,7 +256,7 @@ func TestStartTLSOpportunistic(t *testing.T) {
 	cfg = config(s)
 	cfg.TLS = smtp.TLSStartTLSOpportunistic
 	cfg.Username, cfg.Password = "", ""
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	if m := s.messages(); len(m) != 1 || !m[0].startTLS {
@@ -322,7 +269,7 @@ func TestTLSNone(t *testing.T) {
 	cfg := config(s)
 	cfg.TLS = smtp.TLSNone
 	cfg.Username, cfg.Password = "", ""
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	if m := s.messages(); len(m) != 1 || m[0].startTLS {
@@ -334,7 +281,7 @@ func TestCertificateVerified(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true})
 	cfg := config(s)
 	cfg.InsecureSkipVerify = false
-	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("self-signed certificate: got %v, want a certificate error", err)
 	}
@@ -368,7 +315,7 @@ func TestFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t, tc.cfg)
-			err := newNotifier(t, config(s)).Send(context.Background(), sampleAlert(alert.TypeError))
+			err := newNotifier(t, config(s)).Send(context.Background(), notifytest.Alert(alert.TypeError))
 			if err == nil {
 				t.Fatal("Send succeeded")
 			}
@@ -396,7 +343,7 @@ func TestConnectionRefused(t *testing.T) {
 	cfg := config(s)
 	s.close()
 	s.closed = make(chan struct{}) // the cleanup closes it again
-	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("got %v, want connection refused", err)
 	}
@@ -408,7 +355,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 	cfg.Timeout = 300 * time.Millisecond
 	n := newNotifier(t, cfg)
 	start := time.Now()
-	err := n.Send(context.Background(), sampleAlert(alert.TypeError))
+	err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Errorf("silent server: got %v, want a timeout", err)
 	}
@@ -421,7 +368,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	err = n.Send(ctx, sampleAlert(alert.TypeError))
+	err = n.Send(ctx, notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Error("Send succeeded against a silent server")
 	}
@@ -433,7 +380,7 @@ func TestTimeoutAndCancel(t *testing.T) {
 func TestHeaderInjection(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass})
 	n := newNotifier(t, config(s))
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	a.Filesystem.Mountpoints = []string{hostileMount}
 	a.Event.Mountpoints = []string{hostileMount}
 	a.Event.Path = hostileMount + "/f\nX-Evil: 1"
@@ -493,7 +440,7 @@ func TestHeaderInjection(t *testing.T) {
 func TestResendSameMessageID(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass})
 	n := newNotifier(t, config(s))
-	a := sampleAlert(alert.TypeReminder)
+	a := notifytest.Alert(alert.TypeReminder)
 	for range 2 {
 		if err := n.Send(context.Background(), a); err != nil {
 			t.Fatal(err)
@@ -529,7 +476,7 @@ func TestDigestReminderResolvedTest(t *testing.T) {
 		{alert.TypeTest, "[fs] critical TEST EUCLEAN on /dev/loop7 (/mnt/data) on web1.example.org",
 			[]string{"This is a TEST alert", "Nothing is wrong"}},
 	} {
-		a := sampleAlert(tc.typ)
+		a := notifytest.Alert(tc.typ)
 		a.Count = 41
 		if err := n.Send(context.Background(), a); err != nil {
 			t.Fatal(err)
@@ -605,7 +552,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestSubjectBounded(t *testing.T) {
 	n := newNotifier(t, smtp.Config{Host: "h", From: "a@b.c", To: []string{"d@e.f"}})
-	a := sampleAlert(alert.TypeError)
+	a := notifytest.Alert(alert.TypeError)
 	a.Summary = strings.Repeat("é", 500)
 	s := n.Subject(a)
 	if len(s) > 250 || !strings.HasPrefix(s, "[fshealth] critical é") {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/notify/smtp"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
@@ -81,7 +82,7 @@ func TestOpportunisticUnverifiedCertificates(t *testing.T) {
 
 			// Strict: refused, before anything is sent.
 			cfg.TLS = smtp.TLSStartTLS
-			err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+			err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 			if err == nil {
 				t.Fatal("strict STARTTLS accepted the certificate")
 			}
@@ -100,7 +101,7 @@ func TestOpportunisticUnverifiedCertificates(t *testing.T) {
 			cfg.Logger = log
 			n := newNotifier(t, cfg)
 			for range 2 {
-				if err := n.Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+				if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -128,7 +129,7 @@ func TestOpportunisticCredentials(t *testing.T) {
 	cfg := config(s)
 	cfg.InsecureSkipVerify = false
 	cfg.TLS = smtp.TLSStartTLSOpportunistic
-	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("credentials were accepted over an unverified session")
 	}
@@ -144,7 +145,7 @@ func TestOpportunisticCredentials(t *testing.T) {
 	}
 
 	cfg.AllowUnverifiedAuth = true
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	if m := s.messages(); len(m) != 1 || !m[0].startTLS || m[0].authUser != testUser {
@@ -165,12 +166,12 @@ func TestPrivateRelay(t *testing.T) {
 
 	cfg := base
 	cfg.CAFile = writeFile(t, "ca.pem", cert.pem)
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("CA file: %v", err)
 	}
 	cfg = base
 	cfg.TLSFingerprints = []string{other.sha256, strings.ToLower(strings.ReplaceAll(cert.sha256, ":", ""))}
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("pinned fingerprint: %v", err)
 	}
 	if m := s.messages(); len(m) != 2 || m[0].authUser != testUser || m[1].authUser != testUser {
@@ -179,7 +180,7 @@ func TestPrivateRelay(t *testing.T) {
 
 	cfg = base
 	cfg.TLSFingerprints = []string{"SHA256:" + other.sha256}
-	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("a wrong pin was accepted")
 	}
@@ -220,7 +221,7 @@ func TestTLSSettingErrors(t *testing.T) {
 // makes the attempt fail (to be retried), saying so; nothing is accepted.
 func TestDroppedMidData(t *testing.T) {
 	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass, drop: "mid-data"})
-	err := newNotifier(t, config(s)).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, config(s)).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("Send succeeded")
 	}
@@ -244,7 +245,7 @@ func TestImplicitTLSVerified(t *testing.T) {
 	cfg := config(s)
 	cfg.TLS = smtp.TLSImplicit
 	cfg.InsecureSkipVerify = false
-	err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError))
+	err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError))
 	if err == nil {
 		t.Fatal("a self-signed certificate was accepted")
 	}
@@ -259,7 +260,7 @@ func TestImplicitTLSVerified(t *testing.T) {
 		}
 	}
 	cfg.TLSFingerprints = []string{cert.sha256}
-	if err := newNotifier(t, cfg).Send(context.Background(), sampleAlert(alert.TypeError)); err != nil {
+	if err := newNotifier(t, cfg).Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Fatal(err)
 	}
 	if m := s.messages(); len(m) != 1 || !m[0].tls || m[0].authUser != testUser {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/notify"
 )
 
 // parseTemplate parses a body template with the channel's functions. For a
@@ -101,7 +102,7 @@ func checkJSON(b []byte) error {
 	}
 	off := int(se.Offset)
 	from, to := max(0, off-40), min(len(b), off+10)
-	return fmt.Errorf("%v at byte %d, near `%s` (each {{ }} inserts one complete JSON value, quotes included)", se, off, cleanLine(string(b[from:to]), 60))
+	return fmt.Errorf("%v at byte %d, near `%s` (each {{ }} inserts one complete JSON value, quotes included)", se, off, notify.Line(string(b[from:to]), 60))
 }
 
 // hostileText is what an attacker could put in an event's strings: a file

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 )
 
 // jsonModeTemplate inserts values in every way a template can: fields,
@@ -40,13 +41,13 @@ const jsonModeTemplate = `{{ define "where" }}{{ printf "%s on %s" .Summary .Hos
 // the template's keys, and give back each value unchanged (invalid UTF-8
 // aside, which becomes U+FFFD).
 func TestJSONModeBody(t *testing.T) {
-	rcv := newReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 	n := newNotifier(t, Config{Name: "json", URL: rcv.URL, Template: jsonModeTemplate})
 	a := HostileAlert()
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	body := rcv.requests()[0].body
+	body := rcv.Requests()[0].Body
 	if !utf8.Valid(body) {
 		t.Error("the body is not UTF-8")
 	}
@@ -94,7 +95,7 @@ func TestJSONModeBody(t *testing.T) {
 	if err := n.Send(context.Background(), noEvent()); err != nil {
 		t.Fatal(err)
 	}
-	if got := string(rcv.requests()[1].body); got != `{"with": null, "ev": null}` {
+	if got := string(rcv.Requests()[1].Body); got != `{"with": null, "ev": null}` {
 		t.Errorf("body without an event: %s", got)
 	}
 }
@@ -106,12 +107,12 @@ func asJSON(s string) string { return string([]rune(s)) }
 // TestTextModeUnchanged checks that a template for another content type
 // inserts values as text, as before.
 func TestTextModeUnchanged(t *testing.T) {
-	rcv := newReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 	n := newNotifier(t, Config{URL: rcv.URL, ContentType: "text/plain", Template: `{{ .Host }} {{ .Count }} {{ json .Host }}`})
 	if err := n.Send(context.Background(), SampleAlert()); err != nil {
 		t.Fatal(err)
 	}
-	if got := string(rcv.requests()[0].body); got != `host.example 2 "host.example"` {
+	if got := string(rcv.Requests()[0].Body); got != `host.example 2 "host.example"` {
 		t.Errorf("body %q", got)
 	}
 }
@@ -122,43 +123,43 @@ func TestTextModeUnchanged(t *testing.T) {
 // no header the server received holds a control character.
 func TestHostileAlertEverywhere(t *testing.T) {
 	cfgs := []Config{{Name: "default", SigningSecret: testSigningSecret, Secret: "hmac-key"}}
-	for _, name := range ExampleTemplates() {
-		tmpl, ct, _ := ExampleTemplate(name)
+	for _, name := range Builtins() {
+		tmpl, ct, _ := Builtin(name)
 		cfgs = append(cfgs, Config{Name: name, Template: tmpl, ContentType: ct, SigningSecret: testSigningSecret})
 	}
 	for _, cfg := range cfgs {
 		t.Run(cfg.Name, func(t *testing.T) {
-			rcv := newReceiver(t, http.StatusOK, "")
+			rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 			cfg.URL = rcv.URL
 			n := newNotifier(t, cfg)
 			a := HostileAlert()
 			if err := n.Send(context.Background(), a); err != nil {
 				t.Fatal(err)
 			}
-			r := rcv.requests()[0]
-			for k, vs := range r.header {
+			r := rcv.Requests()[0]
+			for k, vs := range r.Header {
 				for _, v := range vs {
 					if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
 						t.Errorf("header %s has a control character: %q", k, v)
 					}
 				}
 			}
-			if r.header.Get("X-Injected") != "" {
+			if r.Header.Get("X-Injected") != "" {
 				t.Error("a header was injected")
 			}
-			if err := verifyV1(testSigningSecret, r.header, r.body, n.now(), 300e9); err != nil {
+			if err := verifyV1(testSigningSecret, r.Header, r.Body, n.now(), 300e9); err != nil {
 				t.Errorf("signature: %v", err)
 			}
 			if cfg.Name == "ntfy" {
-				checkNtfy(t, string(r.body), true)
+				checkNtfy(t, string(r.Body), true)
 				return
 			}
-			if err := checkJSON(r.body); err != nil {
+			if err := checkJSON(r.Body); err != nil {
 				t.Fatalf("body: %v", err)
 			}
 			if cfg.Name == "default" {
 				var back alert.Alert
-				if err := json.Unmarshal(r.body, &back); err != nil {
+				if err := json.Unmarshal(r.Body, &back); err != nil {
 					t.Fatal(err)
 				}
 				if back.Event.KernelMessage != asJSON(a.Event.KernelMessage) {

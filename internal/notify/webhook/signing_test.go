@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
@@ -27,7 +28,7 @@ var testSigningSecret = SigningSecretPrefix + base64.StdEncoding.EncodeToString(
 // verifyV1 is a receiver's check of a Standard Webhooks request, written
 // from the scheme's description independently of SignV1: the headers must
 // be there, the timestamp within tolerance of now, and one of the
-// space-separated v1 signatures the HMAC of "id.timestamp.body".
+// space-separated v1 signatures the HMAC of "id.timestamp.Body".
 func verifyV1(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
 	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
 	if id == "" || ts == "" || sigs == "" {
@@ -66,7 +67,7 @@ func verifyV1(secret string, h http.Header, body []byte, now time.Time, toleranc
 // retry while the timestamp is the attempt's, and that a request changed
 // in any signed part, or replayed after the tolerance, does not verify.
 func TestStandardWebhooksSignature(t *testing.T) {
-	rcv := newReceiver(t, http.StatusServiceUnavailable, "try later")
+	rcv := notifytest.NewReceiver(t, http.StatusServiceUnavailable, "try later")
 	n := newNotifier(t, Config{Name: "signed", URL: rcv.URL, SigningSecret: testSigningSecret,
 		Template: `{"text": {{ .Summary }}, "path": {{ .Event.Path }}}`})
 	t1 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -78,40 +79,38 @@ func TestStandardWebhooksSignature(t *testing.T) {
 	if err := n.Send(context.Background(), a); err == nil {
 		t.Fatal("a 503 was a success")
 	}
-	rcv.mu.Lock()
-	rcv.status = http.StatusOK
-	rcv.mu.Unlock()
+	rcv.Answer(http.StatusOK, "", nil)
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	reqs := rcv.requests()
+	reqs := rcv.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}
 	for i, r := range reqs {
 		at := []time.Time{t1, t2}[i]
-		if got := r.header.Get("webhook-id"); got != a.ID {
+		if got := r.Header.Get("webhook-id"); got != a.ID {
 			t.Errorf("attempt %d: webhook-id %q, want the alert id %q", i+1, got, a.ID)
 		}
-		if got, want := r.header.Get("webhook-timestamp"), strconv.FormatInt(at.Unix(), 10); got != want {
+		if got, want := r.Header.Get("webhook-timestamp"), strconv.FormatInt(at.Unix(), 10); got != want {
 			t.Errorf("attempt %d: webhook-timestamp %q, want %q", i+1, got, want)
 		}
-		if got := r.header.Get(AlertIDHeader); got != a.ID {
+		if got := r.Header.Get(AlertIDHeader); got != a.ID {
 			t.Errorf("attempt %d: %s %q", i+1, AlertIDHeader, got)
 		}
-		if err := verifyV1(testSigningSecret, r.header, r.body, at, 5*time.Minute); err != nil {
+		if err := verifyV1(testSigningSecret, r.Header, r.Body, at, 5*time.Minute); err != nil {
 			t.Errorf("attempt %d does not verify: %v", i+1, err)
 		}
-		if !json.Valid(r.body) {
-			t.Errorf("attempt %d: body is not JSON: %s", i+1, r.body)
+		if !json.Valid(r.Body) {
+			t.Errorf("attempt %d: body is not JSON: %s", i+1, r.Body)
 		}
 	}
 
 	r := reqs[1]
 	tamper := func(name string, change func(h http.Header, body []byte) []byte) {
 		t.Helper()
-		h := r.header.Clone()
-		body := change(h, bytes.Clone(r.body))
+		h := r.Header.Clone()
+		body := change(h, bytes.Clone(r.Body))
 		if err := verifyV1(testSigningSecret, h, body, t2, 5*time.Minute); err == nil {
 			t.Errorf("%s: still verifies", name)
 		}
@@ -136,7 +135,7 @@ func TestStandardWebhooksSignature(t *testing.T) {
 		return b
 	})
 	// The same request, replayed ten minutes later, is refused.
-	if err := verifyV1(testSigningSecret, r.header, r.body, t2.Add(10*time.Minute), 5*time.Minute); err == nil {
+	if err := verifyV1(testSigningSecret, r.Header, r.Body, t2.Add(10*time.Minute), 5*time.Minute); err == nil {
 		t.Error("a replay after the tolerance verifies")
 	}
 	// Without a signing secret there are no Standard Webhooks headers.
@@ -144,7 +143,7 @@ func TestStandardWebhooksSignature(t *testing.T) {
 	if err := plain.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	if h := rcv.requests()[2].header; h.Get("webhook-signature") != "" || h.Get("webhook-id") != "" {
+	if h := rcv.Requests()[2].Header; h.Get("webhook-signature") != "" || h.Get("webhook-id") != "" {
 		t.Errorf("unsigned channel sent %v", h)
 	}
 }
@@ -222,7 +221,7 @@ print("valid" if verify(req["secret"], req["headers"], bytes.fromhex(req["body"]
 		t.Fatal(err)
 	}
 
-	rcv := newReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 	n := newNotifier(t, Config{URL: rcv.URL, SigningSecret: testSigningSecret})
 	now := time.Now()
 	n.now = func() time.Time { return now }
@@ -233,7 +232,7 @@ print("valid" if verify(req["secret"], req["headers"], bytes.fromhex(req["body"]
 	if err := n.Send(context.Background(), hostileAlert()); err != nil {
 		t.Fatal(err)
 	}
-	reqs := rcv.requests()
+	reqs := rcv.Requests()
 	run := func(name string, h http.Header, body []byte, want string) {
 		t.Helper()
 		headers := map[string]string{}
@@ -253,10 +252,10 @@ print("valid" if verify(req["secret"], req["headers"], bytes.fromhex(req["body"]
 			t.Errorf("%s: the documented verifier says %q, want %q", name, got, want)
 		}
 	}
-	run("fresh request", reqs[0].header, reqs[0].body, "valid")
-	run("ten-minute-old request", reqs[1].header, reqs[1].body, "invalid")
-	other := reqs[0].header.Clone()
+	run("fresh request", reqs[0].Header, reqs[0].Body, "valid")
+	run("ten-minute-old request", reqs[1].Header, reqs[1].Body, "invalid")
+	other := reqs[0].Header.Clone()
 	other.Set("webhook-id", "01JH0000000000000000000043")
-	run("another id", other, reqs[0].body, "invalid")
-	run("another body", reqs[0].header, append(bytes.Clone(reqs[0].body), ' '), "invalid")
+	run("another id", other, reqs[0].Body, "invalid")
+	run("another body", reqs[0].Header, append(bytes.Clone(reqs[0].Body), ' '), "invalid")
 }

@@ -29,15 +29,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
-	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/notify"
 )
 
@@ -57,9 +54,6 @@ const (
 // maxBody caps a rendered request body.
 const maxBody = 1 << 20
 
-// maxExcerpt caps the part of a receiver's response quoted in an error.
-const maxExcerpt = 200
-
 // Config configures one webhook channel.
 type Config struct {
 	// Name is the channel's name from the configuration; "webhook" if empty.
@@ -74,6 +68,10 @@ type Config struct {
 	// *alert.Alert; see Funcs for the helper functions. Empty means the
 	// alert's JSON.
 	Template string
+	// Format, if set, names a built-in template (see Builtins) used
+	// instead of Template, with its content type; ContentType must then be
+	// empty or that type.
+	Format string
 	// ContentType is the body's Content-Type; if empty, that of a
 	// Content-Type entry in Headers, else DefaultContentType.
 	// When it names JSON, a template inserts every value JSON-encoded (see
@@ -114,9 +112,8 @@ type Notifier struct {
 	now         func() time.Time
 	timeout     time.Duration
 	userAgent   string
-	secrets     []string
-	client      *http.Client
-	transport   *http.Transport
+	secrets     notify.Secrets
+	client      *notify.Client
 }
 
 // Notifier is an alert.Notifier.
@@ -132,6 +129,18 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	fail := func(format string, args ...any) (*Notifier, error) {
 		return nil, fmt.Errorf("webhook %q: %s", cfg.Name, fmt.Sprintf(format, args...))
+	}
+	if cfg.Format != "" {
+		tmpl, ct, ok := Builtin(cfg.Format)
+		switch {
+		case !ok:
+			return fail("%v", &FormatError{Name: cfg.Format})
+		case cfg.Template != "":
+			return fail("both a format and a template")
+		case cfg.ContentType != "" && cfg.ContentType != ct:
+			return fail("format %s is sent as %s, not %s", cfg.Format, ct, cfg.ContentType)
+		}
+		cfg.Template, cfg.ContentType = tmpl, ct
 	}
 	n := &Notifier{
 		name:        cfg.Name,
@@ -150,11 +159,7 @@ func New(cfg Config) (*Notifier, error) {
 	if n.timeout < 0 {
 		return fail("timeout must not be negative")
 	}
-	version := cfg.Version
-	if version == "" {
-		version = "dev"
-	}
-	n.userAgent = "fshealth/" + version
+	n.userAgent = notify.UserAgent(cfg.Version)
 
 	if cfg.URL == "" {
 		return fail("no URL")
@@ -165,8 +170,8 @@ func New(cfg Config) (*Notifier, error) {
 		return fail("the URL does not parse")
 	}
 	n.url = u
-	n.secrets = urlSecrets(u)
-	n.shownURL = RedactURL(u)
+	n.secrets.AddURL(u)
+	n.shownURL = notify.RedactURL(u)
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fail("URL %s: scheme must be http or https", n.shownURL)
 	}
@@ -174,12 +179,12 @@ func New(cfg Config) (*Notifier, error) {
 		return fail("URL %s: no host", n.shownURL)
 	}
 
-	if !validToken(n.sigHeader) {
+	if !notify.ValidHeaderName(n.sigHeader) {
 		return fail("signature header %q is not a valid header name", n.sigHeader)
 	}
 	if cfg.Secret != "" {
 		n.secret = []byte(cfg.Secret)
-		n.secrets = append(n.secrets, cfg.Secret)
+		n.secrets.Add(cfg.Secret)
 	}
 	if cfg.SigningSecret != "" {
 		key, err := ParseSigningSecret(cfg.SigningSecret)
@@ -187,32 +192,22 @@ func New(cfg Config) (*Notifier, error) {
 			return fail("signing secret: %v", err)
 		}
 		n.signingKey = key
-		n.secrets = append(n.secrets, cfg.SigningSecret, strings.TrimPrefix(cfg.SigningSecret, SigningSecretPrefix))
+		n.secrets.Add(cfg.SigningSecret, strings.TrimPrefix(cfg.SigningSecret, SigningSecretPrefix))
 	}
-	names := make([]string, 0, len(cfg.Headers))
-	for k := range cfg.Headers {
-		names = append(names, k)
+	headers, err := notify.ConfiguredHeaders(cfg.Headers, &n.secrets)
+	if err != nil {
+		return fail("%v", err)
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		v := cfg.Headers[k]
-		if !validToken(k) {
-			return fail("header %q is not a valid header name", k)
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return fail("header %s: the value has a control character", k)
-		}
-		n.secrets = append(n.secrets, headerSecrets(v)...)
-		ck := http.CanonicalHeaderKey(k)
-		switch {
+	for _, h := range headers {
+		switch ck := h.Name; {
 		case ck == "Host":
-			n.host = v
+			n.host = h.Value
 			continue
 		case ck == "Content-Type":
 			if cfg.ContentType != "" {
 				return fail("both a content type and a Content-Type header")
 			}
-			n.contentType = v
+			n.contentType = h.Value
 			continue
 		case ck == "Content-Length" || ck == "Transfer-Encoding" || ck == "Connection":
 			return fail("header %s cannot be set", ck)
@@ -220,9 +215,8 @@ func New(cfg Config) (*Notifier, error) {
 			n.signingKey != nil && (ck == IDHeader || ck == TimestampHeader || ck == SignatureHeaderV1):
 			return fail("header %s is set by fshealth", ck)
 		}
-		n.headers.Set(ck, v)
+		n.headers.Set(h.Name, h.Value)
 	}
-	sortSecrets(n.secrets)
 	if n.contentType == "" {
 		n.contentType = DefaultContentType
 	}
@@ -246,17 +240,7 @@ func New(cfg Config) (*Notifier, error) {
 		}
 	}
 
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = n.timeout
-	n.transport = tr
-	n.client = &http.Client{
-		Transport: tr,
-		// Redirects are not followed: the 3xx response is returned and
-		// reported as a failure, so alerts are never re-posted to a URL
-		// nobody configured.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       n.timeout,
-	}
+	n.client = notify.NewClient(n.timeout, &n.secrets)
 	return n, nil
 }
 
@@ -265,7 +249,7 @@ func (n *Notifier) Name() string { return n.name }
 
 // Close releases idle connections. The Notifier must not be used after.
 func (n *Notifier) Close() error {
-	n.transport.CloseIdleConnections()
+	n.client.Close()
 	return nil
 }
 
@@ -314,7 +298,7 @@ func (n *Notifier) request(ctx context.Context, a *alert.Alert) (*http.Request, 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("building the request: %v", n.scrub(err.Error()))
+		return nil, fmt.Errorf("building the request: %v", n.secrets.Scrub(err.Error()))
 	}
 	for k, v := range n.headers {
 		req.Header[k] = v
@@ -339,29 +323,10 @@ func (n *Notifier) request(ctx context.Context, a *alert.Alert) (*http.Request, 
 		req.Header.Set(TimestampHeader, strconv.FormatInt(ts, 10))
 		req.Header.Set(SignatureHeaderV1, SignV1(n.signingKey, a.ID, ts, body))
 	}
-	if err := checkHeaders(req.Header); err != nil {
+	if err := notify.CheckRequestHeaders(req.Header); err != nil {
 		return nil, err
 	}
 	return req, nil
-}
-
-// checkHeaders returns an error if a request header's name or value could
-// end the header early or smuggle another: control characters, CR and LF
-// included. Values are not quoted (they may be secrets).
-func checkHeaders(h http.Header) error {
-	for k, vs := range h {
-		if !validToken(k) {
-			return fmt.Errorf("header %q is not a valid header name", k)
-		}
-		for _, v := range vs {
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-					return fmt.Errorf("header %s: the value has a control character", k)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // Sign returns the signature header's value for body and key:
@@ -376,231 +341,27 @@ func Sign(key, body []byte) string {
 func (n *Notifier) AttemptTimeout() time.Duration { return n.timeout + alert.AttemptMargin }
 
 // Send POSTs a to the URL. It returns nil only for a 2xx response. A 3xx
-// (redirects are not followed), 4xx or 5xx response is a *StatusError; a
-// template, network or timeout failure is an error naming the channel and
-// the redacted URL.
+// (redirects are not followed), 4xx or 5xx response is a
+// *notify.StatusError; a template, network or timeout failure is an error
+// naming the channel and the redacted URL.
 func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	if a == nil {
 		return n.errorf("no alert")
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
 	req, err := n.request(ctx, a)
 	if err != nil {
 		// Execution errors may quote alert data, such as a file name.
-		return n.errorf("%s", cleanLine(err.Error(), 500))
+		return n.errorf("%s", notify.Line(err.Error(), 500))
 	}
-
-	start := time.Now()
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return n.errorf("POST %s: %s", n.shownURL, n.transportError(ctx, err, time.Since(start)))
+	if err := n.client.Post(req, n.shownURL); err != nil {
+		return fmt.Errorf("webhook %q: %w", n.name, err)
 	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 4*maxExcerpt))
-	// Drain a little more so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil
-	}
-	se := &StatusError{
-		Channel:    n.name,
-		URL:        n.shownURL,
-		StatusCode: resp.StatusCode,
-		Status:     cleanLine(n.scrub(resp.Status), 100),
-		// Scrub before cutting, so that no part of a secret is left.
-		Body:       cleanLine(n.scrub(string(excerpt)), maxExcerpt),
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
-	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		if loc, err := resp.Location(); err == nil {
-			se.Location = RedactURL(loc)
-		}
-	}
-	return se
-}
-
-// transportError describes a failed round trip without the request URL
-// (which net/http would show unredacted).
-func (n *Notifier) transportError(ctx context.Context, err error, took time.Duration) string {
-	msg, raw := notify.TransportError(ctx, err, took, n.timeout)
-	if !raw {
-		return msg
-	}
-	return cleanLine(n.scrub(msg), 300)
+	return nil
 }
 
 // errorf returns an error naming the channel.
 func (n *Notifier) errorf(format string, args ...any) error {
 	return fmt.Errorf("webhook %q: %s", n.name, fmt.Sprintf(format, args...))
-}
-
-// scrub replaces every configured secret in s with "xxxxx".
-func (n *Notifier) scrub(s string) string {
-	for _, sec := range n.secrets {
-		s = strings.ReplaceAll(s, sec, "xxxxx")
-	}
-	return s
-}
-
-// StatusError is a delivery the receiver answered with a status other than
-// 2xx.
-type StatusError struct {
-	// Channel is the channel's name.
-	Channel string
-	// URL is the redacted URL.
-	URL string
-	// StatusCode is the HTTP status code, e.g. 503.
-	StatusCode int
-	// Status is the status line's text, e.g. "503 Service Unavailable".
-	Status string
-	// Body is a short, sanitized excerpt of the response body.
-	Body string
-	// Location is the redacted redirect target of a 3xx response.
-	Location string
-	// RetryAfter is the delay the receiver asked for in Retry-After, or 0.
-	RetryAfter time.Duration
-}
-
-// Error describes the failure with the status and the body excerpt.
-func (e *StatusError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "webhook %q: POST %s: HTTP %s", e.Channel, e.URL, e.Status)
-	if e.StatusCode >= 300 && e.StatusCode <= 399 {
-		b.WriteString(" (redirects are not followed")
-		if e.Location != "" {
-			b.WriteString("; Location: " + e.Location)
-		}
-		b.WriteString(")")
-	}
-	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
-	}
-	if e.Body != "" {
-		b.WriteString(": \"" + e.Body + "\"")
-	}
-	return b.String()
-}
-
-// retryAfter parses a Retry-After header (seconds or an HTTP date).
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
-}
-
-// RedactURL returns u as text that is safe to log: user information and
-// every query value are replaced by "xxxxx" and the fragment is dropped.
-func RedactURL(u *url.URL) string {
-	c := *u
-	if c.User != nil {
-		c.User = url.User("xxxxx")
-	}
-	if c.RawQuery != "" {
-		q, err := url.ParseQuery(c.RawQuery)
-		if err != nil {
-			c.RawQuery = "xxxxx"
-		} else {
-			for k := range q {
-				q[k] = []string{"xxxxx"}
-			}
-			c.RawQuery = q.Encode()
-		}
-	}
-	c.Fragment, c.RawFragment = "", ""
-	c.ForceQuery = false
-	return c.String()
-}
-
-// urlSecrets returns the parts of u that must not be shown.
-func urlSecrets(u *url.URL) []string {
-	var s []string
-	add := func(v string) {
-		if len(v) >= 3 {
-			s = append(s, v)
-			if e := url.QueryEscape(v); e != v {
-				s = append(s, e)
-			}
-		}
-	}
-	if u.User != nil {
-		add(u.User.Username())
-		if p, ok := u.User.Password(); ok {
-			add(p)
-		}
-	}
-	for _, vs := range u.Query() {
-		for _, v := range vs {
-			add(v)
-		}
-	}
-	return s
-}
-
-// headerSecrets returns the parts of a configured header value to scrub:
-// the value and, for "scheme credentials" values such as "Bearer abc", the
-// credentials alone. Values shorter than six bytes are not scrubbed (they
-// would mangle messages and are no credentials).
-func headerSecrets(v string) []string {
-	var s []string
-	if len(v) >= 6 {
-		s = append(s, v)
-	}
-	if _, cred, ok := strings.Cut(v, " "); ok && len(cred) >= 6 {
-		s = append(s, strings.TrimSpace(cred))
-	}
-	return s
-}
-
-// sortSecrets orders secrets longest first, so that a secret containing
-// another is replaced whole.
-func sortSecrets(s []string) {
-	sort.SliceStable(s, func(i, j int) bool { return len(s[i]) > len(s[j]) })
-}
-
-// cleanLine makes s one printable line of at most max bytes, escaping
-// control characters and invalid UTF-8 and noting truncation.
-func cleanLine(s string, max int) string {
-	s = strings.TrimSpace(s)
-	truncated := false
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-		truncated = true
-	}
-	s = event.Clean(strings.ToValidUTF8(s, "\uFFFD"))
-	if truncated {
-		s += "…"
-	}
-	return s
-}
-
-// validToken reports whether s is a valid HTTP header name (an RFC 9110
-// token).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // parseContentType returns the media type of a Content-Type value, lower
@@ -609,7 +370,7 @@ func parseContentType(v string) (string, error) {
 	mt, _, _ := strings.Cut(v, ";")
 	mt = strings.TrimSpace(mt)
 	typ, sub, ok := strings.Cut(mt, "/")
-	if !ok || !validToken(typ) || !validToken(sub) {
+	if !ok || !notify.ValidHeaderName(typ) || !notify.ValidHeaderName(sub) {
 		return "", errors.New("invalid media type")
 	}
 	return strings.ToLower(mt), nil

@@ -7,64 +7,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/notify"
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 )
-
-// request is what the test receiver saw.
-type request struct {
-	method string
-	path   string
-	header http.Header
-	body   []byte
-}
-
-// receiver is a real HTTP server recording requests and answering with
-// status and body.
-type receiver struct {
-	*httptest.Server
-	mu     sync.Mutex
-	reqs   []request
-	status int
-	reply  string
-	hdr    map[string]string
-}
-
-func newReceiver(t *testing.T, status int, reply string) *receiver {
-	t.Helper()
-	r := &receiver{status: status, reply: reply}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		r.reqs = append(r.reqs, request{req.Method, req.URL.RequestURI(), req.Header.Clone(), b})
-		status, reply, hdr := r.status, r.reply, r.hdr
-		r.mu.Unlock()
-		for k, v := range hdr {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		io.WriteString(w, reply)
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *receiver) requests() []request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
-}
 
 func newNotifier(t *testing.T, cfg Config) *Notifier {
 	t.Helper()
@@ -88,7 +44,7 @@ func hostileAlert() *alert.Alert {
 }
 
 func TestDefaultBody(t *testing.T) {
-	rcv := newReceiver(t, http.StatusNoContent, "")
+	rcv := notifytest.NewReceiver(t, http.StatusNoContent, "")
 	n := newNotifier(t, Config{
 		Name:    "hq",
 		URL:     rcv.URL + "/hook?x=1",
@@ -102,17 +58,17 @@ func TestDefaultBody(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	reqs := rcv.requests()
+	reqs := rcv.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
 	want, _ := json.Marshal(a)
-	if string(r.body) != string(want) {
-		t.Errorf("body:\n%s\nwant:\n%s", r.body, want)
+	if string(r.Body) != string(want) {
+		t.Errorf("body:\n%s\nwant:\n%s", r.Body, want)
 	}
 	var back alert.Alert
-	if err := json.Unmarshal(r.body, &back); err != nil {
+	if err := json.Unmarshal(r.Body, &back); err != nil {
 		t.Fatal(err)
 	}
 	if back.Event == nil || back.Event.Path != hostilePath || back.Event.ID != a.Event.ID || back.ID != a.ID {
@@ -125,45 +81,45 @@ func TestDefaultBody(t *testing.T) {
 		"X-Team":              "storage",
 		"Authorization":       "Bearer tok-123456",
 	} {
-		if got := r.header.Get(k); got != v {
+		if got := r.Header.Get(k); got != v {
 			t.Errorf("header %s = %q, want %q", k, got, v)
 		}
 	}
-	if got := r.header.Get(DefaultSignatureHeader); got != "" {
+	if got := r.Header.Get(DefaultSignatureHeader); got != "" {
 		t.Errorf("signature without a secret: %q", got)
 	}
-	if r.method != http.MethodPost || r.path != "/hook?x=1" {
-		t.Errorf("request %s %s", r.method, r.path)
+	if r.Method != http.MethodPost || r.Path != "/hook?x=1" {
+		t.Errorf("request %s %s", r.Method, r.Path)
 	}
 }
 
 func TestSignature(t *testing.T) {
 	const secret = "hmac-key-s3cr3t"
 	for _, hdr := range []string{"", "X-Hub-Signature-256"} {
-		rcv := newReceiver(t, http.StatusOK, "ok")
+		rcv := notifytest.NewReceiver(t, http.StatusOK, "ok")
 		n := newNotifier(t, Config{URL: rcv.URL, Secret: secret, SignatureHeader: hdr})
 		if err := n.Send(context.Background(), hostileAlert()); err != nil {
 			t.Fatal(err)
 		}
-		r := rcv.requests()[0]
+		r := rcv.Requests()[0]
 		name := hdr
 		if name == "" {
 			name = DefaultSignatureHeader
 		}
 		m := hmac.New(sha256.New, []byte(secret))
-		m.Write(r.body)
+		m.Write(r.Body)
 		want := "sha256=" + hex.EncodeToString(m.Sum(nil))
-		if got := r.header.Get(name); got != want {
+		if got := r.Header.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
-		if Sign([]byte(secret), r.body) != want {
+		if Sign([]byte(secret), r.Body) != want {
 			t.Error("Sign disagrees")
 		}
 	}
 }
 
 func TestTemplateBody(t *testing.T) {
-	rcv := newReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 	tmpl := `{"text": {{ json .Event.Path }}, "id": {{ json .ID }}, "mp": {{ json (join "|" .Filesystem.Mountpoints) }},` +
 		` "label": {{ .Filesystem.Label | clean | default "none" | json }}, "q": {{ json (quote .Event.Path) }},` +
 		` "sev": {{ json (upper .Severity) }}, "ino": {{ json (clean .Event.Inode) }}, "ev": {{ json .Event }}}`
@@ -173,7 +129,7 @@ func TestTemplateBody(t *testing.T) {
 	if err := n.Send(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	body := rcv.requests()[0].body
+	body := rcv.Requests()[0].Body
 	if !json.Valid(body) {
 		t.Fatalf("invalid JSON: %s", body)
 	}
@@ -201,29 +157,29 @@ func TestTemplateBody(t *testing.T) {
 	}
 }
 
-func TestExampleTemplates(t *testing.T) {
-	names := ExampleTemplates()
-	if !slices.Equal(names, []string{"mattermost", "ntfy", "slack", "teams"}) {
+func TestBuiltinTemplates(t *testing.T) {
+	names := Builtins()
+	if !slices.Equal(names, []string{"discord", "mattermost", "ntfy", "slack", "teams"}) {
 		t.Fatalf("ExampleTemplates = %v", names)
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			tmpl, ct, ok := ExampleTemplate(name)
+			tmpl, ct, ok := Builtin(name)
 			if !ok {
 				t.Fatal("missing")
 			}
-			rcv := newReceiver(t, http.StatusOK, "")
+			rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 			n := newNotifier(t, Config{Name: name, URL: rcv.URL, Template: tmpl, ContentType: ct})
 			for _, a := range []*alert.Alert{hostileAlert(), SampleAlert(), noEvent()} {
 				if err := n.Send(context.Background(), a); err != nil {
 					t.Fatal(err)
 				}
 			}
-			for i, r := range rcv.requests() {
-				if got := r.header.Get("Content-Type"); got != ct {
+			for i, r := range rcv.Requests() {
+				if got := r.Header.Get("Content-Type"); got != ct {
 					t.Errorf("Content-Type %q, want %q", got, ct)
 				}
-				body := string(r.body)
+				body := string(r.Body)
 				if !utf8.ValidString(body) {
 					t.Errorf("body %d is not UTF-8", i)
 				}
@@ -235,7 +191,7 @@ func TestExampleTemplates(t *testing.T) {
 					continue
 				}
 				var v any
-				if err := json.Unmarshal(r.body, &v); err != nil {
+				if err := json.Unmarshal(r.Body, &v); err != nil {
 					t.Fatalf("body %d is not valid JSON: %v\n%s", i, err, body)
 				}
 				for _, s := range jsonStrings(v) {
@@ -353,7 +309,7 @@ func TestStatusErrors(t *testing.T) {
 		// A secret straddling the excerpt's end is scrubbed before the cut.
 		{401, strings.Repeat("y", 195) + "apikey-s3cr3t", []string{`HTTP 401 Unauthorized`, "yyyyyxxxxx"}},
 	} {
-		rcv := newReceiver(t, tc.status, tc.reply)
+		rcv := notifytest.NewReceiver(t, tc.status, tc.reply)
 		n := newNotifier(t, secretConfig(rcv.URL))
 		err := n.Send(context.Background(), hostileAlert())
 		if err == nil {
@@ -376,9 +332,9 @@ func TestStatusErrors(t *testing.T) {
 		if len(msg) > 600 {
 			t.Errorf("error is %d bytes long", len(msg))
 		}
-		var se *StatusError
+		var se *notify.StatusError
 		if !errors.As(err, &se) || se.StatusCode != tc.status {
-			t.Errorf("not a *StatusError with status %d: %#v", tc.status, err)
+			t.Errorf("not a *notify.StatusError with status %d: %#v", tc.status, err)
 		}
 		if strings.ContainsAny(msg, "\n\x1b") {
 			t.Errorf("error has control characters: %q", msg)
@@ -387,10 +343,10 @@ func TestStatusErrors(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
-	rcv := newReceiver(t, http.StatusTooManyRequests, "slow down")
-	rcv.hdr = map[string]string{"Retry-After": "120"}
+	rcv := notifytest.NewReceiver(t, http.StatusTooManyRequests, "slow down")
+	rcv.Answer(http.StatusTooManyRequests, "slow down", map[string]string{"Retry-After": "120"})
 	n := newNotifier(t, Config{URL: rcv.URL})
-	var se *StatusError
+	var se *notify.StatusError
 	err := n.Send(context.Background(), hostileAlert())
 	if !errors.As(err, &se) || se.RetryAfter != 2*time.Minute || !strings.Contains(err.Error(), "retry after 2m0s") {
 		t.Errorf("err = %v", err)
@@ -398,9 +354,9 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestRedirectIsFailure(t *testing.T) {
-	target := newReceiver(t, http.StatusOK, "")
-	rcv := newReceiver(t, http.StatusFound, "moved")
-	rcv.hdr = map[string]string{"Location": strings.Replace(target.URL, "http://", "http://user:loc-s3cr3t@", 1) + "/elsewhere?sig=abcdef"}
+	target := notifytest.NewReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusFound, "moved")
+	rcv.Answer(http.StatusFound, "moved", map[string]string{"Location": strings.Replace(target.URL, "http://", "http://user:loc-s3cr3t@", 1) + "/elsewhere?sig=abcdef"})
 	n := newNotifier(t, Config{URL: rcv.URL})
 	err := n.Send(context.Background(), hostileAlert())
 	if err == nil {
@@ -414,7 +370,7 @@ func TestRedirectIsFailure(t *testing.T) {
 	if strings.Contains(msg, "loc-s3cr3t") || strings.Contains(msg, "abcdef") {
 		t.Errorf("error shows the Location's secrets: %s", msg)
 	}
-	if len(target.requests()) != 0 {
+	if len(target.Requests()) != 0 {
 		t.Error("the redirect was followed")
 	}
 }
@@ -524,14 +480,14 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestSendTemplateError(t *testing.T) {
-	rcv := newReceiver(t, http.StatusOK, "")
+	rcv := notifytest.NewReceiver(t, http.StatusOK, "")
 	// Fine for the sample alert, which has an event; fails without one.
 	n := newNotifier(t, Config{Name: "ev", URL: rcv.URL, Template: `{"p": {{ json .Event.Path }}}`})
 	err := n.Send(context.Background(), noEvent())
 	if err == nil || !strings.Contains(err.Error(), `webhook "ev": template: template: ev:1:`) || !strings.Contains(err.Error(), "nil pointer") {
 		t.Errorf("err = %v", err)
 	}
-	if len(rcv.requests()) != 0 {
+	if len(rcv.Requests()) != 0 {
 		t.Error("a request was sent")
 	}
 	n = newNotifier(t, Config{Name: "big", URL: rcv.URL, ContentType: "text/plain",
@@ -589,17 +545,6 @@ func TestFuncs(t *testing.T) {
 	var nilp *uint64
 	if s := toString(nilp); s != "" {
 		t.Errorf("toString(nil) = %q", s)
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	u, _ := url.Parse("https://user:pw@example.com:8443/p/a?token=abc&x=1#frag")
-	if got := RedactURL(u); got != "https://xxxxx@example.com:8443/p/a?token=xxxxx&x=xxxxx" {
-		t.Errorf("RedactURL = %q", got)
-	}
-	u, _ = url.Parse("http://example.com/p")
-	if got := RedactURL(u); got != "http://example.com/p" {
-		t.Errorf("RedactURL = %q", got)
 	}
 }
 
