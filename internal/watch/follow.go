@@ -115,7 +115,10 @@ func (w *Watcher) startFollowing() error {
 		w.mt.ops = append(w.mt.ops, mountOp{kind: opResync})
 	}
 	w.rescan()
+	// That first catching up (a listing of every mount) says nothing
+	// about what the next change will cost.
 	w.rescans.Store(0)
+	w.mt.cost.Store(0)
 	return nil
 }
 
@@ -279,6 +282,16 @@ func (w *Watcher) follow(ctx context.Context, src mountSource) {
 			}
 			if !w.coalesce(ctx) {
 				return
+			}
+			// What came meanwhile goes in the same rescan.
+			for {
+				if n, err := s.g.Queued(); err != nil || n == 0 {
+					break
+				}
+				if err := s.Wait(); err != nil {
+					break
+				}
+				w.queueMountEvents(s.events, &stat, pseudo)
 			}
 		case *mountinfoSource:
 			if !w.coalesce(ctx) {

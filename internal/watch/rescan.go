@@ -31,8 +31,13 @@ func (w *Watcher) rescan() {
 	if err := w.mt.update(w.following); err != nil {
 		w.log.Error("reading the mount table", "err", err)
 	}
-	w.applyChanges(w.mt.table.Publish())
-	w.mt.cost.Store(int64(time.Since(start)))
+	cs := w.mt.table.Publish()
+	// What the table costs, not marking new file systems: the follower
+	// paces itself by it (follow.go, coalesceDelay).
+	cost := time.Since(start)
+	w.mt.cost.Store(int64(cost))
+	w.log.Debug("mount table updated", "mounts", w.mt.table.Len(), "filesystems_changed", len(cs), "took", cost)
+	w.applyChanges(cs)
 }
 
 // applyChanges updates the watched set for the file systems whose mounts
