@@ -82,6 +82,21 @@ func snapshot(c Change) Change {
 	return Change{Added: cp(c.Added), Removed: cp(c.Removed), Updated: cp(c.Updated)}
 }
 
+// watched returns a snapshot of the watched file systems, taken in Run's
+// goroutine, which changes them.
+func (f *follower) watched() []*enrich.Filesystem {
+	f.t.Helper()
+	got := make(chan []*enrich.Filesystem, 1)
+	f.w.Do(func() { got <- snapshot(Change{Added: f.w.Watched()}).Added })
+	select {
+	case l := <-got:
+		return l
+	case <-time.After(waitTimeout):
+		f.t.Fatalf("the watcher did not run a call within %v", waitTimeout)
+		return nil
+	}
+}
+
 // change waits for a change satisfying ok.
 func (f *follower) change(what string, ok func(Change) bool) Change {
 	f.t.Helper()
@@ -250,7 +265,7 @@ func TestFollowConfiguredPaths(t *testing.T) {
 		a, b := testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)
 		mb := b.Mountpoint
 		f := startFollowing(t, mode, a.Mountpoint, mb)
-		if n := len(f.w.Watched()); n != 2 {
+		if n := len(f.watched()); n != 2 {
 			t.Fatalf("watching %d file systems, want 2", n)
 		}
 		dev := b.Dev
@@ -269,7 +284,7 @@ func TestFollowConfiguredPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkFS(t, f.nextFor(b.Dev), b)
-		for _, fs := range f.w.Watched() {
+		for _, fs := range f.watched() {
 			if fs.Device != a.Dev && fs.Device != b.Dev {
 				t.Errorf("also watching %s at %s", fs.Device, fs.Mountpoints)
 			}
@@ -353,7 +368,7 @@ func TestFollowManyMounts(t *testing.T) {
 		}
 		bind(300)
 		f = startFollowing(t, mode)
-		watched := has(f.w.Watched(), im.Dev)
+		watched := has(f.watched(), im.Dev)
 		if watched == nil || len(watched.Mountpoints) != len(points) {
 			t.Fatalf("at start: watching %v, want %d mount points", watched, len(points))
 		}
