@@ -99,16 +99,20 @@ func (w *Watcher) startFollowing() error {
 	if w.cfg.FollowMounts == FollowOff {
 		return nil
 	}
-	src, mode, err := openMountSource(w.cfg.FollowMounts, w.mt.dir)
+	src, mode, why, err := openMountSource(w.cfg.FollowMounts, w.mt.dir)
 	if err != nil {
 		return err
 	}
 	w.mountSrc, w.following = src, mode
-	how := "fanotify mount events (FAN_MNT_ATTACH/FAN_MNT_DETACH) and statmount(2)"
-	if mode == FollowMountinfo {
-		how = "mountinfo change notifications (POLLPRI on " + w.mt.reader.Path() + ")"
+	if mode == FollowFanotify {
+		w.log.Info("following mounts", "with", "fanotify mount events (FAN_MNT_ATTACH/FAN_MNT_DETACH) and statmount(2)")
+	} else {
+		attrs := []any{"with", "mountinfo change notifications (POLLPRI on " + w.mt.reader.Path() + ")"}
+		if why != nil {
+			attrs = append(attrs, "because", why.Error())
+		}
+		w.log.Info("following mounts", attrs...)
 	}
-	w.log.Info("following mounts", "with", how)
 	// What changed between the first reading and the source's start; with
 	// mount events, this also learns every mount's unique id.
 	if mode == FollowFanotify {
@@ -130,24 +134,28 @@ type mountSource interface {
 }
 
 // openMountSource opens the source mode asks for; FollowAuto prefers
-// fanotify mount events and falls back when the kernel lacks them.
-func openMountSource(mode, dir string) (mountSource, string, error) {
+// fanotify mount events and falls back to mountinfo when the kernel lacks
+// them or listmount(2)/statmount(2) (a typed error naming the version), or
+// when those calls are refused (a seccomp filter: EPERM); why is then the
+// reason.
+func openMountSource(mode, dir string) (src mountSource, got string, why, err error) {
 	if mode == FollowAuto || mode == FollowFanotify {
 		src, err := newFanotifyMounts(filepath.Join(dir, "ns/mnt"))
 		var unsup *fanotify.UnsupportedError
 		var unsupSys *sys.UnsupportedError
 		switch {
 		case err == nil:
-			return src, FollowFanotify, nil
-		case mode == FollowFanotify || !errors.As(err, &unsup) && !errors.As(err, &unsupSys):
-			return nil, "", err
+			return src, FollowFanotify, nil, nil
+		case mode == FollowFanotify || !errors.As(err, &unsup) && !errors.As(err, &unsupSys) && !errors.Is(err, unix.EPERM):
+			return nil, "", nil, err
 		}
+		why = err
 	}
-	src, err := newMountinfoSource(filepath.Join(dir, "mountinfo"))
+	mi, err := newMountinfoSource(filepath.Join(dir, "mountinfo"))
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return src, FollowMountinfo, nil
+	return mi, FollowMountinfo, why, nil
 }
 
 // fanotifyMounts follows the mount namespace with a FAN_REPORT_MNT group.
@@ -160,7 +168,15 @@ type fanotifyMounts struct {
 }
 
 func newFanotifyMounts(nsPath string) (*fanotifyMounts, error) {
-	if _, err := sys.Listmount(nil); err != nil {
+	// Mount events are no use without looking the mounts up.
+	ids, err := sys.Listmount(nil)
+	if err == nil && len(ids) > 0 {
+		_, err = sys.Statmount(ids[0])
+		if errors.Is(err, unix.ENOENT) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	g, err := fanotify.NewMountGroup()
