@@ -138,7 +138,7 @@ func run(ns []int, burst int) error {
 			if mode == watch.FollowMountinfo {
 				floor, floorName = read.p50, "read"
 			}
-			fmt.Printf("| %d (%d in all) | %s | %s / %s | %s (%s) | %.1f× | %s / %s | %.2f× / %.2f× %s | %.1f MB | %d event(s), %d mount points |\n",
+			fmt.Printf("| %d (%d in all) | %s | %s / %s | %s (%s) | %.1f× | %s / %s | %.3g× / %.3g× %s | %.1f MB | %d event(s), %d mount points |\n",
 				n, total, mode, us(read.p50), us(read.p99), ms(r.ready), ms(r.readyCPU), float64(r.readyCPU)/float64(read.p50),
 				us(r.addCPU/time.Duration(burst)), us(r.delCPU/time.Duration(burst)),
 				float64(r.addCPU)/float64(burst)/float64(floor), float64(r.delCPU)/float64(burst)/float64(floor), floorName,
