@@ -51,7 +51,7 @@ func startFollowing(t *testing.T, mode string, paths ...string) *follower {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Following() != mode {
+	if mode != FollowAuto && w.Following() != mode {
 		t.Fatalf("following with %q, want %q", w.Following(), mode)
 	}
 	f.w = w
