@@ -77,7 +77,9 @@ const (
 )
 
 // mountTableDir returns the /proc/<pid> directory whose mount table the
-// watcher follows: the watcher's own.
+// watcher follows: the watcher's own. (Another process's, e.g. the host's
+// from inside a service's mount namespace, is followed with mountinfo
+// notifications: see openMountSource.)
 func mountTableDir(cfg *Config) string { return filepath.Join(cfg.ProcRoot, "self") }
 
 // loadMounts reads the mount table for the first time and returns its file
@@ -139,6 +141,11 @@ type mountSource interface {
 // when those calls are refused (a seccomp filter: EPERM); why is then the
 // reason.
 func openMountSource(mode, dir string) (src mountSource, got string, why, err error) {
+	if mode == FollowAuto && filepath.Base(dir) != "self" {
+		// listmount(2) and statmount(2) look at the caller's mount
+		// namespace: another process's is followed through its mountinfo.
+		mode, why = FollowMountinfo, fmt.Errorf("the mount table of %s is not the watcher's own", dir)
+	}
 	if mode == FollowAuto || mode == FollowFanotify {
 		src, err := newFanotifyMounts(filepath.Join(dir, "ns/mnt"))
 		var unsup *fanotify.UnsupportedError
