@@ -24,6 +24,12 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
 	{Pkg: "./internal/watch", Name: "TestFollowConfiguredPaths"},
 	{Pkg: "./internal/watch", Name: "TestFollowSkipsPseudoMounts", Needs: &feature{Name: "FAN_REPORT_MNT mount events", Since: "6.15"}},
+	// Mounts at container-host scale: 1,300 bind mounts followed with
+	// mount events and statmount(2) (6.15+) and with the mountinfo
+	// fallback (every kernel); statmount/listmount or their typed error.
+	{Pkg: "./internal/watch", Name: "TestFollowManyMounts"},
+	{Pkg: "./internal/sys", Name: "TestStatmount"},
+	{Pkg: "./internal/sys", Name: "TestListmountMany"},
 	{Pkg: "./internal/watch", Name: "TestXFSShutdown", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	{Pkg: "./internal/watch", Name: "TestXFSCorruption", Needs: &feature{Name: "XFS errors through FAN_FS_ERROR", Since: "7.0"}},
 	// The kernel log source: message formats differ between kernels, and

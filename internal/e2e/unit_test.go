@@ -279,7 +279,8 @@ func unitSyscallFilter(t *testing.T, groups map[string][]string) map[string]bool
 // do not know them refuse (with SystemCallErrorNumber=EPERM, or ENOSYS),
 // and why the daemon does not need them.
 var refusedOK = map[string]string{
-	"statmount": "only to skip the rescan after a pseudo file system is mounted",
+	"statmount": "to follow mounts by the id mount events carry; refused, the daemon follows mountinfo change notifications",
+	"listmount": "to follow mounts by the id mount events carry; refused, the daemon follows mountinfo change notifications",
 }
 
 // straceNames maps the names strace gives system calls it does not know

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,9 +32,16 @@ type follower struct {
 func startFollowing(t *testing.T, mode string, paths ...string) *follower {
 	t.Helper()
 	f := &follower{collector: &collector{t: t, events: make(chan event.Event, 1024)}, changes: make(chan Change, 64)}
+	ctx, cancel := context.WithCancel(context.Background())
 	w, err := New(Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		FollowMounts: mode, Paths: paths,
-		OnChange: func(c Change) { f.changes <- snapshot(c) },
+		OnChange: func(c Change) {
+			// Once the test ends, nobody takes changes any more.
+			select {
+			case f.changes <- snapshot(c):
+			case <-ctx.Done():
+			}
+		},
 		Sink: func(evs []event.Event) error {
 			for _, e := range evs {
 				f.events <- e
@@ -43,11 +51,10 @@ func startFollowing(t *testing.T, mode string, paths ...string) *follower {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Following() != mode {
+	if mode != FollowAuto && w.Following() != mode {
 		t.Fatalf("following with %q, want %q", w.Following(), mode)
 	}
 	f.w = w
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() {
@@ -73,6 +80,21 @@ func snapshot(c Change) Change {
 		return out
 	}
 	return Change{Added: cp(c.Added), Removed: cp(c.Removed), Updated: cp(c.Updated)}
+}
+
+// watched returns a snapshot of the watched file systems, taken in Run's
+// goroutine, which changes them.
+func (f *follower) watched() []*enrich.Filesystem {
+	f.t.Helper()
+	got := make(chan []*enrich.Filesystem, 1)
+	f.w.Do(func() { got <- snapshot(Change{Added: f.w.Watched()}).Added })
+	select {
+	case l := <-got:
+		return l
+	case <-time.After(waitTimeout):
+		f.t.Fatalf("the watcher did not run a call within %v", waitTimeout)
+		return nil
+	}
 }
 
 // change waits for a change satisfying ok.
@@ -243,7 +265,7 @@ func TestFollowConfiguredPaths(t *testing.T) {
 		a, b := testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)
 		mb := b.Mountpoint
 		f := startFollowing(t, mode, a.Mountpoint, mb)
-		if n := len(f.w.Watched()); n != 2 {
+		if n := len(f.watched()); n != 2 {
 			t.Fatalf("watching %d file systems, want 2", n)
 		}
 		dev := b.Dev
@@ -262,7 +284,7 @@ func TestFollowConfiguredPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkFS(t, f.nextFor(b.Dev), b)
-		for _, fs := range f.w.Watched() {
+		for _, fs := range f.watched() {
 			if fs.Device != a.Dev && fs.Device != b.Dev {
 				t.Errorf("also watching %s at %s", fs.Device, fs.Mountpoints)
 			}
@@ -306,4 +328,84 @@ func TestFollowSkipsPseudoMounts(t *testing.T) {
 	if n := f.w.rescans.Load() - before; n != 1 {
 		t.Errorf("%d rescans for a tmpfs mount, its unmount and an ext4 mount, want 1", n)
 	}
+}
+
+// TestFollowManyMounts: one file system bind-mounted hundreds of times
+// before start, a thousand more added in bulk while running, then
+// hundreds removed in bulk: the watcher follows, and an error on the file
+// system arrives once, with every mount point it has.
+func TestFollowManyMounts(t *testing.T) {
+	followModes(t, func(t *testing.T, mode string) {
+		testutil.CheckNoLeaks(t)
+		im := testutil.NewExt4(t, 0)
+		other := testutil.NewExt4(t, 0)
+		base := t.TempDir()
+		points := []string{im.Mountpoint}
+		var f *follower
+		bind := func(n int) {
+			t.Helper()
+			for range n {
+				p := filepath.Join(base, strconv.Itoa(len(points)))
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Mount(im.Mountpoint, p, "", unix.MS_BIND, ""); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+				points = append(points, p)
+			}
+		}
+		// withAll waits for a change after which the file system has
+		// exactly the mount points in points.
+		withAll := func(what string) {
+			t.Helper()
+			want := slices.Sorted(slices.Values(points))
+			f.change(what, func(c Change) bool {
+				fs := has(c.Updated, im.Dev)
+				return fs != nil && slices.Equal(slices.Sorted(slices.Values(fs.Mountpoints)), want)
+			})
+		}
+		bind(300)
+		f = startFollowing(t, mode)
+		watched := has(f.watched(), im.Dev)
+		if watched == nil || len(watched.Mountpoints) != len(points) {
+			t.Fatalf("at start: watching %v, want %d mount points", watched, len(points))
+		}
+		bind(1000)
+		withAll("for 1000 bind mounts added")
+		for _, p := range points[1:401] {
+			if err := unix.Unmount(p, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		points = slices.Delete(points, 1, 401)
+		withAll("for 400 bind mounts removed")
+
+		if err := im.TriggerError("many mounts"); err != nil {
+			t.Fatal(err)
+		}
+		// An error on another file system, raised after: once its event
+		// is in, every event of the first one is.
+		if err := other.TriggerError("after"); err != nil {
+			t.Fatal(err)
+		}
+		var got []event.Event
+		for {
+			e := f.next()
+			if e.Device == other.Dev {
+				break
+			}
+			if e.Device == im.Dev {
+				got = append(got, e)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d events for the error on the file system with %d mount points, want 1", len(got), len(points))
+		}
+		checkErr(t, got[0], syscall.EUCLEAN, "EUCLEAN", 1)
+		if !slices.Equal(slices.Sorted(slices.Values(got[0].Mountpoints)), slices.Sorted(slices.Values(points))) {
+			t.Errorf("the event has %d mount points, want the %d the file system has", len(got[0].Mountpoints), len(points))
+		}
+	})
 }

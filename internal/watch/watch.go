@@ -113,7 +113,9 @@ type Watcher struct {
 	// unmarkable remembers file systems that could not be marked (by device
 	// number, with the reason), so a rescan does not retry and re-log them.
 	unmarkable map[string]string
-	// mountSrc tells when the mount table changed; nil when not following.
+	// mt is the mount table (follow.go); mountSrc tells when it changed,
+	// nil when not following.
+	mt        *mountTable
 	mountSrc  mountSource
 	following string
 	// rescanWanted is set by the follower; the reader loop rescans.
@@ -203,18 +205,9 @@ func New(cfg Config) (*Watcher, error) {
 			w.log.Info("reading the kernel log", "path", path)
 		}
 	}
-	if cfg.FollowMounts != FollowOff {
-		src, mode, err := openMountSource(cfg.FollowMounts, cfg.ProcRoot)
-		if err != nil {
-			w.Close()
-			return nil, fmt.Errorf("following mounts: %w", err)
-		}
-		w.mountSrc, w.following = src, mode
-		how := "fanotify mount events (FAN_MNT_ATTACH/FAN_MNT_DETACH)"
-		if mode == FollowMountinfo {
-			how = "mountinfo change notifications (POLLPRI on /proc/self/mountinfo)"
-		}
-		w.log.Info("following mounts", "with", how)
+	if err := w.startFollowing(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("following mounts: %w", err)
 	}
 	return w, nil
 }
@@ -241,11 +234,10 @@ func (w *Watcher) Following() string { return w.following }
 func (w *Watcher) Watched() []*enrich.Filesystem { return w.watched }
 
 func (w *Watcher) markAll() error {
-	ms, err := mounts.ReadMountinfo(filepath.Join(w.cfg.ProcRoot, "self/mountinfo"))
+	fss, err := w.loadMounts()
 	if err != nil {
 		return err
 	}
-	fss := mounts.Group(ms)
 	nodev, err := mounts.PseudoTypes(filepath.Join(w.cfg.ProcRoot, "filesystems"))
 	if err != nil {
 		return err
