@@ -1,0 +1,481 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// This file is all the TOML the package knows: go-toml parses the file and
+// decodes it into the file types (file.go); what is here only keeps, for
+// the messages, the line of every key and the kind of every value, and
+// checks them against the file types first, so that every unknown key and
+// every value of the wrong type is reported at once, not just the first.
+
+// document is a parsed configuration file: the line and the kind of value
+// of every key, table and array element, by path. A path joins keys and
+// element indices ("#0", "#1"...) with pathSep.
+type document struct {
+	data  []byte
+	nl    []int // offsets of the line feeds, for lineAt
+	order []string
+	spots map[string]spot
+	// exprs are the top-level key = value expressions, numbered from 1;
+	// dropped are those left out of decoding for a value of the wrong
+	// kind.
+	exprs   []unstable.Range
+	dropped map[int]bool
+	// tables counts the elements of each array of tables so far.
+	tables map[string]int
+}
+
+// spot is where a path is defined and what it holds.
+type spot struct {
+	line int
+	kind unstable.Kind
+	expr int // the key = value expression it is in; 0 for table headers
+	// troubled says a value at or below it has the wrong kind.
+	troubled bool
+}
+
+const pathSep = "\x1f"
+
+// read parses data. Its syntax errors, and the duplicate keys go-toml's
+// decoder finds, are one problem with line and column.
+func read(file string, data []byte) (*document, *Problem) {
+	if err := toml.Unmarshal(data, &struct{}{}); err != nil {
+		p := syntaxProblem(file, data, err)
+		return nil, &p
+	}
+	data = watchShorthand(data)
+	d := &document{data: data, spots: make(map[string]spot), tables: make(map[string]int), dropped: make(map[int]bool)}
+	for i, c := range data {
+		if c == '\n' {
+			d.nl = append(d.nl, i)
+		}
+	}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = d.header(e)
+		case unstable.KeyValue:
+			d.exprs = append(d.exprs, e.Raw)
+			d.keyValue(table, e)
+		}
+	}
+	if err := p.Error(); err != nil { // go-toml accepted it above
+		return nil, &Problem{File: file, Message: "syntax error: " + err.Error()}
+	}
+	return d, nil
+}
+
+// watchShorthand rewrites the top-level `watch = [...]` as the
+// `watch.paths = [...]` it stands for, which keeps every line.
+func watchShorthand(data []byte) []byte {
+	var p unstable.Parser
+	p.Reset(data)
+	for p.NextExpression() {
+		e := p.Expression()
+		if e.Kind != unstable.KeyValue {
+			break // a table: no more top-level keys
+		}
+		k := e.Key()
+		k.Next()
+		if string(k.Node().Data) == "watch" && k.IsLast() && e.Value().Kind == unstable.Array {
+			end := int(k.Node().Raw.Offset + k.Node().Raw.Length)
+			return append(append(append([]byte(nil), data[:end]...), ".paths"...), data[end:]...)
+		}
+	}
+	return data
+}
+
+// lineAt returns the 1-based line of n: an array, which carries no
+// position, is at its first element, or at fallback when empty.
+func (d *document) lineAt(n *unstable.Node, fallback int) int {
+	if n.Kind == unstable.Array {
+		for it := n.Children(); it.Next(); {
+			if c := it.Node(); c.Kind != unstable.Comment {
+				return d.lineAt(c, fallback)
+			}
+		}
+	}
+	if n.Raw.Length == 0 {
+		return fallback
+	}
+	return sort.SearchInts(d.nl, int(n.Raw.Offset)) + 1
+}
+
+// record notes where path is first defined.
+func (d *document) record(path []string, line int, kind unstable.Kind, header bool) {
+	k := strings.Join(path, pathSep)
+	if _, ok := d.spots[k]; !ok {
+		s := spot{line: line, kind: kind}
+		if !header {
+			s.expr = len(d.exprs)
+		}
+		d.spots[k] = s
+		d.order = append(d.order, k)
+	}
+}
+
+// header records a [table] or [[table]] header and returns its path:
+// every key that is an array of tables stands for its last element, and
+// [[table]] adds one.
+func (d *document) header(e *unstable.Node) []string {
+	var path []string
+	line := 0
+	for it := e.Key(); it.Next(); {
+		if line == 0 {
+			line = d.lineAt(it.Node(), 1)
+		}
+		path = append(path, string(it.Node().Data))
+		k := strings.Join(path, pathSep)
+		if it.IsLast() && e.Kind == unstable.ArrayTable {
+			d.record(path, line, unstable.ArrayTable, true)
+			path = append(path, "#"+strconv.Itoa(d.tables[k]))
+			d.tables[k]++
+			break
+		}
+		if n, ok := d.tables[k]; ok {
+			path = append(path, "#"+strconv.Itoa(n-1))
+		} else if !it.IsLast() {
+			d.record(path, line, unstable.Table, true)
+		}
+	}
+	d.record(path, line, unstable.Table, true)
+	return path
+}
+
+// keyValue records a possibly dotted key = value in table.
+func (d *document) keyValue(table []string, e *unstable.Node) {
+	path := append([]string(nil), table...)
+	line := 0
+	for it := e.Key(); it.Next(); {
+		if line == 0 {
+			line = d.lineAt(it.Node(), 1)
+		}
+		path = append(path, string(it.Node().Data))
+		if !it.IsLast() {
+			d.record(path, line, unstable.Table, false)
+		}
+	}
+	d.value(path, e.Value(), line)
+}
+
+// value records a value, the elements of an array and the keys of an
+// inline table.
+func (d *document) value(path []string, v *unstable.Node, line int) {
+	d.record(path, line, v.Kind, false)
+	switch v.Kind {
+	case unstable.Array:
+		i := 0
+		for it := v.Children(); it.Next(); {
+			if c := it.Node(); c.Kind != unstable.Comment {
+				d.value(append(path[:len(path):len(path)], "#"+strconv.Itoa(i)), c, d.lineAt(c, line))
+				i++
+			}
+		}
+	case unstable.InlineTable:
+		for it := v.Children(); it.Next(); {
+			if c := it.Node(); c.Kind == unstable.KeyValue {
+				d.keyValue(path, c)
+			}
+		}
+	}
+}
+
+// line returns the line of path or, if path itself is not in the file, of
+// its nearest ancestor that is; 0 if none is.
+func (d *document) line(path []string) int {
+	for n := len(path); n > 0; n-- {
+		if s, ok := d.spots[strings.Join(path[:n], pathSep)]; ok {
+			return s.line
+		}
+	}
+	return 0
+}
+
+// given reports whether path is in the file; has, whether it is and has
+// been decoded (its value is of the right kind).
+func (d *document) given(path []string) bool {
+	_, ok := d.spots[strings.Join(path, pathSep)]
+	return ok
+}
+
+func (d *document) has(path []string) bool {
+	s, ok := d.spots[strings.Join(path, pathSep)]
+	return ok && !d.dropped[s.expr]
+}
+
+// troubled reports whether a value at or below path was left out of
+// decoding.
+func (d *document) troubled(path []string) bool {
+	return d.spots[strings.Join(path, pathSep)].troubled
+}
+
+// shown returns path as messages name it: "webhook[2].headers.\"Bad Name\"".
+func shown(path []string) string {
+	var b strings.Builder
+	for _, k := range path {
+		if i, ok := strings.CutPrefix(k, "#"); ok {
+			n, _ := strconv.Atoi(i)
+			b.WriteString("[" + strconv.Itoa(n+1) + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		if isBareKey(k) {
+			b.WriteString(k)
+		} else {
+			b.WriteString(strconv.Quote(k))
+		}
+	}
+	return b.String()
+}
+
+// isBareKey reports whether key can be written unquoted in TOML.
+func isBareKey(key string) bool {
+	return key != "" && strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == ""
+}
+
+// check reports every key that the file type root has no field for and
+// every value of a kind its field cannot take. A key = value of the wrong
+// kind is left out of decoding, so that the rest can still be checked; a
+// table of the wrong kind leaves the document undecodable.
+func (d *document) check(r *reader, root reflect.Type) (decodable bool) {
+	decodable = true
+	bad := make(map[string]bool) // paths reported, whose insides are not looked at
+	for _, k := range d.order {
+		path := strings.Split(k, pathSep)
+		if slices.ContainsFunc(prefixes(path), func(p string) bool { return bad[p] }) {
+			continue
+		}
+		s := d.spots[k]
+		t, known := fieldType(root, path)
+		if !known {
+			msg := "unknown key " + strconv.Quote(path[len(path)-1])
+			switch in := shown(path[:len(path)-1]); {
+			case in == "":
+			case strings.Contains(in, "["):
+				msg += " in " + in
+			default:
+				msg += " in [" + in + "]"
+			}
+			r.problems = append(r.problems, Problem{File: r.file, Line: s.line, Message: msg})
+			bad[k] = true
+			continue
+		}
+		if t == nil {
+			continue // inside a value of any type
+		}
+		if ok, want := fits(t, s.kind); !ok {
+			msg := fmt.Sprintf("expected %s, got %s", want, kindName(s.kind))
+			if s.kind == unstable.Table && len(path) == 1 && want == "an array of tables" {
+				msg += fmt.Sprintf(": write [[%s]], not [%s]", path[0], path[0])
+			}
+			r.problems = append(r.problems, Problem{File: r.file, Line: s.line, Key: shown(path), Message: msg})
+			bad[k] = true
+			if s.expr == 0 {
+				decodable = false
+			}
+			d.dropped[s.expr] = true
+			for _, p := range prefixes(path) {
+				if t, ok := d.spots[p]; ok {
+					t.troubled = true
+					d.spots[p] = t
+				}
+			}
+		}
+	}
+	return decodable
+}
+
+// prefixes returns the keys of path and of its ancestors.
+func prefixes(path []string) []string {
+	out := make([]string, len(path))
+	for i := range path {
+		out[i] = strings.Join(path[:i+1], pathSep)
+	}
+	return out
+}
+
+// fieldType returns the Go type that holds path in a value of type t, nil
+// below a field of interface type (which takes anything); known is false
+// when a struct has no field for a key.
+func fieldType(t reflect.Type, path []string) (_ reflect.Type, known bool) {
+	for _, k := range path {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Interface:
+			return nil, true
+		case reflect.Struct:
+			f, ok := fieldByTag(t, k)
+			if !ok {
+				return nil, false
+			}
+			t = f
+		case reflect.Map, reflect.Slice:
+			t = t.Elem()
+		default:
+			return nil, false // a key inside a scalar: its kind is reported
+		}
+	}
+	return t, true
+}
+
+// fieldByTag returns the type of the field of struct t tagged key,
+// looking into embedded structs as go-toml does.
+func fieldByTag(t reflect.Type, key string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if ft, ok := fieldByTag(f.Type, key); ok {
+				return ft, true
+			}
+		} else if name, _, _ := strings.Cut(f.Tag.Get("toml"), ","); name == key {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}
+
+var (
+	durationType   = reflect.TypeFor[duration]()
+	stringListType = reflect.TypeFor[stringList]()
+	actionType     = reflect.TypeFor[fileAction]()
+)
+
+// fits reports whether a value of kind k can go into a Go value of type
+// t, and names what t takes.
+func fits(t reflect.Type, k unstable.Kind) (bool, string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case durationType:
+		return k == unstable.String, `a duration string such as "30s", "5m", "1h" or "7d"`
+	case stringListType:
+		return k == unstable.String || k == unstable.Array, "an array of strings"
+	case actionType:
+		return k == unstable.String || k == unstable.Table || k == unstable.InlineTable, "a table or an action name"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return k == unstable.String, "a string"
+	case reflect.Bool:
+		return k == unstable.Bool, "true or false"
+	case reflect.Int64:
+		return k == unstable.Integer, "an integer"
+	case reflect.Struct, reflect.Map:
+		return k == unstable.Table || k == unstable.InlineTable, "a table"
+	case reflect.Slice:
+		if e := t.Elem(); e.Kind() == reflect.Struct {
+			return k == unstable.ArrayTable || k == unstable.Array, "an array of tables"
+		}
+		return k == unstable.Array, "an array"
+	}
+	return true, ""
+}
+
+// kindName names a kind of TOML value for messages.
+func kindName(k unstable.Kind) string {
+	switch k {
+	case unstable.String:
+		return "a string"
+	case unstable.Integer:
+		return "an integer"
+	case unstable.Float:
+		return "a float"
+	case unstable.Bool:
+		return "a boolean"
+	case unstable.Array:
+		return "an array"
+	case unstable.ArrayTable:
+		return "an array of tables"
+	case unstable.Table, unstable.InlineTable:
+		return "a table"
+	}
+	return "a date-time"
+}
+
+// decode fills f from the document, but for the dropped expressions,
+// strictly unless unknown keys were already reported (go-toml then leaves
+// them out). The document has been checked: an error here is reported as
+// is, with its line.
+func (d *document) decode(r *reader, f *fileConfig, strict bool) bool {
+	data := bytes.Clone(d.data)
+	for i, e := range d.exprs {
+		if d.dropped[i+1] {
+			for j := e.Offset; j < e.Offset+e.Length; j++ {
+				if data[j] != '\n' {
+					data[j] = ' '
+				}
+			}
+		}
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(f)
+	if err == nil {
+		return true
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		r.problems = append(r.problems, Problem{File: r.file, Line: line, Message: strings.TrimPrefix(de.Error(), "toml: ")})
+	} else {
+		r.problems = append(r.problems, Problem{File: r.file, Message: err.Error()})
+	}
+	return false
+}
+
+// secretKeyLine matches a line assigning a key that holds a secret, to keep
+// syntax error messages from quoting it.
+var secretKeyLine = regexp.MustCompile(`(?i)^\s*["']?(secret|signing_secret|password|headers|[a-z0-9_-]*(token|auth|key|cookie)[a-z0-9_-]*)["']?\s*[.=]`)
+
+// syntaxProblem turns a go-toml error into a problem at its line and
+// column. go-toml's message may quote the offending text; it is withheld
+// when the line holds a secret.
+func syntaxProblem(file string, data []byte, err error) Problem {
+	var de *toml.DecodeError
+	if !errors.As(err, &de) {
+		return Problem{File: file, Message: "syntax error: " + err.Error()}
+	}
+	line, col := de.Position()
+	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	switch {
+	case msg == "strings must be quoted":
+		msg = "strings, durations and addresses must be quoted"
+	case strings.HasPrefix(msg, "expected newline but got"):
+		msg += " (strings, durations and addresses must be quoted)"
+	}
+	lines := strings.Split(string(data), "\n")
+	if line >= 1 && line <= len(lines) {
+		text := lines[line-1]
+		if secretKeyLine.MatchString(text) || strings.Contains(text, "{") && secretKeyLine.MatchString(text[strings.Index(text, "{")+1:]) {
+			msg = "invalid value (details withheld: the line may hold a secret)"
+		}
+	}
+	if k := de.Key(); len(k) > 0 && (strings.HasSuffix(k[len(k)-1], "secret") || strings.HasSuffix(k[len(k)-1], "password")) {
+		msg = "invalid value (details withheld: the line may hold a secret)"
+	}
+	return Problem{File: file, Line: line, Column: col, Message: "syntax error: " + msg}
+}
