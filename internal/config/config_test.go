@@ -181,6 +181,13 @@ func TestErrors(t *testing.T) {
 		{"argv on builtin", "[[rule]]\n[[rule.actions]]\nname = \"scrub\"\nargv = [\"/bin/x\"]", `f.toml:4: rule[1].actions[1].argv: only the "command" action takes argv`},
 		{"duplicate action", "[[rule]]\nactions = [\"scrub\", \"scrub\"]", `f.toml:2: rule[1].actions[2]: same action as rule[1].actions[1]`},
 		{"action timeout", "[[rule]]\nactions = [{name = \"scrub\", timeout = \"0s\"}]", `f.toml:2: rule[1].actions[1].timeout: must be at least 1s: "0s"`},
+		{"duration as date", "[history]\nretention = 2026-01-01", `f.toml:2: history.retention: expected a duration string such as "30s", "5m", "1h" or "7d", got a date-time`},
+		{"inline table instead of array", "webhook = { url = \"http://x\" }", `f.toml:1: webhook: expected an array of tables, got a table`},
+		{"action of the wrong kind", "[[rule]]\nactions = [\"scrub\", 5]", `f.toml:2: rule[1].actions[2]: expected a table or an action name, got an integer`},
+		{"errno table", "[[rule]]\nmatch = { errno = { a = 1 } }", `f.toml:2: rule[1].match.errno: expected an array of errno names or numbers, got a table`},
+		{"table of the wrong kind", "[[webhook]]\nurl = \"http://x\"\n[[webhook.headers]]\na = \"b\"", `f.toml:3: webhook[1].headers: expected a table, got an array of tables`},
+		{"duplicate key", "[history]\nretention = \"90d\"\nretention = \"91d\"", `f.toml:3:1: syntax error: key retention is already defined`},
+		{"unquoted address", "[metrics]\nlisten = 127.0.0.1:9718", `f.toml:2:15: syntax error: expected newline but got U+002E '.' (strings, durations and addresses must be quoted)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,6 +227,51 @@ window = "soon"
 	want := `f.toml:3: history.retention: must be at least 1d: "1h"
 f.toml:6: webhook[1].url: not an absolute http(s) URL: "ftp://x"
 f.toml:9: flood.window: not a duration (expected a number): "soon"`
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got %v\nwant %s", err, want)
+	}
+}
+
+// TestProblemsOfEveryKind checks that unknown keys, values of the wrong
+// kind and values that mean nothing are all reported at once, in line
+// order; that a value of the wrong kind draws no second problem (it is
+// not taken for missing or empty); and that a rule whose conditions are of
+// the wrong kind is not taken for a catch-all.
+func TestProblemsOfEveryKind(t *testing.T) {
+	in := `statedir = "/y"
+[metrics]
+listen = 9718
+[history]
+retention = "1h"
+
+[[smtp]]
+host = "mail"
+from = "a@b.c"
+to = ["a@b.c", 5]
+username = "u"
+password = 1234
+tls = "ssl"
+
+[[rule]]
+match = { fstype = 5 }
+[[rule.actions]]
+name = "command"
+argv = [5]
+[[rule]]
+name = "late"
+match = { fstype = "xfs" }
+severity = "fatal"
+`
+	_, err := Parse("f.toml", []byte(in))
+	want := `f.toml:1: unknown key "statedir"
+f.toml:3: metrics.listen: expected a string, got an integer
+f.toml:5: history.retention: must be at least 1d: "1h"
+f.toml:10: smtp[1].to[2]: expected a string, got an integer
+f.toml:12: smtp[1].password: expected a string, got an integer
+f.toml:13: smtp[1].tls: must be "starttls", "starttls-opportunistic", "tls" or "none": "ssl"
+f.toml:16: rule[1].match.fstype: expected an array of strings, got an integer
+f.toml:19: rule[1].actions[1].argv[1]: expected a string, got an integer
+f.toml:23: rule[2].severity: must be "critical", "warning" or "info": "fatal"`
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n got %v\nwant %s", err, want)
 	}

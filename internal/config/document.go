@@ -417,7 +417,7 @@ func kindName(k unstable.Kind) string {
 // decode fills f from the document, but for the dropped expressions,
 // strictly unless unknown keys were already reported (go-toml then leaves
 // them out). The document has been checked: an error here is reported as
-// is, with its line.
+// go-toml words it, at its line.
 func (d *document) decode(r *reader, f *fileConfig, strict bool) bool {
 	data := bytes.Clone(d.data)
 	for i, e := range d.exprs {
@@ -433,18 +433,11 @@ func (d *document) decode(r *reader, f *fileConfig, strict bool) bool {
 	if strict {
 		dec.DisallowUnknownFields()
 	}
-	err := dec.Decode(f)
-	if err == nil {
-		return true
+	if err := dec.Decode(f); err != nil {
+		r.problems = append(r.problems, syntaxProblem(r.file, data, err))
+		return false
 	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		line, _ := de.Position()
-		r.problems = append(r.problems, Problem{File: r.file, Line: line, Message: strings.TrimPrefix(de.Error(), "toml: ")})
-	} else {
-		r.problems = append(r.problems, Problem{File: r.file, Message: err.Error()})
-	}
-	return false
+	return true
 }
 
 // secretKeyLine matches a line assigning a key that holds a secret, to keep
