@@ -395,23 +395,15 @@ func fits(t reflect.Type, k unstable.Kind) (bool, string) {
 
 // kindName names a kind of TOML value for messages.
 func kindName(k unstable.Kind) string {
-	switch k {
-	case unstable.String:
-		return "a string"
-	case unstable.Integer:
-		return "an integer"
-	case unstable.Float:
-		return "a float"
-	case unstable.Bool:
-		return "a boolean"
-	case unstable.Array:
-		return "an array"
-	case unstable.ArrayTable:
-		return "an array of tables"
-	case unstable.Table, unstable.InlineTable:
-		return "a table"
+	if n, ok := kindNames[k]; ok {
+		return n
 	}
 	return "a date-time"
+}
+
+var kindNames = map[unstable.Kind]string{
+	unstable.String: "a string", unstable.Integer: "an integer", unstable.Float: "a float", unstable.Bool: "a boolean",
+	unstable.Array: "an array", unstable.ArrayTable: "an array of tables", unstable.Table: "a table", unstable.InlineTable: "a table",
 }
 
 // decode fills f from the document, but for the dropped expressions,
