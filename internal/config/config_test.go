@@ -859,6 +859,19 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// TestByteOrderMark checks that a file starting with a UTF-8 byte order
+// mark reads as without it.
+func TestByteOrderMark(t *testing.T) {
+	c, err := Parse("f.toml", []byte("\ufeffstate_dir = \"/x\"\n"))
+	if err != nil || c.StateDir != "/x" {
+		t.Errorf("Parse = %v, %v", c, err)
+	}
+	_, err = Parse("f.toml", []byte("\ufeffstate_dir = /x\n"))
+	if want := "f.toml:1:13: syntax error: unexpected character U+002F '/' at start of value (strings, durations and addresses must be quoted)"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
 func TestWatchShorthand(t *testing.T) {
 	c, err := Parse("f.toml", []byte("watch = [\"/\", \"/srv\"]\n"))
 	if err != nil {

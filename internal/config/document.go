@@ -52,6 +52,7 @@ const pathSep = "\x1f"
 // read parses data. Its syntax errors, and the duplicate keys go-toml's
 // decoder finds, are one problem with line and column.
 func read(file string, data []byte) (*document, *Problem) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // editors may start a UTF-8 file with one
 	if err := toml.Unmarshal(data, &struct{}{}); err != nil {
 		p := syntaxProblem(file, data, err)
 		return nil, &p
@@ -208,13 +209,14 @@ func (d *document) line(path []string) int {
 	return 0
 }
 
-// given reports whether path is in the file; has, whether it is and has
-// been decoded (its value is of the right kind).
+// given reports whether path is in the file.
 func (d *document) given(path []string) bool {
 	_, ok := d.spots[strings.Join(path, pathSep)]
 	return ok
 }
 
+// has reports whether path is in the file and has been decoded: its value
+// is of the right kind.
 func (d *document) has(path []string) bool {
 	s, ok := d.spots[strings.Join(path, pathSep)]
 	return ok && !d.dropped[s.expr]
@@ -449,7 +451,7 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 	switch {
 	case msg == "strings must be quoted":
 		msg = "strings, durations and addresses must be quoted"
-	case strings.HasPrefix(msg, "expected newline but got"):
+	case strings.HasPrefix(msg, "expected newline but got"), strings.HasSuffix(msg, "at start of value"):
 		msg += " (strings, durations and addresses must be quoted)"
 	}
 	lines := strings.Split(string(data), "\n")

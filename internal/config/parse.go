@@ -32,11 +32,13 @@ type at struct {
 	path []string
 }
 
+// key is the path of key in t.
 func (t at) key(k string) []string { return append(t.path[:len(t.path):len(t.path)], k) }
 
-// has reports whether the file sets key, to a value of the right kind;
-// given, whether it sets it at all.
-func (t at) has(key string) bool   { return t.r.doc.has(t.key(key)) }
+// has reports whether the file sets key, to a value of the right kind.
+func (t at) has(key string) bool { return t.r.doc.has(t.key(key)) }
+
+// given reports whether the file sets key, to any value.
 func (t at) given(key string) bool { return t.r.doc.given(t.key(key)) }
 
 // sub is the table key.
@@ -57,10 +59,12 @@ func (t at) problem(key, format string, args ...any) Problem {
 	return Problem{File: t.r.file, Line: t.r.doc.line(p), Key: shown(p), Message: fmt.Sprintf(format, args...)}
 }
 
+// errorf reports a problem with key of t (t itself if key is empty).
 func (t at) errorf(key, format string, args ...any) {
 	t.r.problems = append(t.r.problems, t.problem(key, format, args...))
 }
 
+// warnf records a warning about key of t (t itself if key is empty).
 func (t at) warnf(key, format string, args ...any) {
 	t.r.warnings = append(t.r.warnings, t.problem(key, format, args...))
 }
@@ -223,6 +227,7 @@ func (r *reader) config(f *fileConfig, checkFS bool) *Config {
 	return c
 }
 
+// hooks checks the [hooks] table.
 func (r *reader) hooks(t at, f fileHooks, h *Hooks, checkFS bool) {
 	h.Dir, h.User, h.Group = f.Dir, f.User, f.Group
 	if h.Dir != "" {
@@ -284,6 +289,7 @@ func (t at) required(key string) bool {
 	return t.has(key)
 }
 
+// webhook checks a [[webhook]] table.
 func (r *reader) webhook(t at, f *fileWebhook, names map[string]string) Webhook {
 	w := Webhook{
 		Name:            r.channelName(t, f.Name, names),
@@ -369,6 +375,7 @@ func (r *reader) headers(t at, h map[string]string) map[string]string {
 	return h
 }
 
+// smtp checks an [[smtp]] or [[mail]] table.
 func (r *reader) smtp(t at, f *fileSMTP, names map[string]string, checkFS bool) SMTP {
 	s := SMTP{
 		Name: r.channelName(t, f.Name, names),
@@ -446,6 +453,7 @@ func (r *reader) credentials(t at, user string, hasPassword bool) {
 	}
 }
 
+// alertmanager checks an [[alertmanager]] table.
 func (r *reader) alertmanager(t at, f *fileAlertmanager, names map[string]string) Alertmanager {
 	a := Alertmanager{
 		Name:    r.channelName(t, f.Name, names),
@@ -691,6 +699,7 @@ func (r *reader) command(e at, table bool, argv []string) {
 	}
 }
 
+// sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
