@@ -25,14 +25,14 @@ func mailVia(t at, f *fileSMTP, s *SMTP) {
 		}
 	}
 	if s.Via != ViaSendmail {
-		if t.has("sendmail") {
+		if t.given("sendmail") {
 			s.Sendmail = f.Sendmail
 			t.errorf("sendmail", "is for via = %q", ViaSendmail)
 		}
 		return
 	}
 	for _, k := range smtpOnlyKeys {
-		if t.has(k) {
+		if t.given(k) {
 			t.errorf(k, "is for via = %q: with via = %q the local mail transfer agent has its own configuration", ViaSMTP, ViaSendmail)
 		}
 	}
@@ -69,7 +69,7 @@ func mailTLS(t at, f *fileSMTP, s *SMTP, checkFS bool) {
 	}
 	if s.TLS == TLSNone {
 		for _, k := range []string{"ca_file", "tls_fingerprint"} {
-			if t.has(k) {
+			if t.given(k) {
 				t.errorf(k, "means nothing with tls = %q", TLSNone)
 			}
 		}
