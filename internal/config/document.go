@@ -15,11 +15,13 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// This file is all the TOML the package knows: go-toml parses the file and
-// decodes it into the file types (file.go); what is here only keeps, for
-// the messages, the line of every key and the kind of every value, and
-// checks them against the file types first, so that every unknown key and
-// every value of the wrong type is reported at once, not just the first.
+// This file is all the TOML reading the package does (Redacted writes it
+// back with go-toml's encoder): go-toml parses the file and decodes it into
+// the file types (file.go); what is here only keeps, for the messages, the
+// line of every key and the kind of every value, and checks them against
+// the file types first, so that every unknown key and every value of the
+// wrong type is reported at once, not just the first. What the values mean
+// is for parse.go, channels.go, webhook.go, mail.go and rules.go.
 
 // document is a parsed configuration file: the line and the kind of value
 // of every key, table and array element, by path. A path joins keys and
@@ -221,6 +223,14 @@ func (d *document) has(path []string) bool {
 	s, ok := d.spots[strings.Join(path, pathSep)]
 	return ok && !d.dropped[s.expr]
 }
+
+// kind returns the kind of value path is in the file.
+func (d *document) kind(path []string) unstable.Kind {
+	return d.spots[strings.Join(path, pathSep)].kind
+}
+
+// isString reports whether path is a string in the file.
+func (d *document) isString(path []string) bool { return d.kind(path) == unstable.String }
 
 // troubled reports whether a value at or below path was left out of
 // decoding.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,6 +14,71 @@ import (
 // smtpOnlyKeys are the keys of an e-mail channel that only mean something
 // with via = "smtp".
 var smtpOnlyKeys = []string{"host", "port", "tls", "username", "password", "ca_file", "tls_fingerprint", "allow_unverified_auth"}
+
+// smtp checks an [[smtp]] or [[mail]] table.
+func (r *reader) smtp(t at, f *fileSMTP, names map[string]string, checkFS bool) SMTP {
+	s := SMTP{
+		Name: r.channelName(t, f.Name, names),
+		TLS:  TLSStartTLS, Timeout: DefaultSMTPTimeout, SubjectPrefix: DefaultSubjectPrefix,
+	}
+	mailVia(t, f, &s)
+	if s.Via != ViaSendmail && t.required("host") {
+		s.Host = f.Host
+		t.check("host", checkMailHost(s.Host))
+	}
+	if t.has("tls") {
+		s.TLS = f.TLS
+		t.oneOf("tls", s.TLS, TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone)
+	}
+	if t.integer("port", f.Port, 1, 65535) {
+		s.Port = int(f.Port)
+	} else if !t.has("port") {
+		switch s.TLS {
+		case TLSImplicit:
+			s.Port = 465
+		case TLSStartTLS:
+			s.Port = 587
+		default:
+			s.Port = 25
+		}
+	}
+	if t.required("from") {
+		s.From = f.From
+		t.check("from", checkMailAddress(s.From, s.Via))
+	}
+	if t.required("to") {
+		s.To = f.To
+		if len(s.To) == 0 {
+			t.errorf("to", "needs at least one address")
+		}
+		for i, a := range s.To {
+			t.item("to", i).check("", checkMailAddress(a, s.Via))
+		}
+	}
+	mailTLS(t, f, &s, checkFS)
+	s.Username = f.Username
+	hasPassword := r.secret(t, "password", f.Password, f.PasswordFile, f.PasswordCredential, &s.Password)
+	r.credentials(t, s.Username, hasPassword)
+	if hasPassword {
+		switch s.TLS {
+		case TLSNone:
+			t.errorf("password", "would be sent unencrypted: set tls to %q or %q", TLSStartTLS, TLSImplicit)
+		case TLSStartTLSOpportunistic:
+			if !s.AllowUnverifiedAuth && s.CAFile == "" && len(s.TLSFingerprints) == 0 {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS, and is not sent (the delivery fails) "+
+					"if its certificate cannot be verified: consider tls = %q, or ca_file or tls_fingerprint for a private relay", TLSStartTLS)
+			} else {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			}
+		}
+	}
+	t.duration("timeout", f.Timeout, 100*time.Millisecond, &s.Timeout)
+	if t.has("subject_prefix") {
+		s.SubjectPrefix = f.SubjectPrefix
+		t.check("subject_prefix", checkOneLine(s.SubjectPrefix))
+	}
+	return s
+}
 
 // mailVia reads via (and sendmail) of an e-mail channel, before the other
 // keys: it decides which are allowed and which are required.
