@@ -2,8 +2,8 @@ package config
 
 // The file* types are the configuration file's form, key by key: go-toml
 // decodes the file into them, and Redacted encodes them back. Durations
-// stay strings here; what they mean is checked by
-// parse.go and the files of each part.
+// stay strings here; what they mean is checked by parse.go and the files
+// of each part.
 
 type fileConfig struct {
 	StateDir      string             `toml:"state_dir"`
