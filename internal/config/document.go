@@ -31,8 +31,9 @@ type document struct {
 	nl    []int // offsets of the line feeds, for lineAt
 	order []string
 	spots map[string]spot
-	// exprs are the top-level key = value expressions, numbered from 1;
-	// dropped are those left out of decoding for a value of the wrong
+	// exprs are the byte ranges of the top-level expressions (a key =
+	// value, or the line of a table header), numbered from 1; dropped are
+	// those left out of decoding: unknown keys and values of the wrong
 	// kind.
 	exprs   []unstable.Range
 	dropped map[int]bool
@@ -44,7 +45,7 @@ type document struct {
 type spot struct {
 	line int
 	kind unstable.Kind
-	expr int // the key = value expression it is in; 0 for table headers
+	expr int // the top-level expression it is in
 	// troubled says a value at or below it has the wrong kind.
 	troubled bool
 }
@@ -73,6 +74,7 @@ func read(file string, data []byte) (*document, *Problem) {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
+			d.exprs = append(d.exprs, d.headerLine(e))
 			table = d.header(e)
 		case unstable.KeyValue:
 			d.exprs = append(d.exprs, e.Raw)
@@ -121,15 +123,25 @@ func (d *document) lineAt(n *unstable.Node, fallback int) int {
 	return sort.SearchInts(d.nl, int(n.Raw.Offset)) + 1
 }
 
+// headerLine returns the range of the line of a table header, which
+// holds nothing else but a comment (the parser gives headers no range).
+func (d *document) headerLine(e *unstable.Node) unstable.Range {
+	it := e.Key()
+	it.Next()
+	start := int(it.Node().Raw.Offset)
+	start = bytes.LastIndexByte(d.data[:start], '\n') + 1
+	end := bytes.IndexByte(d.data[start:], '\n')
+	if end < 0 {
+		end = len(d.data) - start
+	}
+	return unstable.Range{Offset: uint32(start), Length: uint32(end)}
+}
+
 // record notes where path is first defined.
-func (d *document) record(path []string, line int, kind unstable.Kind, header bool) {
+func (d *document) record(path []string, line int, kind unstable.Kind) {
 	k := strings.Join(path, pathSep)
 	if _, ok := d.spots[k]; !ok {
-		s := spot{line: line, kind: kind}
-		if !header {
-			s.expr = len(d.exprs)
-		}
-		d.spots[k] = s
+		d.spots[k] = spot{line: line, kind: kind, expr: len(d.exprs)}
 		d.order = append(d.order, k)
 	}
 }
@@ -147,7 +159,7 @@ func (d *document) header(e *unstable.Node) []string {
 		path = append(path, string(it.Node().Data))
 		k := strings.Join(path, pathSep)
 		if it.IsLast() && e.Kind == unstable.ArrayTable {
-			d.record(path, line, unstable.ArrayTable, true)
+			d.record(path, line, unstable.ArrayTable)
 			path = append(path, "#"+strconv.Itoa(d.tables[k]))
 			d.tables[k]++
 			break
@@ -155,10 +167,10 @@ func (d *document) header(e *unstable.Node) []string {
 		if n, ok := d.tables[k]; ok {
 			path = append(path, "#"+strconv.Itoa(n-1))
 		} else if !it.IsLast() {
-			d.record(path, line, unstable.Table, true)
+			d.record(path, line, unstable.Table)
 		}
 	}
-	d.record(path, line, unstable.Table, true)
+	d.record(path, line, unstable.Table)
 	return path
 }
 
@@ -172,7 +184,7 @@ func (d *document) keyValue(table []string, e *unstable.Node) {
 		}
 		path = append(path, string(it.Node().Data))
 		if !it.IsLast() {
-			d.record(path, line, unstable.Table, false)
+			d.record(path, line, unstable.Table)
 		}
 	}
 	d.value(path, e.Value(), line)
@@ -181,7 +193,7 @@ func (d *document) keyValue(table []string, e *unstable.Node) {
 // value records a value, the elements of an array and the keys of an
 // inline table.
 func (d *document) value(path []string, v *unstable.Node, line int) {
-	d.record(path, line, v.Kind, false)
+	d.record(path, line, v.Kind)
 	switch v.Kind {
 	case unstable.Array:
 		i := 0
@@ -265,55 +277,46 @@ func isBareKey(key string) bool {
 }
 
 // check reports every key that the file type root has no field for and
-// every value of a kind its field cannot take. A key = value of the wrong
-// kind is left out of decoding, so that the rest can still be checked; a
-// table of the wrong kind leaves the document undecodable.
-func (d *document) check(r *reader, root reflect.Type) (decodable bool) {
-	decodable = true
-	bad := make(map[string]bool) // paths reported, whose insides are not looked at
+// every value of a kind its field cannot take. Those are left out of
+// decoding, with all they hold, so that the rest can still be decoded and
+// checked.
+func (d *document) check(r *reader, root reflect.Type) {
+	bad := make(map[string]bool) // paths reported
 	for _, k := range d.order {
 		path := strings.Split(k, pathSep)
+		s := d.spots[k]
 		if slices.ContainsFunc(prefixes(path), func(p string) bool { return bad[p] }) {
+			d.dropped[s.expr] = true // inside what was reported
 			continue
 		}
-		s := d.spots[k]
-		t, known := fieldType(root, path)
-		if !known {
-			msg := "unknown key " + strconv.Quote(path[len(path)-1])
+		p := Problem{File: r.file, Line: s.line}
+		if t, known := fieldType(root, path); !known {
+			p.Message = "unknown key " + strconv.Quote(path[len(path)-1])
 			switch in := shown(path[:len(path)-1]); {
 			case in == "":
 			case strings.Contains(in, "["):
-				msg += " in " + in
+				p.Message += " in " + in
 			default:
-				msg += " in [" + in + "]"
+				p.Message += " in [" + in + "]"
 			}
-			r.problems = append(r.problems, Problem{File: r.file, Line: s.line, Message: msg})
-			bad[k] = true
+		} else if ok, want := fits(t, s.kind); !ok {
+			p.Key, p.Message = shown(path), fmt.Sprintf("expected %s, got %s", want, kindName(s.kind))
+			if s.kind == unstable.Table && len(path) == 1 && want == "an array of tables" {
+				p.Message += fmt.Sprintf(": write [[%s]], not [%s]", path[0], path[0])
+			}
+		} else {
 			continue
 		}
-		if t == nil {
-			continue // inside a value of any type
-		}
-		if ok, want := fits(t, s.kind); !ok {
-			msg := fmt.Sprintf("expected %s, got %s", want, kindName(s.kind))
-			if s.kind == unstable.Table && len(path) == 1 && want == "an array of tables" {
-				msg += fmt.Sprintf(": write [[%s]], not [%s]", path[0], path[0])
-			}
-			r.problems = append(r.problems, Problem{File: r.file, Line: s.line, Key: shown(path), Message: msg})
-			bad[k] = true
-			if s.expr == 0 {
-				decodable = false
-			}
-			d.dropped[s.expr] = true
-			for _, p := range prefixes(path) {
-				if t, ok := d.spots[p]; ok {
-					t.troubled = true
-					d.spots[p] = t
-				}
+		r.problems = append(r.problems, p)
+		bad[k] = true
+		d.dropped[s.expr] = true
+		for _, a := range prefixes(path) {
+			if t, ok := d.spots[a]; ok {
+				t.troubled = true
+				d.spots[a] = t
 			}
 		}
 	}
-	return decodable
 }
 
 // prefixes returns the keys of path and of its ancestors.
@@ -374,8 +377,11 @@ var (
 )
 
 // fits reports whether a value of kind k can go into a Go value of type
-// t, and names what t takes.
+// t (anything can below an interface: nil), and names what t takes.
 func fits(t reflect.Type, k unstable.Kind) (bool, string) {
+	if t == nil {
+		return true, ""
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -418,11 +424,10 @@ var kindNames = map[unstable.Kind]string{
 	unstable.Array: "an array", unstable.ArrayTable: "an array of tables", unstable.Table: "a table", unstable.InlineTable: "a table",
 }
 
-// decode fills f from the document, but for the dropped expressions,
-// strictly unless unknown keys were already reported (go-toml then leaves
-// them out). The document has been checked: an error here is reported as
+// decode fills f from the document but for the dropped expressions,
+// strictly. The document has been checked: an error here is reported as
 // go-toml words it, at its line.
-func (d *document) decode(r *reader, f *fileConfig, strict bool) bool {
+func (d *document) decode(r *reader, f *fileConfig) bool {
 	data := bytes.Clone(d.data)
 	for i, e := range d.exprs {
 		if d.dropped[i+1] {
@@ -433,11 +438,7 @@ func (d *document) decode(r *reader, f *fileConfig, strict bool) bool {
 			}
 		}
 	}
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(f); err != nil {
+	if err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(f); err != nil {
 		r.problems = append(r.problems, syntaxProblem(r.file, data, err))
 		return false
 	}

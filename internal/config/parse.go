@@ -145,7 +145,8 @@ func parse(name string, data []byte, info *fileInfo) (*Config, error) {
 	var c *Config
 	f := fileOf(Default())
 	f.Rules = nil
-	if doc.check(r, reflect.TypeFor[fileConfig]()) && doc.decode(r, f, len(r.problems) == 0) {
+	doc.check(r, reflect.TypeFor[fileConfig]())
+	if doc.decode(r, f) {
 		c = r.config(f, info != nil)
 	}
 	byLine := func(ps []Problem) {
