@@ -20,7 +20,8 @@ import (
 // the file types (file.go); what is here only keeps, for the messages, the
 // line of every key and the kind of every value, and checks them against
 // the file types first, so that every unknown key and every value of the
-// wrong type is reported at once, not just the first. What the values mean
+// wrong type is reported at once, not just the first, and left out of
+// decoding while the rest is decoded and checked. What the values mean
 // is for parse.go, channels.go, webhook.go, mail.go and rules.go.
 
 // document is a parsed configuration file: the line and the kind of value
@@ -46,7 +47,8 @@ type spot struct {
 	line int
 	kind unstable.Kind
 	expr int // the top-level expression it is in
-	// troubled says a value at or below it has the wrong kind.
+	// troubled says a key at or below it was reported (unknown, or of
+	// the wrong kind) and left out.
 	troubled bool
 }
 
