@@ -2,10 +2,12 @@
 // a TOML document (docs/configuration.md documents it key by key).
 //
 // Load and Parse refuse unknown keys and bad values with errors that name
-// the file, the line and the key, e.g.
+// the file, the line and the key (and the column, for a file that is not
+// TOML), e.g.
 //
 //	fshealth.toml:12: webhook[1].url: not an absolute http(s) URL: "ftp://x"
 //	fshealth.toml:7: unknown key "retension" in [history]
+//	fshealth.toml:4:15: syntax error: strings, durations and addresses must be quoted
 //
 // Secrets (webhook HMAC secrets, SMTP and Alertmanager passwords, header
 // values, the user information and query values of URLs) never appear in an

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +108,8 @@ func TestErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"syntax", "[history]\nretention = \"90d\n", `f.toml:2: syntax error: strings cannot contain newlines`},
-		{"unquoted value", "[history]\nretention = 90d", `f.toml:2: syntax error: expected a top-level item to end with a newline, comment, or EOF, but got 'd' instead (strings, durations and addresses must be quoted)`},
+		{"syntax", "[history]\nretention = \"90d\n", `f.toml:2:17: syntax error: basic strings cannot have new lines`},
+		{"unquoted value", "[history]\nretention = 90d", `f.toml:2:15: syntax error: strings, durations and addresses must be quoted`},
 		{"unknown top-level key", "state_dir = \"/x\"\nstatedir = \"/y\"", `f.toml:2: unknown key "statedir"`},
 		{"unknown key in table", "[metrics]\nlisten = \"127.0.0.1:1\"\n\n[history]\nretension = \"90d\"", `f.toml:5: unknown key "retension" in [history]`},
 		{"unknown table", "[histroy]\nretention = \"90d\"", `f.toml:1: unknown key "histroy"`},
@@ -182,6 +181,13 @@ func TestErrors(t *testing.T) {
 		{"argv on builtin", "[[rule]]\n[[rule.actions]]\nname = \"scrub\"\nargv = [\"/bin/x\"]", `f.toml:4: rule[1].actions[1].argv: only the "command" action takes argv`},
 		{"duplicate action", "[[rule]]\nactions = [\"scrub\", \"scrub\"]", `f.toml:2: rule[1].actions[2]: same action as rule[1].actions[1]`},
 		{"action timeout", "[[rule]]\nactions = [{name = \"scrub\", timeout = \"0s\"}]", `f.toml:2: rule[1].actions[1].timeout: must be at least 1s: "0s"`},
+		{"duration as date", "[history]\nretention = 2026-01-01", `f.toml:2: history.retention: expected a duration string such as "30s", "5m", "1h" or "7d", got a date-time`},
+		{"inline table instead of array", "webhook = { url = \"http://x\" }", `f.toml:1: webhook: expected an array of tables, got a table`},
+		{"action of the wrong kind", "[[rule]]\nactions = [\"scrub\", 5]", `f.toml:2: rule[1].actions[2]: expected a table or an action name, got an integer`},
+		{"errno table", "[[rule]]\nmatch = { errno = { a = 1 } }", `f.toml:2: rule[1].match.errno: expected an array of errno names or numbers, got a table`},
+		{"table of the wrong kind", "[[webhook]]\nurl = \"http://x\"\n[[webhook.headers]]\na = \"b\"", `f.toml:3: webhook[1].headers: expected a table, got an array of tables`},
+		{"duplicate key", "[history]\nretention = \"90d\"\nretention = \"91d\"", `f.toml:3:1: syntax error: key retention is already defined`},
+		{"unquoted address", "[metrics]\nlisten = 127.0.0.1:9718", `f.toml:2:15: syntax error: expected newline but got U+002E '.' (strings, durations and addresses must be quoted)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +227,51 @@ window = "soon"
 	want := `f.toml:3: history.retention: must be at least 1d: "1h"
 f.toml:6: webhook[1].url: not an absolute http(s) URL: "ftp://x"
 f.toml:9: flood.window: not a duration (expected a number): "soon"`
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got %v\nwant %s", err, want)
+	}
+}
+
+// TestProblemsOfEveryKind checks that unknown keys, values of the wrong
+// kind and values that mean nothing are all reported at once, in line
+// order; that a value of the wrong kind draws no second problem (it is
+// not taken for missing or empty); and that a rule whose conditions are of
+// the wrong kind is not taken for a catch-all.
+func TestProblemsOfEveryKind(t *testing.T) {
+	in := `statedir = "/y"
+[metrics]
+listen = 9718
+[history]
+retention = "1h"
+
+[[smtp]]
+host = "mail"
+from = "a@b.c"
+to = ["a@b.c", 5]
+username = "u"
+password = 1234
+tls = "ssl"
+
+[[rule]]
+match = { fstype = 5 }
+[[rule.actions]]
+name = "command"
+argv = [5]
+[[rule]]
+name = "late"
+match = { fstype = "xfs" }
+severity = "fatal"
+`
+	_, err := Parse("f.toml", []byte(in))
+	want := `f.toml:1: unknown key "statedir"
+f.toml:3: metrics.listen: expected a string, got an integer
+f.toml:5: history.retention: must be at least 1d: "1h"
+f.toml:10: smtp[1].to[2]: expected a string, got an integer
+f.toml:12: smtp[1].password: expected a string, got an integer
+f.toml:13: smtp[1].tls: must be "starttls", "starttls-opportunistic", "tls" or "none": "ssl"
+f.toml:16: rule[1].match.fstype: expected an array of strings, got an integer
+f.toml:19: rule[1].actions[1].argv[1]: expected a string, got an integer
+f.toml:23: rule[2].severity: must be "critical", "warning" or "info": "fatal"`
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n got %v\nwant %s", err, want)
 	}
@@ -311,12 +362,12 @@ headers = { X-Scope-OrgID = "` + secret + `" }
 		}
 	}
 	for _, want := range []string{
-		`url = "https://<redacted>@hooks.example.com/x?token=<redacted>"`,
-		`secret = "<redacted>"`,
-		`signing_secret = "<redacted>"`,
-		`Authorization = "<redacted>"`,
-		`password = "<redacted>"`,
-		`urls = ["http://<redacted>@am:9093"]`,
+		`url = 'https://<redacted>@hooks.example.com/x?token=<redacted>'`,
+		`secret = '<redacted>'`,
+		`signing_secret = '<redacted>'`,
+		`Authorization = '<redacted>'`,
+		`password = '<redacted>'`,
+		`urls = ['http://<redacted>@am:9093']`,
 	} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("Redacted() lacks %s:\n%s", want, dump)
@@ -697,9 +748,9 @@ func TestErrnoNames(t *testing.T) {
 	}
 }
 
-// TestLocate checks key lines in tricky documents: strings holding brackets,
+// TestLines checks key lines in tricky documents: strings holding brackets,
 // quotes and fake keys, multi-line arrays, quoted and dotted keys.
-func TestLocate(t *testing.T) {
+func TestLines(t *testing.T) {
 	src := `# comment [not] a = 1
 top = "a # not a comment"          # 2
 "quoted key" = 'x'                 # 3
@@ -732,7 +783,10 @@ w = "\"[x]\""                      # 28
 	if _, err := Parse("f.toml", []byte(src)); err == nil {
 		t.Fatal("want unknown keys")
 	}
-	locs := locate(src)
+	doc, bad := read("f.toml", []byte(src))
+	if bad != nil {
+		t.Fatal(bad)
+	}
 	p := func(parts ...string) []string { return parts }
 	tests := []struct {
 		path []string
@@ -767,41 +821,55 @@ w = "\"[x]\""                      # 28
 		{p("t", "#1", "nothere"), 19},
 	}
 	for _, tt := range tests {
-		if got := locs.lookup(tt.path); got != tt.line {
+		if got := doc.line(tt.path); got != tt.line {
 			t.Errorf("line of %q = %d, want %d", tt.path, got, tt.line)
 		}
 	}
 }
 
-// FuzzLocate checks that locate terminates and does not panic on anything
-// the TOML parser accepts, and that the line of every top-level key is
-// inside the document.
-func FuzzLocate(f *testing.F) {
+// FuzzParse checks that Parse never panics, and that every problem it
+// finds in a file is at a line of that file.
+func FuzzParse(f *testing.F) {
 	data, err := os.ReadFile("../../docs/fshealth.example.toml")
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(string(data))
 	f.Add("a = [\n1,\n{b = 2}]\n[c]\nd = '''\n'''")
+	f.Add("watch = [\"/\", 5]\n[[rule]]\nactions = [\"scrub\", {name = \"command\", argv = []}, 3]\nmatch = {errno = [\"EIO\", 1.5]}")
+	f.Add("[webhook]\nurl = 1\n[[smtp]]\nto = [[\"a\"]]\n[smtp.x]")
 	f.Fuzz(func(t *testing.T, src string) {
-		var raw map[string]any
-		if _, err := Parse("f.toml", []byte(src)); err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %T is not a *Error", err)
+		c, err := Parse("f.toml", []byte(src))
+		if err == nil {
+			if len(c.Rules) == 0 {
+				t.Fatal("no rules")
 			}
-			if slices.ContainsFunc(ce.Problems, func(p Problem) bool { return p.Line < 0 }) {
-				t.Fatalf("negative line in %v", err)
-			}
+			return
 		}
-		_ = raw
+		var ce *Error
+		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+			t.Fatalf("error %T is not a *Error with problems: %v", err, err)
+		}
 		lines := strings.Count(src, "\n") + 1
-		for k, l := range locate(src) {
-			if l < 1 || l > lines {
-				t.Fatalf("key %q at line %d of %d", k, l, lines)
+		for _, p := range ce.Problems {
+			if p.File != "f.toml" || p.Line < 1 || p.Line > lines || p.Message == "" {
+				t.Fatalf("problem %+v is not at a line of the %d-line file", p, lines)
 			}
 		}
 	})
+}
+
+// TestByteOrderMark checks that a file starting with a UTF-8 byte order
+// mark reads as without it.
+func TestByteOrderMark(t *testing.T) {
+	c, err := Parse("f.toml", []byte("\ufeffstate_dir = \"/x\"\n"))
+	if err != nil || c.StateDir != "/x" {
+		t.Errorf("Parse = %v, %v", c, err)
+	}
+	_, err = Parse("f.toml", []byte("\ufeffstate_dir = /x\n"))
+	if want := "f.toml:1:13: syntax error: unexpected character U+002F '/' at start of value (strings, durations and addresses must be quoted)"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
 }
 
 func TestWatchShorthand(t *testing.T) {

@@ -12,6 +12,8 @@ type Problem struct {
 	// Line is the 1-based line of the offending key; 0 when unknown (for
 	// example for problems with command line flags).
 	Line int
+	// Column is the 1-based column, for syntax errors; 0 otherwise.
+	Column int
 	// Key names the offending setting, e.g. "webhook[1].url" (array
 	// elements are numbered from 1); empty for syntax errors and unknown
 	// keys, whose message names the key.
@@ -20,8 +22,8 @@ type Problem struct {
 	Message string
 }
 
-// String formats p as "file:line: key: message", leaving out the parts that
-// are unknown.
+// String formats p as "file:line: key: message" ("file:line:column: ..."
+// for syntax errors), leaving out the parts that are unknown.
 func (p Problem) String() string {
 	var b strings.Builder
 	if p.File != "" {
@@ -29,6 +31,10 @@ func (p Problem) String() string {
 		if p.Line > 0 {
 			b.WriteByte(':')
 			b.WriteString(strconv.Itoa(p.Line))
+			if p.Column > 0 {
+				b.WriteByte(':')
+				b.WriteString(strconv.Itoa(p.Column))
+			}
 		}
 		b.WriteString(": ")
 	}

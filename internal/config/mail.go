@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,67 +15,127 @@ import (
 // with via = "smtp".
 var smtpOnlyKeys = []string{"host", "port", "tls", "username", "password", "ca_file", "tls_fingerprint", "allow_unverified_auth"}
 
+// smtp checks an [[smtp]] or [[mail]] table.
+func (r *reader) smtp(t at, f *fileSMTP, names map[string]string, checkFS bool) SMTP {
+	s := SMTP{
+		Name: r.channelName(t, f.Name, names),
+		TLS:  TLSStartTLS, Timeout: DefaultSMTPTimeout, SubjectPrefix: DefaultSubjectPrefix,
+	}
+	mailVia(t, f, &s)
+	if s.Via != ViaSendmail && t.required("host") {
+		s.Host = f.Host
+		t.check("host", checkMailHost(s.Host))
+	}
+	if t.has("tls") {
+		s.TLS = f.TLS
+		t.oneOf("tls", s.TLS, TLSStartTLS, TLSStartTLSOpportunistic, TLSImplicit, TLSNone)
+	}
+	if t.integer("port", f.Port, 1, 65535) {
+		s.Port = int(f.Port)
+	} else if !t.has("port") {
+		switch s.TLS {
+		case TLSImplicit:
+			s.Port = 465
+		case TLSStartTLS:
+			s.Port = 587
+		default:
+			s.Port = 25
+		}
+	}
+	if t.required("from") {
+		s.From = f.From
+		t.check("from", checkMailAddress(s.From, s.Via))
+	}
+	if t.required("to") {
+		s.To = f.To
+		if len(s.To) == 0 {
+			t.errorf("to", "needs at least one address")
+		}
+		for i, a := range s.To {
+			t.item("to", i).check("", checkMailAddress(a, s.Via))
+		}
+	}
+	mailTLS(t, f, &s, checkFS)
+	s.Username = f.Username
+	hasPassword := r.secret(t, "password", f.Password, f.PasswordFile, f.PasswordCredential, &s.Password)
+	r.credentials(t, s.Username, hasPassword)
+	if hasPassword {
+		switch s.TLS {
+		case TLSNone:
+			t.errorf("password", "would be sent unencrypted: set tls to %q or %q", TLSStartTLS, TLSImplicit)
+		case TLSStartTLSOpportunistic:
+			if !s.AllowUnverifiedAuth && s.CAFile == "" && len(s.TLSFingerprints) == 0 {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS, and is not sent (the delivery fails) "+
+					"if its certificate cannot be verified: consider tls = %q, or ca_file or tls_fingerprint for a private relay", TLSStartTLS)
+			} else {
+				t.warnf("password", "may be sent unencrypted if the server does not offer STARTTLS: consider tls = %q", TLSStartTLS)
+			}
+		}
+	}
+	t.duration("timeout", f.Timeout, 100*time.Millisecond, &s.Timeout)
+	if t.has("subject_prefix") {
+		s.SubjectPrefix = f.SubjectPrefix
+		t.check("subject_prefix", checkOneLine(s.SubjectPrefix))
+	}
+	return s
+}
+
 // mailVia reads via (and sendmail) of an e-mail channel, before the other
 // keys: it decides which are allowed and which are required.
-func mailVia(t *node, s *SMTP) {
+func mailVia(t at, f *fileSMTP, s *SMTP) {
 	s.Via = ViaSMTP
-	if t.str("via", &s.Via) && s.Via != ViaSMTP && s.Via != ViaSendmail {
-		t.errorf("via", "must be %q or %q: %q", ViaSMTP, ViaSendmail, s.Via)
-		s.Via = ViaSMTP
+	if t.has("via") {
+		t.oneOf("via", f.Via, ViaSMTP, ViaSendmail)
+		if f.Via == ViaSendmail {
+			s.Via = ViaSendmail
+		}
 	}
 	if s.Via != ViaSendmail {
-		if _, present := t.m["sendmail"]; present {
-			t.str("sendmail", &s.Sendmail)
+		if t.given("sendmail") {
+			s.Sendmail = f.Sendmail
 			t.errorf("sendmail", "is for via = %q", ViaSendmail)
 		}
 		return
 	}
 	for _, k := range smtpOnlyKeys {
-		if _, present := t.get(k); present {
+		if t.given(k) {
 			t.errorf(k, "is for via = %q: with via = %q the local mail transfer agent has its own configuration", ViaSMTP, ViaSendmail)
 		}
 	}
 	s.Sendmail = DefaultSendmail
-	if t.str("sendmail", &s.Sendmail) {
-		if msg := checkAbsPath(s.Sendmail); msg != "" {
-			t.errorf("sendmail", "%s", msg)
-		}
+	if t.has("sendmail") {
+		s.Sendmail = f.Sendmail
+		t.check("sendmail", checkAbsPath(s.Sendmail))
 	}
 }
 
 // mailTLS reads the keys that authenticate the server (ca_file,
 // tls_fingerprint, allow_unverified_auth) and, with checkFS, checks the
 // CA file and the sendmail program.
-func mailTLS(t *node, s *SMTP, checkFS bool) {
+func mailTLS(t at, f *fileSMTP, s *SMTP, checkFS bool) {
 	if s.Via == ViaSendmail {
 		s.Host, s.Port, s.TLS = "", 0, ""
 		if checkFS && checkAbsPath(s.Sendmail) == "" {
-			if msg := checkSendmail(s.Sendmail); msg != "" {
-				t.errorf("sendmail", "%s", msg)
-			}
+			t.check("sendmail", checkSendmail(s.Sendmail))
 		}
 		return
 	}
-	if t.str("ca_file", &s.CAFile) {
+	s.CAFile, s.TLSFingerprints, s.AllowUnverifiedAuth = f.CAFile, f.TLSFingerprints, f.AllowUnverifiedAuth
+	if t.has("ca_file") {
 		if msg := checkAbsPath(s.CAFile); msg != "" {
 			t.errorf("ca_file", "%s", msg)
 		} else if checkFS {
-			if msg := checkCAFile(s.CAFile); msg != "" {
-				t.errorf("ca_file", "%s", msg)
-			}
+			t.check("ca_file", checkCAFile(s.CAFile))
 		}
 	}
-	if t.strs("tls_fingerprint", &s.TLSFingerprints) {
-		for i, f := range s.TLSFingerprints {
-			if !fingerprintRE.MatchString(strings.TrimSpace(f)) {
-				t.elemErrorf("tls_fingerprint", i, "not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows \"=\" in the output of `openssl x509 -noout -fingerprint -sha256`): %q", f)
-			}
+	for i, fp := range s.TLSFingerprints {
+		if !fingerprintRE.MatchString(strings.TrimSpace(fp)) {
+			t.item("tls_fingerprint", i).errorf("", "not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows \"=\" in the output of `openssl x509 -noout -fingerprint -sha256`): %q", fp)
 		}
 	}
-	t.boolean("allow_unverified_auth", &s.AllowUnverifiedAuth)
 	if s.TLS == TLSNone {
 		for _, k := range []string{"ca_file", "tls_fingerprint"} {
-			if _, present := t.m[k]; present {
+			if t.given(k) {
 				t.errorf(k, "means nothing with tls = %q", TLSNone)
 			}
 		}

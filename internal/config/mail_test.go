@@ -25,7 +25,7 @@ func TestMailSendmail(t *testing.T) {
 	if !slices.Contains(c.ChannelNames(), "mail-1") {
 		t.Errorf("channel names %q lack mail-1", c.ChannelNames())
 	}
-	if s := c.Redacted(); !strings.Contains(s, `via = "sendmail"`) || !strings.Contains(s, `sendmail = "/usr/sbin/sendmail"`) || strings.Contains(s, "port") {
+	if s := c.Redacted(); !strings.Contains(s, `via = 'sendmail'`) || !strings.Contains(s, `sendmail = '/usr/sbin/sendmail'`) || strings.Contains(s, "port") {
 		t.Errorf("redacted:\n%s", s)
 	}
 	if d, err := Parse("dump.toml", []byte(c.Redacted())); err != nil || !reflect.DeepEqual(d.SMTP, c.SMTP) {

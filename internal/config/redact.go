@@ -7,144 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // redactedValue replaces secrets in Redacted's dump.
 const redactedValue = "<redacted>"
-
-// The show* types are the TOML form of a Config, for Redacted.
-
-type showConfig struct {
-	StateDir      string             `toml:"state_dir"`
-	Hostname      string             `toml:"hostname,omitempty"`
-	Watch         showWatch          `toml:"watch"`
-	Metrics       showMetrics        `toml:"metrics"`
-	History       showHistory        `toml:"history"`
-	Delivery      showDelivery       `toml:"delivery"`
-	Flood         showFlood          `toml:"flood"`
-	Journal       showJournal        `toml:"journal"`
-	Hooks         showHooks          `toml:"hooks"`
-	Actions       showActions        `toml:"actions"`
-	Webhooks      []showWebhook      `toml:"webhook,omitempty"`
-	SMTP          []showSMTP         `toml:"smtp,omitempty"`
-	Alertmanagers []showAlertmanager `toml:"alertmanager,omitempty"`
-	Rules         []showRule         `toml:"rule"`
-}
-
-type showWatch struct {
-	Paths         []string `toml:"paths"`
-	KernelLog     bool     `toml:"kernel_log"`
-	KernelLogHold string   `toml:"kernel_log_hold"`
-}
-
-type showMetrics struct {
-	Listen string `toml:"listen"`
-}
-
-type showHistory struct {
-	Retention string `toml:"retention"`
-}
-
-type showDelivery struct {
-	InitialBackoff string `toml:"initial_backoff"`
-	MaxBackoff     string `toml:"max_backoff"`
-	MaxAge         string `toml:"max_age"`
-}
-
-type showFlood struct {
-	Window          string `toml:"window"`
-	ReminderInitial string `toml:"reminder_initial"`
-	ReminderMax     string `toml:"reminder_max"`
-}
-
-type showJournal struct {
-	Mode string `toml:"mode"`
-}
-
-type showHooks struct {
-	Dir           string `toml:"dir,omitempty"`
-	Timeout       string `toml:"timeout"`
-	MaxConcurrent int    `toml:"max_concurrent"`
-	User          string `toml:"user,omitempty"`
-	Group         string `toml:"group,omitempty"`
-}
-
-type showActions struct {
-	DryRun  bool   `toml:"dry_run"`
-	Timeout string `toml:"timeout,omitempty"`
-}
-
-type showWebhook struct {
-	Name            string            `toml:"name"`
-	URL             string            `toml:"url"`
-	Headers         map[string]string `toml:"headers,omitempty"`
-	Template        string            `toml:"template,omitempty"`
-	Format          string            `toml:"format,omitempty"`
-	ContentType     string            `toml:"content_type"`
-	Secret          string            `toml:"secret,omitempty"`
-	SigningSecret   string            `toml:"signing_secret,omitempty"`
-	SignatureHeader string            `toml:"signature_header"`
-	Timeout         string            `toml:"timeout"`
-}
-
-type showSMTP struct {
-	Name                string   `toml:"name"`
-	Via                 string   `toml:"via"`
-	Sendmail            string   `toml:"sendmail,omitempty"`
-	Host                string   `toml:"host,omitempty"`
-	Port                int      `toml:"port,omitzero"`
-	From                string   `toml:"from"`
-	To                  []string `toml:"to"`
-	Username            string   `toml:"username,omitempty"`
-	Password            string   `toml:"password,omitempty"`
-	TLS                 string   `toml:"tls,omitempty"`
-	CAFile              string   `toml:"ca_file,omitempty"`
-	TLSFingerprints     []string `toml:"tls_fingerprint,omitempty"`
-	AllowUnverifiedAuth bool     `toml:"allow_unverified_auth,omitempty"`
-	Timeout             string   `toml:"timeout"`
-	SubjectPrefix       string   `toml:"subject_prefix"`
-}
-
-type showAlertmanager struct {
-	Name           string            `toml:"name"`
-	URLs           []string          `toml:"urls"`
-	Timeout        string            `toml:"timeout"`
-	Headers        map[string]string `toml:"headers,omitempty"`
-	Username       string            `toml:"username,omitempty"`
-	Password       string            `toml:"password,omitempty"`
-	ResendInterval string            `toml:"resend_interval"`
-	Labels         map[string]string `toml:"labels,omitempty"`
-}
-
-type showRule struct {
-	Name     string   `toml:"name"`
-	Severity string   `toml:"severity"`
-	Channels []string `toml:"channels"`
-	DryRun   bool     `toml:"dry_run"`
-	// ActOnKernelLog is shown only when set.
-	ActOnKernelLog bool         `toml:"act_on_kernel_log,omitempty"`
-	Match          *showMatch   `toml:"match,omitempty"`
-	Actions        []showAction `toml:"actions,omitempty"`
-}
-
-type showMatch struct {
-	Mountpoint []string `toml:"mountpoint,omitempty"`
-	UUID       []string `toml:"uuid,omitempty"`
-	Device     []string `toml:"device,omitempty"`
-	FSType     []string `toml:"fstype,omitempty"`
-	Errno      []string `toml:"errno,omitempty"`
-	Count      uint64   `toml:"count,omitzero"`
-	Within     string   `toml:"within,omitempty"`
-}
-
-type showAction struct {
-	Name    string   `toml:"name"`
-	Argv    []string `toml:"argv,omitempty"`
-	Timeout string   `toml:"timeout,omitempty"`
-	Repeat  bool     `toml:"repeat"`
-	DryRun  bool     `toml:"dry_run"`
-}
 
 func redact(s string) string {
 	if s == "" {
@@ -172,61 +39,48 @@ func safeURLs(us []string) []string {
 	return out
 }
 
-// Redacted returns c as a TOML configuration file, with every default
+// fileOf returns c as a configuration file says it, with every default
 // filled in and every secret — webhook secrets, passwords, header values,
 // the user information and query values of URLs — replaced by
-// "<redacted>". It is what `fshealth check-config --show` prints.
-func (c *Config) Redacted() string {
-	s := showConfig{
+// "<redacted>".
+func fileOf(c *Config) *fileConfig {
+	dur := func(d time.Duration) duration { return duration(FormatDuration(d)) }
+	f := &fileConfig{
 		StateDir: c.StateDir,
 		Hostname: c.Hostname,
-		Watch:    showWatch{Paths: c.Watch.Paths, KernelLog: c.Watch.KernelLog, KernelLogHold: FormatDuration(c.Watch.KernelLogHold)},
-		Metrics:  showMetrics{Listen: c.Metrics.Listen},
-		History:  showHistory{Retention: FormatDuration(c.History.Retention)},
-		Delivery: showDelivery{
-			InitialBackoff: FormatDuration(c.Delivery.InitialBackoff),
-			MaxBackoff:     FormatDuration(c.Delivery.MaxBackoff),
-			MaxAge:         FormatDuration(c.Delivery.MaxAge),
+		Watch:    fileWatch{Paths: append(stringList{}, c.Watch.Paths...), KernelLog: c.Watch.KernelLog, KernelLogHold: dur(c.Watch.KernelLogHold)},
+		Metrics:  fileMetrics{Listen: c.Metrics.Listen},
+		History:  fileHistory{Retention: dur(c.History.Retention)},
+		Delivery: fileDelivery{InitialBackoff: dur(c.Delivery.InitialBackoff), MaxBackoff: dur(c.Delivery.MaxBackoff), MaxAge: dur(c.Delivery.MaxAge)},
+		Flood:    fileFlood{Window: dur(c.Flood.Window), ReminderInitial: dur(c.Flood.ReminderInitial), ReminderMax: dur(c.Flood.ReminderMax)},
+		Journal:  fileJournal{Mode: c.Journal.Mode},
+		Hooks: fileHooks{
+			Dir: c.Hooks.Dir, Timeout: dur(c.Hooks.Timeout), MaxConcurrent: int64(c.Hooks.MaxConcurrent),
+			User: c.Hooks.User, Group: c.Hooks.Group,
 		},
-		Flood: showFlood{
-			Window:          FormatDuration(c.Flood.Window),
-			ReminderInitial: FormatDuration(c.Flood.ReminderInitial),
-			ReminderMax:     FormatDuration(c.Flood.ReminderMax),
-		},
-		Journal: showJournal{Mode: c.Journal.Mode},
-		Hooks: showHooks{
-			Dir:           c.Hooks.Dir,
-			Timeout:       FormatDuration(c.Hooks.Timeout),
-			MaxConcurrent: c.Hooks.MaxConcurrent,
-			User:          c.Hooks.User,
-			Group:         c.Hooks.Group,
-		},
-		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: formatOptionalDuration(c.Actions.Timeout)},
-	}
-	if s.Watch.Paths == nil {
-		s.Watch.Paths = []string{}
+		Actions: fileActions{DryRun: c.Actions.DryRun, Timeout: optionalDuration(c.Actions.Timeout)},
 	}
 	for _, w := range c.Webhooks {
-		s.Webhooks = append(s.Webhooks, showWebhook{
+		f.Webhooks = append(f.Webhooks, fileWebhook{
 			Name:            w.Name,
 			URL:             safeURL(w.URL),
-			Headers:         redactHeaders(w.Headers),
 			Template:        w.Template,
 			Format:          w.Format,
 			ContentType:     w.ContentType,
 			Secret:          redact(w.Secret),
 			SigningSecret:   redact(w.SigningSecret),
 			SignatureHeader: w.SignatureHeader,
-			Timeout:         FormatDuration(w.Timeout),
+			Timeout:         dur(w.Timeout),
+			fileHeaders:     fileHeaders{Headers: redactHeaders(w.Headers)},
 		})
 	}
 	for _, m := range c.SMTP {
-		s.SMTP = append(s.SMTP, showSMTP{
+		f.SMTP = append(f.SMTP, fileSMTP{
 			Name:                m.Name,
 			Via:                 m.Via,
 			Sendmail:            m.Sendmail,
 			Host:                m.Host,
-			Port:                m.Port,
+			Port:                int64(m.Port),
 			From:                m.From,
 			To:                  m.To,
 			Username:            m.Username,
@@ -235,45 +89,50 @@ func (c *Config) Redacted() string {
 			CAFile:              m.CAFile,
 			TLSFingerprints:     m.TLSFingerprints,
 			AllowUnverifiedAuth: m.AllowUnverifiedAuth,
-			Timeout:             FormatDuration(m.Timeout),
+			Timeout:             dur(m.Timeout),
 			SubjectPrefix:       m.SubjectPrefix,
 		})
 	}
 	for _, a := range c.Alertmanagers {
-		s.Alertmanagers = append(s.Alertmanagers, showAlertmanager{
+		f.Alertmanagers = append(f.Alertmanagers, fileAlertmanager{
 			Name:           a.Name,
 			URLs:           safeURLs(a.URLs),
-			Timeout:        FormatDuration(a.Timeout),
-			Headers:        redactHeaders(a.Headers),
+			Timeout:        dur(a.Timeout),
 			Username:       a.Username,
 			Password:       redact(a.Password),
-			ResendInterval: FormatDuration(a.ResendInterval),
+			ResendInterval: dur(a.ResendInterval),
 			Labels:         a.Labels,
+			fileHeaders:    fileHeaders{Headers: redactHeaders(a.Headers)},
 		})
 	}
 	for _, r := range c.Rules {
-		sr := showRule{Name: r.Name, Severity: r.Severity, Channels: r.Channels, DryRun: r.DryRun, ActOnKernelLog: r.ActOnKernelLog}
-		if sr.Channels == nil {
-			sr.Channels = []string{}
-		}
-		if !r.Match.IsEmpty() {
-			m := r.Match
-			sm := &showMatch{Mountpoint: m.Mountpoint, UUID: m.UUID, Device: m.Device, FSType: m.FSType, Count: m.Count}
-			for _, e := range m.Errno {
-				sm.Errno = append(sm.Errno, ErrnoName(e))
+		fr := fileRule{Name: r.Name, Severity: r.Severity, Channels: append(stringList{}, r.Channels...), DryRun: r.DryRun, ActOnKernelLog: r.ActOnKernelLog}
+		if m := r.Match; !m.IsEmpty() {
+			fm := &fileMatch{Mountpoint: m.Mountpoint, UUID: m.UUID, Device: m.Device, FSType: m.FSType, Count: int64(m.Count), Within: optionalDuration(m.Within)}
+			if len(m.Errno) > 0 {
+				names := make([]string, len(m.Errno))
+				for i, e := range m.Errno {
+					names[i] = ErrnoName(e)
+				}
+				fm.Errno = names
 			}
-			if m.Within > 0 {
-				sm.Within = FormatDuration(m.Within)
-			}
-			sr.Match = sm
+			fr.Match = fm
 		}
 		for _, a := range r.Actions {
-			sr.Actions = append(sr.Actions, showAction{
-				Name: a.Name, Argv: a.Argv, Timeout: formatOptionalDuration(a.Timeout), Repeat: a.Repeat, DryRun: a.DryRun,
+			fr.Actions = append(fr.Actions, fileAction{
+				Name: a.Name, Argv: a.Argv, Timeout: optionalDuration(a.Timeout), Repeat: a.Repeat, DryRun: a.DryRun,
 			})
 		}
-		s.Rules = append(s.Rules, sr)
+		f.Rules = append(f.Rules, fr)
 	}
+	return f
+}
+
+// Redacted returns c as a TOML configuration file, with every default
+// filled in and every secret — webhook secrets, passwords, header values,
+// the user information and query values of URLs — replaced by
+// "<redacted>". It is what `fshealth check-config --show` prints.
+func (c *Config) Redacted() string {
 	var b bytes.Buffer
 	b.WriteString("# fshealth configuration")
 	if c.File != "" {
@@ -284,9 +143,7 @@ func (c *Config) Redacted() string {
 		b.WriteString("# warning: " + strings.ReplaceAll(w, "\n", `\n`) + "\n")
 	}
 	b.WriteByte('\n')
-	enc := toml.NewEncoder(&b)
-	enc.Indent = ""
-	if err := enc.Encode(s); err != nil {
+	if err := toml.NewEncoder(&b).Encode(fileOf(c)); err != nil {
 		// Cannot happen with these types; say so rather than panic.
 		b.WriteString("# error encoding the configuration: " + err.Error() + "\n")
 	}
@@ -335,10 +192,10 @@ func headerNames(h map[string]string) string {
 	return fmt.Sprintf("%q", names)
 }
 
-// formatOptionalDuration is FormatDuration, or "" for zero (not set).
-func formatOptionalDuration(d time.Duration) string {
+// optionalDuration is FormatDuration, or "" for zero (not set).
+func optionalDuration(d time.Duration) duration {
 	if d == 0 {
 		return ""
 	}
-	return FormatDuration(d)
+	return duration(FormatDuration(d))
 }

@@ -70,51 +70,37 @@ func loadFile(path string) ([]byte, *fileInfo, error) {
 // at most one of them. It stores the value in dst and reports whether the
 // key was given in any form. Parse reads no file: a secret given by file
 // or credential stays empty there.
-func (d *decoder) secret(t *node, key string, dst *string) bool {
+func (r *reader) secret(t at, key, inline, file, cred string, dst *string) bool {
 	fileKey, credKey := key+"_file", key+"_credential"
-	var inline, file, cred string
-	given := []string{}
-	if t.str(key, &inline) {
-		given = append(given, key)
+	var given []string
+	for _, k := range []string{key, fileKey, credKey} {
+		if t.given(k) {
+			given = append(given, k)
+		}
 	}
-	if t.str(fileKey, &file) {
-		given = append(given, fileKey)
-	}
-	if t.str(credKey, &cred) {
-		given = append(given, credKey)
-	}
-	if len(given) > 1 {
+	switch {
+	case len(given) > 1:
 		t.errorf(given[1], "give only one of %s, %s and %s", key, fileKey, credKey)
 		return true
-	}
-	if len(given) == 0 {
-		for _, k := range []string{key, fileKey, credKey} {
-			if _, present := t.m[k]; present {
-				return true // present with a wrong type: reported
-			}
-		}
+	case len(given) == 0:
 		return false
+	case !t.has(given[0]):
+		return true // of the wrong kind: reported
 	}
+	var msg string
 	switch given[0] {
 	case key:
 		*dst = inline
-		if d.info != nil && d.info.mode&0o004 != 0 && inline != "" {
+		if r.info != nil && r.info.mode&0o004 != 0 && inline != "" {
 			t.warnf(key, "the configuration file is readable by every user (mode %04o), and so is this secret: chmod o-r the file, or give it with %s or %s",
-				d.info.mode, fileKey, credKey)
+				r.info.mode, fileKey, credKey)
 		}
 	case fileKey:
-		v, msg := d.resolve(fromFile, file)
-		if msg != "" {
-			t.errorf(fileKey, "%s", msg)
-		}
-		*dst = v
+		*dst, msg = r.resolve(fromFile, file)
 	case credKey:
-		v, msg := d.resolve(fromCredential, cred)
-		if msg != "" {
-			t.errorf(credKey, "%s", msg)
-		}
-		*dst = v
+		*dst, msg = r.resolve(fromCredential, cred)
 	}
+	t.check(given[0], msg)
 	if strings.ContainsFunc(*dst, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
 		t.errorf(given[0], "the secret contains control characters (value not shown)")
 	}
@@ -124,15 +110,15 @@ func (d *decoder) secret(t *node, key string, dst *string) bool {
 // readableURL returns a warning when the configuration file is readable by
 // every user and the URL u holds what is treated as secret (user
 // information, query values), else "".
-func (d *decoder) readableURL(u string) string {
-	if d.info == nil || d.info.mode&0o004 == 0 {
+func (r *reader) readableURL(u string) string {
+	if r.info == nil || r.info.mode&0o004 == 0 {
 		return ""
 	}
 	p, err := url.Parse(u)
 	if err != nil || p.User == nil && p.RawQuery == "" {
 		return ""
 	}
-	return fmt.Sprintf("the configuration file is readable by every user (mode %04o), and so are the user information and query values of this URL: chmod o-r the file", d.info.mode)
+	return fmt.Sprintf("the configuration file is readable by every user (mode %04o), and so are the user information and query values of this URL: chmod o-r the file", r.info.mode)
 }
 
 // checkCredentialName checks a systemd credential name.
@@ -194,7 +180,7 @@ const (
 // resolve returns the secret ref (a file name or a systemd credential's
 // name, per kind) gives, or a problem. Parse reads nothing: "" and no
 // problem beyond the name's syntax.
-func (d *decoder) resolve(kind, ref string) (value, problem string) {
+func (r *reader) resolve(kind, ref string) (value, problem string) {
 	path := ref
 	switch kind {
 	case fromFile:
@@ -205,7 +191,7 @@ func (d *decoder) resolve(kind, ref string) (value, problem string) {
 		if msg := checkCredentialName(ref); msg != "" {
 			return "", msg
 		}
-		if d.info == nil {
+		if r.info == nil {
 			return "", ""
 		}
 		dir := os.Getenv(CredentialsDirEnv)
@@ -215,7 +201,7 @@ func (d *decoder) resolve(kind, ref string) (value, problem string) {
 		}
 		path = filepath.Join(dir, ref)
 	}
-	if d.info == nil {
+	if r.info == nil {
 		return "", ""
 	}
 	v, err := readSecret(path)
@@ -228,20 +214,16 @@ func (d *decoder) resolve(kind, ref string) (value, problem string) {
 	return v, ""
 }
 
-// secretHeaders reads the header_files and header_credentials tables of t
+// secretHeaders reads the header_files and header_credentials tables of f
 // (header names to file names, or to systemd credential names) into
 // headers, creating it. A header may be given only once in all.
-func (d *decoder) secretHeaders(t *node, headers *map[string]string) {
-	for _, src := range []struct{ key, kind string }{{"header_files", fromFile}, {"header_credentials", fromCredential}} {
-		tbl := t.table(src.key)
-		if tbl == nil {
-			continue
-		}
-		for _, name := range sortedKeys(tbl.m) {
-			var ref string
-			if !tbl.str(name, &ref) {
-				continue
-			}
+func (r *reader) secretHeaders(t at, f fileHeaders, headers *map[string]string) {
+	for _, src := range []struct {
+		key, kind string
+		refs      map[string]string
+	}{{"header_files", fromFile, f.HeaderFiles}, {"header_credentials", fromCredential, f.HeaderCredentials}} {
+		tbl := t.sub(src.key)
+		for _, name := range sortedKeys(src.refs) {
 			if msg := checkSetHeader(name); msg != "" {
 				tbl.errorf(name, "%s", msg)
 				continue
@@ -250,19 +232,16 @@ func (d *decoder) secretHeaders(t *node, headers *map[string]string) {
 				tbl.errorf(name, "header %q is given more than once", name)
 				continue
 			}
-			v, msg := d.resolve(src.kind, ref)
+			v, msg := r.resolve(src.kind, src.refs[name])
 			if msg == "" {
 				msg = checkHeaderValue(v)
 			}
-			if msg != "" {
-				tbl.errorf(name, "%s", msg)
-			}
+			tbl.check(name, msg)
 			if *headers == nil {
 				*headers = make(map[string]string)
 			}
 			(*headers)[name] = v
 		}
-		tbl.finish()
 	}
 }
 

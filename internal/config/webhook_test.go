@@ -125,7 +125,7 @@ func TestWebhookFormat(t *testing.T) {
 	if w := c.Webhooks[0]; w.Format != "ntfy" || w.ContentType != "text/plain; charset=utf-8" || w.Template != "" {
 		t.Errorf("webhook %+v", w)
 	}
-	if !strings.Contains(c.Redacted(), `format = "ntfy"`) {
+	if !strings.Contains(c.Redacted(), `format = 'ntfy'`) {
 		t.Errorf("the format is not shown:\n%s", c.Redacted())
 	}
 	for _, tc := range []struct{ in, want string }{

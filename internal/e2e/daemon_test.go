@@ -521,7 +521,7 @@ match = { errno = ["EFOO"] }
 	unparsable := filepath.Join(dir, "unparsable.toml")
 	writeFile(t, unparsable, "hostname = \"x\"\n[[webhook]]\nurl = \"https://h.example/x\"\nsecret = \"unterminated-secret-99\n", 0o600)
 	checkRefused("check-config on a broken line with a secret", []string{"check-config", "--config", unparsable},
-		[]string{unparsable + ":4: syntax error: invalid value (details withheld: the line may hold a secret)"})
+		[]string{unparsable + ":4:33: syntax error: invalid value (details withheld: the line may hold a secret)"})
 
 	// A bad flag is refused like a bad key.
 	good := filepath.Join(dir, "good.toml")
@@ -549,8 +549,8 @@ headers = { Authorization = "Bearer header-secret-42" }
 	}
 	noSecrets("check-config", stdout+stderr)
 	stdout, stderr, code = run(t, "check-config", "--config", good, "--show")
-	if code != 0 || !strings.Contains(stdout, `url = "https://<redacted>@hooks.example.com/x?token=<redacted>"`) ||
-		!strings.Contains(stdout, `secret = "<redacted>"`) || !strings.Contains(stdout, `Authorization = "<redacted>"`) {
+	if code != 0 || !strings.Contains(stdout, `url = 'https://<redacted>@hooks.example.com/x?token=<redacted>'`) ||
+		!strings.Contains(stdout, `secret = '<redacted>'`) || !strings.Contains(stdout, `Authorization = '<redacted>'`) {
 		t.Errorf("check-config --show: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	noSecrets("check-config --show", stdout+stderr)

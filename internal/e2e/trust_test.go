@@ -186,7 +186,7 @@ signing_secret_credential = "hq-signing"
 header_credentials = { Authorization = "hq-token" }
 `, 0o644)
 	stdout, stderr, code := run(t, "check-config", "--config", cfg, "--show")
-	if code != 0 || !strings.Contains(stdout, `Authorization = "<redacted>"`) {
+	if code != 0 || !strings.Contains(stdout, `Authorization = '<redacted>'`) {
 		t.Errorf("check-config --show: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	state := filepath.Join(dir, "state")
