@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/fshealth/fshealth/internal/event"
+
 	"github.com/fshealth/fshealth/internal/notify/hook"
 )
 
@@ -926,15 +928,15 @@ func (d *decoder) match(t *node, m *Match) {
 		for i, e := range vals {
 			switch e := e.(type) {
 			case string:
-				n, ok := ErrnoNumber(strings.ToUpper(strings.TrimSpace(e)))
+				n, ok := event.ErrnoNumber(strings.ToUpper(strings.TrimSpace(e)))
 				if !ok {
 					t.elemErrorf("errno", i, "unknown errno name %q", e)
 					continue
 				}
 				m.Errno = append(m.Errno, n)
 			case int64:
-				if e < 1 || e > maxErrno {
-					t.elemErrorf("errno", i, "errno numbers are between 1 and %d: %d", maxErrno, e)
+				if e < 1 || e > event.MaxErrno {
+					t.elemErrorf("errno", i, "errno numbers are between 1 and %d: %d", event.MaxErrno, e)
 					continue
 				}
 				m.Errno = append(m.Errno, int(e))

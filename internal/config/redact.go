@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // redactedValue replaces secrets in Redacted's dump.
@@ -258,7 +260,7 @@ func (c *Config) Redacted() string {
 			m := r.Match
 			sm := &showMatch{Mountpoint: m.Mountpoint, UUID: m.UUID, Device: m.Device, FSType: m.FSType, Count: m.Count}
 			for _, e := range m.Errno {
-				sm.Errno = append(sm.Errno, ErrnoName(e))
+				sm.Errno = append(sm.Errno, event.ErrnoName(e))
 			}
 			if m.Within > 0 {
 				sm.Within = FormatDuration(m.Within)

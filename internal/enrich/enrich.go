@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -172,7 +171,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 	}
 	dst.Kind = event.KindError
 	dst.Errno = int(raw.Errno)
-	dst.Error = ErrnoName(raw.Errno)
+	dst.Error = event.ErrnoName(int(raw.Errno))
 	dst.ErrorText = raw.Errno.Error()
 	dst.ErrorCount = raw.ErrorCount
 	dst.FSID = raw.FID.FSID.String()
@@ -311,44 +310,4 @@ func sleep(d time.Duration) {
 	ts := unix.NsecToTimespec(d.Nanoseconds())
 	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
 	}
-}
-
-// preferredNames fixes the names of errnos that have aliases: file systems
-// say EFSCORRUPTED and EFSBADCRC inside the kernel, but userspace knows them
-// as EUCLEAN and EBADMSG.
-var preferredNames = map[syscall.Errno]string{
-	syscall.EUCLEAN:    "EUCLEAN",
-	syscall.EBADMSG:    "EBADMSG",
-	syscall.EAGAIN:     "EAGAIN",
-	syscall.EDEADLK:    "EDEADLK",
-	syscall.ESHUTDOWN:  "ESHUTDOWN",
-	syscall.EIO:        "EIO",
-	syscall.ENOSPC:     "ENOSPC",
-	syscall.EROFS:      "EROFS",
-	syscall.ENOMEM:     "ENOMEM",
-	syscall.EOVERFLOW:  "EOVERFLOW",
-	syscall.ENODATA:    "ENODATA",
-	syscall.EFBIG:      "EFBIG",
-	syscall.ENOTDIR:    "ENOTDIR",
-	syscall.ENOTEMPTY:  "ENOTEMPTY",
-	syscall.EEXIST:     "EEXIST",
-	syscall.ERANGE:     "ERANGE",
-	syscall.EFAULT:     "EFAULT",
-	syscall.EBUSY:      "EBUSY",
-	syscall.ENOKEY:     "ENOKEY",
-	syscall.EINVAL:     "EINVAL",
-	syscall.ESTALE:     "ESTALE",
-	syscall.EOPNOTSUPP: "EOPNOTSUPP",
-}
-
-// ErrnoName returns the symbolic name of an errno ("EUCLEAN"), or "E<n>"
-// for numbers without one.
-func ErrnoName(e syscall.Errno) string {
-	if n, ok := preferredNames[e]; ok {
-		return n
-	}
-	if n := unix.ErrnoName(e); n != "" {
-		return n
-	}
-	return fmt.Sprintf("E%d", int(e))
 }

@@ -196,11 +196,3 @@ func TestExt4CountNotAdvancingStopsWaiting(t *testing.T) {
 		t.Errorf("state still reported: %+v", ev.Ext4)
 	}
 }
-
-func TestErrnoName(t *testing.T) {
-	for errno, want := range map[syscall.Errno]string{117: "EUCLEAN", 74: "EBADMSG", 108: "ESHUTDOWN", 5: "EIO", 28: "ENOSPC", 9999: "E9999"} {
-		if got := ErrnoName(errno); got != want {
-			t.Errorf("ErrnoName(%d) = %q, want %q", int(errno), got, want)
-		}
-	}
-}

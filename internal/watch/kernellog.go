@@ -363,7 +363,7 @@ func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, co
 			errno = unix.EUCLEAN // an older copy than expected: lost writes
 		}
 		e := event.Event{Kind: event.KindError, Time: event.Time{Time: now}, Source: event.SourceBtrfs,
-			Errno: int(errno), Error: enrich.ErrnoName(errno), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
+			Errno: int(errno), Error: event.ErrnoName(int(errno)), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
 			FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
 			Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage, Btrfs: &inc, Message: inc.String()}
 		if corr != nil {
