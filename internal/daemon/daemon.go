@@ -185,7 +185,7 @@ func Run(ctx context.Context, o Options) error {
 	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
 		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
 		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
-		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, Redundancy: true,
+		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, OnExt4: d.ext4Recorded, Redundancy: true,
 		RedundancyLost: d.redundancyLost})
 	if err != nil {
 		return err

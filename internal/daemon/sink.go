@@ -25,8 +25,9 @@ import (
 //	handOff   wake the outbox (delivery) and the action runner; ask for disk health
 //	followUp  overflow reconciliation, the shortfall check, retention, the policy timer
 //
-// An inode's path, found after its event, is attached to the history
-// later, in the same goroutine (paths.go); no stage waits for it.
+// Detail that arrives after an event (its inode's path, ext4's record of
+// the error) is attached to the history later, in the same goroutine
+// (paths.go, ext4detail.go); no stage waits for it.
 
 // sink is the watcher's sink: it runs for every batch of events, in order.
 func (d *Daemon) sink(evs []event.Event) error {
@@ -129,9 +130,9 @@ func (d *Daemon) followUp(evs []event.Event, now time.Time) {
 }
 
 // ext4Report reports whether e is an error ext4 reported through fanotify
-// (its record in the superblock was read for it).
+// (its record in the superblock is, or will be, read for it).
 func ext4Report(e *event.Event) bool {
-	return e.Kind == event.KindError && e.Source == event.SourceFanotify && e.Ext4 != nil
+	return e.Kind == event.KindError && e.Source == event.SourceFanotify && (e.Ext4 != nil || e.Ext4Pending)
 }
 
 // reportedCounts returns, per ext4 UUID in evs, how many of ext4's
@@ -146,7 +147,7 @@ func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
 		// ext4 counts every error in errors_count, also one whose
 		// FAN_FS_ERROR report was lost and that came from the kernel log,
 		// and one found in its record (source "recorded").
-		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil && !(e.LostReport && enrich.IsExt4(e.FSType)) {
+		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil && !e.Ext4Pending && !(e.LostReport && enrich.IsExt4(e.FSType)) {
 			continue
 		}
 		if out == nil {
