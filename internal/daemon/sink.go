@@ -22,7 +22,8 @@ import (
 //	commit    all of it in one transaction (one fdatasync): nothing about an
 //	          event leaves the process before this
 //	log       the journal and the metrics
-//	handOff   wake the outbox (delivery) and the action runner; ask for disk health
+//	handOff   give the alerts to the outbox, which sends them at once, and wake
+//	          the action runner; ask for the disks' health
 //	followUp  overflow reconciliation, the shortfall check, retention, the policy timer
 //
 // Detail that arrives after an event (its inode's path, ext4's record of
@@ -96,10 +97,11 @@ func (d *Daemon) logEvents(evs []event.Event, jw *journal.Writer) {
 }
 
 // handOff starts what happens apart once a batch is committed: the outbox
-// delivers its alerts, the action runner runs its actions, the disks'
+// delivers its alerts (handed over in memory, not read back from the
+// history, when nothing older waits), the action runner runs its actions, the disks'
 // health is read, and a degraded history publishes its state.
 func (d *Daemon) handOff(b *store.Batch, evs []event.Event) {
-	d.outbox.Wake()
+	d.outbox.Hand(b.Deliveries)
 	if len(b.Actions) > 0 {
 		d.actions.Wake()
 	}

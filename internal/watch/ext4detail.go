@@ -16,7 +16,7 @@ import (
 // else on a timer, between ext4DetailFirst and ext4DetailMax — and passed to
 // Config.OnExt4 as a KindExt4 event.
 const (
-	ext4DetailFirst = 200 * time.Microsecond
+	ext4DetailFirst = time.Millisecond
 	ext4DetailMax   = time.Second
 )
 
