@@ -23,7 +23,7 @@ var (
 
 // fixture returns an enricher whose registry holds one ext4 file system
 // whose sysfs state lives in a copy of testdata/sys (so tests can change it).
-func fixture(t *testing.T) (*Enricher, string) {
+func fixture(t testing.TB) (*Enricher, string) {
 	t.Helper()
 	sys := t.TempDir()
 	src := "testdata/sys/fs/ext4/loop7"
@@ -229,5 +229,33 @@ func TestExt4DetailWaitsForTheCount(t *testing.T) {
 	os.WriteFile(filepath.Join(sys, "errors_count"), []byte("6\n"), 0o644)
 	if st, done, err := fs.Ext4Detail(false); err != nil || !done || st == nil || st.ErrorsCount != 6 {
 		t.Errorf("count moved: got %+v done %v err %v", st, done, err)
+	}
+}
+
+// BenchmarkEnrich: one FAN_FS_ERROR event about an inode of a registered
+// ext4 file system, enriched as the watcher does (ext4's record left for
+// later), without a path finder.
+func BenchmarkEnrich(b *testing.B) {
+	e, _ := fixture(b)
+	raw := fsError(syscall.EUCLEAN, inodeHandle(12, 777))
+	var ev event.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Enrich(raw, &ev)
+	}
+}
+
+// BenchmarkExt4Detail: reading ext4's record once its count moved, as the
+// watcher does after the sink (the fixture's sysfs files are on the test's
+// file system, not sysfs: this is the cost of the reads and the parse).
+func BenchmarkExt4Detail(b *testing.B) {
+	e, _ := fixture(b)
+	fs := e.Registry.Lookup(testFSID)
+	raw := fsError(syscall.EUCLEAN, inodeHandle(12, 777))
+	var ev event.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Enrich(raw, &ev)
+		fs.Ext4Detail(true)
 	}
 }
