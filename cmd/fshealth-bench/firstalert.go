@@ -95,7 +95,7 @@ func measureAlerts(opt *options, rcv *receiver, ims []*loopfs.Image, name string
 	if err != nil {
 		return r, st, err
 	}
-	go io.Copy(io.Discard, p.lines)
+	p.discard()
 	cpu0 := p.cpu()
 	var sum0, n0 float64
 	if commit != nil {

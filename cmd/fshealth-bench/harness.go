@@ -61,6 +61,16 @@ type proc struct {
 	cmd    *exec.Cmd
 	lines  *bufio.Reader
 	stderr *testutil.SyncBuffer
+	// draining is set once its stdout is only read to be discarded.
+	draining bool
+}
+
+// discard reads and drops the rest of the process's output.
+func (p *proc) discard() {
+	if !p.draining {
+		p.draining = true
+		go io.Copy(io.Discard, p.lines)
+	}
 }
 
 func (p *proc) stderrString() string { return p.stderr.String() }
@@ -139,7 +149,7 @@ func (p *proc) rss() int {
 // stop ends the process with SIGTERM and says how it ended.
 func (p *proc) stop() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	go io.Copy(io.Discard, p.lines)
+	p.discard()
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
 	select {
