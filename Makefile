@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-mount bench-mounts fuzz clean man deb image
+.PHONY: all build test demo deps bench bench-latency bench-first-alert bench-mount bench-mounts fuzz clean man deb image
 
 all: build
 
@@ -84,20 +84,25 @@ image:
 	  -version '$(VERSION)' -revision '$(COMMIT)' -arch '$(ARCH)' -out ../build/fshealth-image.tar
 	@ls build/fshealth-image.tar
 
-# Parser benchmarks (events/s, allocations per event).
+# In-process benchmarks: the parser (events/s, allocations per event),
+# enrichment, ext4's record, the line encodings.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./fanotify
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./fanotify ./internal/enrich ./internal/event
 
-# End-to-end latency: real errors on a scratch ext4 file system to the
-# moment `fshealth watch --json` has written them.
+# End to end, each against a floor measured in the same run
+# (cmd/fshealth-bench, bench/minreader.c; docs/benchmarks.md):
+# error raised → `fshealth watch --json` line, next to a minimal C reader;
 bench-latency: build
-	$(GO) run ./cmd/fshealth-bench latency --fshealth bin/fshealth -n 2000 --baseline
+	$(GO) run ./cmd/fshealth-bench latency -fshealth bin/fshealth -n 2000
 
-# Mount-follow latency: mount(2) of a scratch ext4 file system to the moment
-# `fshealth watch --json` has logged that it watches it, with fanotify mount
-# events and with the mountinfo fallback (target: 100 ms).
+# error on a file system that had none → webhook body received, history
+# committed first, next to the C reader + 4 KiB write+fdatasync + one POST;
+bench-first-alert: build
+	$(GO) run ./cmd/fshealth-bench first-alert -fshealth bin/fshealth -n 30
+
+# mount(2) of a scratch ext4 → `fshealth watch` logs that it watches it.
 bench-mount: build
-	$(GO) run ./cmd/fshealth-bench mount-latency --fshealth bin/fshealth -n 50
+	$(GO) run ./cmd/fshealth-bench mount -fshealth bin/fshealth -n 50
 
 # Mounts at container-host scale: one ext4 bind-mounted 100, 1,000 and
 # 10,000 times, 1,000 more added and removed in bulk while following, with

@@ -79,14 +79,15 @@ func runWatch(ctx context.Context, g *globals, cfg watch.Config, asJSON bool, ou
 		_, err := out.Write(line)
 		return err
 	}
-	// A path looked up after its event is printed as an event of its own,
-	// kind "path", naming the inode (see docs/events.md).
-	onPath := func(e *event.Event) {
+	// A path looked up after its event, and ext4's record of errors read
+	// after their events, are printed as events of their own, kind "path"
+	// naming the inode and kind "ext4" (see docs/events.md).
+	later := func(e *event.Event) {
 		if err := sink([]event.Event{*e}); err != nil {
-			log.Error("writing a path event", "err", err)
+			log.Error("writing a "+e.Kind+" event", "err", err)
 		}
 	}
-	cfg.Logger, cfg.Sink, cfg.OnPath = log, sink, onPath
+	cfg.Logger, cfg.Sink, cfg.OnPath, cfg.OnExt4 = log, sink, later, later
 	w, err := watch.New(cfg)
 	if err != nil {
 		return err

@@ -48,7 +48,16 @@ func TestWatchPrintsPathLater(t *testing.T) {
 		if _, err := os.Lstat(bad); !errors.Is(err, syscall.EUCLEAN) {
 			t.Fatalf("looking up the corrupted inode: %v, want EUCLEAN", err)
 		}
-		first, second := p.line(t), p.line(t)
+		// The error, then its path and ext4's record of it, each on a line
+		// of its own, in the order they were found.
+		first, second, record := p.line(t), p.line(t), p.line(t)
+		if strings.Contains(second, " EXT4 RECORD of ") || strings.Contains(second, `"kind":"ext4"`) {
+			second, record = record, second
+		}
+		if !strings.Contains(record, " EXT4 RECORD of ") && !strings.Contains(record, `"kind":"ext4"`) ||
+			!strings.Contains(record, "ext4_lookup") {
+			t.Errorf("ext4 record line %q, want ext4's record of the lookup's error", record)
+		}
 		if !asJSON {
 			if !strings.Contains(first, " EUCLEAN ") || !strings.Contains(first, "(path pending: looked up read-only from the device)") {
 				t.Errorf("error line %q", first)

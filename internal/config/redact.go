@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // redactedValue replaces secrets in Redacted's dump.
@@ -112,7 +114,7 @@ func fileOf(c *Config) *fileConfig {
 			if len(m.Errno) > 0 {
 				names := make([]string, len(m.Errno))
 				for i, e := range m.Errno {
-					names[i] = ErrnoName(e)
+					names[i] = event.ErrnoName(e)
 				}
 				fm.Errno = names
 			}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // rules checks the [[rule]] tables and adds the implicit default rule.
@@ -109,15 +111,15 @@ func (r *reader) match(t at, f *fileMatch) Match {
 		for i, e := range vals {
 			switch e := e.(type) {
 			case string:
-				n, ok := ErrnoNumber(strings.ToUpper(strings.TrimSpace(e)))
+				n, ok := event.ErrnoNumber(strings.ToUpper(strings.TrimSpace(e)))
 				if !ok {
 					t.item("errno", i).errorf("", "unknown errno name %q", e)
 					continue
 				}
 				m.Errno = append(m.Errno, n)
 			case int64:
-				if e < 1 || e > maxErrno {
-					t.item("errno", i).errorf("", "errno numbers are between 1 and %d: %d", maxErrno, e)
+				if e < 1 || e > event.MaxErrno {
+					t.item("errno", i).errorf("", "errno numbers are between 1 and %d: %d", event.MaxErrno, e)
 					continue
 				}
 				m.Errno = append(m.Errno, int(e))

@@ -28,7 +28,6 @@ import (
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/config"
-	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/metrics"
 	"github.com/fshealth/fshealth/internal/policy"
@@ -189,7 +188,7 @@ func Run(ctx context.Context, o Options) error {
 	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
 		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
 		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
-		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, Redundancy: true,
+		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, OnExt4: d.ext4Recorded, Redundancy: true,
 		RedundancyLost: d.redundancyLost})
 	if err != nil {
 		return err
@@ -347,76 +346,6 @@ func (d *Daemon) actionRunner() *actions.Runner {
 	return &actions.Runner{DryRun: d.cfg.Actions.DryRun, DefaultTimeout: d.cfg.Actions.Timeout, Logger: d.log}
 }
 
-// sink is the watcher's sink: it runs for every batch of events, in order.
-// Nothing about an event leaves the process before its history is
-// committed.
-func (d *Daemon) sink(evs []event.Event) error {
-	now := time.Now()
-	d.mu.Lock()
-	b := &store.Batch{Events: evs}
-	for i := range evs {
-		evs[i].ID = NewID(evs[i].Time.Time)
-		dec := d.engine.Evaluate(&evs[i], now)
-		d.enqueue(b, dec.Alerts, now)
-		for _, a := range dec.Actions {
-			b.Actions = append(b.Actions, store.Action{IncidentKey: dec.Incident.Key(), FSKey: dec.Incident.FSKey,
-				EventID: evs[i].ID, Name: a.Name, Argv: a.Argv, DryRun: a.DryRun, Timeout: a.Timeout})
-		}
-		if len(dec.Withheld) > 0 {
-			names := make([]string, len(dec.Withheld))
-			for j, a := range dec.Withheld {
-				names[j] = a.Name
-			}
-			d.log.Warn("recovery actions not run: only the kernel log reports this error and nothing corroborates it (set act_on_kernel_log = true in the rule to run them anyway)",
-				"rule", dec.Rule, "actions", names, "device", evs[i].Device, "event", evs[i].ID)
-		}
-	}
-	b.Incidents = incidentsToStore(d.engine.Changed())
-	b.BtrfsCounters, d.btrfsDirty = d.btrfsDirty, nil
-	jw := d.channels.Journal
-	d.mu.Unlock()
-	b.Ext4Reported = d.reportedCounts(evs)
-
-	start := time.Now()
-	err := d.store.Commit(context.Background(), b)
-	d.metrics.ObserveCommit(time.Since(start))
-	for i := range evs {
-		jw.LogEvent(&evs[i])
-		d.metrics.Event(&evs[i])
-	}
-	if err != nil {
-		// The events are in the journal and the metrics, but not in the
-		// history, and their alerts are not queued: say so loudly. The
-		// daemon keeps watching; a later batch may commit again.
-		d.log.Error("COULD NOT RECORD EVENTS, not even in memory: history and alerts for them are lost (they are in the journal)",
-			"events", len(evs), "err", err)
-		return nil
-	}
-	d.outbox.Wake()
-	if len(b.Actions) > 0 {
-		d.actions.Wake()
-	}
-	if d.disks != nil {
-		d.disks.askEvents(evs)
-	}
-	if d.store.Degraded() != nil {
-		d.publishState()
-	}
-	d.kickPolicy()
-	overflows := 0
-	for i := range evs {
-		if evs[i].Kind == event.KindOverflow {
-			overflows++
-		}
-	}
-	if overflows > 0 && d.watcher != nil {
-		d.reconcile(overflows)
-	}
-	d.settleLater(evs)
-	d.pruneDaily(context.Background(), now)
-	return nil
-}
-
 // btrfsRestore returns the btrfs error counters recorded for a file
 // system before, so that increases while the daemon was stopped are
 // reported when it starts.
@@ -437,163 +366,6 @@ func (d *Daemon) btrfsSave(uuid string, devs []btrfs.DeviceStats) {
 		d.btrfsDirty = map[string][]btrfs.DeviceStats{}
 	}
 	d.btrfsDirty[uuid] = devs
-}
-
-// reconcile handles lost events (a queue overflow): each file system's
-// recorded error count is compared with what was reported, and the
-// difference reported, now and once more a moment later — errors dropped
-// after the overflow notice was queued have no notice of their own. While
-// events wait unread in the kernel's queue the comparison is put off (see
-// checkRecorded), so that no error is reported both by it and by its
-// event; the follow-up runs again until the queue was found empty. It runs
-// in the watcher's goroutine. n is the number of overflow events in the
-// batch.
-func (d *Daemon) reconcile(n int) {
-	const why = "missed: the kernel's event queue overflowed"
-	d.overflows += n
-	d.checkRecorded(context.Background(), d.watcher.Watched(), why)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.reconcileTimer != nil {
-		d.reconcileTimer.Stop()
-	}
-	var again func()
-	again = func() {
-		d.watcher.Do(func() {
-			if !d.checkRecorded(context.Background(), d.watcher.Watched(), why) {
-				d.mu.Lock()
-				d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
-				d.mu.Unlock()
-				return
-			}
-			d.log.Info("follow-up reconciliation after an overflow done", "overflows", d.overflows)
-		})
-	}
-	d.reconcileTimer = time.AfterFunc(reconcileAgain, again)
-}
-
-// reconcileAgain is how long after an overflow the counts are compared once
-// more.
-const reconcileAgain = time.Second
-
-// settleAfter is how long after the last ext4 error event of a batch the
-// shortfall check runs.
-const settleAfter = time.Second
-
-// settleLater schedules the shortfall check for the ext4 file systems of
-// evs' fanotify error events: once no event has come for settleAfter,
-// each one's errors_count is compared with what was reported, and errors
-// ext4 counted but the kernel never delivered — a report lost without an
-// overflow (Linux 7.0+ drops reports when short of memory) — are reported.
-// Only a timer runs, and only after errors.
-func (d *Daemon) settleLater(evs []event.Event) {
-	if d.watcher == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	any := false
-	for i := range evs {
-		e := &evs[i]
-		if e.Kind == event.KindError && e.Source == event.SourceFanotify && e.Ext4 != nil && e.UUID != "" {
-			if d.settleUUIDs == nil {
-				d.settleUUIDs = map[string]bool{}
-			}
-			d.settleUUIDs[e.UUID] = true
-			any = true
-		}
-	}
-	if !any {
-		return
-	}
-	if d.settleTimer == nil {
-		d.settleTimer = time.AfterFunc(settleAfter, func() { d.watcher.Do(d.settle) })
-	} else {
-		d.settleTimer.Reset(settleAfter)
-	}
-}
-
-// settle is the shortfall check; it runs in the watcher's goroutine. While
-// events wait unread in the kernel's queue their errors are counted by ext4
-// but not yet reported, so it looks again later.
-func (d *Daemon) settle() {
-	d.mu.Lock()
-	uuids := d.settleUUIDs
-	d.mu.Unlock()
-	var fss []*enrich.Filesystem
-	for _, fs := range d.watcher.Watched() {
-		if uuids[fs.UUID] {
-			fss = append(fss, fs)
-		}
-	}
-	if !d.checkRecorded(context.Background(), fss, "missed: the kernel delivered fewer errors than ext4 counted") {
-		d.mu.Lock()
-		d.settleTimer.Reset(settleAfter)
-		d.mu.Unlock()
-		return
-	}
-	d.mu.Lock()
-	for u := range uuids {
-		delete(d.settleUUIDs, u)
-	}
-	d.mu.Unlock()
-}
-
-// reportedCounts returns, per ext4 UUID in evs, how many of ext4's
-// recorded errors are now reported: what was reported before plus the
-// errors of these events. It never jumps to ext4's own count: errors whose
-// events were lost are counted there too, and must stay unreported until
-// reconciliation reports them.
-func (d *Daemon) reportedCounts(evs []event.Event) map[string]uint64 {
-	var out map[string]uint64
-	for i := range evs {
-		e := &evs[i]
-		// ext4 counts every error in errors_count, also one whose
-		// FAN_FS_ERROR report was lost and that came from the kernel log.
-		if e.Kind != event.KindError || e.UUID == "" || e.Ext4 == nil && !(e.LostReport && enrich.IsExt4(e.FSType)) {
-			continue
-		}
-		if out == nil {
-			out = map[string]uint64{}
-		}
-		prev, ok := out[e.UUID]
-		if !ok {
-			prev, _, _ = d.store.Ext4Reported(context.Background(), e.UUID)
-		}
-		out[e.UUID] = prev + uint64(e.ErrorCount)
-	}
-	return out
-}
-
-// enqueue adds one outbox row per alert and channel to b. The caller holds
-// d.mu.
-func (d *Daemon) enqueue(b *store.Batch, alerts []alert.Alert, now time.Time) {
-	for i := range alerts {
-		a := &alerts[i]
-		if a.Host == "" {
-			a.Host = d.cfg.Host()
-		}
-		for _, ch := range d.engine.Channels(a) {
-			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: ch, Alert: *a, Created: now, NextAttempt: now})
-		}
-	}
-}
-
-// incidentsToStore converts the engine's changed incidents for the store.
-func incidentsToStore(states []policy.IncidentState) []store.Incident {
-	out := make([]store.Incident, 0, len(states))
-	for _, s := range states {
-		raw, _ := json.Marshal(s)
-		var actionsRun []string
-		for name := range s.Actions {
-			actionsRun = append(actionsRun, name)
-		}
-		out = append(out, store.Incident{Key: s.Key(), FSKey: s.FSKey, ErrorKind: s.ErrorKind, Opened: s.Opened,
-			LastEvent: s.LastEventTime, LastAlert: s.LastAlert, NextReminder: s.NextReminder, FoldedSince: s.FoldedSince,
-			Events: s.Events, Errors: s.Errors, Folded: s.Folded, RemindersSent: int(s.RemindersSent),
-			ActionsRun: actionsRun, Resolved: s.Resolved, State: raw})
-	}
-	return out
 }
 
 func (d *Daemon) kickPolicy() {

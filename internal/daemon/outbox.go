@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,15 @@ type outbox struct {
 	sendTimeout time.Duration
 	wake        chan struct{}
 	now         func() time.Time
+
+	// fresh are deliveries just committed and handed over (Hand), which
+	// the next round sends without reading them back from the history
+	// when idle: the last round left nothing pending and nothing was
+	// committed since but what was handed over, so they are the oldest of
+	// their channels. Guarded by mu.
+	mu    sync.Mutex
+	fresh []store.Delivery
+	idle  bool
 }
 
 func newOutbox(s *history, log *slog.Logger, m *metrics.Metrics, channels func() map[string]alert.Notifier, backoff func() (Backoff, time.Duration)) *outbox {
@@ -39,6 +49,23 @@ func newOutbox(s *history, log *slog.Logger, m *metrics.Metrics, channels func()
 
 // Wake asks the worker to look for due deliveries now.
 func (o *outbox) Wake() {
+	o.mu.Lock()
+	o.idle = false
+	o.mu.Unlock()
+	o.poke()
+}
+
+// Hand gives the worker deliveries the caller has just committed (their
+// IDs set), and wakes it: they are sent at once, without a read of the
+// history, when nothing older is pending.
+func (o *outbox) Hand(ds []store.Delivery) {
+	o.mu.Lock()
+	o.fresh = append(o.fresh, ds...)
+	o.mu.Unlock()
+	o.poke()
+}
+
+func (o *outbox) poke() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -55,6 +82,9 @@ func (o *outbox) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		case <-o.wake:
+		}
+		if ds := o.takeFresh(); len(ds) > 0 {
+			o.sendRound(ctx, ds)
 		}
 		o.deliverDue(ctx)
 		o.updateBacklog(ctx)
@@ -75,13 +105,14 @@ func (o *outbox) run(ctx context.Context) {
 		case ok:
 			timer.Reset(max(time.Until(next), 0))
 		}
+		o.mu.Lock()
+		o.idle = err == nil && !ok
+		o.mu.Unlock()
 		// With nothing pending the timer stays stopped: only Wake restarts.
 	}
 }
 
-// deliverDue sends every due delivery, each channel in its own goroutine so
-// that a slow receiver does not hold up the others, in order within a
-// channel.
+// deliverDue sends every due delivery, read from the history.
 func (o *outbox) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
 		due, err := o.store.DueDeliveries(ctx, o.now(), 256)
@@ -94,31 +125,66 @@ func (o *outbox) deliverDue(ctx context.Context) {
 		if len(due) == 0 {
 			return
 		}
-		byChannel := map[string][]store.Delivery{}
-		for _, d := range due {
-			byChannel[d.Channel] = append(byChannel[d.Channel], d)
-		}
-		channels := o.channels()
-		var wg sync.WaitGroup
-		for name, ds := range byChannel {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i, d := range ds {
-					if ok, next := o.deliver(ctx, channels[name], d); !ok {
-						// Keep order within a channel: once one fails,
-						// the rest wait for its retry.
-						o.deferRest(ctx, ds[i+1:], next)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		o.forget(due)
+		o.sendRound(ctx, due)
 		if len(due) < 256 {
 			return
 		}
 	}
+}
+
+// takeFresh returns the deliveries handed over, to be sent now, if the
+// outbox is idle; else they are left to deliverDue, which reads them back.
+func (o *outbox) takeFresh() []store.Delivery {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.idle {
+		return nil
+	}
+	ds := o.fresh
+	o.fresh = nil
+	return ds
+}
+
+// forget drops from the handed-over deliveries those read back from the
+// history, which deliverDue sends.
+func (o *outbox) forget(due []store.Delivery) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.fresh) == 0 {
+		return
+	}
+	ids := make(map[int64]bool, len(due))
+	for _, d := range due {
+		ids[d.ID] = true
+	}
+	o.fresh = slices.DeleteFunc(o.fresh, func(d store.Delivery) bool { return ids[d.ID] })
+}
+
+// sendRound sends due, each channel in its own goroutine so that a slow
+// receiver does not hold up the others, in order within a channel.
+func (o *outbox) sendRound(ctx context.Context, due []store.Delivery) {
+	byChannel := map[string][]store.Delivery{}
+	for _, d := range due {
+		byChannel[d.Channel] = append(byChannel[d.Channel], d)
+	}
+	channels := o.channels()
+	var wg sync.WaitGroup
+	for name, ds := range byChannel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, d := range ds {
+				if ok, next := o.deliver(ctx, channels[name], d); !ok {
+					// Keep order within a channel: once one fails,
+					// the rest wait for its retry.
+					o.deferRest(ctx, ds[i+1:], next)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // deliver makes one attempt and records its outcome; it reports success, or

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,5 +74,94 @@ func TestOutboxAttemptBound(t *testing.T) {
 				t.Errorf("delivered %v, want %v (backlog %+v)", delivered, tc.delivered, bl)
 			}
 		})
+	}
+}
+
+// recordingChannel accepts every alert and records their ids in order.
+type recordingChannel struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (c *recordingChannel) Name() string { return "rec" }
+
+func (c *recordingChannel) Send(ctx context.Context, a *alert.Alert) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ids = append(c.ids, a.ID)
+	return nil
+}
+
+func (c *recordingChannel) sent() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ids)
+}
+
+// TestOutboxHandOff: alerts handed over after their commit are sent once
+// each; while older ones wait in the history, they go after them, in the
+// order they were committed; once the outbox is idle they go without a
+// read of the history, and still once.
+func TestOutboxHandOff(t *testing.T) {
+	h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := &recordingChannel{}
+	o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
+		func() map[string]alert.Notifier { return map[string]alert.Notifier{"rec": ch} },
+		func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
+	commit := func(ids ...string) []store.Delivery {
+		t.Helper()
+		now := time.Now()
+		b := &store.Batch{}
+		for _, id := range ids {
+			b.Deliveries = append(b.Deliveries, store.Delivery{Channel: "rec", Alert: alert.Alert{ID: id}, Created: now, NextAttempt: now})
+		}
+		if err := h.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Deliveries
+	}
+	// Committed before the worker started: pending in the history.
+	commit("old1", "old2")
+	done := make(chan struct{})
+	go func() { defer close(done); o.run(ctx) }()
+	o.Hand(commit("new1"))
+	waitSent := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(ch.sent()) < len(want) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if got := ch.sent(); !slices.Equal(got, want) {
+			t.Fatalf("sent %v, want %v", got, want)
+		}
+	}
+	waitSent("old1", "old2", "new1")
+	for i := range 20 {
+		o.Hand(commit(fmt.Sprint("a", i), fmt.Sprint("b", i)))
+	}
+	want := []string{"old1", "old2", "new1"}
+	for i := range 20 {
+		want = append(want, fmt.Sprint("a", i), fmt.Sprint("b", i))
+	}
+	waitSent(want...)
+	// Each is marked delivered after it was sent.
+	var bl []store.Backlog
+	deadline := time.Now().Add(10 * time.Second)
+	for bl, err = h.Backlog(ctx); err == nil && len(bl) > 0 && time.Now().Before(deadline); bl, err = h.Backlog(ctx) {
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil || len(bl) != 0 {
+		t.Errorf("backlog %+v (%v), want none", bl, err)
+	}
+	cancel()
+	<-done
+	if got := ch.sent(); len(got) != len(want) {
+		t.Errorf("sent %d alerts, want %d (each once): %v", len(got), len(want), got)
 	}
 }

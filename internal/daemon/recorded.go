@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fshealth/fshealth/internal/config"
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/ext4"
@@ -86,7 +85,7 @@ func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool, 
 		FSType: fs.FSType, UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Ext4: st}
 	errno := syscall.EUCLEAN // ext4 records corruption unless it says otherwise
 	if last := st.LastError; last != nil {
-		if n, ok := config.ErrnoNumber(last.Error); ok {
+		if n, ok := event.ErrnoNumber(last.Error); ok {
 			errno = syscall.Errno(n)
 		}
 		if last.Inode != 0 {
@@ -94,7 +93,7 @@ func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool, 
 			e.Inode = &ino
 		}
 	}
-	e.Errno, e.Error, e.ErrorText = int(errno), enrich.ErrnoName(errno), errno.Error()
+	e.Errno, e.Error, e.ErrorText = int(errno), event.ErrnoName(int(errno)), errno.Error()
 	when := "recorded by ext4 while fshealth was not watching"
 	switch {
 	case why != "":

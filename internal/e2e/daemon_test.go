@@ -104,6 +104,45 @@ url = %s
 	}
 }
 
+// TestFirstAlertDoesNotWaitForExt4Record: the first error of a file system
+// is alerted with what its event carries, before ext4 publishes its record
+// of the error (the alert's event says ext4_pending); the record is then
+// added to the event in the history, and to the incident.
+func TestFirstAlertDoesNotWaitForExt4Record(t *testing.T) {
+	im := newFS(t)
+	dir := t.TempDir()
+	wh := newReceiver(t)
+	cfg := filepath.Join(dir, "fshealth.toml")
+	writeFile(t, cfg, baseConfig(im.Mountpoint)+fmt.Sprintf(`
+[[webhook]]
+name = "hq"
+url = %s
+`, tomlString(wh.URL()+"/alerts")), 0o600)
+	state := filepath.Join(dir, "state")
+	d := startDaemon(t, cfg, state)
+	trigger(t, im, "e2e: first alert")
+	req := wh.waitAccepted(t, 1)[0]
+	var a alertBody
+	if err := json.Unmarshal(req.Body, &a); err != nil {
+		t.Fatalf("webhook body is not an alert's JSON: %v: %q", err, req.Body)
+	}
+	if a.Event == nil || !a.Event.Ext4Pending || a.Event.Ext4 != nil {
+		t.Fatalf("the first alert's event %+v, want it sent without ext4's record, saying it follows", a.Event)
+	}
+	var evs []event
+	eventually(t, func() string { return fmt.Sprintf("history %+v, want the alert's event with ext4's record", evs) }, func() bool {
+		evs = events(t, state)
+		return len(evs) == 1 && evs[0].ID == a.Event.ID && !evs[0].Ext4Pending && evs[0].Ext4 != nil
+	})
+	if x := evs[0].Ext4; x.ErrorsCount != 1 || x.LastError == nil || x.LastError.Function != "trigger_test_error" {
+		t.Errorf("ext4's record in the history: %+v, want 1 error, the last in trigger_test_error", x)
+	}
+	d.stop()
+	if n := len(wh.requests()); n != 1 {
+		t.Errorf("the webhook got %d requests, want 1 (the record is not alerted again)", n)
+	}
+}
+
 // TestErrorReachesWebhookHookAndSMTP: one real ext4 error reaches a webhook
 // (the alert's JSON, with its id in a header, a verifiable HMAC signature
 // and a custom header), a hook program (the alert on stdin and FSHEALTH_*
@@ -164,6 +203,14 @@ to = ["ops@e2e.test"]
 		t.Errorf("history event %+v, want an EUCLEAN error on %s (%s, uuid %s) with an id", ev, im.Dev, im.Mountpoint, uuid)
 	}
 	history := historyJSON(t, state)
+	// The alerts carry the event as it was sent: ext4's record of the error
+	// followed it and is in the history now, or soon.
+	if h, ok := history[ev.ID].(map[string]any); ok {
+		if _, has := h["ext4"]; has {
+			delete(h, "ext4")
+			h["ext4_pending"] = true
+		}
+	}
 
 	// The webhook.
 	req := wh.waitAccepted(t, 1)[0]

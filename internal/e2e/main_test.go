@@ -336,6 +336,14 @@ type event struct {
 	PathError   string   `json:"path_error"`
 	Message     string   `json:"message"`
 	Source      string   `json:"source"`
+	// Ext4 is ext4's record of errors; Ext4Pending says it follows.
+	Ext4 *struct {
+		ErrorsCount uint64 `json:"errors_count"`
+		LastError   *struct {
+			Function string `json:"function"`
+		} `json:"last_error"`
+	} `json:"ext4"`
+	Ext4Pending bool `json:"ext4_pending"`
 	// KernelMessage and Btrfs come from the kernel log source.
 	KernelMessage string `json:"kernel_message"`
 	Btrfs         *struct {

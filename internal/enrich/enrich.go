@@ -10,10 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/fanotify"
 	"github.com/fshealth/fshealth/internal/event"
@@ -37,9 +34,9 @@ type Filesystem struct {
 	ext4 *ext4.Reader
 	// lastCount is the errors_count seen last, to tell a stale read.
 	lastCount uint64
-	// countStuck is set once errors_count failed to grow after an error, so
-	// later events do not wait for it again until it moves.
-	countStuck bool
+	// ext4Due is when an event was sent whose ext4 record is still to be
+	// read (Ext4Detail); zero if none is.
+	ext4Due time.Time
 }
 
 // Ext4State reads the file system's recorded ext4 error state now; it
@@ -149,10 +146,13 @@ type Enricher struct {
 	// not know (a file system mounted since the registry was filled); it
 	// should re-probe and return whether anything was added.
 	Refresh func() bool
-	// Ext4Settle bounds how long to wait for ext4 to publish the error state
-	// of an error just reported (ext4 updates it asynchronously, shortly
-	// after it queues the event). Zero means 5ms.
-	Ext4Settle time.Duration
+	// Ext4Later marks the events of ext4 file systems Ext4Pending and
+	// their file system due for a read of its record (Filesystem.Ext4Detail),
+	// which the caller does after it sent the events. Without it events
+	// carry no ext4 record. Enrich itself never reads the record: ext4
+	// publishes it a moment after it reports the error, and an event must
+	// not wait for it.
+	Ext4Later bool
 }
 
 // Enrich fills dst from raw and returns the file system the event is about,
@@ -172,7 +172,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 	}
 	dst.Kind = event.KindError
 	dst.Errno = int(raw.Errno)
-	dst.Error = ErrnoName(raw.Errno)
+	dst.Error = event.ErrnoName(int(raw.Errno))
 	dst.ErrorText = raw.Errno.Error()
 	dst.ErrorCount = raw.ErrorCount
 	dst.FSID = raw.FID.FSID.String()
@@ -203,8 +203,11 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 			dst.Handle = &event.Handle{Type: h.Type, Bytes: hex.EncodeToString(h.Bytes)}
 		}
 	}
-	if fs != nil && fs.ext4 != nil {
-		dst.Ext4 = e.ext4State(fs)
+	if fs != nil && fs.ext4 != nil && e.Ext4Later {
+		dst.Ext4Pending = true
+		if fs.ext4Due.IsZero() {
+			fs.ext4Due = dst.Time.Time
+		}
 	}
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
 		e.findPath(fs, dst)
@@ -269,86 +272,35 @@ func PathEvent(r *pathfind.Result, now time.Time) event.Event {
 	return e
 }
 
-// ext4State reads the recorded error state. ext4 queues the event before it
-// records the error (from a kernel worker), so a reader fast enough can see
-// the previous state; if errors_count has not grown yet, wait for it a little
-// (bounded by Ext4Settle). If it does not grow at all (read-only devices do
-// not record errors), stop waiting on that file system until it does.
-func (e *Enricher) ext4State(fs *Filesystem) *ext4.State {
-	st, err := fs.ext4.Read()
+// Ext4Due returns since when fs has events whose ext4 record is still to be
+// read (zero if none has).
+func (f *Filesystem) Ext4Due() time.Time { return f.ext4Due }
+
+// Ext4Detail reads ext4's record for the events sent since Ext4Due: the
+// whole state once errors_count has moved since it was last read (ext4
+// counts an error when it records it, a moment after it queued the event).
+// Until then it returns done false, unless force is set: a file system
+// that cannot record errors (on a read-only device) never moves its count,
+// and its events then get the state as it stands. done true means nothing
+// is left to wait for (the file system is also done when it is no longer
+// watched, or its record cannot be read: st is then nil). Like Enrich, it
+// must not run concurrently with Enrich.
+func (f *Filesystem) Ext4Detail(force bool) (st *ext4.State, done bool, err error) {
+	if f.ext4 == nil || f.ext4Due.IsZero() {
+		f.ext4Due = time.Time{}
+		return nil, true, nil
+	}
+	n, err := f.ext4.Count()
+	if err == nil && n == f.lastCount && !force {
+		return nil, false, nil
+	}
+	f.ext4Due = time.Time{}
+	if err == nil {
+		st, err = f.ext4.Read()
+	}
 	if err != nil {
-		return nil
+		return nil, true, err
 	}
-	if st.ErrorsCount <= fs.lastCount && !fs.countStuck {
-		settle := e.Ext4Settle
-		if settle == 0 {
-			settle = 5 * time.Millisecond
-		}
-		n := st.ErrorsCount
-		deadline := time.Now().Add(settle)
-		for wait := 10 * time.Microsecond; n <= fs.lastCount && time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
-			sleep(wait)
-			if n, err = fs.ext4.Count(); err != nil {
-				return nil
-			}
-		}
-		if n != st.ErrorsCount {
-			if st, err = fs.ext4.Read(); err != nil {
-				return nil
-			}
-		}
-	}
-	fs.countStuck = st.ErrorsCount <= fs.lastCount
-	fs.lastCount = st.ErrorsCount
-	return st
-}
-
-// sleep pauses the calling thread for d. Short waits use nanosleep(2)
-// directly: the Go runtime rounds sub-millisecond timers up to about a
-// millisecond when it is otherwise idle, and these waits are on the path of
-// every event whose ext4 state is not yet published.
-func sleep(d time.Duration) {
-	ts := unix.NsecToTimespec(d.Nanoseconds())
-	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
-	}
-}
-
-// preferredNames fixes the names of errnos that have aliases: file systems
-// say EFSCORRUPTED and EFSBADCRC inside the kernel, but userspace knows them
-// as EUCLEAN and EBADMSG.
-var preferredNames = map[syscall.Errno]string{
-	syscall.EUCLEAN:    "EUCLEAN",
-	syscall.EBADMSG:    "EBADMSG",
-	syscall.EAGAIN:     "EAGAIN",
-	syscall.EDEADLK:    "EDEADLK",
-	syscall.ESHUTDOWN:  "ESHUTDOWN",
-	syscall.EIO:        "EIO",
-	syscall.ENOSPC:     "ENOSPC",
-	syscall.EROFS:      "EROFS",
-	syscall.ENOMEM:     "ENOMEM",
-	syscall.EOVERFLOW:  "EOVERFLOW",
-	syscall.ENODATA:    "ENODATA",
-	syscall.EFBIG:      "EFBIG",
-	syscall.ENOTDIR:    "ENOTDIR",
-	syscall.ENOTEMPTY:  "ENOTEMPTY",
-	syscall.EEXIST:     "EEXIST",
-	syscall.ERANGE:     "ERANGE",
-	syscall.EFAULT:     "EFAULT",
-	syscall.EBUSY:      "EBUSY",
-	syscall.ENOKEY:     "ENOKEY",
-	syscall.EINVAL:     "EINVAL",
-	syscall.ESTALE:     "ESTALE",
-	syscall.EOPNOTSUPP: "EOPNOTSUPP",
-}
-
-// ErrnoName returns the symbolic name of an errno ("EUCLEAN"), or "E<n>"
-// for numbers without one.
-func ErrnoName(e syscall.Errno) string {
-	if n, ok := preferredNames[e]; ok {
-		return n
-	}
-	if n := unix.ErrnoName(e); n != "" {
-		return n
-	}
-	return fmt.Sprintf("E%d", int(e))
+	f.lastCount = st.ErrorsCount
+	return st, true, nil
 }

@@ -23,7 +23,7 @@ var (
 
 // fixture returns an enricher whose registry holds one ext4 file system
 // whose sysfs state lives in a copy of testdata/sys (so tests can change it).
-func fixture(t *testing.T) (*Enricher, string) {
+func fixture(t testing.TB) (*Enricher, string) {
 	t.Helper()
 	sys := t.TempDir()
 	src := "testdata/sys/fs/ext4/loop7"
@@ -44,7 +44,7 @@ func fixture(t *testing.T) (*Enricher, string) {
 		UUID: "0ce10eaa-b1cc-431b-b8e3-c3c28ef0f428", Label: "data"}); err != nil {
 		t.Fatal(err)
 	}
-	e := &Enricher{Registry: reg, Now: func() time.Time { return testTime }, Ext4Settle: time.Millisecond}
+	e := &Enricher{Registry: reg, Now: func() time.Time { return testTime }, Ext4Later: true}
 	return e, dst
 }
 
@@ -73,9 +73,33 @@ func TestSuperblockError(t *testing.T) {
 	if ev.Inode != nil || ev.Generation != nil || ev.Path != "" || ev.PathError != "" || ev.Handle != nil {
 		t.Errorf("a superblock error names no inode: %+v", ev)
 	}
-	if ev.Ext4 == nil || ev.Ext4.ErrorsCount != 5 || ev.Ext4.LastError.Function != "ext4_lookup" ||
-		ev.Ext4.LastError.Inode != 13 || ev.Ext4.LastError.Error != "EUCLEAN" || ev.Ext4.FirstError.Line != 129 {
-		t.Errorf("ext4 state: %+v", ev.Ext4)
+	// ext4's record is not read on the event's way: it follows.
+	if ev.Ext4 != nil || !ev.Ext4Pending {
+		t.Errorf("ext4 record read with the event (%+v) or not pending (%v)", ev.Ext4, ev.Ext4Pending)
+	}
+	fs := e.Registry.Lookup(testFSID)
+	if fs.Ext4Due() != testTime {
+		t.Errorf("Ext4Due %v, want the event's time %v", fs.Ext4Due(), testTime)
+	}
+	st, done, err := fs.Ext4Detail(false)
+	if err != nil || !done || st == nil || st.ErrorsCount != 5 || st.LastError.Function != "ext4_lookup" ||
+		st.LastError.Inode != 13 || st.LastError.Error != "EUCLEAN" || st.FirstError.Line != 129 {
+		t.Errorf("ext4 record: %+v done %v err %v", st, done, err)
+	}
+	if !fs.Ext4Due().IsZero() {
+		t.Error("still due after the record was read")
+	}
+}
+
+// TestEnrichWithoutExt4Later: without Ext4Later, events say nothing of
+// ext4's record and nothing is due.
+func TestEnrichWithoutExt4Later(t *testing.T) {
+	e, _ := fixture(t)
+	e.Ext4Later = false
+	var ev event.Event
+	e.Enrich(fsError(syscall.EUCLEAN, fanotify.Handle{Type: fanotify.HandleInvalid}), &ev)
+	if ev.Ext4 != nil || ev.Ext4Pending || !e.Registry.Lookup(testFSID).Ext4Due().IsZero() {
+		t.Errorf("ext4 %+v pending %v", ev.Ext4, ev.Ext4Pending)
 	}
 }
 
@@ -184,23 +208,54 @@ func TestUndecodableHandleKeptRaw(t *testing.T) {
 	}
 }
 
-func TestExt4CountNotAdvancingStopsWaiting(t *testing.T) {
-	e, _ := fixture(t) // errors_count stays 4, as registered
+// TestExt4DetailWaitsForTheCount: the record is read only once
+// errors_count moved (ext4 publishes it after it reported the error), or
+// when forced (a file system that cannot record errors never moves it).
+func TestExt4DetailWaitsForTheCount(t *testing.T) {
+	e, sys := fixture(t) // errors_count stays 4, as registered
 	fs := e.Registry.Lookup(testFSID)
 	var ev event.Event
 	e.Enrich(fsError(syscall.EUCLEAN, fanotify.Handle{Type: fanotify.HandleInvalid}), &ev)
-	if !fs.countStuck {
-		t.Error("errors_count did not grow, but the file system is not marked as stuck")
+	if st, done, err := fs.Ext4Detail(false); st != nil || done || err != nil {
+		t.Errorf("count unchanged: got %+v done %v err %v, want to wait", st, done, err)
 	}
-	if ev.Ext4 == nil || ev.Ext4.ErrorsCount != 4 {
-		t.Errorf("state still reported: %+v", ev.Ext4)
+	if st, done, err := fs.Ext4Detail(true); err != nil || !done || st == nil || st.ErrorsCount != 4 {
+		t.Errorf("forced: got %+v done %v err %v, want the state as it stands", st, done, err)
+	}
+	if st, done, _ := fs.Ext4Detail(true); st != nil || !done {
+		t.Errorf("nothing due: got %+v done %v", st, done)
+	}
+	e.Enrich(fsError(syscall.EUCLEAN, fanotify.Handle{Type: fanotify.HandleInvalid}), &ev)
+	os.WriteFile(filepath.Join(sys, "errors_count"), []byte("6\n"), 0o644)
+	if st, done, err := fs.Ext4Detail(false); err != nil || !done || st == nil || st.ErrorsCount != 6 {
+		t.Errorf("count moved: got %+v done %v err %v", st, done, err)
 	}
 }
 
-func TestErrnoName(t *testing.T) {
-	for errno, want := range map[syscall.Errno]string{117: "EUCLEAN", 74: "EBADMSG", 108: "ESHUTDOWN", 5: "EIO", 28: "ENOSPC", 9999: "E9999"} {
-		if got := ErrnoName(errno); got != want {
-			t.Errorf("ErrnoName(%d) = %q, want %q", int(errno), got, want)
-		}
+// BenchmarkEnrich: one FAN_FS_ERROR event about an inode of a registered
+// ext4 file system, enriched as the watcher does (ext4's record left for
+// later), without a path finder.
+func BenchmarkEnrich(b *testing.B) {
+	e, _ := fixture(b)
+	raw := fsError(syscall.EUCLEAN, inodeHandle(12, 777))
+	var ev event.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Enrich(raw, &ev)
+	}
+}
+
+// BenchmarkExt4Detail: reading ext4's record once its count moved, as the
+// watcher does after the sink (the fixture's sysfs files are on the test's
+// file system, not sysfs: this is the cost of the reads and the parse).
+func BenchmarkExt4Detail(b *testing.B) {
+	e, _ := fixture(b)
+	fs := e.Registry.Lookup(testFSID)
+	raw := fsError(syscall.EUCLEAN, inodeHandle(12, 777))
+	var ev event.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Enrich(raw, &ev)
+		fs.Ext4Detail(true)
 	}
 }

@@ -22,6 +22,11 @@ const (
 	// the path of the event's inode (or why none was found), found
 	// read-only from the device. It is not an error.
 	KindPath = "path"
+	// KindExt4 follows ext4 error events sent before ext4 had published
+	// its record of them (Ext4Pending): it carries the file system's
+	// recorded error state (Ext4) as read once its error count moved. It
+	// is not an error.
+	KindExt4 = "ext4"
 )
 
 // Sources of events.
@@ -48,6 +53,9 @@ const (
 	// SourcePathfind marks KindPath events: the path was read from the
 	// file system's device (package pathfind).
 	SourcePathfind = "pathfind"
+	// SourceExt4Record marks KindExt4 events: read from ext4's record in
+	// sysfs (/sys/fs/ext4/<dev>/).
+	SourceExt4Record = "ext4-record"
 	// SourceBtrfs marks increases of a btrfs device's error counters
 	// (write, read, flush, corruption, generation).
 	SourceBtrfs = "btrfs-counters"
@@ -62,7 +70,7 @@ type Event struct {
 	// ID is the event's unique id in the daemon's history; `watch` leaves
 	// it empty.
 	ID string `json:"id,omitempty"`
-	// Kind is KindError, KindOverflow, KindPath or KindRedundancy.
+	// Kind is KindError, KindOverflow, KindPath, KindExt4 or KindRedundancy.
 	Kind string `json:"kind"`
 	// Time is when fshealth received the event.
 	Time Time `json:"time"`
@@ -121,6 +129,11 @@ type Event struct {
 
 	// Ext4 is the file system's recorded error state, for ext4.
 	Ext4 *ext4.State `json:"ext4,omitempty"`
+	// Ext4Pending says ext4's record of this error had not been read when
+	// the event was sent (ext4 publishes it a moment after it reports the
+	// error, and an event never waits for it): it follows as a KindExt4
+	// event, and the daemon adds it to this event in its history.
+	Ext4Pending bool `json:"ext4_pending,omitempty"`
 	// Redundancy is, on a KindRedundancy event, what changed in the
 	// redundancy of an array under the file system.
 	Redundancy *storage.Redundancy `json:"redundancy,omitempty"`

@@ -52,7 +52,12 @@ func samples() []Event {
 		{Name: "sdb", Kind: storage.KindDisk, Disk: &storage.Disk{Vendor: "ATA", Model: "BAR", Serial: "S 4\n56"}},
 	}
 	ov := Event{Kind: KindOverflow, Time: tm, Source: SourceFanotify, Message: "the queue overflowed"}
-	return []Event{sb, ino, hostile, raw, stacked, ov}
+	// Sent before ext4 published its record, which follows.
+	pending := base
+	pending.Ext4, pending.Ext4Pending = nil, true
+	record := Event{Kind: KindExt4, Time: tm, Source: SourceExt4Record, FSID: base.FSID, Device: base.Device,
+		DeviceNumber: base.DeviceNumber, FSType: "ext4", UUID: base.UUID, Mountpoints: []string{"/srv/a b"}, Ext4: st}
+	return []Event{sb, ino, hostile, raw, stacked, ov, pending, record}
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -138,5 +143,25 @@ func TestSafe(t *testing.T) {
 	}
 	if got := Clean("a b\n\x1b"); got != `a b\n\x1b` {
 		t.Errorf("Clean = %s", got)
+	}
+}
+
+// BenchmarkAppendJSON: one error event as `fshealth watch --json` writes it.
+func BenchmarkAppendJSON(b *testing.B) {
+	e := samples()[1]
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = AppendJSON(buf[:0], &e)
+	}
+}
+
+// BenchmarkAppendText: the same event as `fshealth watch` writes it.
+func BenchmarkAppendText(b *testing.B) {
+	e := samples()[1]
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendText(buf[:0], &e)
 	}
 }

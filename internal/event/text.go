@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fshealth/fshealth/internal/ext4"
 )
 
 // AppendText appends a one-line human description of e to b, ending in a
@@ -21,6 +23,9 @@ func AppendText(b []byte, e *Event) []byte {
 	}
 	if e.Kind == KindPath {
 		return appendPathText(b, e)
+	}
+	if e.Kind == KindExt4 {
+		return appendExt4Text(b, e)
 	}
 	if e.Kind == KindRedundancy {
 		b = appendRedundancyText(b, e)
@@ -94,14 +99,7 @@ func AppendText(b []byte, e *Event) []byte {
 		b = append(b, ')')
 	}
 	if s := e.Ext4; s != nil && s.LastError != nil {
-		l := s.LastError
-		b = fmt.Appendf(b, "; ext4 has recorded %d error(s), the last in %s:%d", s.ErrorsCount, Safe(l.Function), l.Line)
-		if l.Inode != 0 {
-			b = fmt.Appendf(b, " inode %d", l.Inode)
-		}
-		if l.Block != 0 {
-			b = fmt.Appendf(b, " block %d", l.Block)
-		}
+		b = appendExt4Record(append(b, "; "...), s)
 	}
 	if e.Btrfs != nil {
 		b = append(b, "; btrfs device "...)
@@ -178,4 +176,45 @@ func Summary(e *Event) string {
 		fmt.Fprintf(&b, " (%s)", Safe(e.Mountpoints[0]))
 	}
 	return b.String()
+}
+
+// appendExt4Text renders a KindExt4 event: ext4's record, read after the
+// events it follows were sent.
+func appendExt4Text(b []byte, e *Event) []byte {
+	b = append(b, " EXT4 RECORD of "...)
+	b = append(b, orUnknown(Safe(e.Device))...)
+	if e.FSType != "" {
+		b = append(b, ' ')
+		b = append(b, Safe(e.FSType)...)
+	}
+	if len(e.Mountpoints) > 0 {
+		b = append(b, " at "...)
+		for i, m := range e.Mountpoints {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, Safe(m)...)
+		}
+	}
+	b = append(b, ": "...)
+	if e.Ext4 != nil {
+		b = appendExt4Record(b, e.Ext4)
+	}
+	return append(b, '\n')
+}
+
+// appendExt4Record says what ext4 has recorded: how many errors, and
+// where the last one happened.
+func appendExt4Record(b []byte, s *ext4.State) []byte {
+	b = fmt.Appendf(b, "ext4 has recorded %d error(s)", s.ErrorsCount)
+	if l := s.LastError; l != nil {
+		b = fmt.Appendf(b, ", the last in %s:%d", Safe(l.Function), l.Line)
+		if l.Inode != 0 {
+			b = fmt.Appendf(b, " inode %d", l.Inode)
+		}
+		if l.Block != 0 {
+			b = fmt.Appendf(b, " block %d", l.Block)
+		}
+	}
+	return b
 }

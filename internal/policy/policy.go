@@ -142,7 +142,7 @@ func ErrorKind(ev *event.Event) string {
 	if ev.Error != "" {
 		return ev.Error
 	}
-	return config.ErrnoName(ev.Errno)
+	return event.ErrnoName(ev.Errno)
 }
 
 // Engine applies the rules and keeps the incidents.

@@ -46,7 +46,7 @@ func ev(errno int, opts ...func(*event.Event)) *event.Event {
 	e := &event.Event{
 		Kind:        event.KindError,
 		Errno:       errno,
-		Error:       config.ErrnoName(errno),
+		Error:       event.ErrnoName(errno),
 		ErrorText:   "some error",
 		ErrorCount:  1,
 		Device:      "/dev/sda1",

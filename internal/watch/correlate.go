@@ -209,7 +209,7 @@ func kmsgEvent(m *kernelMsg) event.Event {
 	if errno == 0 {
 		errno = kindErrno(m.Kind)
 	}
-	e.Errno, e.Error, e.ErrorText = int(errno), enrich.ErrnoName(errno), errno.Error()
+	e.Errno, e.Error, e.ErrorText = int(errno), event.ErrnoName(int(errno)), errno.Error()
 	if m.Inode != 0 {
 		ino := m.Inode
 		e.Inode = &ino

@@ -76,6 +76,11 @@ func openKernelLog(path, sysRoot string, hold time.Duration) (*kernelLog, error)
 		names: map[string]*enrich.Filesystem{}, known: map[*enrich.Filesystem]bool{}, drained: make(chan struct{}, 1)}, nil
 }
 
+// kernelLogGrace is how long records in the kernel log may wait for the
+// reader to read them with the fanotify event that follows them, before it
+// is woken for them alone.
+const kernelLogGrace = time.Millisecond
+
 // poll waits until the kernel log has records, asks the reader goroutine to
 // read them (wakeReader), and waits until it has, so that the level-triggered
 // poll(2) does not spin. It returns when stop is closed.
@@ -91,6 +96,20 @@ func (k *kernelLog) poll(wakeReader func(), stop <-chan struct{}) error {
 		}
 		if fds[1].Revents != 0 {
 			return nil
+		}
+		// The kernel logs an error before it reports it through fanotify,
+		// and the reader reads the log before each batch of events: give
+		// the event kernelLogGrace to come, and wake the reader only if
+		// the records are still unread then (errors only the log reports
+		// wait for their hold anyway). Interrupting the reader for what it
+		// is about to read with its event would cost that event a wake-up.
+		ts := unix.NsecToTimespec(kernelLogGrace.Nanoseconds())
+		if n, err := unix.Ppoll(fds[1:], &ts, nil); err == nil && n > 0 {
+			return nil
+		}
+		fds[0].Revents = 0
+		if n, err := unix.Poll(fds[:1], 0); err == nil && n == 0 {
+			continue
 		}
 		k.wanted.Store(true)
 		wakeReader()
@@ -363,7 +382,7 @@ func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, co
 			errno = unix.EUCLEAN // an older copy than expected: lost writes
 		}
 		e := event.Event{Kind: event.KindError, Time: event.Time{Time: now}, Source: event.SourceBtrfs,
-			Errno: int(errno), Error: enrich.ErrnoName(errno), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
+			Errno: int(errno), Error: event.ErrnoName(int(errno)), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
 			FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
 			Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage, Btrfs: &inc, Message: inc.String()}
 		if corr != nil {

@@ -74,6 +74,11 @@ type Config struct {
 	// result is passed to OnPath as an event of kind "path", from Run's
 	// goroutine, after the sink has received the event that asked for it.
 	OnPath func(*event.Event)
+	// OnExt4, if set, receives ext4's record of the errors of the events
+	// just sent (which say "ext4_pending"), as an event of kind "ext4",
+	// from Run's goroutine, once ext4 published it (ext4detail.go). Without
+	// it, events carry no ext4 record.
+	OnExt4 func(*event.Event)
 	// Redundancy makes the watcher follow the md arrays under the watched
 	// file systems and report changes of their redundancy as
 	// KindRedundancy events (redundancy.go), read at start, after each md
@@ -147,6 +152,12 @@ type Watcher struct {
 	// restacked is when each file system's storage stack was last read
 	// again because a device below it erred (kernellog.go).
 	restacked map[*enrich.Filesystem]time.Time
+	// ext4Due are the file systems whose ext4 record is to be read for
+	// events sent (ext4detail.go); ext4Wait is the timer's next delay, and
+	// ext4Timed is set while the timer runs.
+	ext4Due   []*enrich.Filesystem
+	ext4Wait  time.Duration
+	ext4Timed atomic.Bool
 	// sinkClock says since when the reader is in the sink (probe.go).
 	sinkClock
 	// redund follows md arrays; nil without Config.Redundancy.
@@ -181,7 +192,7 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
 	w.cfg.Sink = w.timedSink(cfg.Sink)
-	w.enricher = &enrich.Enricher{Registry: w.registry}
+	w.enricher = &enrich.Enricher{Registry: w.registry, Ext4Later: cfg.OnExt4 != nil}
 	w.startPaths()
 	w.unmarkable = map[string]string{}
 	if err := w.markAll(); err != nil {
@@ -538,6 +549,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return err
 			}
 		}
+		if len(w.ext4Due) > 0 {
+			w.readExt4Due(false)
+		}
 	}
 }
 
@@ -560,6 +574,9 @@ func (w *Watcher) batch(raws []fanotify.Event, readErr error, out []event.Event)
 		out = append(out, event.Event{})
 		ev := &out[len(out)-1]
 		fs := w.enricher.Enrich(&raws[i], ev)
+		if ev.Ext4Pending {
+			w.noteExt4Due(fs)
+		}
 		if raws[i].IsOverflow() {
 			w.log.Error("fanotify queue overflow: file system errors were lost")
 		} else if w.klog != nil && fs != nil {
@@ -592,7 +609,12 @@ func (w *Watcher) drain(buf []byte, raws []fanotify.Event, out []event.Event) er
 		out, _ = k.corr.due(time.Now().Add(k.corr.hold), out)
 	}
 	if len(out) > 0 {
-		return w.cfg.Sink(out)
+		if err := w.cfg.Sink(out); err != nil {
+			return err
+		}
+	}
+	if len(w.ext4Due) > 0 {
+		w.readExt4Due(true)
 	}
 	return nil
 }

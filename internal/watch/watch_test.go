@@ -48,6 +48,9 @@ type collector struct {
 	// paths receives the path events, when the test asked for them by
 	// setting Config.OnPath.
 	paths chan event.Event
+	// ext4 receives the ext4 record events, when the test asked for them
+	// by setting Config.OnExt4.
+	ext4 chan event.Event
 	// stop ends Run and returns its error; it runs once, at the latest
 	// when the test ends.
 	stop func() error
@@ -64,9 +67,13 @@ func start(t *testing.T, paths []string, gated bool) *collector {
 // Logger and Sink are the collector's.
 func startConfig(t *testing.T, cfg Config, gated bool) *collector {
 	t.Helper()
-	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}, paths: make(chan event.Event, 64)}
+	c := &collector{t: t, events: make(chan event.Event, 1024), log: &bytes.Buffer{}, paths: make(chan event.Event, 64),
+		ext4: make(chan event.Event, 64)}
 	if cfg.OnPath != nil {
 		cfg.OnPath = func(e *event.Event) { c.paths <- *e }
+	}
+	if cfg.OnExt4 != nil {
+		cfg.OnExt4 = func(e *event.Event) { c.ext4 <- *e }
 	}
 	if gated {
 		c.gate = make(chan struct{})
@@ -133,6 +140,23 @@ func (c *collector) next() event.Event {
 	}
 	return event.Event{}
 }
+
+// nextExt4 returns the next ext4 record event, failing the test after
+// waitTimeout.
+func (c *collector) nextExt4() event.Event {
+	c.t.Helper()
+	select {
+	case e := <-c.ext4:
+		return e
+	case <-time.After(waitTimeout):
+		c.t.Fatalf("no ext4 record event within %v", waitTimeout)
+	}
+	return event.Event{}
+}
+
+// wantExt4 is the Config.OnExt4 that makes startConfig collect ext4
+// record events.
+func wantExt4(*event.Event) {}
 
 // nextPath returns the next path event, failing the test after
 // waitTimeout.
@@ -242,10 +266,14 @@ func errorsCount(t *testing.T, im *loopfs.Image) int {
 	return n
 }
 
+// TestSuperblockError: an error about the file system as a whole is sent
+// at once, without waiting for ext4 to publish its record of it
+// (ext4_pending); the record follows as an ext4 event once ext4 counted
+// the error.
 func TestSuperblockError(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	im := testutil.NewExt4(t, 0)
-	c := start(t, []string{im.Mountpoint}, false)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnExt4: wantExt4}, false)
 	if err := im.TriggerError("fshealth test"); err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +284,16 @@ func TestSuperblockError(t *testing.T) {
 	if !raisedByUs(e.PID) {
 		t.Errorf("pid %d, want the test's own %d (it raised the error), or a kernel worker (Linux 7.0+)", e.PID, os.Getpid())
 	}
-	if e.Ext4 == nil || e.Ext4.ErrorsCount != 1 || e.Ext4.LastError == nil || e.Ext4.LastError.Function != "trigger_test_error" ||
-		e.Ext4.LastError.Error != "EUCLEAN" || e.Ext4.LastError.Inode != 0 || e.Ext4.FirstError == nil {
-		t.Errorf("ext4 recorded state: %+v", e.Ext4)
+	if e.Ext4 != nil || !e.Ext4Pending {
+		t.Errorf("the event waited for ext4's record (%+v) or does not say it follows (ext4_pending %v)", e.Ext4, e.Ext4Pending)
+	}
+	x := c.nextExt4()
+	if x.Kind != event.KindExt4 || x.Source != event.SourceExt4Record || x.Device != im.Dev || x.FSID != e.FSID || x.UUID != e.UUID {
+		t.Errorf("ext4 record event %s, want one about %s", event.AppendText(nil, &x), im.Dev)
+	}
+	if x.Ext4 == nil || x.Ext4.ErrorsCount != 1 || x.Ext4.LastError == nil || x.Ext4.LastError.Function != "trigger_test_error" ||
+		x.Ext4.LastError.Error != "EUCLEAN" || x.Ext4.LastError.Inode != 0 || x.Ext4.FirstError == nil {
+		t.Errorf("ext4 recorded state: %+v", x.Ext4)
 	}
 	c.none()
 }
@@ -311,7 +346,7 @@ func TestCorruptedInode(t *testing.T) {
 	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	im := testutil.NewExt4(t, 0)
 	ino, gen := corrupt(t, im, "sif dir/bad mode 0xff", "dir/bad")
-	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnPath: wantPaths}, false)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnPath: wantPaths, OnExt4: wantExt4}, false)
 	before := errorsCount(t, im)
 	bad := filepath.Join(im.Mountpoint, "dir/bad")
 	if _, err := os.Lstat(bad); !errors.Is(err, syscall.EUCLEAN) {
@@ -326,8 +361,8 @@ func TestCorruptedInode(t *testing.T) {
 	if !e.PathPending || e.Path != "" || e.PathError != "" || e.Message != "" {
 		t.Errorf("want the path pending, got pending=%v path=%q path_error=%q message=%q", e.PathPending, e.Path, e.PathError, e.Message)
 	}
-	if e.Ext4 == nil || e.Ext4.LastError == nil || e.Ext4.LastError.Inode != ino {
-		t.Errorf("ext4 recorded state does not name inode %d: %+v", ino, e.Ext4)
+	if x := c.nextExt4(); x.Ext4 == nil || x.Ext4.LastError == nil || x.Ext4.LastError.Inode != ino {
+		t.Errorf("ext4 recorded state does not name inode %d: %+v", ino, x.Ext4)
 	}
 	p := c.nextPath()
 	if p.Kind != event.KindPath || p.Source != event.SourcePathfind || p.Inode == nil || *p.Inode != ino || *p.Generation != gen ||

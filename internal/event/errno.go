@@ -1,4 +1,4 @@
-package config
+package event
 
 import (
 	"strconv"
@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxErrno is the largest error number the kernel returns (MAX_ERRNO).
-const maxErrno = 4095
+// MaxErrno is the largest error number the kernel returns (MAX_ERRNO).
+const MaxErrno = 4095
 
 // errnoNumbers maps every known errno name, aliases included, to its
 // number; errnoNames maps numbers to the name fshealth prints.
@@ -69,6 +69,11 @@ func ErrnoNumber(name string) (int, bool) {
 func ErrnoName(n int) string {
 	if s, ok := errnoNames[n]; ok {
 		return s
+	}
+	if n > 0 && n <= MaxErrno {
+		if s := unix.ErrnoName(syscall.Errno(n)); s != "" {
+			return s
+		}
 	}
 	return "E" + strconv.Itoa(n)
 }
