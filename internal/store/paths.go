@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/fshealth/fshealth/internal/event"
 )
@@ -18,9 +19,10 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 	var ids []string
 	err := s.write(ctx, "attaching a path to events", func(tx *sql.Tx) error {
 		ids = nil
-		// Only events whose JSON says the path is pending are decoded.
-		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND instr(json, ?) > 0 ORDER BY seq`,
-			fsKey, event.KindError, []byte(`"path_pending":true`))
+		// Only events whose JSON says the path is pending are decoded,
+		// found by the partial index events_path_pending.
+		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND `+pendingSQL+` ORDER BY seq`,
+			fsKey, event.KindError)
 		if err != nil {
 			return err
 		}
@@ -63,9 +65,40 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 			}
 			ids = append(ids, c.id)
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, `UPDATE damaged_files SET path = ?, path_error = ?, path_pending = 0,
+	state = iif(? <> '', ?, state) WHERE fs_key = ? AND inode = ? AND generation = ?`,
+			path, pathError, fileStateOf(pathError), fileStateOf(pathError), fsKey, int64(ino), int64(gen))
+		return err
 	})
 	return ids, err
+}
+
+// pendingSQL selects the events whose path is pending; it is the condition
+// of the partial index events_path_pending, spelt the same so that SQLite
+// uses it.
+const pendingSQL = `instr(json, '"path_pending":true') > 0`
+
+// The states of a damaged file (DamagedFile.State).
+const (
+	// FileDeleted: the read-only lookup found no directory entry naming
+	// the inode any more.
+	FileDeleted = "deleted"
+	// FileReplaced: the inode now has another generation (the read-only
+	// lookup found it so, or a later error named it so): the file was
+	// deleted and its inode reused by another file.
+	FileReplaced = "replaced"
+)
+
+// fileStateOf returns the state of a damaged file that a path lookup's
+// error shows (package pathfind words them), "" if it shows none.
+func fileStateOf(pathError string) string {
+	switch {
+	case strings.Contains(pathError, "deleted and its inode reused"):
+		return FileReplaced
+	case strings.Contains(pathError, "no directory entry"):
+		return FileDeleted
+	}
+	return ""
 }
 
 // EventsByID returns the events with the given ids that are in the
@@ -104,8 +137,8 @@ type PendingPath struct {
 // still pending (a lookup the daemon did not finish before it stopped), at
 // most limit of them, newest first.
 func (s *Store) PendingPaths(ctx context.Context, limit int) ([]PendingPath, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events WHERE kind = ? AND instr(json, ?) > 0 ORDER BY seq DESC`,
-		event.KindError, []byte(`"path_pending":true`))
+	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events INDEXED BY events_path_pending WHERE kind = ? AND `+pendingSQL+` ORDER BY seq DESC`,
+		event.KindError)
 	if err != nil {
 		return nil, s.errf("reading pending paths", err)
 	}

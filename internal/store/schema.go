@@ -151,11 +151,61 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_pending ON requests(id) WHERE done = 0;
 `,
+	// Version 5.
+	`
+-- The history summarised at commit time, for fshealth report and check:
+-- per file system, hour (Unix time / 1 h) and grouping (dim: location,
+-- errno, source, file, device, disk, region), the errors and events of
+-- each value, and the first and last time. Prune deletes the hours it
+-- deletes the events of.
+CREATE TABLE error_groups (
+	fs_key TEXT NOT NULL,
+	hour   INTEGER NOT NULL,
+	dim    TEXT NOT NULL,
+	value  TEXT NOT NULL,
+	label  TEXT NOT NULL DEFAULT '',          -- file: a path it was known by
+	errors INTEGER NOT NULL,
+	events INTEGER NOT NULL,
+	first  INTEGER NOT NULL,
+	last   INTEGER NOT NULL,
+	PRIMARY KEY (fs_key, hour, dim, value)
+) WITHOUT ROWID;
+CREATE INDEX error_groups_hour ON error_groups(hour);
+
+-- The files (inodes) that reported errors since their file system was
+-- last marked healthy (which empties its list), like zpool status -v.
+CREATE TABLE damaged_files (
+	fs_key       TEXT NOT NULL,
+	inode        INTEGER NOT NULL,
+	generation   INTEGER NOT NULL,            -- -1: unknown
+	path         TEXT NOT NULL DEFAULT '',
+	path_pending INTEGER NOT NULL DEFAULT 0,
+	path_error   TEXT NOT NULL DEFAULT '',
+	state        TEXT NOT NULL DEFAULT '',    -- '', 'deleted', 'replaced'
+	errno        TEXT NOT NULL DEFAULT '',    -- of the last error
+	errors       INTEGER NOT NULL,
+	events       INTEGER NOT NULL,
+	first        INTEGER NOT NULL,
+	last         INTEGER NOT NULL,
+	PRIMARY KEY (fs_key, inode, generation)
+) WITHOUT ROWID;
+
+-- The events whose path is still pending, for AttachPath and PendingPaths
+-- without a scan of the whole history.
+CREATE INDEX events_path_pending ON events(fs_key, seq) WHERE instr(json, '"path_pending":true') > 0;
+`,
+}
+
+// backfills[v], if set, runs in the transaction of the migration to
+// version v, after its SQL: it fills what the new tables derive from the
+// data already there.
+var backfills = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	5: backfillSummaries,
 }
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.
@@ -193,6 +243,11 @@ func (s *Store) migrate() error {
 		for i := v; i < latest; i++ {
 			if _, err := tx.Exec(migrations[i]); err != nil {
 				return fmt.Errorf("migration to version %d: %w", i+1, err)
+			}
+			if fill := backfills[i+1]; fill != nil && v > 0 {
+				if err := fill(ctx, tx); err != nil {
+					return fmt.Errorf("migration to version %d: %w", i+1, err)
+				}
 			}
 		}
 		if v == latest {

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/ext4"
+)
+
+// Kernel messages as the kernel prints them.
+const (
+	msgLookup = "EXT4-fs error (device sda1): ext4_lookup:1855: inode #12: comm ls: iget: bogus i_mode (377)"
+	msgDir    = "EXT4-fs error (device sda1): htree_dirblock_to_tree:1087: inode #2: block 1234: comm ls: bad entry in directory: rec_len is smaller than minimal - offset=0, inode=0, rec_len=0, size=4096 fake=0"
+	msgBlock  = "I/O error, dev sdb, sector 4194410 op 0x0:(READ) flags 0x80700 phys_seg 1 prio class 2"
+	msgXFS    = "XFS (sdb1): Metadata corruption detected at xfs_dinode_verify.part.0+0x40b/0x810, inode 0x84 dinode"
+)
+
+// inodeEvent is an error event about inode ino (generation gen) with a
+// kernel message.
+func inodeEvent(id string, at time.Time, f alert.Filesystem, errno string, count uint32, ino uint64, gen uint32, msg string) event.Event {
+	e := errEvent(id, at, f, errno, count)
+	e.Inode, e.Generation = &ino, &gen
+	e.KernelMessage = msg
+	return e
+}
+
+// history is a day of errors on two file systems, in several hours.
+func history() []event.Event {
+	at := func(h, m int) time.Time {
+		return base.Truncate(time.Hour).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+	}
+	whole := errEvent("w1", at(0, 5), fs1, "EUCLEAN", 1)
+	whole.Ext4 = &ext4.State{ErrorsCount: 1, LastError: &ext4.ErrorInfo{Function: "trigger_test_error", Line: 129}}
+	blk := errEvent("b1", at(2, 30), fs2, "EIO", 1)
+	blk.Source, blk.KernelMessage = event.SourceKmsg, msgBlock
+	blk2 := blk
+	blk2.ID, blk2.Time = "b2", event.Time{Time: at(5, 1)}
+	xfs := inodeEvent("x1", at(5, 2), fs2, "EUCLEAN", 1, 0x84, 9, msgXFS)
+	xfs.Source = event.SourceKmsg
+	return []event.Event{
+		whole,
+		inodeEvent("l1", at(0, 10), fs1, "EUCLEAN", 1, 12, 7, msgLookup),
+		inodeEvent("l2", at(0, 40), fs1, "EUCLEAN", 2, 12, 7, msgLookup),
+		inodeEvent("d1", at(1, 15), fs1, "EUCLEAN", 1, 2, 0, msgDir),
+		blk,
+		inodeEvent("l3", at(3, 59), fs1, "EUCLEAN", 1, 12, 7, msgLookup),
+		blk2,
+		xfs,
+	}
+}
+
+// bruteReport computes what Report must return from the events alone.
+func bruteReport(evs []event.Event, since time.Time, keys map[string]bool) *Report {
+	rows := map[groupKey]*groupSum{}
+	order := newSummary(summaryGroups)
+	for i := range evs {
+		e := &evs[i]
+		if e.Time.Before(since) || keys != nil && !keys[e.FSKey()] {
+			continue
+		}
+		order.add(e, e.FSKey())
+	}
+	for k, g := range order.groups {
+		rows[k] = g
+	}
+	return assemble(rows)
+}
+
+func TestReport(t *testing.T) {
+	s := openTemp(t)
+	evs := history()
+	// In several batches, as the daemon commits them.
+	commit(t, s, &Batch{Events: evs[:3]})
+	commit(t, s, &Batch{Events: evs[3:5]})
+	commit(t, s, &Batch{Events: evs[5:]})
+
+	r, err := s.Report(ctx, ReportQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range r.Groups {
+		got = append(got, fmt.Sprintf("%s %s %q %q %d/%d", g.FSKey[:4], g.Dim, g.Value, g.Label, g.Errors, g.Events))
+	}
+	want := []string{
+		`1b4e location "ext4_lookup:1855" "" 4/3`,
+		`1b4e location "htree_dirblock_to_tree:1087" "" 1/1`,
+		`1b4e location "trigger_test_error:129" "" 1/1`,
+		`1b4e errno "EUCLEAN" "" 6/5`,
+		`1b4e source "fanotify" "" 6/5`,
+		`1b4e file "12" "" 4/3`,
+		`1b4e file "2" "" 1/1`,
+		`1b4e device "/dev/sda1" "" 6/5`,
+		`6f1c location "xfs_dinode_verify.part.0" "" 1/1`,
+		`6f1c errno "EIO" "" 2/2`,
+		`6f1c errno "EUCLEAN" "" 1/1`,
+		`6f1c source "kmsg" "" 3/3`,
+		`6f1c file "132" "" 1/1`,
+		`6f1c device "/dev/sdb1" "" 3/3`,
+		`6f1c disk "sdb" "" 2/2`,
+		`6f1c region "sdb 4194304-6291455" "" 2/2`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("groups:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var hours []string
+	for _, h := range r.Hours {
+		hours = append(hours, fmt.Sprintf("%s+%dh:%d", h.FSKey[:4], h.Hour.Sub(base.Truncate(time.Hour))/time.Hour, h.Errors))
+	}
+	if w := "1b4e+0h:4 1b4e+1h:1 6f1c+2h:1 1b4e+3h:1 6f1c+5h:2"; strings.Join(hours, " ") != w {
+		t.Errorf("hours %s, want %s", strings.Join(hours, " "), w)
+	}
+	if g := r.Groups[0]; !g.First.Equal(evs[1].Time.Time) || !g.Last.Equal(evs[5].Time.Time) {
+		t.Errorf("first/last of %s: %v %v", g.Value, g.First, g.Last)
+	}
+
+	// Any since, within an hour or on its boundary, and any file system:
+	// the same as counting the events themselves.
+	for _, since := range []time.Time{{}, evs[1].Time.Time, evs[1].Time.Add(time.Nanosecond), base.Truncate(time.Hour).Add(time.Hour),
+		evs[4].Time.Add(-time.Minute), evs[7].Time.Add(time.Second)} {
+		for _, fs := range []string{"", "/data", fs2.UUID} {
+			got, err := s.Report(ctx, ReportQuery{Since: since, FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys map[string]bool
+			switch fs {
+			case "/data":
+				keys = map[string]bool{fs1.UUID: true}
+			case fs2.UUID:
+				keys = map[string]bool{fs2.UUID: true}
+			}
+			if want := bruteReport(evs, since, keys); !reflect.DeepEqual(got, want) {
+				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
+			}
+		}
+	}
+	if _, err := s.Report(ctx, ReportQuery{FS: "/nowhere"}); err == nil || !strings.Contains(err.Error(), "no file system known as /nowhere") {
+		t.Errorf("unknown file system: %v", err)
+	}
+
+	// Pruning deletes the hours before the cut, not the hour it falls in.
+	if _, err := s.Prune(ctx, evs[4].Time.Time); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = s.Report(ctx, ReportQuery{})
+	if len(r.Hours) != 3 || !r.Hours[0].Hour.Equal(base.Truncate(time.Hour).Add(2*time.Hour)) {
+		t.Errorf("hours after pruning: %+v", r.Hours)
+	}
+}
+
+func TestDamagedFiles(t *testing.T) {
+	s := openTemp(t)
+	evs := history()
+	evs[1].PathPending = true
+	commit(t, s, &Batch{Events: evs})
+	files, err := s.DamagedFiles(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, fmt.Sprintf("%s %d/%d %s %d/%d pending=%v", f.FSKey[:4], f.Inode, *f.Generation, f.Errno, f.Errors, f.Events, f.PathPending))
+	}
+	if w := "1b4e 12/7 EUCLEAN 4/3 pending=true,1b4e 2/0 EUCLEAN 1/1 pending=false,6f1c 132/9 EUCLEAN 1/1 pending=false"; strings.Join(got, ",") != w {
+		t.Errorf("damaged files:\n%s\nwant\n%s", strings.Join(got, ","), w)
+	}
+
+	// A path found later fills in; a lookup that finds no entry says the
+	// file was deleted.
+	commit(t, s, &Batch{Events: []event.Event{inodeEvent("p1", base.Add(10*time.Hour), fs1, "EIO", 1, 40, 3, "")}})
+	if _, err := s.AttachPath(ctx, fs1.UUID, 40, 3, "", "no directory entry on /dev/sda1 names inode 40 (deleted, or its entry not yet written to the device)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachPath(ctx, fs1.UUID, 12, 7, "/data/bad", ""); err != nil {
+		t.Fatal(err)
+	}
+	// The inode of the directory is reused by another file.
+	commit(t, s, &Batch{Events: []event.Event{inodeEvent("r1", base.Add(11*time.Hour), fs1, "EUCLEAN", 1, 2, 5, msgDir)}})
+	files, _ = s.DamagedFiles(ctx, fs1.UUID)
+	got = nil
+	for _, f := range files {
+		got = append(got, fmt.Sprintf("%d/%d %q %q", f.Inode, *f.Generation, f.Path, f.State))
+	}
+	if w := `2/5 "" "",40/3 "" "deleted",12/7 "/data/bad" "",2/0 "" "replaced"`; strings.Join(got, ",") != w {
+		t.Errorf("damaged files of fs1:\n%s\nwant\n%s", strings.Join(got, ","), w)
+	}
+
+	// Resolved: the list of that file system is empty; the other stays.
+	if err := s.MarkHealthy(ctx, fs1.UUID, base.Add(12*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	files, _ = s.DamagedFiles(ctx, "")
+	if len(files) != 1 || files[0].FSKey != fs2.UUID {
+		t.Errorf("damaged files after resolving fs1: %+v", files)
+	}
+}
+
+// TestMigrationBackfillsSummary: a database of schema version 4 with a
+// history gets the same summary on upgrade as if its events had been
+// committed with it.
+func TestMigrationBackfillsSummary(t *testing.T) {
+	path := PathIn(t.TempDir())
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := history()
+	commit(t, s, &Batch{Events: evs[:4]})
+	if err := s.MarkHealthy(ctx, fs1.UUID, evs[3].Time.Add(time.Nanosecond)); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, &Batch{Events: evs[4:]})
+	want, _ := s.Report(ctx, ReportQuery{})
+	wantFiles, _ := s.DamagedFiles(ctx, "")
+	// Back to version 4, as an older fshealth left it.
+	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
+		if _, err := s.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if _, err := OpenReadOnly(path); err == nil || !strings.Contains(err.Error(), "older") {
+		t.Fatalf("read-only open of version 4: %v", err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Report(ctx, ReportQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("backfilled report:\n%+v\nwant\n%+v", got, want)
+	}
+	gotFiles, _ := s.DamagedFiles(ctx, "")
+	if !reflect.DeepEqual(gotFiles, wantFiles) || len(gotFiles) != 2 {
+		t.Errorf("backfilled damaged files:\n%+v\nwant (the 2 since fs1 was healthy)\n%+v", gotFiles, wantFiles)
+	}
+}
+
+// TestErrnosSinceHealthyMidHour: marked healthy within an hour, only the
+// errors after it count.
+func TestErrnosSinceHealthyMidHour(t *testing.T) {
+	s := openTemp(t)
+	h := base.Truncate(time.Hour)
+	commit(t, s, &Batch{Events: []event.Event{
+		errEvent("a", h.Add(10*time.Minute), fs1, "EIO", 5),
+		errEvent("b", h.Add(40*time.Minute), fs1, "EIO", 2),
+		errEvent("c", h.Add(50*time.Minute), fs1, "EUCLEAN", 1),
+		errEvent("d", h.Add(3*time.Hour), fs1, "EIO", 4),
+	}})
+	if err := s.MarkHealthy(ctx, fs1.UUID, h.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, s, &Batch{Events: []event.Event{errEvent("e", h.Add(4*time.Hour), fs1, "EIO", 1)}})
+	got, err := s.ErrnosSinceHealthy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := map[string]map[string]uint64{fs1.UUID: {"EIO": 7, "EUCLEAN": 1}}; !reflect.DeepEqual(got, w) {
+		t.Errorf("ErrnosSinceHealthy = %v, want %v", got, w)
+	}
+}
+
+// TestMergeSummarises: events kept in memory are summarised when merged,
+// and an event carried from the disk database is not counted twice.
+func TestMergeSummarises(t *testing.T) {
+	disk := openTemp(t)
+	evs := history()
+	commit(t, disk, &Batch{Events: evs[:3]})
+	mem, err := OpenMemory(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if err := disk.SeedMemory(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := disk.CarryEvents(ctx, mem, 10); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, mem, &Batch{Events: evs[3:]})
+	if _, err := disk.MergeInto(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := disk.Report(ctx, ReportQuery{})
+	if want := bruteReport(evs, time.Time{}, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("merged report:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestQueriesUseIndexes: the queries the command line and the daemon run
+// on a big history are answered from indexes, not by scanning the events.
+func TestQueriesUseIndexes(t *testing.T) {
+	s := openTemp(t)
+	for _, q := range []struct {
+		name, sql string
+		args      []any
+		want      string
+	}{
+		{"events --since", `SELECT json FROM (SELECT seq, time, json FROM events WHERE time >= ?) ORDER BY time, seq`, []any{1}, "events_time"},
+		{"events --fs", `SELECT json FROM (SELECT seq, time, json FROM events WHERE fs_key IN (SELECT fs_key FROM fs_names WHERE name = ?)) ORDER BY time, seq`, []any{"/x"}, "events_fs_time"},
+		{"AttachPath", `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND ` + pendingSQL + ` ORDER BY seq`, []any{"k", "error"}, "events_path_pending"},
+		{"PendingPaths", `SELECT fs_key, json FROM events INDEXED BY events_path_pending WHERE kind = ? AND ` + pendingSQL + ` ORDER BY seq DESC`, []any{"error"}, "events_path_pending"},
+		{"overflows", `SELECT count(*), coalesce(max(time), 0) FROM events WHERE kind = 'overflow' AND time >= ?`, []any{1}, "events_time"},
+		{"report", `SELECT fs_key, hour, dim, value, label, errors, events, first, last FROM error_groups WHERE hour >= ?`, []any{1}, "error_groups_hour"},
+	} {
+		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if !strings.Contains(p, q.want) || slices.Contains(plan, "SCAN events") {
+			t.Errorf("%s: plan %q, want it to use %s and not scan the events", q.name, p, q.want)
+		}
+	}
+}
