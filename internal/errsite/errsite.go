@@ -32,14 +32,14 @@ type Site struct {
 	HasSector bool
 }
 
-// Region names the 1 GiB region of Disk that Sector is in, "sda
-// 2097152-4194303"; "" when the sector is unknown.
+// Region names the 1 GiB region of Disk that Sector is in,
+// "sda:2097152-4194303"; "" when the sector is unknown.
 func (s Site) Region() string {
 	if !s.HasSector || s.Disk == "" {
 		return ""
 	}
 	lo := s.Sector / RegionSectors * RegionSectors
-	return s.Disk + " " + strconv.FormatUint(lo, 10) + "-" + strconv.FormatUint(lo+RegionSectors-1, 10)
+	return s.Disk + ":" + strconv.FormatUint(lo, 10) + "-" + strconv.FormatUint(lo+RegionSectors-1, 10)
 }
 
 // ext4Line finds ext4's "function:line:" (or "in function:line:") in a

@@ -46,8 +46,8 @@ func TestRegion(t *testing.T) {
 		s    Site
 		want string
 	}{
-		{Site{Disk: "sda", Sector: 0, HasSector: true}, "sda 0-2097151"},
-		{Site{Disk: "sda", Sector: 4194410, HasSector: true}, "sda 4194304-6291455"},
+		{Site{Disk: "sda", Sector: 0, HasSector: true}, "sda:0-2097151"},
+		{Site{Disk: "sda", Sector: 4194410, HasSector: true}, "sda:4194304-6291455"},
 		{Site{Disk: "sda"}, ""},
 		{Site{}, ""},
 	} {

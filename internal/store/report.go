@@ -262,7 +262,7 @@ func scanStored(ctx context.Context, tx *sql.Tx, query string, args []any, fn fu
 // was last marked healthy, as `zpool status -v` lists them.
 type DamagedFile struct {
 	// FSKey is the file system's key.
-	FSKey string `json:"fs_key"`
+	FSKey string `json:"-"`
 	// Inode and Generation identify the file; Generation is nil when the
 	// error did not say.
 	Inode      uint64  `json:"inode"`

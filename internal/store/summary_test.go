@@ -104,7 +104,7 @@ func TestReport(t *testing.T) {
 		`6f1c file "132" "" 1/1`,
 		`6f1c device "/dev/sdb1" "" 3/3`,
 		`6f1c disk "sdb" "" 2/2`,
-		`6f1c region "sdb 4194304-6291455" "" 2/2`,
+		`6f1c region "sdb:4194304-6291455" "" 2/2`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("groups:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
