@@ -20,46 +20,46 @@ func (s *Store) ErrnosSinceHealthy(ctx context.Context) (map[string]map[string]u
 	}
 	defer tx.Rollback()
 	out := map[string]map[string]uint64{}
-	for _, q := range []string{
-		// The whole hours after the one it was marked healthy in.
-		`SELECT g.fs_key, g.value, sum(g.errors) FROM filesystems AS f
-JOIN error_groups AS g ON g.fs_key = f.key AND g.dim = 'errno' AND g.hour > f.healthy_since / 3600000000000
-WHERE f.errors > 0 GROUP BY g.fs_key, g.value`,
-		// The rest of that hour.
-		`SELECT e.fs_key, e.errno, sum(e.error_count)
-FROM filesystems AS f JOIN events AS e ON e.fs_key = f.key
-WHERE f.errors > 0 AND e.kind = 'error' AND e.time >= f.healthy_since
-	AND e.time < (f.healthy_since / 3600000000000 + 1) * 3600000000000
-GROUP BY e.fs_key, e.errno`,
-	} {
-		if err := addErrnos(ctx, tx, q, out); err != nil {
-			return nil, s.errf("querying the errors of unhealthy file systems", err)
-		}
-	}
-	return out, nil
-}
-
-// addErrnos adds to out the (file system, errno, errors) rows of query.
-func addErrnos(ctx context.Context, tx *sql.Tx, query string, out map[string]map[string]uint64) error {
-	rows, err := tx.QueryContext(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			key, errno string
-			n          int64
-		)
-		if err := rows.Scan(&key, &errno, &n); err != nil {
+	err = func() error {
+		rows, err := tx.QueryContext(ctx, `SELECT key, healthy_since FROM filesystems WHERE errors > 0 ORDER BY key`)
+		if err != nil {
 			return err
 		}
-		if out[key] == nil {
-			out[key] = map[string]uint64{}
+		type unhealthy struct {
+			key   string
+			since int64
 		}
-		out[key][errno] += uint64(n)
+		var fss []unhealthy
+		for rows.Next() {
+			var u unhealthy
+			if err := rows.Scan(&u.key, &u.since); err != nil {
+				rows.Close()
+				return err
+			}
+			fss = append(fss, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, u := range fss {
+			groups, err := sumGroups(ctx, tx, u.since, []string{u.key}, DimErrno)
+			if err != nil {
+				return err
+			}
+			for k, g := range groups {
+				if out[k.fsKey] == nil {
+					out[k.fsKey] = map[string]uint64{}
+				}
+				out[k.fsKey][k.val] += g.Errors
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		return nil, s.errf("querying the errors of unhealthy file systems", err)
 	}
-	return rows.Err()
+	return out, nil
 }
 
 // Overflows returns how many event queue overflow notices the history holds

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,6 +40,8 @@ type Group struct {
 	// First and Last are when the first and last of them were received.
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
+	// labelAt is when the errors Label comes with were last received.
+	labelAt int64
 }
 
 // HourCount is the errors of one file system in one hour.
@@ -59,9 +62,10 @@ type Report struct {
 }
 
 // Report summarises the errors q selects. It reads the summary kept at
-// commit time (error_groups), by hour, and, for the part of the first hour
-// after q.Since, the events themselves: the result is exact, and its cost
-// does not grow with the history.
+// commit time (error_groups): whole 30-day buckets, whole days before
+// the first of them, whole hours before the first whole day, and the
+// events of the part of the first hour after q.Since. The result is exact, and its cost grows with the length of the
+// period and the variety of the errors, not with their number.
 func (s *Store) Report(ctx context.Context, q ReportQuery) (*Report, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -87,31 +91,98 @@ func report(ctx context.Context, tx *sql.Tx, q ReportQuery) (*Report, error) {
 		}
 	}
 	since := ns(q.Since)
-	// Whole hours from the summary; the hour since falls in from the
-	// events, from since on.
-	fromHour := hourOf(since)
-	if since != 0 && since%hourNS != 0 {
-		fromHour++
-	}
-	fsCond, fsArgs := inKeys("fs_key", keys)
-	groups := map[groupKey]*groupSum{}
-	rows, err := tx.QueryContext(ctx, `SELECT fs_key, hour, dim, value, label, errors, events, first, last FROM error_groups
-WHERE hour >= ?`+fsCond, append([]any{fromHour}, fsArgs...)...)
+	groups, err := sumGroups(ctx, tx, since, keys, "")
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var k groupKey
-		var g groupSum
-		if err := rows.Scan(&k.fsKey, &k.hour, &k.dim, &k.val, &g.label, &g.errors, &g.events, &g.first, &g.last); err != nil {
-			rows.Close()
+	hours, err := sumHours(ctx, tx, since, keys)
+	if err != nil {
+		return nil, err
+	}
+	return assemble(groups, hours), nil
+}
+
+// gk identifies a group of a report.
+type gk struct{ fsKey, dim, val string }
+
+// hk identifies an hour of a file system.
+type hk struct {
+	fsKey string
+	hour  int64
+}
+
+// sumGroups adds up the groups of the errors received at or after since
+// (Unix ns; 0: all) of the file systems keys (nil: all) and of the
+// grouping dim ("": all): from the summary's 30-day, day and hour buckets,
+// longest first, and the rest of the hour since is in from the events.
+func sumGroups(ctx context.Context, tx *sql.Tx, since int64, keys []string, dim string) (map[gk]*Group, error) {
+	out := map[gk]*Group{}
+	fsCond, fsArgs := inKeys("fs_key", keys)
+	dimCond, dimArgs := "", []any(nil)
+	if dim != "" {
+		dimCond, dimArgs = " AND dim = ?", []any{dim}
+	}
+	// Each span's whole buckets from since up to where the longer span's
+	// begin (its end in Unix hours, end: none yet).
+	end, hasEnd := int64(0), false
+	fromHour := bucketAfter(since, hourNS)
+	for _, span := range spans {
+		from := bucketAfter(since, span*hourNS)
+		if since == 0 {
+			from = math.MinInt64 / (span * hourNS)
+		}
+		to := int64(math.MaxInt64)
+		if hasEnd {
+			to = end / span
+		}
+		end, hasEnd = from*span, true
+		if from >= to {
+			continue
+		}
+		args := append(append([]any{span, from, to}, fsArgs...), dimArgs...)
+		where := ` WHERE span = ? AND bucket >= ? AND bucket < ?` + fsCond + dimCond
+		rows, err := tx.QueryContext(ctx, `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups`+
+			where+` GROUP BY fs_key, dim, value`, args...)
+		if err != nil {
 			return nil, err
 		}
-		groups[k] = &g
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+		for rows.Next() {
+			var k gk
+			var errs, evs, first, last int64
+			if err := rows.Scan(&k.fsKey, &k.dim, &k.val, &errs, &evs, &first, &last); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			addGroup(out, k, "", errs, evs, first, last)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if dim != "" && dim != DimFile {
+			continue
+		}
+		// The path of each inode: the one of its latest errors.
+		rows, err = tx.QueryContext(ctx, `SELECT fs_key, value, label, max(last) FROM error_groups`+where+
+			` AND dim = 'file' AND label <> '' GROUP BY fs_key, value`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k gk
+			var label string
+			var last int64
+			if err := rows.Scan(&k.fsKey, &k.val, &label, &last); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			k.dim = DimFile
+			addLabel(out, k, label, last)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
 	if since != 0 && since < fromHour*hourNS {
 		sum := newSummary(summaryGroups)
@@ -121,58 +192,114 @@ WHERE hour >= ?`+fsCond, append([]any{fromHour}, fsArgs...)...)
 			return nil, err
 		}
 		for k, g := range sum.groups {
-			groups[k] = g // hours before fromHour: not in the summary read
+			if k.span != 1 || dim != "" && k.dim != dim {
+				continue
+			}
+			x := gk{k.fsKey, k.dim, k.val}
+			addGroup(out, x, "", g.errors, g.events, g.first, g.last)
+			addLabel(out, x, g.label, g.last)
 		}
 	}
-	return assemble(groups), nil
+	return out, nil
 }
 
-// assemble adds the hourly rows up into a Report.
-func assemble(rows map[groupKey]*groupSum) *Report {
-	type gk struct{ fsKey, dim, val string }
-	type hk struct {
-		fsKey string
-		hour  int64
+// addGroup adds counts to the group k of out.
+func addGroup(out map[gk]*Group, k gk, label string, errs, evs, first, last int64) {
+	g := out[k]
+	if g == nil {
+		g = &Group{FSKey: k.fsKey, Dim: k.dim, Value: k.val, First: fromNS(first), Last: fromNS(last)}
+		out[k] = g
 	}
-	byGroup := map[gk]*Group{}
-	labelAt := map[gk]int64{}
-	byHour := map[hk]*HourCount{}
-	for k, g := range rows {
-		key := gk{k.fsKey, k.dim, k.val}
-		x := byGroup[key]
-		if x == nil {
-			x = &Group{FSKey: k.fsKey, Dim: k.dim, Value: k.val, First: fromNS(g.first), Last: fromNS(g.last)}
-			byGroup[key] = x
+	g.Errors += uint64(errs)
+	g.Events += uint64(evs)
+	if f := fromNS(first); f.Before(g.First) {
+		g.First = f
+	}
+	if l := fromNS(last); l.After(g.Last) {
+		g.Last = l
+	}
+}
+
+// addLabel gives the group k of out the label of its errors last received
+// at last, if they are its latest with a label. Labels are added after the
+// counts.
+func addLabel(out map[gk]*Group, k gk, label string, last int64) {
+	g := out[k]
+	if g == nil || label == "" {
+		return
+	}
+	if g.Label == "" || last >= g.labelAt {
+		g.Label, g.labelAt = label, last
+	}
+}
+
+// sumHours adds up the errors of each hour from the one since is in on,
+// those of that hour from since on.
+func sumHours(ctx context.Context, tx *sql.Tx, since int64, keys []string) (map[hk]*HourCount, error) {
+	fromHour := bucketAfter(since, hourNS)
+	if since == 0 {
+		fromHour = math.MinInt64 / hourNS
+	}
+	fsCond, fsArgs := inKeys("fs_key", keys)
+	out := map[hk]*HourCount{}
+	add := func(k hk, errs, evs int64) {
+		h := out[k]
+		if h == nil {
+			h = &HourCount{FSKey: k.fsKey, Hour: time.Unix(0, k.hour*hourNS)}
+			out[k] = h
 		}
-		x.Errors += uint64(g.errors)
-		x.Events += uint64(g.events)
-		if f := fromNS(g.first); f.Before(x.First) {
-			x.First = f
+		h.Errors += uint64(errs)
+		h.Events += uint64(evs)
+	}
+	// Every error has exactly one errno: its rows count each error once.
+	rows, err := tx.QueryContext(ctx, `SELECT fs_key, bucket, sum(errors), sum(events) FROM error_groups
+WHERE span = 1 AND dim = 'errno' AND bucket >= ?`+fsCond+` GROUP BY fs_key, bucket`, append([]any{fromHour}, fsArgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var k hk
+		var errs, evs int64
+		if err := rows.Scan(&k.fsKey, &k.hour, &errs, &evs); err != nil {
+			rows.Close()
+			return nil, err
 		}
-		if l := fromNS(g.last); l.After(x.Last) {
-			x.Last = l
+		add(k, errs, evs)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if since != 0 && since < fromHour*hourNS {
+		rows, err := tx.QueryContext(ctx, `SELECT fs_key, sum(error_count), count(*) FROM events
+WHERE kind = 'error' AND fs_key IS NOT NULL AND time >= ? AND time < ?`+fsCond+` GROUP BY fs_key`,
+			append([]any{since, fromHour * hourNS}, fsArgs...)...)
+		if err != nil {
+			return nil, err
 		}
-		// The label of the latest hour that has one.
-		if at, ok := labelAt[key]; g.label != "" && (!ok || g.last > at) {
-			x.Label, labelAt[key] = g.label, g.last
-		}
-		// Every error has exactly one errno: its rows count each error
-		// once.
-		if k.dim == DimErrno {
-			h := byHour[hk{k.fsKey, k.hour}]
-			if h == nil {
-				h = &HourCount{FSKey: k.fsKey, Hour: time.Unix(0, k.hour*hourNS)}
-				byHour[hk{k.fsKey, k.hour}] = h
+		defer rows.Close()
+		for rows.Next() {
+			var key string
+			var errs, evs int64
+			if err := rows.Scan(&key, &errs, &evs); err != nil {
+				return nil, err
 			}
-			h.Errors += uint64(g.errors)
-			h.Events += uint64(g.events)
+			add(hk{key, fromHour - 1}, errs, evs)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
-	r := &Report{Groups: make([]Group, 0, len(byGroup)), Hours: make([]HourCount, 0, len(byHour))}
-	for _, g := range byGroup {
+	return out, nil
+}
+
+// assemble orders the groups and hours into a Report.
+func assemble(groups map[gk]*Group, hours map[hk]*HourCount) *Report {
+	r := &Report{Groups: make([]Group, 0, len(groups)), Hours: make([]HourCount, 0, len(hours))}
+	for _, g := range groups {
 		r.Groups = append(r.Groups, *g)
 	}
-	for _, h := range byHour {
+	for _, h := range hours {
 		r.Hours = append(r.Hours, *h)
 	}
 	dimRank := map[string]int{}
@@ -198,6 +325,9 @@ func assemble(rows map[groupKey]*groupSum) *Report {
 		}
 		return a.FSKey < b.FSKey
 	})
+	for i := range r.Groups {
+		r.Groups[i].labelAt = 0
+	}
 	return r
 }
 

@@ -154,23 +154,27 @@ CREATE INDEX requests_pending ON requests(id) WHERE done = 0;
 	// Version 5.
 	`
 -- The history summarised at commit time, for fshealth report and check:
--- per file system, hour (Unix time / 1 h) and grouping (dim: location,
--- errno, source, file, device, disk, region), the errors and events of
--- each value, and the first and last time. Prune deletes the hours it
--- deletes the events of.
+-- per time bucket of span hours (1, 24 and 720: hours, days and 30-day
+-- periods; bucket = Unix time / span), file system and grouping (dim:
+-- location, errno, source, file, device, disk, region), the errors and
+-- events of each value, and the first and last time. A period is read from
+-- its whole 30-day buckets, then whole days, then whole hours, then the
+-- events of its first, partial hour. Prune deletes the buckets it deletes
+-- all the events of.
 CREATE TABLE error_groups (
-	fs_key TEXT NOT NULL,
-	hour   INTEGER NOT NULL,
+	span   INTEGER NOT NULL,
 	dim    TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	fs_key TEXT NOT NULL,
 	value  TEXT NOT NULL,
 	label  TEXT NOT NULL DEFAULT '',          -- file: a path it was known by
 	errors INTEGER NOT NULL,
 	events INTEGER NOT NULL,
 	first  INTEGER NOT NULL,
 	last   INTEGER NOT NULL,
-	PRIMARY KEY (fs_key, hour, dim, value)
+	PRIMARY KEY (span, dim, bucket, fs_key, value)
 ) WITHOUT ROWID;
-CREATE INDEX error_groups_hour ON error_groups(hour);
+CREATE INDEX error_groups_bucket ON error_groups(span, bucket);
 
 -- The files (inodes) that reported errors since their file system was
 -- last marked healthy (which empties its list), like zpool status -v.

@@ -42,20 +42,37 @@ var Dims = []string{DimLocation, DimErrno, DimSource, DimFile, DimDevice, DimDis
 // hourNS is an hour in nanoseconds, the summary's time bucket.
 const hourNS = int64(time.Hour)
 
-// hourOf returns the hour bucket of the Unix nanoseconds t.
-func hourOf(t int64) int64 {
-	h := t / hourNS
-	if t < 0 && t%hourNS != 0 {
+// spans are the lengths of the summary's time buckets, in hours, longest
+// first: 30 days, a day, an hour.
+var spans = []int64{720, 24, 1}
+
+// bucketOf returns the bucket of length size the Unix nanoseconds t are in.
+func bucketOf(t, size int64) int64 {
+	h := t / size
+	if t < 0 && t%size != 0 {
 		h--
 	}
 	return h
 }
 
+// hourOf returns the hour bucket of the Unix nanoseconds t.
+func hourOf(t int64) int64 { return bucketOf(t, hourNS) }
+
+// bucketAfter returns the first bucket of length size that starts at or
+// after t.
+func bucketAfter(t, size int64) int64 {
+	b := bucketOf(t, size)
+	if b*size < t {
+		b++
+	}
+	return b
+}
+
 // groupKey identifies one row of error_groups.
 type groupKey struct {
-	fsKey    string
-	hour     int64
-	dim, val string
+	span, bucket int64 // hours, Unix time / span
+	dim, fsKey   string
+	val          string
 }
 
 // groupSum is what one batch adds to one row of error_groups.
@@ -121,7 +138,9 @@ func (s *summary) add(ev *event.Event, fsKey string) {
 	n := int64(ev.ErrorCount)
 	if s.parts&summaryGroups != 0 {
 		for _, g := range groupsOf(ev) {
-			s.addGroup(groupKey{fsKey, hourOf(t), g.dim, g.value}, g.label, n, t)
+			for _, span := range spans {
+				s.addGroup(groupKey{span, bucketOf(t, span*hourNS), g.dim, fsKey, g.value}, g.label, n, t)
+			}
 		}
 	}
 	if ev.Inode != nil && s.parts&summaryFiles != 0 {
@@ -215,9 +234,9 @@ type summaryStmts struct {
 
 // The statements of summaryStmts.
 const (
-	upsertGroupSQL = `INSERT INTO error_groups (fs_key, hour, dim, value, label, errors, events, first, last)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (fs_key, hour, dim, value) DO UPDATE SET
+	upsertGroupSQL = `INSERT INTO error_groups (span, dim, bucket, fs_key, value, label, errors, events, first, last)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (span, dim, bucket, fs_key, value) DO UPDATE SET
 	label = iif(excluded.label <> '', excluded.label, label),
 	errors = errors + excluded.errors, events = events + excluded.events,
 	first = min(first, excluded.first), last = max(last, excluded.last)`
@@ -274,7 +293,7 @@ func (st *summaryStmts) inTx(ctx context.Context, tx *sql.Tx) *summaryStmts {
 func (s *summary) write(ctx context.Context, st *summaryStmts) error {
 	for _, k := range s.groupOrder {
 		g := s.groups[k]
-		if _, err := st.upsertGroup.ExecContext(ctx, k.fsKey, k.hour, k.dim, k.val, g.label, g.errors, g.events, g.first, g.last); err != nil {
+		if _, err := st.upsertGroup.ExecContext(ctx, k.span, k.dim, k.bucket, k.fsKey, k.val, g.label, g.errors, g.events, g.first, g.last); err != nil {
 			return fmt.Errorf("error summary of %s: %w", k.fsKey, err)
 		}
 	}

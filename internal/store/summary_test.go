@@ -57,19 +57,27 @@ func history() []event.Event {
 
 // bruteReport computes what Report must return from the events alone.
 func bruteReport(evs []event.Event, since time.Time, keys map[string]bool) *Report {
-	rows := map[groupKey]*groupSum{}
-	order := newSummary(summaryGroups)
+	groups := map[gk]*Group{}
+	hours := map[hk]*HourCount{}
 	for i := range evs {
 		e := &evs[i]
-		if e.Time.Before(since) || keys != nil && !keys[e.FSKey()] {
+		if e.Time.Before(since) || keys != nil && !keys[e.FSKey()] || e.Kind != event.KindError {
 			continue
 		}
-		order.add(e, e.FSKey())
+		t, n := e.Time.UnixNano(), int64(e.ErrorCount)
+		for _, g := range groupsOf(e) {
+			k := gk{e.FSKey(), g.dim, g.value}
+			addGroup(groups, k, "", n, 1, t, t)
+			addLabel(groups, k, g.label, t)
+		}
+		k := hk{e.FSKey(), hourOf(t)}
+		if hours[k] == nil {
+			hours[k] = &HourCount{FSKey: k.fsKey, Hour: time.Unix(0, k.hour*hourNS)}
+		}
+		hours[k].Errors += uint64(n)
+		hours[k].Events++
 	}
-	for k, g := range order.groups {
-		rows[k] = g
-	}
-	return assemble(rows)
+	return assemble(groups, hours)
 }
 
 func TestReport(t *testing.T) {
@@ -152,6 +160,49 @@ func TestReport(t *testing.T) {
 	r, _ = s.Report(ctx, ReportQuery{})
 	if len(r.Hours) != 3 || !r.Hours[0].Hour.Equal(base.Truncate(time.Hour).Add(2*time.Hour)) {
 		t.Errorf("hours after pruning: %+v", r.Hours)
+	}
+}
+
+// TestReportAcrossDays: over days, with since anywhere (midnight, within
+// an hour, on an hour), Report counts exactly what the events hold.
+func TestReportAcrossDays(t *testing.T) {
+	s := openTemp(t)
+	day := base.Truncate(24 * time.Hour)
+	var evs []event.Event
+	for i := 0; i < 400; i++ {
+		at := day.Add(time.Duration(i) * 137 * time.Minute)
+		f := fs1
+		if i%3 == 0 {
+			f = fs2
+		}
+		e := inodeEvent(fmt.Sprintf("e%d", i), at, f, []string{"EIO", "EUCLEAN"}[i%2], uint32(1+i%4), uint64(10+i%5), 1, msgLookup)
+		if i%7 == 0 {
+			e.KernelMessage = msgBlock
+		}
+		if i%11 == 0 {
+			e.Path = fmt.Sprintf("/data/f%d", i)
+		}
+		evs = append(evs, e)
+	}
+	for i := 0; i < len(evs); i += 50 {
+		commit(t, s, &Batch{Events: evs[i:min(i+50, len(evs))]})
+	}
+	month := time.Unix(0, bucketAfter(day.UnixNano(), 720*hourNS)*720*hourNS)
+	for _, since := range []time.Time{{}, day, day.Add(time.Nanosecond), day.Add(24 * time.Hour), day.Add(30*time.Hour + 7*time.Minute),
+		day.Add(47*time.Hour + 59*time.Minute), day.Add(72 * time.Hour), day.Add(200 * time.Hour), month, month.Add(-time.Hour), month.Add(time.Minute)} {
+		for _, fs := range []string{"", fs2.UUID} {
+			got, err := s.Report(ctx, ReportQuery{Since: since, FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys map[string]bool
+			if fs != "" {
+				keys = map[string]bool{fs: true}
+			}
+			if want := bruteReport(evs, since, keys); !reflect.DeepEqual(got, want) {
+				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
+			}
+		}
 	}
 }
 
@@ -312,7 +363,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"AttachPath", `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND ` + pendingSQL + ` ORDER BY seq`, []any{"k", "error"}, "events_path_pending"},
 		{"PendingPaths", `SELECT fs_key, json FROM events INDEXED BY events_path_pending WHERE kind = ? AND ` + pendingSQL + ` ORDER BY seq DESC`, []any{"error"}, "events_path_pending"},
 		{"overflows", `SELECT count(*), coalesce(max(time), 0) FROM events WHERE kind = 'overflow' AND time >= ?`, []any{1}, "events_time"},
-		{"report", `SELECT fs_key, hour, dim, value, label, errors, events, first, last FROM error_groups WHERE hour >= ?`, []any{1}, "error_groups_hour"},
+		{"report buckets", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? GROUP BY fs_key, dim, value`, []any{24, 1, 2}, "error_groups_bucket"},
+		{"report rate", `SELECT fs_key, bucket, sum(errors), sum(events) FROM error_groups WHERE span = 1 AND dim = 'errno' AND bucket >= ? GROUP BY fs_key, bucket`, []any{1}, "error_groups"},
+		{"check errnos", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? AND fs_key IN (?) AND dim = ? GROUP BY fs_key, dim, value`, []any{24, 1, 2, "k", "errno"}, "error_groups"},
+		{"prune summaries", pruneGroupsSQL(24), []any{1, 2}, "error_groups"},
+		{"events --fs, keys resolved", `SELECT json FROM (SELECT seq, time, json FROM events WHERE time >= ? AND fs_key IN (?)) ORDER BY time, seq`, []any{1, "k"}, "events_fs_time"},
 	} {
 		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
 		if err != nil {
@@ -327,8 +382,8 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 		rows.Close()
 		p := strings.Join(plan, "; ")
-		if !strings.Contains(p, q.want) || slices.Contains(plan, "SCAN events") {
-			t.Errorf("%s: plan %q, want it to use %s and not scan the events", q.name, p, q.want)
+		if !strings.Contains(p, q.want) || slices.ContainsFunc(plan, func(d string) bool { return strings.HasPrefix(d, "SCAN ") && !strings.Contains(d, " USING ") }) {
+			t.Errorf("%s: plan %q, want it to use %s and scan no table whole", q.name, p, q.want)
 		}
 	}
 }
