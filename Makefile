@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-mount fuzz clean man deb
+.PHONY: all build test demo deps bench bench-latency bench-mount bench-history fuzz clean man deb
 
 all: build
 
@@ -87,6 +87,11 @@ bench-latency: build
 # events and with the mountinfo fallback (target: 100 ms).
 bench-mount: build
 	$(GO) run ./cmd/fshealth-bench mount-latency --fshealth bin/fshealth -n 50
+
+# A big history: 1,000,000 events over a year; events, status, check and
+# report on it, and the daemon's commit, against same-run floors.
+bench-history: build
+	$(GO) run ./internal/store/benchhistory --fshealth bin/fshealth
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fanotify
