@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/fshealth/fshealth/internal/event"
@@ -30,6 +31,7 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 			seq  int64
 			id   string
 			json []byte
+			time int64
 		}
 		var changes []change
 		for rows.Next() {
@@ -53,7 +55,7 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 				rows.Close()
 				return err
 			}
-			changes = append(changes, change{seq, e.ID, j})
+			changes = append(changes, change{seq, e.ID, j, ns(e.Time.Time)})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -64,6 +66,18 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 				return err
 			}
 			ids = append(ids, c.id)
+			// The inode's groups in the summary of the event's time
+			// are labelled with the path.
+			for _, span := range spans {
+				if path == "" {
+					break
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE error_groups SET label = ?
+WHERE span = ? AND dim = ? AND bucket = ? AND fs_key = ? AND value = ?`,
+					path, span, DimFile, bucketOf(c.time, span*hourNS), fsKey, strconv.FormatUint(ino, 10)); err != nil {
+					return err
+				}
+			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE damaged_files SET path = ?, path_error = ?, path_pending = 0,
 	state = iif(? <> '', ?, state) WHERE fs_key = ? AND inode = ? AND generation = ?`,

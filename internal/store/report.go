@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -98,6 +99,21 @@ func report(ctx context.Context, tx *sql.Tx, q ReportQuery) (*Report, error) {
 	hours, err := sumHours(ctx, tx, since, keys)
 	if err != nil {
 		return nil, err
+	}
+	// An inode none of whose errors in the period came with its path
+	// gets the one found for it since, if it is still among the damaged
+	// files.
+	for k, g := range groups {
+		if k.dim != DimFile || g.Label != "" {
+			continue
+		}
+		var path string
+		err := tx.QueryRowContext(ctx, `SELECT path FROM damaged_files WHERE fs_key = ? AND inode = ? AND path <> ''
+ORDER BY last DESC LIMIT 1`, k.fsKey, k.val).Scan(&path)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		g.Label = path
 	}
 	return assemble(groups, hours), nil
 }

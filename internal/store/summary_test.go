@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,29 @@ func bruteReport(evs []event.Event, since time.Time, keys map[string]bool) *Repo
 	return assemble(groups, hours)
 }
 
+// withFoundPaths gives the inode groups of r without a label the path the
+// damaged files of s have for the inode, as Report does.
+func withFoundPaths(t *testing.T, s *Store, r *Report) *Report {
+	t.Helper()
+	files, err := s.DamagedFiles(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Groups {
+		g := &r.Groups[i]
+		if g.Dim != DimFile || g.Label != "" {
+			continue
+		}
+		var at time.Time
+		for _, f := range files {
+			if f.FSKey == g.FSKey && strconv.FormatUint(f.Inode, 10) == g.Value && f.Path != "" && (g.Label == "" || f.Last.After(at)) {
+				g.Label, at = f.Path, f.Last
+			}
+		}
+	}
+	return r
+}
+
 func TestReport(t *testing.T) {
 	s := openTemp(t)
 	evs := history()
@@ -144,7 +168,7 @@ func TestReport(t *testing.T) {
 			case fs2.UUID:
 				keys = map[string]bool{fs2.UUID: true}
 			}
-			if want := bruteReport(evs, since, keys); !reflect.DeepEqual(got, want) {
+			if want := withFoundPaths(t, s, bruteReport(evs, since, keys)); !reflect.DeepEqual(got, want) {
 				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
 			}
 		}
@@ -199,7 +223,7 @@ func TestReportAcrossDays(t *testing.T) {
 			if fs != "" {
 				keys = map[string]bool{fs: true}
 			}
-			if want := bruteReport(evs, since, keys); !reflect.DeepEqual(got, want) {
+			if want := withFoundPaths(t, s, bruteReport(evs, since, keys)); !reflect.DeepEqual(got, want) {
 				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
 			}
 		}
@@ -231,6 +255,15 @@ func TestDamagedFiles(t *testing.T) {
 	}
 	if _, err := s.AttachPath(ctx, fs1.UUID, 12, 7, "/data/bad", ""); err != nil {
 		t.Fatal(err)
+	}
+	// The report's inode group has the path too, whatever the period.
+	for _, since := range []time.Time{{}, evs[1].Time.Add(-time.Second), evs[1].Time.Add(time.Second)} {
+		r, _ := s.Report(ctx, ReportQuery{Since: since, FS: fs1.UUID})
+		for _, g := range r.Groups {
+			if g.Dim == DimFile && g.Value == "12" && g.Label != "/data/bad" {
+				t.Errorf("since %v: the report's group of inode 12 has label %q, want the path found", since, g.Label)
+			}
+		}
 	}
 	// The inode of the directory is reused by another file.
 	commit(t, s, &Batch{Events: []event.Event{inodeEvent("r1", base.Add(11*time.Hour), fs1, "EUCLEAN", 1, 2, 5, msgDir)}})
@@ -344,7 +377,7 @@ func TestMergeSummarises(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := disk.Report(ctx, ReportQuery{})
-	if want := bruteReport(evs, time.Time{}, nil); !reflect.DeepEqual(got, want) {
+	if want := withFoundPaths(t, disk, bruteReport(evs, time.Time{}, nil)); !reflect.DeepEqual(got, want) {
 		t.Errorf("merged report:\n%+v\nwant\n%+v", got, want)
 	}
 }
