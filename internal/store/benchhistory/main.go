@@ -20,6 +20,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,6 +341,21 @@ func run(nEvents, days int, dir, binary string, n int) error {
 		}
 	}
 
+	// The daemon itself, started on the big history and on an empty one:
+	// its RSS once ready.
+	if binary != "" {
+		for _, c := range []struct{ name, state string }{
+			{"fshealth daemon, ready, on the big history", state},
+			{"fshealth daemon, ready, on an empty history", filepath.Join(dir, "empty-daemon")},
+		} {
+			ready, rss, err := daemonRSS(binary, dir, c.state)
+			if err != nil {
+				return err
+			}
+			add(&sample{name: c.name, times: []time.Duration{ready}, note: fmt.Sprintf("RSS %.1f MiB", float64(rss)/1024)})
+		}
+	}
+
 	// The daemon's commit, on the big history and on an empty one.
 	for _, c := range []struct {
 		name, path string
@@ -377,6 +393,14 @@ func run(nEvents, days int, dir, binary string, n int) error {
 	}
 	pruneTime := time.Since(t)
 	after := fileSize(path) + fileSize(path+"-wal")
+	kept := int64(nEvents) - ps.Events
+
+	// Upgrading a database of the previous schema (4) fills the summary
+	// from the events, once, when the daemon first opens it.
+	migration, err := downgradeAndUpgrade(path)
+	if err != nil {
+		return err
+	}
 
 	floors := map[string]time.Duration{}
 	for _, s := range out {
@@ -389,20 +413,45 @@ func run(nEvents, days int, dir, binary string, n int) error {
 			floors["process"] = s.pct(0.5)
 		}
 	}
-	fmt.Println("| what | p50 | p90 | max | p50 / floor | CPU per run |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| what | p50 | p90 | max | p50 / floor | CPU per run | note |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, s := range out {
 		ratio := "—"
 		if f := floors[s.floor]; f > 0 {
 			ratio = fmt.Sprintf("%.1f×", float64(s.pct(0.5))/float64(f))
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", s.name, ms3(s.pct(0.5)), ms3(s.pct(0.9)), ms3(s.pct(1)), ratio, ms3(s.cpu))
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", s.name, ms3(s.pct(0.5)), ms3(s.pct(0.9)), ms3(s.pct(1)), ratio, ms3(s.cpu), s.note)
 	}
 	fmt.Printf("\nthis process (generating, querying, committing): peak RSS %.1f MiB, Go heap in use %.1f MiB\n",
 		float64(ru.Maxrss)/1024, float64(ms.HeapInuse)/(1<<20))
 	fmt.Printf("prune to 90 days: %d events deleted in %s; database %.1f MiB → %.1f MiB (%.0f bytes per event kept)\n",
-		ps.Events, pruneTime.Round(time.Millisecond), float64(size)/(1<<20), float64(after)/(1<<20), float64(after)/float64(int64(nEvents)-ps.Events))
+		ps.Events, pruneTime.Round(time.Millisecond), float64(size)/(1<<20), float64(after)/(1<<20), float64(after)/float64(kept))
+	fmt.Printf("upgrade from schema 4 (summarising the %d events kept, once): %s (%.1f µs per event)\n",
+		kept, migration.Round(time.Millisecond), float64(migration.Microseconds())/float64(kept))
 	return nil
+}
+
+// downgradeAndUpgrade turns the database at path back into schema version
+// 4 (as an older fshealth left it) and times opening it, which upgrades it.
+func downgradeAndUpgrade(path string) (time.Duration, error) {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return 0, err
+	}
+	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
+		if _, err := db.Exec(q); err != nil {
+			db.Close()
+			return 0, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	db.Close()
+	t := time.Now()
+	s, err := store.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(t)
+	return d, s.Close()
 }
 
 func ms3(d time.Duration) string {
@@ -415,4 +464,62 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// daemonRSS starts `fshealth daemon` on the state directory state,
+// watching /, with a retention that keeps the whole history (the year it
+// holds would otherwise be pruned at start), and returns how long it took to log "ready" and its resident
+// set (VmRSS, KiB) then; it stops it.
+func daemonRSS(binary, dir, state string) (time.Duration, int64, error) {
+	cfg := filepath.Join(dir, "daemon.toml")
+	if err := os.WriteFile(cfg, []byte("[watch]\npaths = [\"/\"]\n\n[journal]\nmode = \"stderr\"\n\n[history]\nretention = \"400d\"\n"), 0o600); err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.Command(binary, "daemon", "--config", cfg, "--state-dir", state)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	t := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	ready := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		var log []byte
+		for {
+			n, err := stderr.Read(buf)
+			log = append(log, buf[:n]...)
+			if strings.Contains(string(log), "msg=ready") {
+				ready <- time.Since(t)
+				io.Copy(io.Discard, stderr)
+				return
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "daemon log:\n%s\n", log)
+				return
+			}
+		}
+	}()
+	select {
+	case d := <-ready:
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			return 0, 0, err
+		}
+		var rss int64
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &rss)
+			}
+		}
+		return d, rss, nil
+	case <-time.After(5 * time.Minute):
+		return 0, 0, fmt.Errorf("fshealth daemon on %s: not ready within 5 minutes", state)
+	}
 }
