@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -66,10 +67,16 @@ prints plus its "id".`,
 			defer st.Close()
 			q := store.EventQuery{Since: from, FS: fs, Limit: limit}
 			if asJSON {
-				return st.ScanEvents(cmd.Context(), q, func(_ *event.Event, raw []byte) error {
-					_, err := g.stdout.Write(append(raw, '\n'))
-					return err
+				// Buffered: one write(2) per 64 KiB, not per event.
+				w := bufio.NewWriterSize(g.stdout, 64<<10)
+				err := st.ScanRawEvents(cmd.Context(), q, func(raw []byte) error {
+					w.Write(raw)
+					return w.WriteByte('\n')
 				})
+				if err != nil {
+					return err
+				}
+				return w.Flush()
 			}
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tDEVICE\tMOUNTPOINT\tERROR\tCOUNT\tINODE\tPATH")

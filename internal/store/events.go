@@ -51,6 +51,19 @@ func (s *Store) fsKeysNamed(ctx context.Context, name string) ([]string, error) 
 // exactly as stored. Both are only valid during the call. An error from fn
 // stops the scan and is returned.
 func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.Event, raw []byte) error) error {
+	return s.scanEvents(ctx, q, true, fn)
+}
+
+// ScanRawEvents calls fn with the JSON object of each event q selects,
+// oldest first, exactly as stored, without decoding it (as `fshealth events
+// --json` prints them): raw is only valid during the call.
+func (s *Store) ScanRawEvents(ctx context.Context, q EventQuery, fn func(raw []byte) error) error {
+	return s.scanEvents(ctx, q, false, func(_ *event.Event, raw []byte) error { return fn(raw) })
+}
+
+// scanEvents is ScanEvents; the events are decoded only if decode is set
+// (fn then gets a nil event otherwise).
+func (s *Store) scanEvents(ctx context.Context, q EventQuery, decode bool, fn func(e *event.Event, raw []byte) error) error {
 	var (
 		where []string
 		args  []any
@@ -92,6 +105,12 @@ func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.E
 	for rows.Next() {
 		if err := rows.Scan(&raw); err != nil {
 			return s.errf("querying events", err)
+		}
+		if !decode {
+			if err := fn(nil, raw); err != nil {
+				return err
+			}
+			continue
 		}
 		var e event.Event
 		if err := json.Unmarshal(raw, &e); err != nil {

@@ -420,3 +420,26 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestScanRawEvents: the raw scan gives the stored objects, as ScanEvents
+// does, in the same order.
+func TestScanRawEvents(t *testing.T) {
+	s := openTemp(t)
+	commit(t, s, &Batch{Events: history()})
+	var decoded, raw []string
+	if err := s.ScanEvents(ctx, EventQuery{FS: "/data"}, func(_ *event.Event, r []byte) error {
+		decoded = append(decoded, string(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScanRawEvents(ctx, EventQuery{FS: "/data"}, func(r []byte) error {
+		raw = append(raw, string(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 5 || !reflect.DeepEqual(raw, decoded) {
+		t.Errorf("raw scan: %d objects, decoded scan %d; equal %v", len(raw), len(decoded), reflect.DeepEqual(raw, decoded))
+	}
+}
