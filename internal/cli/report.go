@@ -28,7 +28,7 @@ function:line, the function an XFS, btrfs or block layer message names), by
 errno, by source, by inode and path, by device, by disk and by 1 GiB region
 of sectors where a failed request names one; each group with its errors,
 events, first and last time. A chart shows the errors per hour (per day for
-periods over three days).
+periods over three days, in UTC).
 
 It reads a summary the daemon keeps up to date as it records each event, so
 it is fast on any history, and works while the daemon runs. The chart uses
@@ -48,7 +48,7 @@ and plain ASCII otherwise. --json prints one object.`,
 				return err
 			}
 			defer st.Close()
-			r, err := st.Report(cmd.Context(), store.ReportQuery{Since: from, FS: fs})
+			r, err := st.Report(cmd.Context(), store.ReportQuery{Since: from, FS: fs, Until: now})
 			if err != nil {
 				return err
 			}
@@ -114,8 +114,8 @@ type groupDoc struct {
 	Last   time.Time `json:"last"`
 }
 
-// rateDoc is a file system's errors per bucket (an hour or a day, local
-// time), every bucket of the period, oldest first.
+// rateDoc is a file system's errors per bucket (an hour, or a day in UTC),
+// every bucket of the period, oldest first.
 type rateDoc struct {
 	Bucket string      `json:"bucket"` // "hour" or "day"
 	Counts []bucketDoc `json:"counts"`
@@ -125,9 +125,6 @@ type bucketDoc struct {
 	Start  time.Time `json:"start"`
 	Errors uint64    `json:"errors"`
 }
-
-// maxHourlySpan is the longest period charted by the hour.
-const maxHourlySpan = 72 * time.Hour
 
 // reportJSON assembles the report of r, for the period from since (zero:
 // from the first error) to now.
@@ -170,56 +167,39 @@ func reportJSON(r *store.Report, fss []store.FilesystemStatus, since, now time.T
 		}
 	}
 	start := since
-	for _, h := range r.Hours {
-		if start.IsZero() || h.Hour.Before(start) {
-			start = h.Hour
+	for _, g := range r.Groups {
+		if start.IsZero() || g.First.Before(start) {
+			start = g.First
 		}
 	}
 	bucket := "hour"
-	if now.Sub(start) > maxHourlySpan {
+	if r.Bucket == 24*time.Hour {
 		bucket = "day"
 	}
 	for _, key := range order {
 		d := byKey[key]
-		d.Rate = rateDoc{Bucket: bucket, Counts: buckets(r.Hours, key, start, now, bucket)}
+		d.Rate = rateDoc{Bucket: bucket, Counts: buckets(r.Rate, key, start, now, r.Bucket)}
 		doc.Filesystems = append(doc.Filesystems, *d)
 	}
 	return doc
 }
 
-// bucketStart returns the start of the hour or (local) day t is in.
-func bucketStart(t time.Time, bucket string) time.Time {
-	if bucket == "hour" {
-		return t.Truncate(time.Hour)
-	}
-	y, m, d := t.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
-}
-
-// next returns the start of the bucket after the one starting at t.
-func next(t time.Time, bucket string) time.Time {
-	if bucket == "hour" {
-		return t.Add(time.Hour)
-	}
-	y, m, d := t.Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
-}
-
-// buckets returns the errors of the file system key in each bucket from the
-// one start is in to the one end is in.
-func buckets(hours []store.HourCount, key string, start, end time.Time, bucket string) []bucketDoc {
+// buckets returns the errors of the file system key in each bucket of
+// length size (an hour, or a UTC day) from the one start is in to the one
+// end is in.
+func buckets(rate []store.RateCount, key string, start, end time.Time, size time.Duration) []bucketDoc {
 	var out []bucketDoc
 	index := map[int64]int{}
-	for b := bucketStart(start.In(end.Location()), bucket); !b.After(end); b = next(b, bucket) {
+	for b := start.Truncate(size); !b.After(end); b = b.Add(size) {
 		index[b.Unix()] = len(out)
 		out = append(out, bucketDoc{Start: b})
 	}
-	for _, h := range hours {
-		if h.FSKey != key {
+	for _, c := range rate {
+		if c.FSKey != key {
 			continue
 		}
-		if i, ok := index[bucketStart(h.Hour.In(end.Location()), bucket).Unix()]; ok {
-			out[i].Errors += h.Errors
+		if i, ok := index[c.Start.Truncate(size).Unix()]; ok {
+			out[i].Errors += c.Errors
 		}
 	}
 	return out
@@ -256,11 +236,12 @@ func writeChart(w io.Writer, rate rateDoc, st reportStyle) {
 	for _, c := range rate.Counts {
 		top = max(top, c.Errors)
 	}
-	layout := "2006-01-02 15:04"
+	layout, per, loc := "2006-01-02 15:04", "hour", st.loc
 	if rate.Bucket == "day" {
-		layout = "2006-01-02"
+		// Days are UTC days: the summary counts them so.
+		layout, per, loc = "2006-01-02", "day (UTC)", time.UTC
 	}
-	fmt.Fprintf(w, "  errors per %s (a full bar: %d)\n", rate.Bucket, top)
+	fmt.Fprintf(w, "  errors per %s (a full bar: %d)\n", per, top)
 	pad := strings.Repeat(" ", len(layout)+1)
 	for i := 0; i < len(rate.Counts); i += chartWidth {
 		line := rate.Counts[i:min(i+chartWidth, len(rate.Counts))]
@@ -272,8 +253,8 @@ func writeChart(w io.Writer, rate rateDoc, st reportStyle) {
 			}
 			bars.WriteRune(levels[lv])
 		}
-		fmt.Fprintf(w, "  %s %s%s%s\n", line[0].Start.In(st.loc).Format(layout), edge, bars.String(), edge)
-		fmt.Fprintf(w, "  %s %s\n", pad, strings.TrimRight(axis(line, rate.Bucket, st.loc), " "))
+		fmt.Fprintf(w, "  %s %s%s%s\n", line[0].Start.In(loc).Format(layout), edge, bars.String(), edge)
+		fmt.Fprintf(w, "  %s %s\n", pad, strings.TrimRight(axis(line, rate.Bucket, loc), " "))
 	}
 }
 

@@ -89,7 +89,7 @@ func TestReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := now.Add(-24 * time.Hour)
-	r, err := st.Report(ctx, store.ReportQuery{Since: since})
+	r, err := st.Report(ctx, store.ReportQuery{Since: since, Until: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestReportGolden(t *testing.T) {
 	}
 	// A week: a bar per day; only /backup.
 	since = now.Add(-7 * 24 * time.Hour)
-	r, err = st.Report(ctx, store.ReportQuery{Since: since, FS: "/backup"})
+	r, err = st.Report(ctx, store.ReportQuery{Since: since, FS: "/backup", Until: now})
 	if err != nil {
 		t.Fatal(err)
 	}

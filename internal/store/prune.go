@@ -47,6 +47,8 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		{"hourly error summaries", new(int64), pruneGroupsSQL(1)},
 		{"daily error summaries", new(int64), pruneGroupsSQL(24)},
 		{"30-day error summaries", new(int64), pruneGroupsSQL(720)},
+		{"hourly error rates", new(int64), pruneRateSQL(1)},
+		{"daily error rates", new(int64), pruneRateSQL(24)},
 		{"outbox rows", &st.Deliveries, `DELETE FROM outbox WHERE id IN
 			(SELECT id FROM outbox WHERE created < ?1 AND state <> 'pending' LIMIT ?2)`},
 		{"actions", &st.Actions, `DELETE FROM actions WHERE id IN
@@ -142,7 +144,14 @@ func (s *Store) vacuum(ctx context.Context) (freed, size int64, err error) {
 // pruneGroupsSQL deletes (up to ?2) the rows of error_groups of span hours
 // whose bucket ends at or before ?1 (Unix ns).
 func pruneGroupsSQL(span int64) string {
-	return fmt.Sprintf(`DELETE FROM error_groups WHERE (span, dim, bucket, fs_key, value) IN
-			(SELECT span, dim, bucket, fs_key, value FROM error_groups WHERE span = %d AND bucket < ?1 / %d LIMIT ?2)`,
+	return fmt.Sprintf(`DELETE FROM error_groups WHERE (span, bucket, dim, fs_key, value) IN
+			(SELECT span, bucket, dim, fs_key, value FROM error_groups WHERE span = %d AND bucket < ?1 / %d LIMIT ?2)`,
+		span, span*int64(time.Hour))
+}
+
+// pruneRateSQL is pruneGroupsSQL for error_rate.
+func pruneRateSQL(span int64) string {
+	return fmt.Sprintf(`DELETE FROM error_rate WHERE (span, bucket, fs_key) IN
+			(SELECT span, bucket, fs_key FROM error_rate WHERE span = %d AND bucket < ?1 / %d LIMIT ?2)`,
 		span, span*int64(time.Hour))
 }

@@ -23,6 +23,9 @@ type ReportQuery struct {
 	// FS keeps only the file system known by this name (a mount point, a
 	// UUID or a device, as EventQuery.FS); empty means every one.
 	FS string
+	// Until is the end of the period, for the choice of the rate's bucket;
+	// zero means now.
+	Until time.Time
 }
 
 // Group is the errors of one file system that have one value of one
@@ -45,21 +48,29 @@ type Group struct {
 	labelAt int64
 }
 
-// HourCount is the errors of one file system in one hour.
-type HourCount struct {
+// RateCount is the errors of one file system in one bucket of the rate
+// (an hour, or a day).
+type RateCount struct {
 	FSKey string `json:"fs_key"`
-	// Hour is the hour's start.
-	Hour   time.Time `json:"hour"`
+	// Start is the bucket's start.
+	Start  time.Time `json:"start"`
 	Errors uint64    `json:"errors"`
 	Events uint64    `json:"events"`
 }
 
+// MaxHourlySpan is the longest period whose rate a report gives per hour;
+// longer ones are given per day (UTC).
+const MaxHourlySpan = 72 * time.Hour
+
 // Report is the history summarised: the groups, by file system, grouping
-// (in the order of Dims) and errors, most first; and the errors per hour,
-// oldest first (hours without errors left out).
+// (in the order of Dims) and errors, most first; and the rate of errors,
+// per hour or per day, oldest first (buckets without errors left out).
 type Report struct {
 	Groups []Group
-	Hours  []HourCount
+	// Bucket is the rate's bucket: time.Hour, or 24 hours (UTC days) when
+	// the period is longer than MaxHourlySpan.
+	Bucket time.Duration
+	Rate   []RateCount
 }
 
 // Report summarises the errors q selects. It reads the summary kept at
@@ -96,7 +107,23 @@ func report(ctx context.Context, tx *sql.Tx, q ReportQuery) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	hours, err := sumHours(ctx, tx, since, keys)
+	// The rate per hour for short periods, else per day.
+	start, until := q.Since, q.Until
+	if until.IsZero() {
+		until = time.Now()
+	}
+	if start.IsZero() {
+		for _, g := range groups {
+			if start.IsZero() || g.First.Before(start) {
+				start = g.First
+			}
+		}
+	}
+	span := int64(1)
+	if until.Sub(start) > MaxHourlySpan {
+		span = 24
+	}
+	rate, err := sumRate(ctx, tx, since, keys, span)
 	if err != nil {
 		return nil, err
 	}
@@ -115,17 +142,13 @@ ORDER BY last DESC LIMIT 1`, k.fsKey, k.val).Scan(&path)
 		}
 		g.Label = path
 	}
-	return assemble(groups, hours), nil
+	r := assemble(groups, rate)
+	r.Bucket = time.Duration(span) * time.Hour
+	return r, nil
 }
 
 // gk identifies a group of a report.
 type gk struct{ fsKey, dim, val string }
-
-// hk identifies an hour of a file system.
-type hk struct {
-	fsKey string
-	hour  int64
-}
 
 // sumGroups adds up the groups of the errors received at or after since
 // (Unix ns; 0: all) of the file systems keys (nil: all) and of the
@@ -249,42 +272,61 @@ func addLabel(out map[gk]*Group, k gk, label string, last int64) {
 	}
 }
 
-// sumHours adds up the errors of each hour from the one since is in on,
-// those of that hour from since on.
-func sumHours(ctx context.Context, tx *sql.Tx, since int64, keys []string) (map[hk]*HourCount, error) {
-	fromHour := bucketAfter(since, hourNS)
-	if since == 0 {
-		fromHour = math.MinInt64 / hourNS
-	}
+// rk identifies a bucket of the rate of a file system.
+type rk struct {
+	fsKey  string
+	bucket int64
+}
+
+// sumRate adds up the errors per bucket of span hours (1 or 24) from the
+// one since is in on, those of that bucket from since on: whole buckets of
+// the span from error_rate, for days the hours before the first whole day
+// from error_rate too, and the rest of the hour since is in from the
+// events.
+func sumRate(ctx context.Context, tx *sql.Tx, since int64, keys []string, span int64) (map[rk]*RateCount, error) {
+	size := span * hourNS
 	fsCond, fsArgs := inKeys("fs_key", keys)
-	out := map[hk]*HourCount{}
-	add := func(k hk, errs, evs int64) {
-		h := out[k]
-		if h == nil {
-			h = &HourCount{FSKey: k.fsKey, Hour: time.Unix(0, k.hour*hourNS)}
-			out[k] = h
+	out := map[rk]*RateCount{}
+	add := func(key string, bucket, errs, evs int64) {
+		k := rk{key, bucket}
+		c := out[k]
+		if c == nil {
+			c = &RateCount{FSKey: key, Start: time.Unix(0, bucket*size)}
+			out[k] = c
 		}
-		h.Errors += uint64(errs)
-		h.Events += uint64(evs)
+		c.Errors += uint64(errs)
+		c.Events += uint64(evs)
 	}
-	// Every error has exactly one errno: its rows count each error once.
-	rows, err := tx.QueryContext(ctx, `SELECT fs_key, bucket, sum(errors), sum(events) FROM error_groups
-WHERE span = 1 AND dim = 'errno' AND bucket >= ?`+fsCond+` GROUP BY fs_key, bucket`, append([]any{fromHour}, fsArgs...)...)
-	if err != nil {
-		return nil, err
+	fromHour, from := bucketAfter(since, hourNS), bucketAfter(since, size)
+	if since == 0 {
+		fromHour, from = math.MinInt64/hourNS, math.MinInt64/size
 	}
-	for rows.Next() {
-		var k hk
-		var errs, evs int64
-		if err := rows.Scan(&k.fsKey, &k.hour, &errs, &evs); err != nil {
-			rows.Close()
+	levels := []struct{ span, from, to int64 }{{span, from, math.MaxInt64}}
+	if span != 1 {
+		levels = append(levels, struct{ span, from, to int64 }{1, fromHour, from * span})
+	}
+	for _, l := range levels {
+		if l.from >= l.to {
+			continue
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT fs_key, bucket, errors, events FROM error_rate
+WHERE span = ? AND bucket >= ? AND bucket < ?`+fsCond, append([]any{l.span, l.from, l.to}, fsArgs...)...)
+		if err != nil {
 			return nil, err
 		}
-		add(k, errs, evs)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+		for rows.Next() {
+			var key string
+			var bucket, errs, evs int64
+			if err := rows.Scan(&key, &bucket, &errs, &evs); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			add(key, bucketOf(bucket*l.span*hourNS, size), errs, evs)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
 	if since != 0 && since < fromHour*hourNS {
 		rows, err := tx.QueryContext(ctx, `SELECT fs_key, sum(error_count), count(*) FROM events
@@ -300,7 +342,7 @@ WHERE kind = 'error' AND fs_key IS NOT NULL AND time >= ? AND time < ?`+fsCond+`
 			if err := rows.Scan(&key, &errs, &evs); err != nil {
 				return nil, err
 			}
-			add(hk{key, fromHour - 1}, errs, evs)
+			add(key, bucketOf(since, size), errs, evs)
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
@@ -310,13 +352,13 @@ WHERE kind = 'error' AND fs_key IS NOT NULL AND time >= ? AND time < ?`+fsCond+`
 }
 
 // assemble orders the groups and hours into a Report.
-func assemble(groups map[gk]*Group, hours map[hk]*HourCount) *Report {
-	r := &Report{Groups: make([]Group, 0, len(groups)), Hours: make([]HourCount, 0, len(hours))}
+func assemble(groups map[gk]*Group, rate map[rk]*RateCount) *Report {
+	r := &Report{Groups: make([]Group, 0, len(groups)), Rate: make([]RateCount, 0, len(rate))}
 	for _, g := range groups {
 		r.Groups = append(r.Groups, *g)
 	}
-	for _, h := range hours {
-		r.Hours = append(r.Hours, *h)
+	for _, c := range rate {
+		r.Rate = append(r.Rate, *c)
 	}
 	dimRank := map[string]int{}
 	for i, d := range Dims {
@@ -334,10 +376,10 @@ func assemble(groups map[gk]*Group, hours map[hk]*HourCount) *Report {
 		}
 		return a.Value < b.Value
 	})
-	sort.Slice(r.Hours, func(i, j int) bool {
-		a, b := &r.Hours[i], &r.Hours[j]
-		if !a.Hour.Equal(b.Hour) {
-			return a.Hour.Before(b.Hour)
+	sort.Slice(r.Rate, func(i, j int) bool {
+		a, b := &r.Rate[i], &r.Rate[j]
+		if !a.Start.Equal(b.Start) {
+			return a.Start.Before(b.Start)
 		}
 		return a.FSKey < b.FSKey
 	})

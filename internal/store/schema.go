@@ -159,12 +159,13 @@ CREATE INDEX requests_pending ON requests(id) WHERE done = 0;
 -- location, errno, source, file, device, disk, region), the errors and
 -- events of each value, and the first and last time. A period is read from
 -- its whole 30-day buckets, then whole days, then whole hours, then the
--- events of its first, partial hour. Prune deletes the buckets it deletes
--- all the events of.
+-- events of its first, partial hour. The rows of one bucket are adjacent,
+-- so a commit updates few pages. Prune deletes the buckets it deletes all
+-- the events of.
 CREATE TABLE error_groups (
 	span   INTEGER NOT NULL,
-	dim    TEXT NOT NULL,
 	bucket INTEGER NOT NULL,
+	dim    TEXT NOT NULL,
 	fs_key TEXT NOT NULL,
 	value  TEXT NOT NULL,
 	label  TEXT NOT NULL DEFAULT '',          -- file: a path it was known by
@@ -172,9 +173,19 @@ CREATE TABLE error_groups (
 	events INTEGER NOT NULL,
 	first  INTEGER NOT NULL,
 	last   INTEGER NOT NULL,
-	PRIMARY KEY (span, dim, bucket, fs_key, value)
+	PRIMARY KEY (span, bucket, dim, fs_key, value)
 ) WITHOUT ROWID;
-CREATE INDEX error_groups_bucket ON error_groups(span, bucket);
+
+-- The errors and events of each file system per hour and per day (span 1
+-- and 24, as above), for the rate chart of fshealth report.
+CREATE TABLE error_rate (
+	span   INTEGER NOT NULL,
+	bucket INTEGER NOT NULL,
+	fs_key TEXT NOT NULL,
+	errors INTEGER NOT NULL,
+	events INTEGER NOT NULL,
+	PRIMARY KEY (span, bucket, fs_key)
+) WITHOUT ROWID;
 
 -- The files (inodes) that reported errors since their file system was
 -- last marked healthy (which empties its list), like zpool status -v.

@@ -43,8 +43,11 @@ var Dims = []string{DimLocation, DimErrno, DimSource, DimFile, DimDevice, DimDis
 const hourNS = int64(time.Hour)
 
 // spans are the lengths of the summary's time buckets, in hours, longest
-// first: 30 days, a day, an hour.
-var spans = []int64{720, 24, 1}
+// first: 30 days, a day, an hour; rateSpans those of the rate.
+var (
+	spans     = []int64{720, 24, 1}
+	rateSpans = []int64{24, 1}
+)
 
 // bucketOf returns the bucket of length size the Unix nanoseconds t are in.
 func bucketOf(t, size int64) int64 {
@@ -103,6 +106,8 @@ type fileSum struct {
 type summary struct {
 	// parts says which tables the summary writes.
 	parts      summaryParts
+	rate       map[rateKey]*[2]int64 // errors, events
+	rateOrder  []rateKey
 	groups     map[groupKey]*groupSum
 	groupOrder []groupKey
 	files      map[fileKey]*fileSum
@@ -110,7 +115,7 @@ type summary struct {
 }
 
 func newSummary(parts summaryParts) *summary {
-	return &summary{parts: parts, groups: map[groupKey]*groupSum{}, files: map[fileKey]*fileSum{}}
+	return &summary{parts: parts, rate: map[rateKey]*[2]int64{}, groups: map[groupKey]*groupSum{}, files: map[fileKey]*fileSum{}}
 }
 
 // summaryParts selects the tables a summary writes.
@@ -123,7 +128,13 @@ const (
 )
 
 // empty reports whether the summary has nothing to write.
-func (s *summary) empty() bool { return len(s.groups) == 0 && len(s.files) == 0 }
+func (s *summary) empty() bool { return len(s.groups) == 0 && len(s.files) == 0 && len(s.rate) == 0 }
+
+// rateKey identifies one row of error_rate.
+type rateKey struct {
+	span, bucket int64
+	fsKey        string
+}
 
 // add counts one event; fsKey is its file system's key. Only error events
 // are summarised.
@@ -137,6 +148,17 @@ func (s *summary) add(ev *event.Event, fsKey string) {
 	}
 	n := int64(ev.ErrorCount)
 	if s.parts&summaryGroups != 0 {
+		for _, span := range rateSpans {
+			k := rateKey{span, bucketOf(t, span*hourNS), fsKey}
+			r := s.rate[k]
+			if r == nil {
+				r = new([2]int64)
+				s.rate[k] = r
+				s.rateOrder = append(s.rateOrder, k)
+			}
+			r[0] += n
+			r[1]++
+		}
 		for _, g := range groupsOf(ev) {
 			for _, span := range spans {
 				s.addGroup(groupKey{span, bucketOf(t, span*hourNS), g.dim, fsKey, g.value}, g.label, n, t)
@@ -229,14 +251,16 @@ func singleDisk(layers []storage.Layer) string {
 
 // summaryStmts are the statements that write a summary.
 type summaryStmts struct {
-	upsertGroup, upsertFile, markReplaced *sql.Stmt
+	upsertGroup, upsertRate, upsertFile, markReplaced *sql.Stmt
 }
 
 // The statements of summaryStmts.
 const (
+	upsertRateSQL = `INSERT INTO error_rate (span, bucket, fs_key, errors, events) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (span, bucket, fs_key) DO UPDATE SET errors = errors + excluded.errors, events = events + excluded.events`
 	upsertGroupSQL = `INSERT INTO error_groups (span, dim, bucket, fs_key, value, label, errors, events, first, last)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (span, dim, bucket, fs_key, value) DO UPDATE SET
+ON CONFLICT (span, bucket, dim, fs_key, value) DO UPDATE SET
 	label = iif(excluded.label <> '', excluded.label, label),
 	errors = errors + excluded.errors, events = events + excluded.events,
 	first = min(first, excluded.first), last = max(last, excluded.last)`
@@ -265,7 +289,7 @@ func prepareSummary(ctx context.Context, p interface {
 	for _, x := range []struct {
 		dst **sql.Stmt
 		sql string
-	}{{&st.upsertGroup, upsertGroupSQL}, {&st.upsertFile, upsertFileSQL}, {&st.markReplaced, markReplacedSQL}} {
+	}{{&st.upsertGroup, upsertGroupSQL}, {&st.upsertRate, upsertRateSQL}, {&st.upsertFile, upsertFileSQL}, {&st.markReplaced, markReplacedSQL}} {
 		stmt, err := p.PrepareContext(ctx, x.sql)
 		if err != nil {
 			st.close()
@@ -277,7 +301,7 @@ func prepareSummary(ctx context.Context, p interface {
 }
 
 func (st *summaryStmts) close() {
-	for _, p := range []*sql.Stmt{st.upsertGroup, st.upsertFile, st.markReplaced} {
+	for _, p := range []*sql.Stmt{st.upsertGroup, st.upsertRate, st.upsertFile, st.markReplaced} {
 		if p != nil {
 			p.Close()
 		}
@@ -286,11 +310,18 @@ func (st *summaryStmts) close() {
 
 // inTx returns the statements bound to tx.
 func (st *summaryStmts) inTx(ctx context.Context, tx *sql.Tx) *summaryStmts {
-	return &summaryStmts{tx.StmtContext(ctx, st.upsertGroup), tx.StmtContext(ctx, st.upsertFile), tx.StmtContext(ctx, st.markReplaced)}
+	return &summaryStmts{tx.StmtContext(ctx, st.upsertGroup), tx.StmtContext(ctx, st.upsertRate), tx.StmtContext(ctx, st.upsertFile),
+		tx.StmtContext(ctx, st.markReplaced)}
 }
 
 // write adds the summary to the tables with the statements st.
 func (s *summary) write(ctx context.Context, st *summaryStmts) error {
+	for _, k := range s.rateOrder {
+		r := s.rate[k]
+		if _, err := st.upsertRate.ExecContext(ctx, k.span, k.bucket, k.fsKey, r[0], r[1]); err != nil {
+			return fmt.Errorf("error rate of %s: %w", k.fsKey, err)
+		}
+	}
 	for _, k := range s.groupOrder {
 		g := s.groups[k]
 		if _, err := st.upsertGroup.ExecContext(ctx, k.span, k.dim, k.bucket, k.fsKey, k.val, g.label, g.errors, g.events, g.first, g.last); err != nil {
@@ -340,7 +371,7 @@ func summariseStored(ctx context.Context, tx *sql.Tx, parts summaryParts, query 
 			return fmt.Errorf("stored event is not valid JSON: %w", err)
 		}
 		sum.add(&e, key.String)
-		if len(sum.groups)+len(sum.files) > 4096 {
+		if len(sum.groups)+len(sum.files)+len(sum.rate) > 4096 {
 			if err := flush(); err != nil {
 				return err
 			}

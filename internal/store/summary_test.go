@@ -56,29 +56,48 @@ func history() []event.Event {
 	}
 }
 
-// bruteReport computes what Report must return from the events alone.
-func bruteReport(evs []event.Event, since time.Time, keys map[string]bool) *Report {
+// bruteReport computes what Report must return for q from the events
+// alone.
+func bruteReport(evs []event.Event, q ReportQuery, keys map[string]bool) *Report {
 	groups := map[gk]*Group{}
-	hours := map[hk]*HourCount{}
+	var sel []*event.Event
+	start := q.Since
 	for i := range evs {
 		e := &evs[i]
-		if e.Time.Before(since) || keys != nil && !keys[e.FSKey()] || e.Kind != event.KindError {
+		if e.Time.Before(q.Since) || keys != nil && !keys[e.FSKey()] || e.Kind != event.KindError {
 			continue
 		}
+		sel = append(sel, e)
+		if q.Since.IsZero() && (start.IsZero() || e.Time.Before(start)) {
+			start = e.Time.Time
+		}
+	}
+	until := q.Until
+	if until.IsZero() {
+		until = time.Now()
+	}
+	span := int64(1)
+	if until.Sub(start) > MaxHourlySpan {
+		span = 24
+	}
+	rate := map[rk]*RateCount{}
+	for _, e := range sel {
 		t, n := e.Time.UnixNano(), int64(e.ErrorCount)
 		for _, g := range groupsOf(e) {
 			k := gk{e.FSKey(), g.dim, g.value}
 			addGroup(groups, k, "", n, 1, t, t)
 			addLabel(groups, k, g.label, t)
 		}
-		k := hk{e.FSKey(), hourOf(t)}
-		if hours[k] == nil {
-			hours[k] = &HourCount{FSKey: k.fsKey, Hour: time.Unix(0, k.hour*hourNS)}
+		k := rk{e.FSKey(), bucketOf(t, span*hourNS)}
+		if rate[k] == nil {
+			rate[k] = &RateCount{FSKey: k.fsKey, Start: time.Unix(0, k.bucket*span*hourNS)}
 		}
-		hours[k].Errors += uint64(n)
-		hours[k].Events++
+		rate[k].Errors += uint64(n)
+		rate[k].Events++
 	}
-	return assemble(groups, hours)
+	r := assemble(groups, rate)
+	r.Bucket = time.Duration(span) * time.Hour
+	return r
 }
 
 // withFoundPaths gives the inode groups of r without a label the path the
@@ -112,7 +131,8 @@ func TestReport(t *testing.T) {
 	commit(t, s, &Batch{Events: evs[3:5]})
 	commit(t, s, &Batch{Events: evs[5:]})
 
-	r, err := s.Report(ctx, ReportQuery{})
+	until := evs[7].Time.Add(time.Hour)
+	r, err := s.Report(ctx, ReportQuery{Until: until})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +162,11 @@ func TestReport(t *testing.T) {
 		t.Errorf("groups:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	var hours []string
-	for _, h := range r.Hours {
-		hours = append(hours, fmt.Sprintf("%s+%dh:%d", h.FSKey[:4], h.Hour.Sub(base.Truncate(time.Hour))/time.Hour, h.Errors))
+	for _, h := range r.Rate {
+		hours = append(hours, fmt.Sprintf("%s+%dh:%d", h.FSKey[:4], h.Start.Sub(base.Truncate(time.Hour))/time.Hour, h.Errors))
+	}
+	if r.Bucket != time.Hour {
+		t.Errorf("the rate of a few hours is per %v, want per hour", r.Bucket)
 	}
 	if w := "1b4e+0h:4 1b4e+1h:1 6f1c+2h:1 1b4e+3h:1 6f1c+5h:2"; strings.Join(hours, " ") != w {
 		t.Errorf("hours %s, want %s", strings.Join(hours, " "), w)
@@ -157,19 +180,22 @@ func TestReport(t *testing.T) {
 	for _, since := range []time.Time{{}, evs[1].Time.Time, evs[1].Time.Add(time.Nanosecond), base.Truncate(time.Hour).Add(time.Hour),
 		evs[4].Time.Add(-time.Minute), evs[7].Time.Add(time.Second)} {
 		for _, fs := range []string{"", "/data", fs2.UUID} {
-			got, err := s.Report(ctx, ReportQuery{Since: since, FS: fs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var keys map[string]bool
-			switch fs {
-			case "/data":
-				keys = map[string]bool{fs1.UUID: true}
-			case fs2.UUID:
-				keys = map[string]bool{fs2.UUID: true}
-			}
-			if want := withFoundPaths(t, s, bruteReport(evs, since, keys)); !reflect.DeepEqual(got, want) {
-				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
+			for _, until := range []time.Time{until, {}} {
+				q := ReportQuery{Since: since, FS: fs, Until: until}
+				got, err := s.Report(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var keys map[string]bool
+				switch fs {
+				case "/data":
+					keys = map[string]bool{fs1.UUID: true}
+				case fs2.UUID:
+					keys = map[string]bool{fs2.UUID: true}
+				}
+				if want := withFoundPaths(t, s, bruteReport(evs, q, keys)); !reflect.DeepEqual(got, want) {
+					t.Errorf("%+v:\n%+v\nwant\n%+v", q, got, want)
+				}
 			}
 		}
 	}
@@ -181,9 +207,9 @@ func TestReport(t *testing.T) {
 	if _, err := s.Prune(ctx, evs[4].Time.Time); err != nil {
 		t.Fatal(err)
 	}
-	r, _ = s.Report(ctx, ReportQuery{})
-	if len(r.Hours) != 3 || !r.Hours[0].Hour.Equal(base.Truncate(time.Hour).Add(2*time.Hour)) {
-		t.Errorf("hours after pruning: %+v", r.Hours)
+	r, _ = s.Report(ctx, ReportQuery{Until: until})
+	if len(r.Rate) != 3 || !r.Rate[0].Start.Equal(base.Truncate(time.Hour).Add(2*time.Hour)) {
+		t.Errorf("hours after pruning: %+v", r.Rate)
 	}
 }
 
@@ -215,16 +241,19 @@ func TestReportAcrossDays(t *testing.T) {
 	for _, since := range []time.Time{{}, day, day.Add(time.Nanosecond), day.Add(24 * time.Hour), day.Add(30*time.Hour + 7*time.Minute),
 		day.Add(47*time.Hour + 59*time.Minute), day.Add(72 * time.Hour), day.Add(200 * time.Hour), month, month.Add(-time.Hour), month.Add(time.Minute)} {
 		for _, fs := range []string{"", fs2.UUID} {
-			got, err := s.Report(ctx, ReportQuery{Since: since, FS: fs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var keys map[string]bool
-			if fs != "" {
-				keys = map[string]bool{fs: true}
-			}
-			if want := withFoundPaths(t, s, bruteReport(evs, since, keys)); !reflect.DeepEqual(got, want) {
-				t.Errorf("since %v fs %q:\n%+v\nwant\n%+v", since, fs, got, want)
+			for _, until := range []time.Time{{}, since.Add(48 * time.Hour)} {
+				q := ReportQuery{Since: since, FS: fs, Until: until}
+				got, err := s.Report(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var keys map[string]bool
+				if fs != "" {
+					keys = map[string]bool{fs: true}
+				}
+				if want := withFoundPaths(t, s, bruteReport(evs, q, keys)); !reflect.DeepEqual(got, want) {
+					t.Errorf("%+v:\n%+v\nwant\n%+v", q, got, want)
+				}
 			}
 		}
 	}
@@ -304,7 +333,7 @@ func TestMigrationBackfillsSummary(t *testing.T) {
 	want, _ := s.Report(ctx, ReportQuery{})
 	wantFiles, _ := s.DamagedFiles(ctx, "")
 	// Back to version 4, as an older fshealth left it.
-	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
+	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE error_rate`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
 		if _, err := s.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -377,7 +406,7 @@ func TestMergeSummarises(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := disk.Report(ctx, ReportQuery{})
-	if want := withFoundPaths(t, disk, bruteReport(evs, time.Time{}, nil)); !reflect.DeepEqual(got, want) {
+	if want := withFoundPaths(t, disk, bruteReport(evs, ReportQuery{}, nil)); !reflect.DeepEqual(got, want) {
 		t.Errorf("merged report:\n%+v\nwant\n%+v", got, want)
 	}
 }
@@ -396,10 +425,11 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{"AttachPath", `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND ` + pendingSQL + ` ORDER BY seq`, []any{"k", "error"}, "events_path_pending"},
 		{"PendingPaths", `SELECT fs_key, json FROM events INDEXED BY events_path_pending WHERE kind = ? AND ` + pendingSQL + ` ORDER BY seq DESC`, []any{"error"}, "events_path_pending"},
 		{"overflows", `SELECT count(*), coalesce(max(time), 0) FROM events WHERE kind = 'overflow' AND time >= ?`, []any{1}, "events_time"},
-		{"report buckets", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? GROUP BY fs_key, dim, value`, []any{24, 1, 2}, "error_groups_bucket"},
-		{"report rate", `SELECT fs_key, bucket, sum(errors), sum(events) FROM error_groups WHERE span = 1 AND dim = 'errno' AND bucket >= ? GROUP BY fs_key, bucket`, []any{1}, "error_groups"},
-		{"check errnos", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? AND fs_key IN (?) AND dim = ? GROUP BY fs_key, dim, value`, []any{24, 1, 2, "k", "errno"}, "error_groups"},
-		{"prune summaries", pruneGroupsSQL(24), []any{1, 2}, "error_groups"},
+		{"report buckets", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? GROUP BY fs_key, dim, value`, []any{24, 1, 2}, "PRIMARY KEY"},
+		{"report rate", `SELECT fs_key, bucket, errors, events FROM error_rate WHERE span = ? AND bucket >= ? AND bucket < ?`, []any{1, 1, 2}, "PRIMARY KEY"},
+		{"check errnos", `SELECT fs_key, dim, value, sum(errors), sum(events), min(first), max(last) FROM error_groups WHERE span = ? AND bucket >= ? AND bucket < ? AND fs_key IN (?) AND dim = ? GROUP BY fs_key, dim, value`, []any{24, 1, 2, "k", "errno"}, "PRIMARY KEY"},
+		{"prune summaries", pruneGroupsSQL(24), []any{1, 2}, "PRIMARY KEY"},
+		{"prune rates", pruneRateSQL(24), []any{1, 2}, "PRIMARY KEY"},
 		{"events --fs, keys resolved", `SELECT json FROM (SELECT seq, time, json FROM events WHERE time >= ? AND fs_key IN (?)) ORDER BY time, seq`, []any{1, "k"}, "events_fs_time"},
 	} {
 		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
