@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-first-alert bench-mount bench-mounts fuzz clean man deb image
+.PHONY: all build test demo deps bench bench-latency bench-first-alert bench-mount bench-mounts bench-history fuzz clean man deb image
 
 all: build
 
@@ -111,6 +111,11 @@ bench-mount: build
 # one read of /proc/self/mountinfo (as root; docs/benchmarks.md).
 bench-mounts:
 	$(GO) run ./internal/mounts/mountbench -sizes 100,1000,10000 -burst 1000
+
+# A big history: 1,000,000 events over a year; events, status, check and
+# report on it, and the daemon's commit, against same-run floors.
+bench-history: build
+	$(GO) run ./internal/store/benchhistory --fshealth bin/fshealth
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./fanotify

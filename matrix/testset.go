@@ -72,6 +72,9 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/e2e", Name: "TestFirstAlertDoesNotWaitForExt4Record"},
 	// Errors ext4 counted whose reports never came (7.0+ may drop them).
 	{Pkg: "./internal/e2e", Name: "TestShortfallWithoutOverflowIsReconciled"},
+	// The history grouped by code location and inode, and the damaged
+	// files, from real errors on two ext4 file systems.
+	{Pkg: "./internal/e2e", Name: "TestReportOnRealErrors"},
 	// Real device failures (device-mapper: dm-flakey) under each
 	// file system: metadata reads, data reads, writes.
 	{Pkg: "./internal/watch", Name: "TestDeviceFailureExt4MetadataRead"},

@@ -70,8 +70,43 @@ type Alert struct {
 	Since time.Time `json:"since"`
 	// Event is the event that raised the alert (the latest, for digests).
 	Event *event.Event `json:"event,omitempty"`
+	// TopLocations are, on digests, reminders and resolved alerts, the
+	// kernel code locations that reported the incident's errors most
+	// often (ext4's function:line, the function of an XFS, btrfs or block
+	// layer message), at most MaxTop, most errors first.
+	TopLocations []Tally `json:"top_locations,omitempty"`
+	// DamagedFiles are, on digests, reminders and resolved alerts, the
+	// files (inodes) the incident's errors were about, at most
+	// MaxDamagedFiles, most errors first.
+	DamagedFiles []DamagedFile `json:"damaged_files,omitempty"`
 	// Test marks alerts sent by `fshealth test-alert`.
 	Test bool `json:"test,omitempty"`
+}
+
+// MaxTop and MaxDamagedFiles bound TopLocations and DamagedFiles.
+const (
+	MaxTop          = 5
+	MaxDamagedFiles = 10
+)
+
+// Tally is how many errors had one value (a code location), and when the
+// last of them was received.
+type Tally struct {
+	Value  string    `json:"value"`
+	Errors uint64    `json:"errors"`
+	Last   time.Time `json:"last"`
+}
+
+// DamagedFile is a file an incident's errors were about.
+type DamagedFile struct {
+	Inode uint64 `json:"inode"`
+	// Generation is absent when the errors did not say.
+	Generation *uint32 `json:"generation,omitempty"`
+	// Path is the file's path when it was found (read-only, on the
+	// device).
+	Path   string    `json:"path,omitempty"`
+	Errors uint64    `json:"errors"`
+	Last   time.Time `json:"last"`
 }
 
 // Notifier is one configured delivery channel.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -66,10 +67,16 @@ prints plus its "id".`,
 			defer st.Close()
 			q := store.EventQuery{Since: from, FS: fs, Limit: limit}
 			if asJSON {
-				return st.ScanEvents(cmd.Context(), q, func(_ *event.Event, raw []byte) error {
-					_, err := g.stdout.Write(append(raw, '\n'))
-					return err
+				// Buffered: one write(2) per 64 KiB, not per event.
+				w := bufio.NewWriterSize(g.stdout, 64<<10)
+				err := st.ScanRawEvents(cmd.Context(), q, func(raw []byte) error {
+					w.Write(raw)
+					return w.WriteByte('\n')
 				})
+				if err != nil {
+					return err
+				}
+				return w.Flush()
 			}
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tDEVICE\tMOUNTPOINT\tERROR\tCOUNT\tINODE\tPATH")
@@ -127,13 +134,19 @@ func writeEventRow(w io.Writer, e *event.Event) error {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, files bool
 	cmd := &cobra.Command{
-		Use:   "status [--json]",
+		Use:   "status [--files] [--json]",
 		Short: "Show each file system's health and whether the daemon runs",
 		Long: `Show every file system the daemon watches or has seen: its health (ok, or
 errors seen: since when, how many, the last one), the last recovery action,
-the alert delivery backlog, and whether the daemon is running.`,
+the alert delivery backlog, and whether the daemon is running.
+
+--files lists, for each file system, the files that reported errors since it
+was last healthy (like zpool status -v): inode, generation, path (found
+read-only on the device, never by opening the file), errno, errors, first
+and last time; and whether the file was deleted or its inode reused since.
+'fshealth resolve' empties the list. --json always has the lists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.stateDir()
@@ -168,6 +181,12 @@ the alert delivery backlog, and whether the daemon is running.`,
 			if err != nil {
 				return err
 			}
+			var damaged []store.DamagedFile
+			if files || asJSON {
+				if damaged, err = st.DamagedFiles(cmd.Context(), ""); err != nil {
+					return err
+				}
+			}
 			disks, err := daemon.ReadDiskHealth(dir)
 			if err != nil {
 				fmt.Fprintf(g.stderr, "fshealth: the disks' health cannot be read: %v\n", err)
@@ -177,10 +196,14 @@ the alert delivery backlog, and whether the daemon is running.`,
 				doc.Disks = disks
 				doc.History = historyDoc(rt, dir)
 				addLastPaths(&doc, fss, last)
+				addDamagedFiles(&doc, fss, damaged)
 				return json.NewEncoder(g.stdout).Encode(doc)
 			}
 			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
 				return err
+			}
+			if files {
+				writeDamagedFiles(g.stdout, fss, damaged, time.Local)
 			}
 			writeDiskStatus(g.stdout, disks)
 			writeHistoryState(g.stdout, rt, dir)
@@ -188,6 +211,7 @@ the alert delivery backlog, and whether the daemon is running.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
+	cmd.Flags().BoolVar(&files, "files", false, "list the files that reported errors since each file system was last healthy")
 	return cmd
 }
 
@@ -256,6 +280,9 @@ type fsDoc struct {
 	LastEventID string     `json:"last_event_id,omitempty"`
 	lastPath
 	LastAction *actionDoc `json:"last_action,omitempty"`
+	// DamagedFiles are the files that reported errors since it was last
+	// healthy, most recent error first.
+	DamagedFiles []store.DamagedFile `json:"damaged_files"`
 }
 
 type actionDoc struct {
@@ -284,6 +311,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 		if fd.Mountpoints == nil {
 			fd.Mountpoints = []string{}
 		}
+		fd.DamagedFiles = []store.DamagedFile{}
 		if a := f.LastAction; a != nil {
 			fd.LastAction = &actionDoc{Name: a.Name, State: a.State, Outcome: a.Outcome, DryRun: a.DryRun, Finished: a.Finished}
 		}

@@ -103,7 +103,7 @@ and the error the file system recorded.`,
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
 	root.AddCommand(newWatchCmd(g), newDemoCmd(g), newDaemonCmd(g), newCheckConfigCmd(g), newTestAlertCmd(g),
 		newReloadCmd(g), newIPAllowCmd(g), newCheckCmd(g))
-	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g), newResolveCmd(g)} {
+	for _, c := range []*cobra.Command{newEventsCmd(g), newStatusCmd(g), newResolveCmd(g), newReportCmd(g)} {
 		c.Flags().StringVar(&g.stateDirFlag, "state-dir", "", "the daemon's state directory (default "+DefaultStateDir+")")
 		root.AddCommand(c)
 	}

@@ -116,6 +116,9 @@ type IncidentState struct {
 	Actions map[string]time.Time `json:"actions,omitempty"`
 	// Resolved is when the incident was resolved; zero while open.
 	Resolved time.Time `json:"resolved,omitzero"`
+	// Top counts the code locations and files of its errors, for its
+	// digests, reminders and resolution.
+	Top *Top `json:"top,omitempty"`
 }
 
 // Key returns the incident's key, FSKey + "/" + ErrorKind (as
@@ -257,6 +260,8 @@ func (e *Engine) Evaluate(ev *event.Event, now time.Time) Decision {
 	if inc == nil {
 		inc = e.open(fsKey, ErrorKind(ev), r, ev, now)
 		inc.Events, inc.Errors = 1, n
+		inc.Top = &Top{}
+		inc.Top.count(ev, n, now)
 		d.Alerts = append(d.Alerts, e.raise(inc, alert.TypeError, now, n, now, inc.LastEvent, errorSummary(inc, ev, n)))
 		e.openWindow(inc, now)
 		if e.flood.ReminderInitial > 0 {
@@ -268,6 +273,10 @@ func (e *Engine) Evaluate(ev *event.Event, now time.Time) Decision {
 		d.Alerts = append(d.Alerts, due...)
 		inc.Events++
 		inc.Errors += n
+		if inc.Top == nil {
+			inc.Top = &Top{} // an incident persisted before there were tops
+		}
+		inc.Top.count(ev, n, now)
 		inc.LastEvent = cloneEvent(ev)
 		inc.LastEventTime = now
 		inc.Filesystem = filesystem(ev)
@@ -535,19 +544,27 @@ func (e *Engine) keys() []string {
 func (e *Engine) raise(inc *IncidentState, typ string, now time.Time, count uint64, since time.Time, ev *event.Event, summary string) alert.Alert {
 	inc.Seq++
 	inc.LastAlert = now
+	var locs []alert.Tally
+	var files []alert.DamagedFile
+	switch typ {
+	case alert.TypeDigest, alert.TypeReminder, alert.TypeResolved:
+		locs, files = inc.Top.top()
+	}
 	return alert.Alert{
-		ID:         inc.ID + "-" + strconv.FormatUint(inc.Seq, 10),
-		Type:       typ,
-		Severity:   inc.Severity,
-		Rule:       inc.Rule,
-		Host:       e.opt.Host,
-		Time:       now,
-		Summary:    summary,
-		Filesystem: cloneFS(inc.Filesystem),
-		ErrorKind:  inc.ErrorKind,
-		Count:      count,
-		Since:      since,
-		Event:      cloneEvent(ev),
+		TopLocations: locs,
+		DamagedFiles: files,
+		ID:           inc.ID + "-" + strconv.FormatUint(inc.Seq, 10),
+		Type:         typ,
+		Severity:     inc.Severity,
+		Rule:         inc.Rule,
+		Host:         e.opt.Host,
+		Time:         now,
+		Summary:      summary,
+		Filesystem:   cloneFS(inc.Filesystem),
+		ErrorKind:    inc.ErrorKind,
+		Count:        count,
+		Since:        since,
+		Event:        cloneEvent(ev),
 	}
 }
 
@@ -603,6 +620,7 @@ func (s *IncidentState) clone() IncidentState {
 	c := *s
 	c.Filesystem = cloneFS(s.Filesystem)
 	c.LastEvent = cloneEvent(s.LastEvent)
+	c.Top = s.Top.clone()
 	if s.Actions != nil {
 		c.Actions = make(map[string]time.Time, len(s.Actions))
 		for k, v := range s.Actions {

@@ -2,38 +2,61 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
 // ErrnosSinceHealthy returns, for each file system with errors since it was
 // last marked healthy (FilesystemStatus.Errors > 0), the number of errors of
 // each errno name among its events since then, as far as the history still
-// holds them (Prune may have removed the oldest). It only reads.
+// holds them (Prune may have removed the oldest). It reads the error
+// summary of the whole hours since and the events of the hour it was
+// marked healthy in, so its cost does not grow with the history. It only
+// reads.
 func (s *Store) ErrnosSinceHealthy(ctx context.Context) (map[string]map[string]uint64, error) {
-	rows, err := s.db.QueryContext(ctx, `
-SELECT e.fs_key, e.errno, sum(e.error_count)
-FROM filesystems AS f JOIN events AS e ON e.fs_key = f.key
-WHERE f.errors > 0 AND e.kind = 'error' AND e.time >= f.healthy_since
-GROUP BY e.fs_key, e.errno`)
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, s.errf("querying the errors of unhealthy file systems", err)
 	}
-	defer rows.Close()
+	defer tx.Rollback()
 	out := map[string]map[string]uint64{}
-	for rows.Next() {
-		var (
-			key, errno string
-			n          int64
-		)
-		if err := rows.Scan(&key, &errno, &n); err != nil {
-			return nil, s.errf("querying the errors of unhealthy file systems", err)
+	err = func() error {
+		rows, err := tx.QueryContext(ctx, `SELECT key, healthy_since FROM filesystems WHERE errors > 0 ORDER BY key`)
+		if err != nil {
+			return err
 		}
-		if out[key] == nil {
-			out[key] = map[string]uint64{}
+		type unhealthy struct {
+			key   string
+			since int64
 		}
-		out[key][errno] += uint64(n)
-	}
-	if err := rows.Err(); err != nil {
+		var fss []unhealthy
+		for rows.Next() {
+			var u unhealthy
+			if err := rows.Scan(&u.key, &u.since); err != nil {
+				rows.Close()
+				return err
+			}
+			fss = append(fss, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, u := range fss {
+			groups, err := sumGroups(ctx, tx, u.since, []string{u.key}, DimErrno)
+			if err != nil {
+				return err
+			}
+			for k, g := range groups {
+				if out[k.fsKey] == nil {
+					out[k.fsKey] = map[string]uint64{}
+				}
+				out[k.fsKey][k.val] += g.Errors
+			}
+		}
+		return nil
+	}()
+	if err != nil {
 		return nil, s.errf("querying the errors of unhealthy file systems", err)
 	}
 	return out, nil

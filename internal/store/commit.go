@@ -48,9 +48,13 @@ func (b *Batch) empty() bool {
 // statements are the prepared statements of the hot paths.
 type statements struct {
 	upsertFS, insertName, insertEvent, insertDelivery, insertAction, upsertIncident, setExt4 *sql.Stmt
+	summary                                                                                  *summaryStmts
 }
 
 func (st *statements) close() {
+	if st.summary != nil {
+		st.summary.close()
+	}
 	for _, p := range []*sql.Stmt{st.upsertFS, st.insertName, st.insertEvent, st.insertDelivery, st.insertAction, st.upsertIncident, st.setExt4} {
 		if p != nil {
 			p.Close()
@@ -109,6 +113,12 @@ ON CONFLICT (uuid) DO UPDATE SET count = excluded.count, updated = excluded.upda
 		}
 		*p.dst = stmt
 	}
+	sum, err := prepareSummary(context.Background(), s.db)
+	if err != nil {
+		st.close()
+		return s.errf("preparing statements", err)
+	}
+	st.summary = sum
 	s.mu.Lock()
 	s.stmts = st
 	s.mu.Unlock()
@@ -243,10 +253,11 @@ func nonNil(s []string) []string {
 }
 
 // Commit writes b in one transaction: the events, the health rows of their
-// file systems, the incidents, the action intents, the outbox rows and the
-// reported ext4 state. When it returns nil, all of it is on stable storage;
-// when it returns an error (a duplicate event id, say), none of it was
-// written. On success it sets the IDs of b.Deliveries and b.Actions.
+// file systems, the error summary and damaged files, the incidents, the
+// action intents, the outbox rows and the reported ext4 and btrfs state.
+// When it returns nil, all of it is on stable storage; when it returns an
+// error (a duplicate event id, say), none of it was written. On success it
+// sets the IDs of b.Deliveries and b.Actions.
 func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	if b == nil || b.empty() {
 		return nil
@@ -255,127 +266,23 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return s.errf("commit", err)
 	}
-	now := time.Now()
-	deliveryIDs := make([]int64, len(b.Deliveries))
-	actionIDs := make([]int64, len(b.Actions))
-	var newNames []fsName
-
 	if s.readOnly {
 		return fmt.Errorf("%s: commit: database is open read-only", s.path)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stmts
-	if st == nil {
+	if s.stmts == nil {
 		return fmt.Errorf("%s: commit: database is closed", s.path)
 	}
+	c := &committer{s: s, ctx: ctx, b: b, enc: enc, now: time.Now(),
+		deliveryIDs: make([]int64, len(b.Deliveries)), actionIDs: make([]int64, len(b.Actions))}
 	err = s.writeLocked(ctx, "commit", func(tx *sql.Tx) error {
-		if len(enc.fs) > 0 {
-			upsert := tx.StmtContext(ctx, st.upsertFS)
-			name := tx.StmtContext(ctx, st.insertName)
-			for _, u := range enc.fs {
-				mp, err := json.Marshal(nonNil(u.mountpoints))
-				if err != nil {
-					return err
-				}
-				if _, err := upsert.ExecContext(ctx, u.key, u.uuid, u.device, u.fstype, u.label, string(mp),
-					int64(u.errors), int64(u.events), u.firstError, u.lastError, u.lastErrno, u.lastEventID); err != nil {
-					return fmt.Errorf("file system %s: %w", u.key, err)
-				}
-				for _, n := range append([]string{u.uuid, u.device}, u.mountpoints...) {
-					fn := fsName{n, u.key}
-					if _, ok := s.names[fn]; ok || n == "" {
-						continue
-					}
-					if _, err := name.ExecContext(ctx, n, u.key); err != nil {
-						return err
-					}
-					newNames = append(newNames, fn)
-				}
-			}
-		}
-		if len(b.Events) > 0 {
-			ins := tx.StmtContext(ctx, st.insertEvent)
-			for i := range b.Events {
-				ev := &b.Events[i]
-				var key any
-				if enc.fsKeys[i] != "" {
-					key = enc.fsKeys[i]
-				}
-				if _, err := ins.ExecContext(ctx, ev.ID, ns(ev.Time.Time), ev.Kind, key, ev.Error, int64(ev.ErrorCount), enc.events[i]); err != nil {
-					if isConstraint(err) {
-						return fmt.Errorf("event %s: %w (duplicate id?)", ev.ID, err)
-					}
-					return fmt.Errorf("event %s: %w", ev.ID, err)
-				}
-			}
-		}
-		if len(b.Incidents) > 0 {
-			up := tx.StmtContext(ctx, st.upsertIncident)
-			for i := range b.Incidents {
-				in := &b.Incidents[i]
-				if _, err := up.ExecContext(ctx, in.Key, in.FSKey, in.ErrorKind, ns(in.Opened), ns(in.LastEvent), ns(in.LastAlert),
-					ns(in.NextReminder), ns(in.FoldedSince), int64(in.Events), int64(in.Errors), int64(in.Folded),
-					in.RemindersSent, string(enc.actionsRun[i]), ns(in.Resolved), string(in.State)); err != nil {
-					return fmt.Errorf("incident %s: %w", in.Key, err)
-				}
-			}
-		}
-		if len(b.Actions) > 0 {
-			ins := tx.StmtContext(ctx, st.insertAction)
-			for i := range b.Actions {
-				a := &b.Actions[i]
-				fsKey := a.FSKey
-				if fsKey == "" {
-					fsKey = fsKeyOfIncident(a.IncidentKey)
-				}
-				r, err := ins.ExecContext(ctx, s.newID(), a.IncidentKey, fsKey, a.EventID, a.Name, string(enc.argv[i]), a.DryRun, int64(a.Timeout), ns(now))
-				if err != nil {
-					return fmt.Errorf("action %s: %w", a.Name, err)
-				}
-				if actionIDs[i], err = r.LastInsertId(); err != nil {
-					return err
-				}
-			}
-		}
-		if len(b.Deliveries) > 0 {
-			ins := tx.StmtContext(ctx, st.insertDelivery)
-			for i := range b.Deliveries {
-				d := &b.Deliveries[i]
-				created := d.Created
-				if created.IsZero() {
-					created = now
-				}
-				next := d.NextAttempt
-				if next.IsZero() {
-					next = created
-				}
-				r, err := ins.ExecContext(ctx, s.newID(), d.Channel, d.Alert.ID, enc.deliveries[i], ns(created), d.Attempts,
-					ns(next), d.LastError)
-				if err != nil {
-					return fmt.Errorf("delivery of alert %s to %s: %w", d.Alert.ID, d.Channel, err)
-				}
-				if deliveryIDs[i], err = r.LastInsertId(); err != nil {
-					return err
-				}
-			}
-		}
-		if len(b.Ext4Reported) > 0 {
-			set := tx.StmtContext(ctx, st.setExt4)
-			for uuid, n := range b.Ext4Reported {
-				if _, err := set.ExecContext(ctx, uuid, int64(n), ns(now)); err != nil {
-					return fmt.Errorf("ext4 state of %s: %w", uuid, err)
-				}
-			}
-		}
-		for uuid, devs := range b.BtrfsCounters {
-			j, err := json.Marshal(devs)
-			if err != nil {
+		c.tx = tx
+		for _, step := range []func() error{
+			c.filesystems, c.events, c.summary, c.incidents, c.actions, c.deliveries, c.ext4Reported, c.btrfsCounters,
+		} {
+			if err := step(); err != nil {
 				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO btrfs_counters(uuid, devs, updated) VALUES (?, ?, ?)
-				ON CONFLICT(uuid) DO UPDATE SET devs = excluded.devs, updated = excluded.updated`, uuid, string(j), ns(now)); err != nil {
-				return fmt.Errorf("btrfs counters of %s: %w", uuid, err)
 			}
 		}
 		return nil
@@ -383,26 +290,218 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range newNames {
-		s.names[n] = struct{}{}
+	c.committed()
+	return nil
+}
+
+// committer is one Commit in progress: each of its steps writes one part of
+// the batch in the transaction tx.
+type committer struct {
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
+	b   *Batch
+	enc *encoded
+	// now is the commit's time: of intents, deliveries and reported state
+	// without one of their own.
+	now time.Time
+	// newNames are the names of file systems added to fs_names, cached
+	// once the transaction commits.
+	newNames []fsName
+	// deliveryIDs and actionIDs are the ids of the new rows, given to the
+	// batch once the transaction commits.
+	deliveryIDs, actionIDs []int64
+}
+
+// filesystems updates the health row of each file system of the events,
+// and records the names it is known by.
+func (c *committer) filesystems() error {
+	if len(c.enc.fs) == 0 {
+		return nil
 	}
-	for i, id := range deliveryIDs {
-		d := &b.Deliveries[i]
+	upsert := c.tx.StmtContext(c.ctx, c.s.stmts.upsertFS)
+	name := c.tx.StmtContext(c.ctx, c.s.stmts.insertName)
+	for _, u := range c.enc.fs {
+		mp, err := json.Marshal(nonNil(u.mountpoints))
+		if err != nil {
+			return err
+		}
+		if _, err := upsert.ExecContext(c.ctx, u.key, u.uuid, u.device, u.fstype, u.label, string(mp),
+			int64(u.errors), int64(u.events), u.firstError, u.lastError, u.lastErrno, u.lastEventID); err != nil {
+			return fmt.Errorf("file system %s: %w", u.key, err)
+		}
+		for _, n := range append([]string{u.uuid, u.device}, u.mountpoints...) {
+			fn := fsName{n, u.key}
+			if _, ok := c.s.names[fn]; ok || n == "" {
+				continue
+			}
+			if _, err := name.ExecContext(c.ctx, n, u.key); err != nil {
+				return err
+			}
+			c.newNames = append(c.newNames, fn)
+		}
+	}
+	return nil
+}
+
+// events adds the events to the history.
+func (c *committer) events() error {
+	if len(c.b.Events) == 0 {
+		return nil
+	}
+	ins := c.tx.StmtContext(c.ctx, c.s.stmts.insertEvent)
+	for i := range c.b.Events {
+		ev := &c.b.Events[i]
+		var key any
+		if c.enc.fsKeys[i] != "" {
+			key = c.enc.fsKeys[i]
+		}
+		if _, err := ins.ExecContext(c.ctx, ev.ID, ns(ev.Time.Time), ev.Kind, key, ev.Error, int64(ev.ErrorCount), c.enc.events[i]); err != nil {
+			if isConstraint(err) {
+				return fmt.Errorf("event %s: %w (duplicate id?)", ev.ID, err)
+			}
+			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// summary adds the error events to the error summary (fshealth report)
+// and their inodes to the damaged files (fshealth status --files).
+func (c *committer) summary() error {
+	if len(c.b.Events) == 0 {
+		return nil
+	}
+	sum := newSummary(summaryAll)
+	for i := range c.b.Events {
+		sum.add(&c.b.Events[i], c.enc.fsKeys[i])
+	}
+	if sum.empty() {
+		return nil
+	}
+	return sum.write(c.ctx, c.s.stmts.summary.inTx(c.ctx, c.tx))
+}
+
+// incidents inserts or replaces the incidents.
+func (c *committer) incidents() error {
+	if len(c.b.Incidents) == 0 {
+		return nil
+	}
+	up := c.tx.StmtContext(c.ctx, c.s.stmts.upsertIncident)
+	for i := range c.b.Incidents {
+		in := &c.b.Incidents[i]
+		if _, err := up.ExecContext(c.ctx, in.Key, in.FSKey, in.ErrorKind, ns(in.Opened), ns(in.LastEvent), ns(in.LastAlert),
+			ns(in.NextReminder), ns(in.FoldedSince), int64(in.Events), int64(in.Errors), int64(in.Folded),
+			in.RemindersSent, string(c.enc.actionsRun[i]), ns(in.Resolved), string(in.State)); err != nil {
+			return fmt.Errorf("incident %s: %w", in.Key, err)
+		}
+	}
+	return nil
+}
+
+// actions adds the action intents, pending.
+func (c *committer) actions() error {
+	if len(c.b.Actions) == 0 {
+		return nil
+	}
+	ins := c.tx.StmtContext(c.ctx, c.s.stmts.insertAction)
+	for i := range c.b.Actions {
+		a := &c.b.Actions[i]
+		fsKey := a.FSKey
+		if fsKey == "" {
+			fsKey = fsKeyOfIncident(a.IncidentKey)
+		}
+		r, err := ins.ExecContext(c.ctx, c.s.newID(), a.IncidentKey, fsKey, a.EventID, a.Name, string(c.enc.argv[i]), a.DryRun, int64(a.Timeout), ns(c.now))
+		if err != nil {
+			return fmt.Errorf("action %s: %w", a.Name, err)
+		}
+		if c.actionIDs[i], err = r.LastInsertId(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliveries adds the outbox rows, pending.
+func (c *committer) deliveries() error {
+	if len(c.b.Deliveries) == 0 {
+		return nil
+	}
+	ins := c.tx.StmtContext(c.ctx, c.s.stmts.insertDelivery)
+	for i := range c.b.Deliveries {
+		d := &c.b.Deliveries[i]
+		created := d.Created
+		if created.IsZero() {
+			created = c.now
+		}
+		next := d.NextAttempt
+		if next.IsZero() {
+			next = created
+		}
+		r, err := ins.ExecContext(c.ctx, c.s.newID(), d.Channel, d.Alert.ID, c.enc.deliveries[i], ns(created), d.Attempts,
+			ns(next), d.LastError)
+		if err != nil {
+			return fmt.Errorf("delivery of alert %s to %s: %w", d.Alert.ID, d.Channel, err)
+		}
+		if c.deliveryIDs[i], err = r.LastInsertId(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ext4Reported records the ext4 errors_count reported per file system.
+func (c *committer) ext4Reported() error {
+	if len(c.b.Ext4Reported) == 0 {
+		return nil
+	}
+	set := c.tx.StmtContext(c.ctx, c.s.stmts.setExt4)
+	for uuid, n := range c.b.Ext4Reported {
+		if _, err := set.ExecContext(c.ctx, uuid, int64(n), ns(c.now)); err != nil {
+			return fmt.Errorf("ext4 state of %s: %w", uuid, err)
+		}
+	}
+	return nil
+}
+
+// btrfsCounters records the btrfs device error counters last read.
+func (c *committer) btrfsCounters() error {
+	for uuid, devs := range c.b.BtrfsCounters {
+		j, err := json.Marshal(devs)
+		if err != nil {
+			return err
+		}
+		if _, err := c.tx.ExecContext(c.ctx, `INSERT INTO btrfs_counters(uuid, devs, updated) VALUES (?, ?, ?)
+			ON CONFLICT(uuid) DO UPDATE SET devs = excluded.devs, updated = excluded.updated`, uuid, string(j), ns(c.now)); err != nil {
+			return fmt.Errorf("btrfs counters of %s: %w", uuid, err)
+		}
+	}
+	return nil
+}
+
+// committed gives the batch what the committed transaction decided (the
+// ids of its new rows and their defaults) and caches the new names.
+func (c *committer) committed() {
+	for _, n := range c.newNames {
+		c.s.names[n] = struct{}{}
+	}
+	for i, id := range c.deliveryIDs {
+		d := &c.b.Deliveries[i]
 		d.ID, d.State = id, StatePending
 		if d.Created.IsZero() {
-			d.Created = now
+			d.Created = c.now
 		}
 		if d.NextAttempt.IsZero() {
 			d.NextAttempt = d.Created
 		}
 	}
-	for i, id := range actionIDs {
-		b.Actions[i].ID, b.Actions[i].State = id, StatePending
-		if b.Actions[i].FSKey == "" {
-			b.Actions[i].FSKey = fsKeyOfIncident(b.Actions[i].IncidentKey)
+	for i, id := range c.actionIDs {
+		a := &c.b.Actions[i]
+		a.ID, a.State = id, StatePending
+		if a.FSKey == "" {
+			a.FSKey = fsKeyOfIncident(a.IncidentKey)
 		}
 	}
-	return nil
 }
 
 // isConstraint reports whether err is a constraint violation.

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,11 +36,34 @@ func (s *Store) Events(ctx context.Context, q EventQuery) ([]event.Event, error)
 	return evs, err
 }
 
+// fsKeysNamed returns the keys of the file systems known by name.
+func (s *Store) fsKeysNamed(ctx context.Context, name string) ([]string, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return fsKeysNamed(ctx, tx, name)
+}
+
 // ScanEvents calls fn with each event q selects, oldest first, without
 // holding them all in memory: e is the decoded event and raw the JSON object
 // exactly as stored. Both are only valid during the call. An error from fn
 // stops the scan and is returned.
 func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.Event, raw []byte) error) error {
+	return s.scanEvents(ctx, q, true, fn)
+}
+
+// ScanRawEvents calls fn with the JSON object of each event q selects,
+// oldest first, exactly as stored, without decoding it (as `fshealth events
+// --json` prints them): raw is only valid during the call.
+func (s *Store) ScanRawEvents(ctx context.Context, q EventQuery, fn func(raw []byte) error) error {
+	return s.scanEvents(ctx, q, false, func(_ *event.Event, raw []byte) error { return fn(raw) })
+}
+
+// scanEvents is ScanEvents; the events are decoded only if decode is set
+// (fn then gets a nil event otherwise).
+func (s *Store) scanEvents(ctx context.Context, q EventQuery, decode bool, fn func(e *event.Event, raw []byte) error) error {
 	var (
 		where []string
 		args  []any
@@ -50,12 +73,18 @@ func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.E
 		args = append(args, ns(q.Since))
 	}
 	if q.FS != "" {
-		name := q.FS
-		if strings.HasPrefix(name, "/") {
-			name = filepath.Clean(name)
+		// The keys first, so that SQLite knows how few they are and
+		// reads each one's events by the events_fs_time index.
+		keys, err := s.fsKeysNamed(ctx, q.FS)
+		if err != nil {
+			return s.errf("querying events", err)
 		}
-		where = append(where, "fs_key IN (SELECT fs_key FROM fs_names WHERE name = ?)")
-		args = append(args, name)
+		if len(keys) == 0 {
+			return nil
+		}
+		cond, kargs := inKeys("fs_key", keys)
+		where = append(where, strings.TrimPrefix(cond, " AND "))
+		args = append(args, kargs...)
 	}
 	query := "SELECT seq, time, json FROM events"
 	if len(where) > 0 {
@@ -76,6 +105,12 @@ func (s *Store) ScanEvents(ctx context.Context, q EventQuery, fn func(e *event.E
 	for rows.Next() {
 		if err := rows.Scan(&raw); err != nil {
 			return s.errf("querying events", err)
+		}
+		if !decode {
+			if err := fn(nil, raw); err != nil {
+				return err
+			}
+			continue
 		}
 		var e event.Event
 		if err := json.Unmarshal(raw, &e); err != nil {

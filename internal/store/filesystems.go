@@ -161,7 +161,8 @@ FROM filesystems ORDER BY key`)
 
 // MarkHealthy records that the file system key is healthy again as of at (for
 // example after e2fsck cleared its errors): Health becomes HealthOK and
-// Errors and FirstError start again from zero. TotalErrors, LastError and the
+// Errors and FirstError start again from zero, and its list of damaged files
+// is emptied. TotalErrors, LastError and the
 // history are kept. It is an error, wrapping ErrNotFound, if there is no such
 // file system.
 func (s *Store) MarkHealthy(ctx context.Context, key string, at time.Time) error {
@@ -175,6 +176,8 @@ func (s *Store) MarkHealthy(ctx context.Context, key string, at time.Time) error
 		} else if n == 0 {
 			return fmt.Errorf("file system %s: %w", key, ErrNotFound)
 		}
-		return nil
+		// Its damaged files were those of the errors before.
+		_, err = tx.ExecContext(ctx, `DELETE FROM damaged_files WHERE fs_key = ?`, key)
+		return err
 	})
 }

@@ -222,6 +222,27 @@ type MergeStats struct {
 func (s *Store) MergeInto(ctx context.Context, mem *Store) (MergeStats, error) {
 	var st MergeStats
 	err := s.attached(ctx, mem, "committing the history kept in memory", true, func(tx queryExecer) error {
+		// The files damaged before a file system was marked healthy in
+		// memory are not damaged any more.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM main.damaged_files WHERE EXISTS (SELECT 1 FROM mem.filesystems AS m
+JOIN main.filesystems AS f ON f.key = m.key WHERE m.key = damaged_files.fs_key AND m.healthy_since > f.healthy_since)`); err != nil {
+			return err
+		}
+		// The events not yet in the history are summarised as Commit
+		// would have (an event carried from it is there already).
+		t := tx.(*sql.Tx)
+		err := summariseStored(ctx, t, summaryGroups, `SELECT fs_key, json FROM mem.events
+WHERE kind = 'error' AND id NOT IN (SELECT id FROM main.events) ORDER BY seq`)
+		if err == nil {
+			err = summariseStored(ctx, t, summaryFiles, `SELECT e.fs_key, e.json FROM mem.events AS e
+WHERE e.kind = 'error' AND e.id NOT IN (SELECT id FROM main.events)
+	AND e.time >= max(coalesce((SELECT healthy_since FROM mem.filesystems WHERE key = e.fs_key), 0),
+		coalesce((SELECT healthy_since FROM main.filesystems WHERE key = e.fs_key), 0))
+ORDER BY e.seq`)
+		}
+		if err != nil {
+			return fmt.Errorf("summarising the history kept in memory: %w", err)
+		}
 		for _, q := range []struct {
 			sql   string
 			count *int64

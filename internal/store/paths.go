@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/fshealth/fshealth/internal/event"
 )
@@ -18,9 +20,10 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 	var ids []string
 	err := s.write(ctx, "attaching a path to events", func(tx *sql.Tx) error {
 		ids = nil
-		// Only events whose JSON says the path is pending are decoded.
-		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND instr(json, ?) > 0 ORDER BY seq`,
-			fsKey, event.KindError, []byte(`"path_pending":true`))
+		// Only events whose JSON says the path is pending are decoded,
+		// found by the partial index events_path_pending.
+		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND `+pendingSQL+` ORDER BY seq`,
+			fsKey, event.KindError)
 		if err != nil {
 			return err
 		}
@@ -28,6 +31,7 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 			seq  int64
 			id   string
 			json []byte
+			time int64
 		}
 		var changes []change
 		for rows.Next() {
@@ -51,7 +55,7 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 				rows.Close()
 				return err
 			}
-			changes = append(changes, change{seq, e.ID, j})
+			changes = append(changes, change{seq, e.ID, j, ns(e.Time.Time)})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -62,10 +66,53 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 				return err
 			}
 			ids = append(ids, c.id)
+			// The inode's groups in the summary of the event's time
+			// are labelled with the path.
+			for _, span := range spans {
+				if path == "" {
+					break
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE error_groups SET label = ?
+WHERE span = ? AND dim = ? AND bucket = ? AND fs_key = ? AND value = ?`,
+					path, span, DimFile, bucketOf(c.time, span*hourNS), fsKey, strconv.FormatUint(ino, 10)); err != nil {
+					return err
+				}
+			}
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, `UPDATE damaged_files SET path = ?, path_error = ?, path_pending = 0,
+	state = iif(? <> '', ?, state) WHERE fs_key = ? AND inode = ? AND generation = ?`,
+			path, pathError, fileStateOf(pathError), fileStateOf(pathError), fsKey, int64(ino), int64(gen))
+		return err
 	})
 	return ids, err
+}
+
+// pendingSQL selects the events whose path is pending; it is the condition
+// of the partial index events_path_pending, spelt the same so that SQLite
+// uses it.
+const pendingSQL = `instr(json, '"path_pending":true') > 0`
+
+// The states of a damaged file (DamagedFile.State).
+const (
+	// FileDeleted: the read-only lookup found no directory entry naming
+	// the inode any more.
+	FileDeleted = "deleted"
+	// FileReplaced: the inode now has another generation (the read-only
+	// lookup found it so, or a later error named it so): the file was
+	// deleted and its inode reused by another file.
+	FileReplaced = "replaced"
+)
+
+// fileStateOf returns the state of a damaged file that a path lookup's
+// error shows (package pathfind words them), "" if it shows none.
+func fileStateOf(pathError string) string {
+	switch {
+	case strings.Contains(pathError, "deleted and its inode reused"):
+		return FileReplaced
+	case strings.Contains(pathError, "no directory entry"):
+		return FileDeleted
+	}
+	return ""
 }
 
 // EventsByID returns the events with the given ids that are in the
@@ -104,8 +151,8 @@ type PendingPath struct {
 // still pending (a lookup the daemon did not finish before it stopped), at
 // most limit of them, newest first.
 func (s *Store) PendingPaths(ctx context.Context, limit int) ([]PendingPath, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events WHERE kind = ? AND instr(json, ?) > 0 ORDER BY seq DESC`,
-		event.KindError, []byte(`"path_pending":true`))
+	rows, err := s.db.QueryContext(ctx, `SELECT fs_key, json FROM events INDEXED BY events_path_pending WHERE kind = ? AND `+pendingSQL+` ORDER BY seq DESC`,
+		event.KindError)
 	if err != nil {
 		return nil, s.errf("reading pending paths", err)
 	}

@@ -27,7 +27,8 @@ type PruneStats struct {
 }
 
 // Prune deletes what is older than before: events (every file system's
-// health row and counters are kept), delivered and failed outbox rows,
+// health row and counters are kept) and the error summary of the time
+// buckets that end before it (damaged files stay until resolved), delivered and failed outbox rows,
 // finished actions, and resolved incidents. It deletes in small
 // transactions so that commits are not held up, then, if much space is
 // free, gives it back to the file system (incremental_vacuum), so the
@@ -42,6 +43,12 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		query string
 	}{
 		{"events", &st.Events, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE time < ?1 LIMIT ?2)`},
+		// The summary of the buckets whose events are all deleted.
+		{"hourly error summaries", new(int64), pruneGroupsSQL(1)},
+		{"daily error summaries", new(int64), pruneGroupsSQL(24)},
+		{"30-day error summaries", new(int64), pruneGroupsSQL(720)},
+		{"hourly error rates", new(int64), pruneRateSQL(1)},
+		{"daily error rates", new(int64), pruneRateSQL(24)},
 		{"outbox rows", &st.Deliveries, `DELETE FROM outbox WHERE id IN
 			(SELECT id FROM outbox WHERE created < ?1 AND state <> 'pending' LIMIT ?2)`},
 		{"actions", &st.Actions, `DELETE FROM actions WHERE id IN
@@ -132,4 +139,19 @@ func (s *Store) vacuum(ctx context.Context) (freed, size int64, err error) {
 		}
 	}
 	return start - free, pages * pageSize, nil
+}
+
+// pruneGroupsSQL deletes (up to ?2) the rows of error_groups of span hours
+// whose bucket ends at or before ?1 (Unix ns).
+func pruneGroupsSQL(span int64) string {
+	return fmt.Sprintf(`DELETE FROM error_groups WHERE (span, bucket, dim, fs_key, value) IN
+			(SELECT span, bucket, dim, fs_key, value FROM error_groups WHERE span = %d AND bucket < ?1 / %d LIMIT ?2)`,
+		span, span*int64(time.Hour))
+}
+
+// pruneRateSQL is pruneGroupsSQL for error_rate.
+func pruneRateSQL(span int64) string {
+	return fmt.Sprintf(`DELETE FROM error_rate WHERE (span, bucket, fs_key) IN
+			(SELECT span, bucket, fs_key FROM error_rate WHERE span = %d AND bucket < ?1 / %d LIMIT ?2)`,
+		span, span*int64(time.Hour))
 }

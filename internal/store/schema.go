@@ -151,11 +151,76 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_pending ON requests(id) WHERE done = 0;
 `,
+	// Version 5.
+	`
+-- The history summarised at commit time, for fshealth report and check:
+-- per time bucket of span hours (1, 24 and 720: hours, days and 30-day
+-- periods; bucket = Unix time / span), file system and grouping (dim:
+-- location, errno, source, file, device, disk, region), the errors and
+-- events of each value, and the first and last time. A period is read from
+-- its whole 30-day buckets, then whole days, then whole hours, then the
+-- events of its first, partial hour. The rows of one bucket are adjacent,
+-- so a commit updates few pages. Prune deletes the buckets it deletes all
+-- the events of.
+CREATE TABLE error_groups (
+	span   INTEGER NOT NULL,
+	bucket INTEGER NOT NULL,
+	dim    TEXT NOT NULL,
+	fs_key TEXT NOT NULL,
+	value  TEXT NOT NULL,
+	label  TEXT NOT NULL DEFAULT '',          -- file: a path it was known by
+	errors INTEGER NOT NULL,
+	events INTEGER NOT NULL,
+	first  INTEGER NOT NULL,
+	last   INTEGER NOT NULL,
+	PRIMARY KEY (span, bucket, dim, fs_key, value)
+) WITHOUT ROWID;
+
+-- The errors and events of each file system per hour and per day (span 1
+-- and 24, as above), for the rate chart of fshealth report.
+CREATE TABLE error_rate (
+	span   INTEGER NOT NULL,
+	bucket INTEGER NOT NULL,
+	fs_key TEXT NOT NULL,
+	errors INTEGER NOT NULL,
+	events INTEGER NOT NULL,
+	PRIMARY KEY (span, bucket, fs_key)
+) WITHOUT ROWID;
+
+-- The files (inodes) that reported errors since their file system was
+-- last marked healthy (which empties its list), like zpool status -v.
+CREATE TABLE damaged_files (
+	fs_key       TEXT NOT NULL,
+	inode        INTEGER NOT NULL,
+	generation   INTEGER NOT NULL,            -- -1: unknown
+	path         TEXT NOT NULL DEFAULT '',
+	path_pending INTEGER NOT NULL DEFAULT 0,
+	path_error   TEXT NOT NULL DEFAULT '',
+	state        TEXT NOT NULL DEFAULT '',    -- '', 'deleted', 'replaced'
+	errno        TEXT NOT NULL DEFAULT '',    -- of the last error
+	errors       INTEGER NOT NULL,
+	events       INTEGER NOT NULL,
+	first        INTEGER NOT NULL,
+	last         INTEGER NOT NULL,
+	PRIMARY KEY (fs_key, inode, generation)
+) WITHOUT ROWID;
+
+-- The events whose path is still pending, for AttachPath and PendingPaths
+-- without a scan of the whole history.
+CREATE INDEX events_path_pending ON events(fs_key, seq) WHERE instr(json, '"path_pending":true') > 0;
+`,
+}
+
+// backfills[v], if set, runs in the transaction of the migration to
+// version v, after its SQL: it fills what the new tables derive from the
+// data already there.
+var backfills = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	5: backfillSummaries,
 }
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.
@@ -193,6 +258,11 @@ func (s *Store) migrate() error {
 		for i := v; i < latest; i++ {
 			if _, err := tx.Exec(migrations[i]); err != nil {
 				return fmt.Errorf("migration to version %d: %w", i+1, err)
+			}
+			if fill := backfills[i+1]; fill != nil && v > 0 {
+				if err := fill(ctx, tx); err != nil {
+					return fmt.Errorf("migration to version %d: %w", i+1, err)
+				}
 			}
 		}
 		if v == latest {
