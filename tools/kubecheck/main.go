@@ -25,14 +25,14 @@ import (
 
 // kinds maps apiVersion/kind to a new object of its API type.
 var kinds = map[string]func() any{
-	"v1/Namespace":                        func() any { return &corev1.Namespace{} },
-	"v1/ConfigMap":                        func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":                           func() any { return &corev1.Secret{} },
-	"v1/ServiceAccount":                   func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":                          func() any { return &corev1.Service{} },
-	"apps/v1/DaemonSet":                   func() any { return &appsv1.DaemonSet{} },
-	"rbac.authorization.k8s.io/v1/Role":   func() any { return &rbacv1.Role{} },
-	"scheduling.k8s.io/v1/PriorityClass":  func() any { return &schedulingv1.PriorityClass{} },
+	"v1/Namespace":                             func() any { return &corev1.Namespace{} },
+	"v1/ConfigMap":                             func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                                func() any { return &corev1.Secret{} },
+	"v1/ServiceAccount":                        func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":                               func() any { return &corev1.Service{} },
+	"apps/v1/DaemonSet":                        func() any { return &appsv1.DaemonSet{} },
+	"rbac.authorization.k8s.io/v1/Role":        func() any { return &rbacv1.Role{} },
+	"scheduling.k8s.io/v1/PriorityClass":       func() any { return &schedulingv1.PriorityClass{} },
 	"rbac.authorization.k8s.io/v1/RoleBinding": func() any { return &rbacv1.RoleBinding{} },
 }
 
