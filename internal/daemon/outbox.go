@@ -40,6 +40,12 @@ type outbox struct {
 	mu    sync.Mutex
 	fresh []store.Delivery
 	idle  bool
+	// handing orders a commit and the hand-off of its deliveries against
+	// deliverDue's read of the history: a round reads them back either
+	// before they are committed or after they are handed over (and then
+	// drops them from fresh), never in between, which would send them
+	// twice.
+	handing sync.Mutex
 }
 
 func newOutbox(s *history, log *slog.Logger, m *metrics.Metrics, channels func() map[string]alert.Notifier, backoff func() (Backoff, time.Duration)) *outbox {
@@ -55,9 +61,21 @@ func (o *outbox) Wake() {
 	o.poke()
 }
 
-// Hand gives the worker deliveries the caller has just committed (their
-// IDs set), and wakes it: they are sent at once, without a read of the
-// history, when nothing older is pending.
+// CommitAndHand runs commit and, if it succeeds, gives the worker the
+// deliveries it committed (their IDs set, from ds) and wakes it: they are
+// sent at once, without a read of the history, when nothing older is
+// pending. No round reads the history between the two.
+func (o *outbox) CommitAndHand(commit func() error, ds func() []store.Delivery) error {
+	o.handing.Lock()
+	err := commit()
+	if err == nil {
+		o.Hand(ds())
+	}
+	o.handing.Unlock()
+	return err
+}
+
+// Hand gives the worker deliveries just committed; see CommitAndHand.
 func (o *outbox) Hand(ds []store.Delivery) {
 	o.mu.Lock()
 	o.fresh = append(o.fresh, ds...)
@@ -115,7 +133,12 @@ func (o *outbox) run(ctx context.Context) {
 // deliverDue sends every due delivery, read from the history.
 func (o *outbox) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
+		o.handing.Lock()
 		due, err := o.store.DueDeliveries(ctx, o.now(), 256)
+		if err == nil {
+			o.forget(due)
+		}
+		o.handing.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				o.log.Error("reading due deliveries", "err", err)
@@ -125,7 +148,6 @@ func (o *outbox) deliverDue(ctx context.Context) {
 		if len(due) == 0 {
 			return
 		}
-		o.forget(due)
 		o.sendRound(ctx, due)
 		if len(due) < 256 {
 			return

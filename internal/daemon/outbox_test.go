@@ -165,3 +165,55 @@ func TestOutboxHandOff(t *testing.T) {
 		t.Errorf("sent %d alerts, want %d (each once): %v", len(got), len(want), got)
 	}
 }
+
+// TestOutboxCommitRacesARound: a round that reads the history while a
+// commit is landing (the worker woken meanwhile, as a degrading history or
+// a retry timer does) does not send the committed alerts a second time
+// when they are handed over.
+func TestOutboxCommitRacesARound(t *testing.T) {
+	h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := &recordingChannel{}
+	o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
+		func() map[string]alert.Notifier { return map[string]alert.Notifier{"rec": ch} },
+		func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
+	done := make(chan struct{})
+	go func() { defer close(done); o.run(ctx) }()
+	var want []string
+	for i := range 50 {
+		id := fmt.Sprint("r", i)
+		want = append(want, id)
+		b := &store.Batch{Deliveries: []store.Delivery{{Channel: "rec", Alert: alert.Alert{ID: id}, Created: time.Now(), NextAttempt: time.Now()}}}
+		err := o.CommitAndHand(func() error {
+			if err := h.Commit(ctx, b); err != nil {
+				return err
+			}
+			// Committed, not yet handed over: wake the worker and let
+			// it run a round.
+			o.Wake()
+			time.Sleep(2 * time.Millisecond)
+			return nil
+		}, func() []store.Delivery { return b.Deliveries })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ch.sent()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var bl []store.Backlog
+	for bl, err = h.Backlog(ctx); err == nil && len(bl) > 0 && time.Now().Before(deadline); bl, err = h.Backlog(ctx) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := ch.sent(); !slices.Equal(got, want) {
+		t.Errorf("sent %v, want each of %v once, in order", got, want)
+	}
+}

@@ -20,10 +20,10 @@ import (
 //	decide    ids, policy: alerts (one outbox row per channel), actions, incidents
 //	account   how many of ext4's recorded errors are now reported
 //	commit    all of it in one transaction (one fdatasync): nothing about an
-//	          event leaves the process before this
+//	          event leaves the process before this; its alerts are handed to
+//	          the outbox in memory (outbox.CommitAndHand)
 //	log       the journal and the metrics
-//	handOff   give the alerts to the outbox, which sends them at once, and wake
-//	          the action runner; ask for the disks' health
+//	handOff   wake the action runner; ask for the disks' health
 //	followUp  overflow reconciliation, the shortfall check, retention, the policy timer
 //
 // Detail that arrives after an event (its inode's path, ext4's record of
@@ -35,7 +35,7 @@ func (d *Daemon) sink(evs []event.Event) error {
 	now := time.Now()
 	b, jw := d.decide(evs, now)
 	b.Ext4Reported = d.reportedCounts(evs)
-	err := d.commit(b)
+	err := d.outbox.CommitAndHand(func() error { return d.commit(b) }, func() []store.Delivery { return b.Deliveries })
 	d.logEvents(evs, jw)
 	if err != nil {
 		// The events are in the journal and the metrics, but not in the
@@ -101,7 +101,6 @@ func (d *Daemon) logEvents(evs []event.Event, jw *journal.Writer) {
 // history, when nothing older waits), the action runner runs its actions, the disks'
 // health is read, and a degraded history publishes its state.
 func (d *Daemon) handOff(b *store.Batch, evs []event.Event) {
-	d.outbox.Hand(b.Deliveries)
 	if len(b.Actions) > 0 {
 		d.actions.Wake()
 	}
