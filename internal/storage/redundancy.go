@@ -23,10 +23,14 @@ const (
 	ChangeRestored = "restored"
 )
 
-// ArrayState is what md's sysfs says about an array's redundancy.
+// ArrayState is what md's sysfs (or a dm-raid target's status) says
+// about an array's redundancy.
 type ArrayState struct {
-	// Name is the array's kernel name ("md0").
+	// Name is the array's kernel name ("md0", "dm-5").
 	Name string
+	// Driver is "" for an md array, DriverDMRaid for a dm-raid target;
+	// Alias is a dm-raid device's LVM "vg/lv" or device-mapper name.
+	Driver, Alias string
 	MD
 	// RaidDisks is how many members the array is meant to have.
 	RaidDisks int
@@ -88,9 +92,15 @@ func faulty(state string) bool { return slices.Contains(strings.Split(state, ","
 type Redundancy struct {
 	// Change is one of the Change* constants.
 	Change string `json:"change"`
-	// Array is the array's kernel name ("md0"); Level its RAID level.
+	// Array is the array's kernel name ("md0", "dm-5"); Level its RAID
+	// level.
 	Array string `json:"array"`
-	Level string `json:"level,omitempty"`
+	// Driver is "dm-raid" for device-mapper's raid target (an LVM raid
+	// logical volume), empty for md; Alias is then the logical volume's
+	// "vg/lv" (or the device-mapper name).
+	Driver string `json:"driver,omitempty"`
+	Alias  string `json:"alias,omitempty"`
+	Level  string `json:"level,omitempty"`
 	// Member is the member the change is about (member-faulty,
 	// member-removed), MemberState its md state.
 	Member      string `json:"member,omitempty"`
@@ -110,9 +120,24 @@ type Redundancy struct {
 // String describes the change in one line.
 func (r *Redundancy) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "md array %s", r.Array)
-	if r.Level != "" {
-		fmt.Fprintf(&b, " (%s)", r.Level)
+	switch {
+	case r.Driver == "":
+		fmt.Fprintf(&b, "md array %s", r.Array)
+		if r.Level != "" {
+			fmt.Fprintf(&b, " (%s)", r.Level)
+		}
+	default:
+		name, extra := r.Array, []string(nil)
+		if r.Alias != "" {
+			name, extra = r.Alias, []string{r.Array}
+		}
+		if r.Level != "" {
+			extra = append(extra, r.Level)
+		}
+		fmt.Fprintf(&b, "%s array %s", r.Driver, name)
+		if len(extra) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
+		}
 	}
 	switch r.Change {
 	case ChangeMemberFaulty:
@@ -142,7 +167,7 @@ func (r *Redundancy) String() string {
 // Redundancy returns a change of the array (one of the Change constants),
 // with the array's state as read.
 func (a *ArrayState) Redundancy(change string) Redundancy {
-	return Redundancy{Change: change, Array: a.Name, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
+	return Redundancy{Change: change, Array: a.Name, Driver: a.Driver, Alias: a.Alias, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
 		ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}
 }
 
