@@ -10,6 +10,10 @@ const KindRedundancy = "redundancy"
 // SourceMD marks KindRedundancy events read from md's sysfs attributes.
 const SourceMD = "md"
 
+// SourceDMRaid marks KindRedundancy events read from a dm-raid target's
+// status (an LVM raid logical volume), through /dev/mapper/control.
+const SourceDMRaid = "dm-raid"
+
 // appendRedundancyText appends the description of a KindRedundancy event
 // in place of an error's errno.
 func appendRedundancyText(b []byte, e *Event) []byte {

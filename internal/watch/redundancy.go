@@ -25,6 +25,12 @@ type redundancy struct {
 	// md waits for md's events (mdstat.go); nil without md in the kernel.
 	md     *mdEvents
 	mdDone chan struct{}
+	// dmctl reads dm-raid targets' states; dm waits for device-mapper's
+	// events (dmraid_redundancy.go). Both nil without device-mapper, or
+	// when SysRoot is not this machine's /sys.
+	dmctl  *storage.DMControl
+	dm     *dmEvents
+	dmDone chan struct{}
 }
 
 // startRedundancy takes the first reading of the arrays (an array already
@@ -36,7 +42,30 @@ func (w *Watcher) startRedundancy() []event.Event {
 		every = DefaultRedundancyInterval
 	}
 	w.redund = &redundancy{every: every, timer: time.AfterFunc(every, w.wakeForRedundancy)}
+	if w.cfg.SysRoot == "/sys" {
+		// Device-mapper's state is the running kernel's: a fixture
+		// sysfs has none to go with it.
+		if ctl, err := storage.OpenDMControl(""); err != nil {
+			w.log.Debug("not reading dm-raid targets", "err", err)
+		} else {
+			w.redund.dmctl = ctl
+		}
+	}
 	out := w.checkRedundancy(nil)
+	if w.redund.dmctl != nil {
+		if dm, err := openDMEvents(); err != nil {
+			w.log.Debug("not waiting for device-mapper events", "err", err)
+		} else {
+			r := w.redund
+			r.dm, r.dmDone = dm, make(chan struct{})
+			go func() {
+				defer close(r.dmDone)
+				if err := dm.wait(w.wakeForRedundancy); err != nil {
+					w.log.Error("waiting for device-mapper events failed; dm-raid targets are read every interval only", "err", err, "interval", every)
+				}
+			}()
+		}
+	}
 	if md, err := openMDEvents(w.cfg.ProcRoot); err != nil {
 		w.log.Debug("not waiting for md events", "err", err)
 	} else {
@@ -72,6 +101,14 @@ func (w *Watcher) stopRedundancy() {
 		<-r.mdDone
 		r.md.close()
 	}
+	if r.dm != nil {
+		r.dm.stop()
+		<-r.dmDone
+		r.dm.close()
+	}
+	if r.dmctl != nil {
+		r.dmctl.Close()
+	}
 }
 
 // checkRedundancy reads every md array under a watched file system once
@@ -99,8 +136,18 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	}()
 	above := map[string][]*enrich.Filesystem{}
 	var order []string
+	dmLayers := map[string]storage.Layer{}
 	for _, fs := range w.watched {
-		for _, a := range storage.Arrays(fs.Storage) {
+		names := storage.Arrays(fs.Storage)
+		if r.dmctl != nil {
+			for i := range fs.Storage {
+				if l := &fs.Storage[i]; dmRaidCandidate(l) {
+					names = append(names, l.Name)
+					dmLayers[l.Name] = *l
+				}
+			}
+		}
+		for _, a := range names {
 			if _, ok := above[a]; !ok {
 				order = append(order, a)
 			}
@@ -110,12 +157,23 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	keep := map[string]bool{}
 	now := time.Now()
 	for _, name := range order {
+		var a *storage.ArrayState
+		var err error
+		source := event.SourceMD
+		if l, ok := dmLayers[name]; ok {
+			source = event.SourceDMRaid
+			a, err = r.dmctl.RaidArray(w.cfg.SysRoot, &l)
+			if err == nil && a == nil {
+				continue // a device-mapper device of another target
+			}
+		} else {
+			a, err = storage.ReadArray(w.cfg.SysRoot, name)
+		}
 		keep[name] = true
-		a, err := storage.ReadArray(w.cfg.SysRoot, name)
 		if err != nil {
 			// The array was stopped or vanished: a rescan of the
 			// mount table or the kernel log tells.
-			w.log.Debug("cannot read an md array", "array", name, "err", err)
+			w.log.Debug("cannot read a RAID array", "array", name, "err", err)
 			continue
 		}
 		settling = settling || a.Settling()
@@ -135,14 +193,14 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 			w.readStorage(fs)
 			for i := range cs {
 				c := cs[i]
-				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: event.SourceMD,
+				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: source,
 					ErrorCount: 1, FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType,
 					UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage,
 					Redundancy: &c, Message: c.String()})
 			}
 		}
 		for _, c := range changes {
-			w.log.Info("md array redundancy changed", "array", name, "change", c.Change, "member", c.Member, "degraded", c.Degraded)
+			w.log.Info("RAID array redundancy changed", "array", name, "driver", a.Driver, "alias", a.Alias, "change", c.Change, "member", c.Member, "degraded", c.Degraded)
 		}
 	}
 	r.tracker.Forget(keep)
