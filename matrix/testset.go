@@ -57,6 +57,16 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
 	// Redundancy lost and restored under a file system that sees no error.
 	{Pkg: "./internal/watch", Name: "TestRedundancyMDLegLostAndRestored"},
+	{Pkg: "./internal/watch", Name: "TestRedundancyLVMRaid1LegLostAndRestored"},
+	// Real stacks (lvm2, cryptsetup, mdadm, partitions) whose devices
+	// fail: every event names every layer.
+	{Pkg: "./internal/watch", Name: "TestLVMOnFailingPVNamesEveryLayer"},
+	{Pkg: "./internal/watch", Name: "TestLUKSOnFailingDeviceNamesEveryLayer"},
+	{Pkg: "./internal/watch", Name: "TestXFSOnMDLegFailing"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorInDataOnPartition"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorInMetadataOnPartition"},
+	// btrfs shutdowns through FAN_FS_ERROR (fserror), from Linux 7.1.
+	{Pkg: "./internal/watch", Name: "TestBtrfsShutdownThroughFanotify", Needs: &feature{Name: "btrfs shutdown through FAN_FS_ERROR (fserror)", Since: "7.1"}},
 	// The disk's own view of its health, from smartctl, on a SCSI disk.
 	{Pkg: "./internal/smart", Name: "TestCheckSCSIDebug"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
@@ -90,7 +100,14 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	"dm_mod", "sd_mod", "scsi_debug", "raid1",
 	// Failing devices under each file system: device mapper's flakey
 	// target. (Debian's cloud kernels have no dm-dust.)
-	"dm_flakey"}
+	"dm_flakey",
+	// LUKS (dm-crypt) with its default cipher, aes-xts-plain64: xts and
+	// ecb are modules on some kernels, built in on others; cryptsetup
+	// reaches the kernel's ciphers through AF_ALG (algif_skcipher).
+	"dm_crypt", "xts", "ecb", "algif_skcipher",
+	// LVM raid1 logical volumes: device mapper's raid target (md's
+	// personalities under it).
+	"dm_raid"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -108,6 +125,8 @@ var guestTools = []hostTool{
 	{Name: "dmsetup", Package: "dmsetup"},
 	{Name: "mdadm", Package: "mdadm"},
 	{Name: "smartctl", Package: "smartmontools"},
+	{Name: "lvm", Package: "lvm2"},
+	{Name: "cryptsetup", Package: "cryptsetup-bin"},
 }
 
 // guestTest is one test of the in-guest set.
