@@ -94,13 +94,28 @@ func ParseRaidStatus(params string) (*RaidStatus, error) {
 	return s, nil
 }
 
-// memberState is md's name for a dm-raid health character.
-func memberState(c byte) string {
+// Member states of dm-raid legs that md has no name for.
+const (
+	// stateRecovering: a leg being rebuilt from the others (health 'a'
+	// while others are 'A'): it lacks from the array until it is done.
+	stateRecovering = "recovering"
+	// stateResyncing: every leg is 'a': the whole array is being
+	// resynchronised (after it was created or reloaded); no leg lacks,
+	// but the copies are not known to be equal until it ends.
+	stateResyncing = "resyncing"
+)
+
+// memberState is md's name for a dm-raid health character; resync says
+// that no leg is 'A' (a whole-array resync, not a recovery).
+func memberState(c byte, resync bool) string {
 	switch c {
 	case 'A':
 		return "in_sync"
 	case 'a':
-		return "recovering"
+		if resync {
+			return stateResyncing
+		}
+		return stateRecovering
 	case 'D':
 		return "faulty"
 	}
@@ -129,12 +144,15 @@ func RaidArray(name, alias string, table, status DMTarget, resolve func(dev stri
 	a := &ArrayState{Name: name, Driver: DriverDMRaid, Alias: alias, RaidDisks: len(legs), SyncAction: st.SyncAction,
 		MismatchCnt: st.Mismatch, HasMismatch: true}
 	a.Level, a.ArrayState = level, "active"
+	// dm-raid shows every leg 'a' while the whole array resyncs: that
+	// is no leg lacking; a leg 'a' beside legs 'A' is being recovered.
+	resync := !strings.Contains(st.Health, "A")
 	for i, l := range legs {
-		m := Member{Name: l.Data, State: memberState(st.Health[i]), Slot: strconv.Itoa(i)}
+		m := Member{Name: l.Data, State: memberState(st.Health[i], resync), Slot: strconv.Itoa(i)}
 		if l.Data != "-" && resolve != nil {
 			m.Name = resolve(l.Data)
 		}
-		if st.Health[i] != 'A' {
+		if st.Health[i] != 'A' && !(st.Health[i] == 'a' && resync) {
 			a.Degraded++
 		}
 		a.Members = append(a.Members, m)

@@ -79,7 +79,7 @@ func (a *ArrayState) Whole() bool {
 		return false
 	}
 	for _, m := range a.Members {
-		if faulty(m.State) {
+		if faulty(m.State) || m.State == stateRecovering || m.State == stateResyncing {
 			return false
 		}
 	}
@@ -235,7 +235,12 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 			r.Member, r.MemberState = o.Name, o.State
 			out = append(out, r)
 		}
-		if len(out) == 0 && a.Degraded > old.Degraded {
+		// While a loss is open (reported, not restored), a degraded
+		// count that grows again with no member change is that loss
+		// still: dm-raid, recovering a leg after a reload, reads every
+		// leg resyncing (none lacking) and then the leg recovering
+		// (one lacking again), seen on 7.3.
+		if len(out) == 0 && a.Degraded > old.Degraded && !memo.broken {
 			out = append(out, a.Redundancy(ChangeDegraded))
 		}
 	}
@@ -273,7 +278,7 @@ func (a *ArrayState) Settling() bool {
 		return false
 	}
 	for _, m := range a.Members {
-		if slices.Contains(strings.Split(m.State, ","), "spare") {
+		if slices.Contains(strings.Split(m.State, ","), "spare") || m.State == stateRecovering || m.State == stateResyncing {
 			return true
 		}
 	}
