@@ -163,11 +163,12 @@ func ParseTargetSpecs(buf []byte) ([]DMTarget, error) {
 	return out, nil
 }
 
-// RaidArray reads the state of the device-mapper device of layer l (an
-// LVM or other dm layer of a stack) if its table is one dm-raid target;
-// nil, nil if it is anything else. sysRoot ("/sys" if empty) names the
-// legs' device numbers with their kernel names.
-func (c *DMControl) RaidArray(sysRoot string, l *Layer) (*ArrayState, error) {
+// Array reads the redundancy state of the device-mapper device of layer l
+// (an LVM, multipath or other dm layer of a stack) if its table is one
+// dm-raid or multipath target; nil, nil if it is anything else. sysRoot
+// ("/sys" if empty) names the legs' and paths' device numbers with their
+// kernel names.
+func (c *DMControl) Array(sysRoot string, l *Layer) (*ArrayState, error) {
 	var major, minor uint32
 	if _, err := fmt.Sscanf(l.Dev, "%d:%d", &major, &minor); err != nil {
 		return nil, fmt.Errorf("%s: device number %q: %w", l.Name, l.Dev, err)
@@ -176,15 +177,8 @@ func (c *DMControl) RaidArray(sysRoot string, l *Layer) (*ArrayState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(status) != 1 || status[0].Type != "raid" {
+	if len(status) != 1 || status[0].Type != "raid" && status[0].Type != "multipath" {
 		return nil, nil
-	}
-	table, err := c.Targets(major, minor, true)
-	if err != nil {
-		return nil, err
-	}
-	if len(table) != 1 {
-		return nil, fmt.Errorf("%s: %d targets in the table, %d in the status", l.Name, len(table), len(status))
 	}
 	if sysRoot == "" {
 		sysRoot = "/sys"
@@ -198,6 +192,16 @@ func (c *DMControl) RaidArray(sysRoot string, l *Layer) (*ArrayState, error) {
 	alias := l.LV
 	if alias == "" {
 		alias = l.DMName
+	}
+	if status[0].Type == "multipath" {
+		return MultipathArray(l.Name, alias, status[0], resolve)
+	}
+	table, err := c.Targets(major, minor, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(table) != 1 {
+		return nil, fmt.Errorf("%s: %d targets in the table, %d in the status", l.Name, len(table), len(status))
 	}
 	return RaidArray(l.Name, alias, table[0], status[0], resolve)
 }

@@ -159,3 +159,105 @@ func RaidArray(name, alias string, table, status DMTarget, resolve func(dev stri
 	}
 	return a, nil
 }
+
+// DriverDMMultipath names, in an ArrayState and a Redundancy, a
+// device-mapper multipath device: its "members" are its paths.
+const DriverDMMultipath = "dm-multipath"
+
+// MultipathArray makes the ArrayState of the multipath device name from
+// its status line (`dmsetup status`: "2 0 0 0 1 1 A 0 2 0 7:0 A 0 7:1 F 1"
+// — the features, the hardware handler's arguments, the priority groups
+// and, in each, its state, its path selector's arguments and its paths,
+// each with its device, "A" (active) or "F" (failed), its fail count and
+// the selector's per-path arguments). Each path is a member, "faulty" when
+// failed; the array lacks its failed paths.
+func MultipathArray(name, alias string, status DMTarget, resolve func(dev string) string) (*ArrayState, error) {
+	if status.Type != "multipath" {
+		return nil, fmt.Errorf("%s: not a multipath target (%q)", name, status.Type)
+	}
+	f := strings.Fields(status.Params)
+	i := 0
+	bad := func(what string) error {
+		return fmt.Errorf("%s: multipath status %q: %s", name, status.Params, what)
+	}
+	num := func(what string) (int, error) {
+		if i >= len(f) {
+			return 0, bad("ends before " + what)
+		}
+		n, err := strconv.Atoi(f[i])
+		if err != nil || n < 0 || n > len(f) {
+			return 0, bad("bad " + what + " " + strconv.Quote(f[i]))
+		}
+		i++
+		return n, nil
+	}
+	skip := func(what string) error {
+		n, err := num(what)
+		if err != nil {
+			return err
+		}
+		if i+n > len(f) {
+			return bad("ends within " + what)
+		}
+		i += n
+		return nil
+	}
+	if err := skip("feature count"); err != nil {
+		return nil, err
+	}
+	if err := skip("hardware handler argument count"); err != nil {
+		return nil, err
+	}
+	groups, err := num("priority group count")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := num("next priority group"); err != nil {
+		return nil, err
+	}
+	a := &ArrayState{Name: name, Driver: DriverDMMultipath, Alias: alias}
+	a.Level, a.ArrayState = "multipath", "active"
+	for g := 0; g < groups; g++ {
+		if i >= len(f) {
+			return nil, bad("ends before priority group " + strconv.Itoa(g+1))
+		}
+		i++ // the group's state: A(ctive), E(nabled), D(isabled)
+		if err := skip("path selector argument count"); err != nil {
+			return nil, err
+		}
+		paths, err := num("path count")
+		if err != nil {
+			return nil, err
+		}
+		perPath, err := num("per-path argument count")
+		if err != nil {
+			return nil, err
+		}
+		for p := 0; p < paths; p++ {
+			if i+3+perPath > len(f) {
+				return nil, bad("ends within path " + strconv.Itoa(p+1) + " of group " + strconv.Itoa(g+1))
+			}
+			dev, st := f[i], f[i+1]
+			i += 3 + perPath
+			m := Member{Name: dev, Slot: strconv.Itoa(len(a.Members))}
+			if resolve != nil {
+				m.Name = resolve(dev)
+			}
+			switch st {
+			case "A":
+				m.State = "active"
+			case "F":
+				m.State = "faulty"
+				a.Degraded++
+			default:
+				return nil, bad("path state " + strconv.Quote(st))
+			}
+			a.Members = append(a.Members, m)
+			if len(a.Members) > maxLayers {
+				return nil, bad("too many paths")
+			}
+		}
+	}
+	a.RaidDisks = len(a.Members)
+	return a, nil
+}

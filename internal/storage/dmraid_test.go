@@ -162,3 +162,50 @@ func FuzzRaidArray(f *testing.F) {
 		RaidArray("dm-0", "", DMTarget{Type: "raid", Params: table}, DMTarget{Type: "raid", Params: status}, func(s string) string { return s })
 	})
 }
+
+// TestMultipathPathLostAndRestored: a multipath device's paths are its
+// members; a failed path is reported once, and every path active again
+// is the restore.
+func TestMultipathPathLostAndRestored(t *testing.T) {
+	var tr Tracker
+	names := map[string]string{"7:0": "loop0", "7:1": "loop1"}
+	steps := []struct{ status, want string }{
+		// round-robin: no per-path arguments.
+		{"2 0 0 0 1 1 A 0 2 0 7:0 A 0 7:1 A 0", ""},
+		{"2 0 0 0 1 1 A 0 2 0 7:0 A 0 7:1 F 1", "member-faulty loop1 (multipath device mp1 (dm-2): path loop1 failed, 1 of 2 paths failed)"},
+		{"2 0 0 0 1 1 A 0 2 0 7:0 A 0 7:1 F 1", ""},
+		// service-time: two per-path arguments; a hardware handler
+		// argument and a feature.
+		{"3 1 0 queue_if_no_path 1 x 1 1 A 0 2 2 7:0 A 0 0 1 7:1 A 1 0 1", "restored (multipath device mp1 (dm-2): every path active again)"},
+	}
+	for i, s := range steps {
+		a, err := MultipathArray("dm-2", "mp1", DMTarget{Type: "multipath", Params: s.status}, func(d string) string { return names[d] })
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		var got []string
+		for _, r := range tr.Update(a) {
+			w := r.Change
+			if r.Member != "" {
+				w += " " + r.Member
+			}
+			got = append(got, w+" ("+r.String()+")")
+		}
+		if g := strings.Join(got, "; "); g != s.want {
+			t.Errorf("step %d (%s): changes %q, want %q", i, s.status, g, s.want)
+		}
+	}
+	for _, bad := range []string{"", "2 0", "0 0 1 1 A 0 2 0 7:0 A 0", "0 0 1 1 A 0 1 0 7:0 X 0", "0 0 1 1 A 9"} {
+		if _, err := MultipathArray("dm-2", "", DMTarget{Type: "multipath", Params: bad}, nil); err == nil || !strings.Contains(err.Error(), "dm-2") {
+			t.Errorf("status %q: %v, want an error naming dm-2", bad, err)
+		}
+	}
+}
+
+// FuzzMultipathArray: no status line makes the multipath parser panic.
+func FuzzMultipathArray(f *testing.F) {
+	f.Add("2 0 0 0 1 1 A 0 2 0 7:0 A 0 7:1 F 1")
+	f.Fuzz(func(t *testing.T, status string) {
+		MultipathArray("dm-0", "", DMTarget{Type: "multipath", Params: status}, nil)
+	})
+}

@@ -134,6 +134,24 @@ func (r *Redundancy) String() string {
 		if r.Level != "" {
 			extra = append(extra, r.Level)
 		}
+		if r.Driver == DriverDMMultipath {
+			// Its level is "multipath", and its members paths.
+			fmt.Fprintf(&b, "multipath device %s", name)
+			if r.Alias != "" {
+				fmt.Fprintf(&b, " (%s)", r.Array)
+			}
+			switch r.Change {
+			case ChangeMemberFaulty:
+				fmt.Fprintf(&b, ": path %s failed, %d of %d paths failed", r.Member, r.Degraded, r.RaidDisks)
+			case ChangeMemberRemoved:
+				fmt.Fprintf(&b, ": path %s removed, %d of %d paths failed", r.Member, r.Degraded, r.RaidDisks)
+			case ChangeRestored:
+				b.WriteString(": every path active again")
+			default:
+				fmt.Fprintf(&b, ": %d of %d paths failed", r.Degraded, r.RaidDisks)
+			}
+			return b.String()
+		}
 		fmt.Fprintf(&b, "%s array %s", r.Driver, name)
 		if len(extra) > 0 {
 			fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))

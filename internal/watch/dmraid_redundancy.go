@@ -72,11 +72,15 @@ func (d *dmEvents) close() {
 	unix.Close(d.wake)
 }
 
-// dmRaidCandidate reports whether a layer may be a dm-raid target: a
-// device-mapper device built on at least two others (a raid logical
-// volume sits on a metadata and a data sub-volume per leg).
+// dmRaidCandidate reports whether a layer may be a dm-raid or multipath
+// target: a multipath device (uuid "mpath-"), or a device-mapper device
+// built on at least two others (a raid logical volume sits on a metadata
+// and a data sub-volume per leg; a multipath device made by other tools
+// on its paths).
 func dmRaidCandidate(l *storage.Layer) bool {
 	switch l.Kind {
+	case storage.KindMultipath:
+		return l.Dev != ""
 	case storage.KindLVM, storage.KindDM:
 		return len(l.On) >= 2 && l.Dev != ""
 	}

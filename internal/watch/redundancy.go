@@ -161,10 +161,13 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 		var err error
 		source := event.SourceMD
 		if l, ok := dmLayers[name]; ok {
-			source = event.SourceDMRaid
-			a, err = r.dmctl.RaidArray(w.cfg.SysRoot, &l)
+			a, err = r.dmctl.Array(w.cfg.SysRoot, &l)
 			if err == nil && a == nil {
 				continue // a device-mapper device of another target
+			}
+			source = event.SourceDMRaid
+			if a != nil && a.Driver == storage.DriverDMMultipath {
+				source = event.SourceDMMultipath
 			}
 		} else {
 			a, err = storage.ReadArray(w.cfg.SysRoot, name)
