@@ -58,6 +58,7 @@ var guestTests = []guestTest{
 	// Redundancy lost and restored under a file system that sees no error.
 	{Pkg: "./internal/watch", Name: "TestRedundancyMDLegLostAndRestored"},
 	{Pkg: "./internal/watch", Name: "TestRedundancyLVMRaid1LegLostAndRestored"},
+	{Pkg: "./internal/watch", Name: "TestRedundancyMultipathPathLostAndRestored"},
 	// Real stacks (lvm2, cryptsetup, mdadm, partitions) whose devices
 	// fail: every event names every layer.
 	{Pkg: "./internal/watch", Name: "TestLVMOnFailingPVNamesEveryLayer"},
@@ -107,7 +108,11 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	"dm_crypt", "xts", "ecb", "algif_skcipher",
 	// LVM raid1 logical volumes: device mapper's raid target (md's
 	// personalities under it).
-	"dm_raid"}
+	"dm_raid",
+	// Multipath devices: the target and its round-robin path selector
+	// (which the kernel would load on demand, but the guests have no
+	// modprobe).
+	"dm_multipath", "dm_round_robin"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the

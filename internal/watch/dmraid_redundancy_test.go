@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/loopfs"
 	"github.com/fshealth/fshealth/internal/storage"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
@@ -84,6 +86,81 @@ func TestRedundancyLVMRaid1LegLostAndRestored(t *testing.T) {
 
 	pvB.Reload(t, testutil.LinearTable(pvB.Backing, pvB.Sectors))
 	if _, err := testutil.LVM("lvchange", "-y", "--refresh", vg.Name+"/mirror"); err != nil {
+		t.Fatal(err)
+	}
+	check(c.nextRedundancy(), storage.ChangeRestored, "", 0)
+	c.noRedundancy()
+}
+
+// TestRedundancyMultipathPathLostAndRestored: ext4 on a device-mapper
+// multipath device (uuid "mpath-...", as multipathd names them) with two
+// paths, two loop devices of one image file. A path failed (`dmsetup
+// message ... fail_path`, as multipathd does when a path's checker or I/O
+// fails) is one member-faulty event of source dm-multipath naming the
+// path; reinstating it is one restored event. The file system sees no
+// error; device-mapper's event wakes the watcher.
+func TestRedundancyMultipathPathLostAndRestored(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireDeviceMapper(t, "multipath")
+	file := realPath(t, scratchFile(t, 64<<20))
+	var paths []string
+	for range 2 {
+		dev, hold, err := loopfs.Attach(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hold.Close() // the multipath table holds the loop devices after
+		paths = append(paths, dev)
+	}
+	sectors, err := readSysUint("/sys/class/block/" + filepath.Base(paths[0]) + "/size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("fshtmp%d", os.Getpid())
+	table := fmt.Sprintf("0 %d multipath 0 0 1 1 round-robin 0 2 0 %s %s", sectors, paths[0], paths[1])
+	if err := dmsetup("create", name, "-u", "mpath-"+name, "--table", table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for range 50 {
+			if err = dmsetup("remove", name); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("removing the multipath device: %v", err)
+	})
+	kname := dmKernelName(t, name)
+	mp := mkfsMount(t, "ext4", "/dev/"+kname, "errors=continue")
+
+	c := startConfig(t, Config{Paths: []string{mp}, Redundancy: true, RedundancyInterval: time.Hour}, false)
+	c.noRedundancy()
+	check := func(e event.Event, change, member string, failed int) {
+		t.Helper()
+		r := e.Redundancy
+		if e.Source != event.SourceDMMultipath || r == nil || r.Change != change || r.Driver != storage.DriverDMMultipath ||
+			r.Array != kname || r.Alias != name || r.Member != member || r.Degraded != failed || r.RaidDisks != 2 {
+			t.Errorf("event %s, redundancy %+v: want %s of %s (%s) path %q, %d of 2 failed", event.AppendText(nil, &e), r, change, kname, name, member, failed)
+		}
+		if e.FSType != "ext4" || len(e.Mountpoints) != 1 || e.Mountpoints[0] != mp {
+			t.Errorf("file system of the event: %s %s %v", e.Device, e.FSType, e.Mountpoints)
+		}
+		if len(e.Storage) != 3 || e.Storage[0].Kind != storage.KindMultipath || e.Storage[0].DMName != name ||
+			storage.Find(e.Storage, filepath.Base(paths[0])) == nil || storage.Find(e.Storage, filepath.Base(paths[1])) == nil {
+			t.Errorf("storage stack %+v, want the multipath device and its two paths", e.Storage)
+		}
+	}
+	if err := dmsetup("message", name, "0", "fail_path", paths[1]); err != nil {
+		t.Fatal(err)
+	}
+	e := c.nextRedundancy()
+	check(e, storage.ChangeMemberFaulty, filepath.Base(paths[1]), 1)
+	if want := "multipath device " + name + " (" + kname + "): path " + filepath.Base(paths[1]) + " failed, 1 of 2 paths failed"; e.Message != want {
+		t.Errorf("message %q, want %q", e.Message, want)
+	}
+	c.noRedundancy()
+	if err := dmsetup("message", name, "0", "reinstate_path", paths[1]); err != nil {
 		t.Fatal(err)
 	}
 	check(c.nextRedundancy(), storage.ChangeRestored, "", 0)
