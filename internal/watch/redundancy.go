@@ -8,8 +8,9 @@ import (
 	"github.com/fshealth/fshealth/internal/storage"
 )
 
-// DefaultRedundancyInterval is how often the md arrays under watched file
-// systems are read when nothing else wakes the watcher.
+// DefaultRedundancyInterval is how often the md arrays (and dm-raid and
+// multipath devices) under watched file systems are read when nothing else
+// wakes the watcher.
 const DefaultRedundancyInterval = 30 * time.Second
 
 // settleEvery is how often an array that is settling (a recovery or
@@ -111,13 +112,14 @@ func (w *Watcher) stopRedundancy() {
 	}
 }
 
-// checkRedundancy reads every md array under a watched file system once
-// (however many file systems or mounts are on it) and appends an event per
-// change and file system above the array: a member faulty or removed, the
-// array degraded, a check's mismatch count grown, the array whole again.
-// It runs at start, after every md event (/proc/mdstat's POLLPRI), at
-// every wake-up for the kernel log and every RedundancyInterval, and
-// re-arms the periodic check.
+// checkRedundancy reads every md array, dm-raid target and multipath
+// device under a watched file system once (however many file systems or
+// mounts are on it) and appends an event per change and file system above
+// the array: a member (leg, path) faulty or removed, the array degraded, a
+// check's mismatch count grown, the array whole again. It runs at start,
+// after every md event (/proc/mdstat's POLLPRI) and device-mapper event
+// (/dev/mapper/control's POLLIN), at every wake-up for the kernel log and
+// every RedundancyInterval, and re-arms the periodic check.
 func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	r := w.redund
 	if r == nil {
