@@ -246,16 +246,18 @@ func readMD(dir string) *MD {
 		// A member md marked faulty is missing from the array,
 		// whatever md/degraded says yet: seen on 6.1, a raid1 leg
 		// failed by a write error read "faulty,blocked,write_error,
-		// want_replacement" with degraded still 0.
-		inSync := 0
+		// want_replacement" with degraded still 0. (A member merely
+		// not in sync, "blocked,write_error", is not counted: md is
+		// still deciding, and counting it made a "degraded" change
+		// before the "member-faulty" one, seen on 6.1.)
+		n := 0
 		for _, m := range md.Members {
-			states := strings.Split(m.State, ",")
-			if slices.Contains(states, "in_sync") && !slices.Contains(states, "faulty") {
-				inSync++
+			if faulty(m.State) {
+				n++
 			}
 		}
-		if n, err := readUint(dir, "md/raid_disks"); err == nil && len(md.Members) > 0 && int(n)-inSync > md.Degraded {
-			md.Degraded = int(n) - inSync
+		if n > md.Degraded {
+			md.Degraded = n
 		}
 	}()
 	ents, _ := os.ReadDir(filepath.Join(dir, "md"))

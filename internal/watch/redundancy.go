@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/enrich"
@@ -32,6 +33,18 @@ type redundancy struct {
 	dmctl  *storage.DMControl
 	dm     *dmEvents
 	dmDone chan struct{}
+	// evented says an md or device-mapper event came since the last
+	// reading: the reading it causes is followed by another one soon,
+	// since md updates some of sysfs after it signalled the event (a
+	// member removed still showed in md/dev-* at the reading its event
+	// caused, seen on 6.12).
+	evented atomic.Bool
+}
+
+// onRedundancyEvent is what md's and device-mapper's waiters call.
+func (w *Watcher) onRedundancyEvent() {
+	w.redund.evented.Store(true)
+	w.wakeForRedundancy()
 }
 
 // startRedundancy takes the first reading of the arrays (an array already
@@ -61,7 +74,7 @@ func (w *Watcher) startRedundancy() []event.Event {
 			r.dm, r.dmDone = dm, make(chan struct{})
 			go func() {
 				defer close(r.dmDone)
-				if err := dm.wait(w.wakeForRedundancy); err != nil {
+				if err := dm.wait(w.onRedundancyEvent); err != nil {
 					w.log.Error("waiting for device-mapper events failed; dm-raid targets are read every interval only", "err", err, "interval", every)
 				}
 			}()
@@ -74,7 +87,7 @@ func (w *Watcher) startRedundancy() []event.Event {
 		r.md, r.mdDone = md, make(chan struct{})
 		go func() {
 			defer close(r.mdDone)
-			if err := md.wait(w.wakeForRedundancy); err != nil {
+			if err := md.wait(w.onRedundancyEvent); err != nil {
 				w.log.Error("waiting for md events failed; md arrays are read every interval only", "err", err, "interval", every)
 			}
 		}()
@@ -126,11 +139,12 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 		return out
 	}
 	settling := false
+	evented := r.evented.Swap(false)
 	defer func() {
 		if r.timer == nil {
 			return
 		}
-		if settling {
+		if settling || evented {
 			r.timer.Reset(min(r.every, settleEvery))
 		} else {
 			r.timer.Reset(r.every)
