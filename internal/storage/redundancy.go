@@ -197,6 +197,14 @@ type arrayMemo struct {
 	// mismatch is the mismatch count the last finished check left (or
 	// the first reading's).
 	mismatch uint64
+	// pending says the last reading found the array more degraded with
+	// no member change to explain it, from pendingBase: md's sysfs is
+	// not updated at once (seen on 6.1: degraded 1 a moment before the
+	// member reads faulty, and the other way round), so such a change
+	// is reported only if the next reading still shows no member
+	// change that explains it.
+	pending     bool
+	pendingBase int
 }
 
 // Tracker follows the redundancy of md arrays and tells what changed
@@ -258,8 +266,18 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 		// still: dm-raid, recovering a leg after a reload, reads every
 		// leg resyncing (none lacking) and then the leg recovering
 		// (one lacking again), seen on 7.3.
-		if len(out) == 0 && a.Degraded > old.Degraded && !memo.broken {
+		base := old.Degraded
+		if memo.pending {
+			base = memo.pendingBase
+		}
+		switch {
+		case len(out) > 0 || a.Degraded <= base || memo.broken:
+			memo.pending = false
+		case memo.pending:
+			memo.pending = false
 			out = append(out, a.Redundancy(ChangeDegraded))
+		default:
+			memo.pending, memo.pendingBase = true, base
 		}
 	}
 	if len(out) > 0 {
@@ -301,6 +319,13 @@ func (a *ArrayState) Settling() bool {
 		}
 	}
 	return false
+}
+
+// Pending reports whether the array's last reading left a change to be
+// confirmed by the next one: the watcher reads it again soon.
+func (t *Tracker) Pending(name string) bool {
+	m := t.arrays[name]
+	return m != nil && m.pending
 }
 
 // Known reports whether the tracker has read the array before.

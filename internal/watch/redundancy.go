@@ -198,6 +198,7 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 		settling = settling || a.Settling()
 		first := !r.tracker.Known(name)
 		changes := r.tracker.Update(a)
+		settling = settling || r.tracker.Pending(name)
 		for _, fs := range above[name] {
 			cs := changes
 			if first && len(cs) == 0 && a.Whole() && w.cfg.RedundancyLost != nil &&
