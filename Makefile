@@ -71,7 +71,7 @@ demo:
 # Debian packages the tests use (e2fsprogs is on every Debian system).
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc python3 prometheus-alertmanager prometheus systemd strace exim4-daemon-light dmsetup mdadm lintian debootstrap groff-base smartmontools
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs xfsprogs btrfs-progs util-linux gcc python3 prometheus-alertmanager prometheus systemd strace exim4-daemon-light dmsetup mdadm lvm2 cryptsetup-bin lintian debootstrap groff-base smartmontools
 
 # The container image (docs/kubernetes.md): build/fshealth-image.tar, for
 # `docker load` or `podman load`, tagged fshealth:$(IMAGE_TAG), built without a

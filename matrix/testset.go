@@ -63,6 +63,17 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestFailedDMKeepsItsStack"},
 	// Redundancy lost and restored under a file system that sees no error.
 	{Pkg: "./internal/watch", Name: "TestRedundancyMDLegLostAndRestored"},
+	{Pkg: "./internal/watch", Name: "TestRedundancyLVMRaid1LegLostAndRestored"},
+	{Pkg: "./internal/watch", Name: "TestRedundancyMultipathPathLostAndRestored"},
+	// Real stacks (lvm2, cryptsetup, mdadm, partitions) whose devices
+	// fail: every event names every layer.
+	{Pkg: "./internal/watch", Name: "TestLVMOnFailingPVNamesEveryLayer"},
+	{Pkg: "./internal/watch", Name: "TestLUKSOnFailingDeviceNamesEveryLayer"},
+	{Pkg: "./internal/watch", Name: "TestXFSOnMDLegFailing"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorInDataOnPartition"},
+	{Pkg: "./internal/watch", Name: "TestMediumErrorInMetadataOnPartition"},
+	// btrfs shutdowns through FAN_FS_ERROR (fserror), from Linux 7.1.
+	{Pkg: "./internal/watch", Name: "TestBtrfsShutdownThroughFanotify", Needs: &feature{Name: "btrfs shutdown through FAN_FS_ERROR (fserror)", Since: "7.1"}},
 	// The disk's own view of its health, from smartctl, on a SCSI disk.
 	{Pkg: "./internal/smart", Name: "TestCheckSCSIDebug"},
 	{Pkg: "./internal/cli", Name: "TestWatchJSONEndToEnd"},
@@ -101,7 +112,18 @@ var guestModules = []string{"loop", "xfs", "btrfs",
 	"dm_mod", "sd_mod", "scsi_debug", "raid1",
 	// Failing devices under each file system: device mapper's flakey
 	// target. (Debian's cloud kernels have no dm-dust.)
-	"dm_flakey"}
+	"dm_flakey",
+	// LUKS (dm-crypt) with its default cipher, aes-xts-plain64: xts and
+	// ecb are modules on some kernels, built in on others; cryptsetup
+	// reaches the kernel's ciphers through AF_ALG (algif_skcipher).
+	"dm_crypt", "xts", "ecb", "algif_skcipher",
+	// LVM raid1 logical volumes: device mapper's raid target (md's
+	// personalities under it).
+	"dm_raid",
+	// Multipath devices: the target and its round-robin path selector
+	// (which the kernel would load on demand, but the guests have no
+	// modprobe).
+	"dm_multipath", "dm_round_robin"}
 
 // guestTools are the host programs the tests call, copied into every guest
 // with their shared libraries and the dynamic loader. Package names the
@@ -119,6 +141,8 @@ var guestTools = []hostTool{
 	{Name: "dmsetup", Package: "dmsetup"},
 	{Name: "mdadm", Package: "mdadm"},
 	{Name: "smartctl", Package: "smartmontools"},
+	{Name: "lvm", Package: "lvm2"},
+	{Name: "cryptsetup", Package: "cryptsetup-bin"},
 }
 
 // guestTest is one test of the in-guest set.

@@ -10,6 +10,15 @@ const KindRedundancy = "redundancy"
 // SourceMD marks KindRedundancy events read from md's sysfs attributes.
 const SourceMD = "md"
 
+// SourceDMRaid marks KindRedundancy events read from a dm-raid target's
+// status (an LVM raid logical volume), through /dev/mapper/control.
+const SourceDMRaid = "dm-raid"
+
+// SourceDMMultipath marks KindRedundancy events read from a multipath
+// device's status (a path failed or reinstated), through
+// /dev/mapper/control.
+const SourceDMMultipath = "dm-multipath"
+
 // appendRedundancyText appends the description of a KindRedundancy event
 // in place of an error's errno.
 func appendRedundancyText(b []byte, e *Event) []byte {

@@ -233,12 +233,33 @@ func SplitLVName(dm string) (vg, lv string, ok bool) {
 	return "", "", false
 }
 
-// readMD reads an md array's state and members.
+// readMD reads an md array's state and members. The members are read
+// first: md counts a failed member in degraded before it marks it faulty
+// (raid1_error, raid10_error, raid5_error), so a member read as faulty is
+// always counted in the degraded read after it.
 func readMD(dir string) *MD {
 	md := &MD{Level: readStr(dir, "md/level"), ArrayState: readStr(dir, "md/array_state")}
-	if n, err := readUint(dir, "md/degraded"); err == nil {
-		md.Degraded = int(n)
-	}
+	defer func() {
+		if n, err := readUint(dir, "md/degraded"); err == nil {
+			md.Degraded = int(n)
+		}
+		// A member md marked faulty is missing from the array,
+		// whatever md/degraded says yet: seen on 6.1, a raid1 leg
+		// failed by a write error read "faulty,blocked,write_error,
+		// want_replacement" with degraded still 0. (A member merely
+		// not in sync, "blocked,write_error", is not counted: md is
+		// still deciding, and counting it made a "degraded" change
+		// before the "member-faulty" one, seen on 6.1.)
+		n := 0
+		for _, m := range md.Members {
+			if faulty(m.State) {
+				n++
+			}
+		}
+		if n > md.Degraded {
+			md.Degraded = n
+		}
+	}()
 	ents, _ := os.ReadDir(filepath.Join(dir, "md"))
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), "dev-") {
@@ -432,12 +453,22 @@ func existsPath(p string) bool {
 }
 
 // readStr reads a one-line sysfs attribute, trimmed; "" if unreadable.
+// It reads once: some attributes (md's sync_action, array_state, ...
+// "preallocated" ones) are generated anew at every read(2), so a second
+// read at an offset, as os.ReadFile makes, splices two states together
+// (seen on 6.1: "idle\ner" from "idle" and then "recover").
 func readStr(dir, name string) string {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	defer f.Close()
+	buf := make([]byte, 4096) // a sysfs attribute is at most a page
+	n, err := f.Read(buf)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(buf[:n]))
 }
 
 func readUint(dir, name string) (uint64, error) {

@@ -23,10 +23,14 @@ const (
 	ChangeRestored = "restored"
 )
 
-// ArrayState is what md's sysfs says about an array's redundancy.
+// ArrayState is what md's sysfs (or a dm-raid target's status) says
+// about an array's redundancy.
 type ArrayState struct {
-	// Name is the array's kernel name ("md0").
+	// Name is the array's kernel name ("md0", "dm-5").
 	Name string
+	// Driver is "" for an md array, DriverDMRaid for a dm-raid target;
+	// Alias is a dm-raid device's LVM "vg/lv" or device-mapper name.
+	Driver, Alias string
 	MD
 	// RaidDisks is how many members the array is meant to have.
 	RaidDisks int
@@ -75,7 +79,7 @@ func (a *ArrayState) Whole() bool {
 		return false
 	}
 	for _, m := range a.Members {
-		if faulty(m.State) {
+		if faulty(m.State) || m.State == stateRecovering || m.State == stateResyncing {
 			return false
 		}
 	}
@@ -88,9 +92,15 @@ func faulty(state string) bool { return slices.Contains(strings.Split(state, ","
 type Redundancy struct {
 	// Change is one of the Change* constants.
 	Change string `json:"change"`
-	// Array is the array's kernel name ("md0"); Level its RAID level.
+	// Array is the array's kernel name ("md0", "dm-5"); Level its RAID
+	// level.
 	Array string `json:"array"`
-	Level string `json:"level,omitempty"`
+	// Driver is "dm-raid" for device-mapper's raid target (an LVM raid
+	// logical volume), empty for md; Alias is then the logical volume's
+	// "vg/lv" (or the device-mapper name).
+	Driver string `json:"driver,omitempty"`
+	Alias  string `json:"alias,omitempty"`
+	Level  string `json:"level,omitempty"`
 	// Member is the member the change is about (member-faulty,
 	// member-removed), MemberState its md state.
 	Member      string `json:"member,omitempty"`
@@ -110,9 +120,42 @@ type Redundancy struct {
 // String describes the change in one line.
 func (r *Redundancy) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "md array %s", r.Array)
-	if r.Level != "" {
-		fmt.Fprintf(&b, " (%s)", r.Level)
+	switch {
+	case r.Driver == "":
+		fmt.Fprintf(&b, "md array %s", r.Array)
+		if r.Level != "" {
+			fmt.Fprintf(&b, " (%s)", r.Level)
+		}
+	default:
+		name, extra := r.Array, []string(nil)
+		if r.Alias != "" {
+			name, extra = r.Alias, []string{r.Array}
+		}
+		if r.Level != "" {
+			extra = append(extra, r.Level)
+		}
+		if r.Driver == DriverDMMultipath {
+			// Its level is "multipath", and its members paths.
+			fmt.Fprintf(&b, "multipath device %s", name)
+			if r.Alias != "" {
+				fmt.Fprintf(&b, " (%s)", r.Array)
+			}
+			switch r.Change {
+			case ChangeMemberFaulty:
+				fmt.Fprintf(&b, ": path %s failed, %d of %d paths failed", r.Member, r.Degraded, r.RaidDisks)
+			case ChangeMemberRemoved:
+				fmt.Fprintf(&b, ": path %s removed, %d of %d paths failed", r.Member, r.Degraded, r.RaidDisks)
+			case ChangeRestored:
+				b.WriteString(": every path active again")
+			default:
+				fmt.Fprintf(&b, ": %d of %d paths failed", r.Degraded, r.RaidDisks)
+			}
+			return b.String()
+		}
+		fmt.Fprintf(&b, "%s array %s", r.Driver, name)
+		if len(extra) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
+		}
 	}
 	switch r.Change {
 	case ChangeMemberFaulty:
@@ -142,7 +185,7 @@ func (r *Redundancy) String() string {
 // Redundancy returns a change of the array (one of the Change constants),
 // with the array's state as read.
 func (a *ArrayState) Redundancy(change string) Redundancy {
-	return Redundancy{Change: change, Array: a.Name, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
+	return Redundancy{Change: change, Array: a.Name, Driver: a.Driver, Alias: a.Alias, Level: a.Level, Degraded: a.Degraded, RaidDisks: a.RaidDisks,
 		ArrayState: a.ArrayState, SyncAction: a.SyncAction, MismatchCnt: a.MismatchCnt}
 }
 
@@ -154,6 +197,14 @@ type arrayMemo struct {
 	// mismatch is the mismatch count the last finished check left (or
 	// the first reading's).
 	mismatch uint64
+	// pending says the last reading found the array more degraded with
+	// no member change to explain it, from pendingBase: md's sysfs is
+	// not updated at once (seen on 6.1: degraded 1 a moment before the
+	// member reads faulty, and the other way round), so such a change
+	// is reported only if the next reading still shows no member
+	// change that explains it.
+	pending     bool
+	pendingBase int
 }
 
 // Tracker follows the redundancy of md arrays and tells what changed
@@ -210,8 +261,23 @@ func (t *Tracker) Update(a *ArrayState) []Redundancy {
 			r.Member, r.MemberState = o.Name, o.State
 			out = append(out, r)
 		}
-		if len(out) == 0 && a.Degraded > old.Degraded {
+		// While a loss is open (reported, not restored), a degraded
+		// count that grows again with no member change is that loss
+		// still: dm-raid, recovering a leg after a reload, reads every
+		// leg resyncing (none lacking) and then the leg recovering
+		// (one lacking again), seen on 7.3.
+		base := old.Degraded
+		if memo.pending {
+			base = memo.pendingBase
+		}
+		switch {
+		case len(out) > 0 || a.Degraded <= base || memo.broken:
+			memo.pending = false
+		case memo.pending:
+			memo.pending = false
 			out = append(out, a.Redundancy(ChangeDegraded))
+		default:
+			memo.pending, memo.pendingBase = true, base
 		}
 	}
 	if len(out) > 0 {
@@ -248,11 +314,18 @@ func (a *ArrayState) Settling() bool {
 		return false
 	}
 	for _, m := range a.Members {
-		if slices.Contains(strings.Split(m.State, ","), "spare") {
+		if slices.Contains(strings.Split(m.State, ","), "spare") || m.State == stateRecovering || m.State == stateResyncing {
 			return true
 		}
 	}
 	return false
+}
+
+// Pending reports whether the array's last reading left a change to be
+// confirmed by the next one: the watcher reads it again soon.
+func (t *Tracker) Pending(name string) bool {
+	m := t.arrays[name]
+	return m != nil && m.pending
 }
 
 // Known reports whether the tracker has read the array before.

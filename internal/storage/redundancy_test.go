@@ -95,6 +95,37 @@ func TestTrackerLegLostAndRestored(t *testing.T) {
 	}
 }
 
+// TestTrackerDegradedConfirmed: md's sysfs is not updated at once — seen
+// on 6.1, degraded reads 1 a moment before the failed member reads faulty
+// — so a degradation no member change explains is reported only when the
+// next reading confirms it; if that reading shows the member faulty, only
+// the member's change is.
+func TestTrackerDegradedConfirmed(t *testing.T) {
+	f := newMDFixture(t, "raid1")
+	var tr Tracker
+	steps := []struct {
+		do      func()
+		want    string
+		pending bool
+	}{
+		{func() {}, "", false},
+		{func() { f.set("degraded", "1") }, "", true},
+		{func() { f.member("sdb1", "faulty") }, "member-faulty sdb1", false},
+		{func() { f.remove("sdb1"); f.member("sdb1", "in_sync"); f.set("degraded", "0") }, "restored", false},
+		// An array that loses a member md never shows (assembled
+		// without it, say): degraded, confirmed by the next reading.
+		{func() { f.set("degraded", "1") }, "", true},
+		{func() {}, "degraded", false},
+		{func() {}, "", false},
+	}
+	for i, s := range steps {
+		s.do()
+		if got := f.read(&tr); got != s.want || tr.Pending("md0") != s.pending {
+			t.Errorf("step %d: changes %q, pending %v, want %q, %v", i, got, tr.Pending("md0"), s.want, s.pending)
+		}
+	}
+}
+
 // TestTrackerDegradedAtStart: an array already degraded when first read
 // is reported (with its faulty member, or as degraded when md dropped it
 // already), and restored when whole.

@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/enrich"
@@ -8,8 +9,9 @@ import (
 	"github.com/fshealth/fshealth/internal/storage"
 )
 
-// DefaultRedundancyInterval is how often the md arrays under watched file
-// systems are read when nothing else wakes the watcher.
+// DefaultRedundancyInterval is how often the md arrays (and dm-raid and
+// multipath devices) under watched file systems are read when nothing else
+// wakes the watcher.
 const DefaultRedundancyInterval = 30 * time.Second
 
 // settleEvery is how often an array that is settling (a recovery or
@@ -25,6 +27,24 @@ type redundancy struct {
 	// md waits for md's events (mdstat.go); nil without md in the kernel.
 	md     *mdEvents
 	mdDone chan struct{}
+	// dmctl reads dm-raid targets' states; dm waits for device-mapper's
+	// events (dmraid_redundancy.go). Both nil without device-mapper, or
+	// when SysRoot is not this machine's /sys.
+	dmctl  *storage.DMControl
+	dm     *dmEvents
+	dmDone chan struct{}
+	// evented says an md or device-mapper event came since the last
+	// reading: the reading it causes is followed by another one soon,
+	// since md updates some of sysfs after it signalled the event (a
+	// member removed still showed in md/dev-* at the reading its event
+	// caused, seen on 6.12).
+	evented atomic.Bool
+}
+
+// onRedundancyEvent is what md's and device-mapper's waiters call.
+func (w *Watcher) onRedundancyEvent() {
+	w.redund.evented.Store(true)
+	w.wakeForRedundancy()
 }
 
 // startRedundancy takes the first reading of the arrays (an array already
@@ -36,7 +56,30 @@ func (w *Watcher) startRedundancy() []event.Event {
 		every = DefaultRedundancyInterval
 	}
 	w.redund = &redundancy{every: every, timer: time.AfterFunc(every, w.wakeForRedundancy)}
+	if w.cfg.SysRoot == "/sys" {
+		// Device-mapper's state is the running kernel's: a fixture
+		// sysfs has none to go with it.
+		if ctl, err := storage.OpenDMControl(""); err != nil {
+			w.log.Debug("not reading dm-raid targets", "err", err)
+		} else {
+			w.redund.dmctl = ctl
+		}
+	}
 	out := w.checkRedundancy(nil)
+	if w.redund.dmctl != nil {
+		if dm, err := openDMEvents(); err != nil {
+			w.log.Debug("not waiting for device-mapper events", "err", err)
+		} else {
+			r := w.redund
+			r.dm, r.dmDone = dm, make(chan struct{})
+			go func() {
+				defer close(r.dmDone)
+				if err := dm.wait(w.onRedundancyEvent); err != nil {
+					w.log.Error("waiting for device-mapper events failed; dm-raid targets are read every interval only", "err", err, "interval", every)
+				}
+			}()
+		}
+	}
 	if md, err := openMDEvents(w.cfg.ProcRoot); err != nil {
 		w.log.Debug("not waiting for md events", "err", err)
 	} else {
@@ -44,7 +87,7 @@ func (w *Watcher) startRedundancy() []event.Event {
 		r.md, r.mdDone = md, make(chan struct{})
 		go func() {
 			defer close(r.mdDone)
-			if err := md.wait(w.wakeForRedundancy); err != nil {
+			if err := md.wait(w.onRedundancyEvent); err != nil {
 				w.log.Error("waiting for md events failed; md arrays are read every interval only", "err", err, "interval", every)
 			}
 		}()
@@ -72,26 +115,36 @@ func (w *Watcher) stopRedundancy() {
 		<-r.mdDone
 		r.md.close()
 	}
+	if r.dm != nil {
+		r.dm.stop()
+		<-r.dmDone
+		r.dm.close()
+	}
+	if r.dmctl != nil {
+		r.dmctl.Close()
+	}
 }
 
-// checkRedundancy reads every md array under a watched file system once
-// (however many file systems or mounts are on it) and appends an event per
-// change and file system above the array: a member faulty or removed, the
-// array degraded, a check's mismatch count grown, the array whole again.
-// It runs at start, after every md event (/proc/mdstat's POLLPRI), at
-// every wake-up for the kernel log and every RedundancyInterval, and
-// re-arms the periodic check.
+// checkRedundancy reads every md array, dm-raid target and multipath
+// device under a watched file system once (however many file systems or
+// mounts are on it) and appends an event per change and file system above
+// the array: a member (leg, path) faulty or removed, the array degraded, a
+// check's mismatch count grown, the array whole again. It runs at start,
+// after every md event (/proc/mdstat's POLLPRI) and device-mapper event
+// (/dev/mapper/control's POLLIN), at every wake-up for the kernel log and
+// every RedundancyInterval, and re-arms the periodic check.
 func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	r := w.redund
 	if r == nil {
 		return out
 	}
 	settling := false
+	evented := r.evented.Swap(false)
 	defer func() {
 		if r.timer == nil {
 			return
 		}
-		if settling {
+		if settling || evented {
 			r.timer.Reset(min(r.every, settleEvery))
 		} else {
 			r.timer.Reset(r.every)
@@ -99,8 +152,18 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	}()
 	above := map[string][]*enrich.Filesystem{}
 	var order []string
+	dmLayers := map[string]storage.Layer{}
 	for _, fs := range w.watched {
-		for _, a := range storage.Arrays(fs.Storage) {
+		names := storage.Arrays(fs.Storage)
+		if r.dmctl != nil {
+			for i := range fs.Storage {
+				if l := &fs.Storage[i]; dmRaidCandidate(l) {
+					names = append(names, l.Name)
+					dmLayers[l.Name] = *l
+				}
+			}
+		}
+		for _, a := range names {
 			if _, ok := above[a]; !ok {
 				order = append(order, a)
 			}
@@ -110,17 +173,32 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 	keep := map[string]bool{}
 	now := time.Now()
 	for _, name := range order {
+		var a *storage.ArrayState
+		var err error
+		source := event.SourceMD
+		if l, ok := dmLayers[name]; ok {
+			a, err = r.dmctl.Array(w.cfg.SysRoot, &l)
+			if err == nil && a == nil {
+				continue // a device-mapper device of another target
+			}
+			source = event.SourceDMRaid
+			if a != nil && a.Driver == storage.DriverDMMultipath {
+				source = event.SourceDMMultipath
+			}
+		} else {
+			a, err = storage.ReadArray(w.cfg.SysRoot, name)
+		}
 		keep[name] = true
-		a, err := storage.ReadArray(w.cfg.SysRoot, name)
 		if err != nil {
 			// The array was stopped or vanished: a rescan of the
 			// mount table or the kernel log tells.
-			w.log.Debug("cannot read an md array", "array", name, "err", err)
+			w.log.Debug("cannot read a RAID array", "array", name, "err", err)
 			continue
 		}
 		settling = settling || a.Settling()
 		first := !r.tracker.Known(name)
 		changes := r.tracker.Update(a)
+		settling = settling || r.tracker.Pending(name)
 		for _, fs := range above[name] {
 			cs := changes
 			if first && len(cs) == 0 && a.Whole() && w.cfg.RedundancyLost != nil &&
@@ -135,14 +213,14 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 			w.readStorage(fs)
 			for i := range cs {
 				c := cs[i]
-				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: event.SourceMD,
+				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: source,
 					ErrorCount: 1, FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType,
 					UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage,
 					Redundancy: &c, Message: c.String()})
 			}
 		}
 		for _, c := range changes {
-			w.log.Info("md array redundancy changed", "array", name, "change", c.Change, "member", c.Member, "degraded", c.Degraded)
+			w.log.Info("RAID array redundancy changed", "array", name, "driver", a.Driver, "alias", a.Alias, "change", c.Change, "member", c.Member, "degraded", c.Degraded)
 		}
 	}
 	r.tracker.Forget(keep)

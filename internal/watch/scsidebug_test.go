@@ -308,6 +308,17 @@ func checkSCSIDebugStack(t *testing.T, e event.Event, disk, part, dev string) {
 func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
+	e, _ := mediumErrorInFile(t, disk, mp)
+	checkSCSIDebugStack(t, e, disk, part, dev)
+}
+
+// mediumErrorInFile writes a file on the ext4 at mp, on the scsi_debug
+// disk, makes the disk fail reads of the file's first block with a medium
+// error, reads it with O_DIRECT and returns the event, which must carry
+// the block layer's line for that sector, and the sector (of the whole
+// disk).
+func mediumErrorInFile(t *testing.T, disk, mp string) (event.Event, uint64) {
+	t.Helper()
 	file := filepath.Join(mp, "data")
 	if err := os.WriteFile(file, []byte(strings.Repeat("data ", 2000)), 0o644); err != nil {
 		t.Fatal(err)
@@ -317,8 +328,9 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	if err := unix.Statfs(mp, &st); err != nil {
 		t.Fatal(err)
 	}
-	// The file's first block, as a sector of the whole disk: dm-linear
-	// maps the partition from its sector 0, which is the disk's 2048.
+	// The file's first block, as a sector of the whole disk: the
+	// partition (and dm-linear over it, where there is one) starts at
+	// the disk's sector 2048.
 	sector := 2048 + fibmap(t, file)*uint64(st.Bsize)/512
 	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
 
@@ -337,13 +349,13 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 	e := c.next()
 	line := string(event.AppendText(nil, &e))
 	t.Logf("%s", line)
-	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.HasPrefix(e.KernelMessage, "critical medium error, dev "+disk+", sector ") {
-		t.Errorf("event of the medium error: %s", line)
+	if e.Error != "EIO" && e.Error != "ENODATA" || !strings.HasPrefix(e.KernelMessage, "critical medium error, dev "+disk+", sector "+strconv.FormatUint(sector, 10)+" ") {
+		t.Errorf("event of the medium error at sector %d: %s", sector, line)
 	}
 	if e.Source == event.SourceKmsg && (e.ErrorCount != 1 || e.Error != "ENODATA") {
 		t.Errorf("kernel-log event of one medium error counts %d message(s), errno %s, want the block layer's line alone: %s", e.ErrorCount, e.Error, line)
 	}
-	checkSCSIDebugStack(t, e, disk, part, dev)
+	return e, sector
 }
 
 // TestDirectoryReadErrorUnderDMNamesTheDisk: as above, but the block that
@@ -353,8 +365,21 @@ func TestMediumErrorUnderDMNamesTheDisk(t *testing.T) {
 // file system names the directory and the disk.
 func TestDirectoryReadErrorUnderDMNamesTheDisk(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	disk, part, dev, mp := ext4OnDMOnSCSIDebug(t)
+	e, _, _ := mediumErrorInDirectory(t, dev, mp)
+	checkSCSIDebugStack(t, e, disk, part, dev)
+}
+
+// mediumErrorInDirectory fills a directory of the ext4 on dev (mounted at
+// mp with errors=continue, on the scsi_debug disk from its sector 2048)
+// until it is indexed, remounts, makes the disk fail the directory's first
+// block with a medium error, reads the directory and returns the event,
+// which must name the directory's inode (from ext4's warning), the events
+// that follow it within the hold time, and the failing sector (of the
+// whole disk).
+func mediumErrorInDirectory(t *testing.T, dev, mp string) (event.Event, []event.Event, uint64) {
+	t.Helper()
+	testutil.RequireCommand(t, "debugfs", "e2fsprogs")
 	dir := filepath.Join(mp, "dir")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -391,7 +416,8 @@ func TestDirectoryReadErrorUnderDMNamesTheDisk(t *testing.T) {
 		t.Fatalf("mount %s again: %v", dev, err)
 	}
 	c := startConfig(t, Config{Paths: []string{mp}, KernelLog: true, KernelLogHold: testHold}, false)
-	failSectors(t, 2048+blk*uint64(sfs.Bsize)/512, uint64(sfs.Bsize)/512)
+	sector := 2048 + blk*uint64(sfs.Bsize)/512
+	failSectors(t, sector, uint64(sfs.Bsize)/512)
 	if _, err := os.ReadDir(dir); err == nil {
 		t.Fatalf("reading %s over a medium error succeeded", dir)
 	}
@@ -401,7 +427,87 @@ func TestDirectoryReadErrorUnderDMNamesTheDisk(t *testing.T) {
 	if e.Inode == nil || *e.Inode != st.Ino {
 		t.Errorf("event names inode %v, want the directory's %d (from ext4's warning): %s", e.Inode, st.Ino, line)
 	}
-	checkSCSIDebugStack(t, e, disk, part, dev)
+	var later []event.Event
+	for {
+		select {
+		case l := <-c.events:
+			t.Logf("later event: %s", event.AppendText(nil, &l))
+			later = append(later, l)
+			continue
+		case <-time.After(testHold + time.Second):
+		}
+		return e, later, sector
+	}
+}
+
+// ext4OnSCSIDebugPartition makes ext4 directly on the first of two
+// partitions of the scsi_debug disk and mounts it with errors=continue;
+// all is undone when the test ends. It returns the disk's and the
+// partition's kernel names, the partition's node and the mount point.
+func ext4OnSCSIDebugPartition(t *testing.T) (disk, part, dev, mp string) {
+	t.Helper()
+	disk = scsiDebugDisk(t)
+	part = partitionDiskN(t, disk, 2)[0]
+	dev = "/dev/" + part
+	return disk, part, dev, mkfsMount(t, "ext4", dev, "errors=continue")
+}
+
+// checkPartitionStack checks that e is about the ext4 on partition part of
+// the scsi_debug disk, and that its stack and text line name the
+// partition (number, first sector) and the disk (vendor, model).
+func checkPartitionStack(t *testing.T, e event.Event, disk, part, dev string) {
+	t.Helper()
+	line := string(event.AppendText(nil, &e))
+	if e.Device != dev || e.FSType != "ext4" {
+		t.Errorf("event not about the ext4 on %s: %s", dev, line)
+	}
+	if len(e.Storage) != 2 {
+		t.Fatalf("storage stack %+v, want the partition and the disk: %s", e.Storage, line)
+	}
+	p, d := e.Storage[0], e.Storage[1]
+	if p.Name != part || p.Kind != storage.KindPartition || p.Partition != 1 || p.Start != 2048 || len(p.On) != 1 || p.On[0] != disk {
+		t.Errorf("top layer %+v, want partition 1 (%s) of %s from sector 2048", p, part, disk)
+	}
+	if d.Name != disk || d.Kind != storage.KindDisk || d.Disk == nil || d.Disk.Vendor != "Linux" || d.Disk.Model != "scsi_debug" || d.Disk.Transport != "scsi" {
+		t.Errorf("bottom layer %+v, want the scsi_debug disk %s (vendor Linux)", d, disk)
+	}
+	if want := part + " → " + disk + ` "Linux scsi_debug"`; !strings.Contains(line, want) {
+		t.Errorf("text line %s lacks %q", line, want)
+	}
+}
+
+// TestMediumErrorInDataOnPartition: ext4 directly on a partition of a
+// scsi_debug disk (no device-mapper between); the disk fails the read of a
+// file's data block with a medium error. The block layer's line names the
+// disk and the sector of the whole disk: the event is the file system's,
+// names that sector, the partition holding it and the disk.
+func TestMediumErrorInDataOnPartition(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk, part, dev, mp := ext4OnSCSIDebugPartition(t)
+	e, _ := mediumErrorInFile(t, disk, mp)
+	checkPartitionStack(t, e, disk, part, dev)
+}
+
+// TestMediumErrorInMetadataOnPartition: as above, but the block that
+// fails is a directory's (metadata): ext4's warning names the directory.
+func TestMediumErrorInMetadataOnPartition(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	disk, part, dev, mp := ext4OnSCSIDebugPartition(t)
+	e, later, sector := mediumErrorInDirectory(t, dev, mp)
+	checkPartitionStack(t, e, disk, part, dev)
+	// The block layer's line, with the sector, is the event's kernel
+	// message or that of a later event of the file system.
+	want := "critical medium error, dev " + disk + ", sector " + strconv.FormatUint(sector, 10) + " "
+	found := false
+	for _, l := range append([]event.Event{e}, later...) {
+		if strings.HasPrefix(l.KernelMessage, want) {
+			found = true
+			checkPartitionStack(t, l, disk, part, dev)
+		}
+	}
+	if !found {
+		t.Errorf("no event carries the block layer's %q", want)
+	}
 }
 
 // mdadm runs mdadm without udev (the guests have none: MDADM_NO_UDEV makes
@@ -500,12 +606,24 @@ func TestFailedDMKeepsItsStack(t *testing.T) {
 	if err := os.WriteFile("/sys/fs/ext4/"+name+"/trigger_fs_error", []byte("fshealth test"), 0); err != nil {
 		t.Fatal(err)
 	}
-	e := c.next()
-	t.Logf("%s", event.AppendText(nil, &e))
-	if e.Error != "EUCLEAN" || len(e.Mountpoints) != 2 {
-		t.Errorf("event %s, want EUCLEAN at %s and %s", event.AppendText(nil, &e), mp, bind)
+	// Other errors of the file system may come first: ext4 fails to
+	// write to the device now failing (its journal, its superblock),
+	// which on 7.x FAN_FS_ERROR reports as EIO. Each must name the
+	// stack recorded before too.
+	for {
+		e := c.next()
+		t.Logf("%s", event.AppendText(nil, &e))
+		checkSCSIDebugStack(t, e, disk, part, dev)
+		if len(e.Mountpoints) != 2 {
+			t.Errorf("event %s, want it at %s and %s", event.AppendText(nil, &e), mp, bind)
+		}
+		if e.Error == "EUCLEAN" {
+			return
+		}
+		if e.Error != "EIO" {
+			t.Fatalf("event %s, want EUCLEAN (or EIO from the failing device before it)", event.AppendText(nil, &e))
+		}
 	}
-	checkSCSIDebugStack(t, e, disk, part, dev)
 }
 
 // dmKernelName returns the kernel name ("dm-0") of the device mapper
