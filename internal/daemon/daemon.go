@@ -123,6 +123,8 @@ type Daemon struct {
 	// stateAlert is the open alert about fshealth's own state (degraded
 	// history), nil if none. Guarded by mu.
 	stateAlert *alert.Alert
+	// ready is set once READY=1 is (about to be) sent.
+	ready atomic.Bool
 }
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
@@ -156,6 +158,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer removeStatusFile(cfg.StateDir)
+	defer os.Remove(ReloadFile(os.Getpid()))
 	defer st.Close()
 	chans, err := BuildChannels(cfg, o.Version, o.Stderr, log)
 	if err != nil {
@@ -220,13 +223,14 @@ func Run(ctx context.Context, o Options) error {
 			case <-workCtx.Done():
 				return
 			case <-hup:
-				d.Reload()
+				d.reloadOnSignal()
 			case <-usr1:
 				d.handleRequests(workCtx)
 			}
 		}
 	}()
 
+	d.ready.Store(true)
 	if sent, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		log.Warn("could not notify the service manager", "err", err)
 	} else if sent {
