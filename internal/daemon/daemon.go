@@ -31,6 +31,7 @@ import (
 	"github.com/fshealth/fshealth/internal/enrich"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/metrics"
+	"github.com/fshealth/fshealth/internal/mounts"
 	"github.com/fshealth/fshealth/internal/policy"
 	"github.com/fshealth/fshealth/internal/store"
 	"github.com/fshealth/fshealth/internal/watch"
@@ -186,7 +187,13 @@ func Run(ctx context.Context, o Options) error {
 		defer srv.Close()
 	}
 
-	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
+	// In a service's sandbox, report the host's mount points, not the
+	// sandbox's bind mounts.
+	hostView, err := mounts.OpenHostView("/proc")
+	if err != nil {
+		log.Warn("reporting this mount namespace's mount points, which may include the service sandbox's bind mounts", "err", err)
+	}
+	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink, HostView: hostView,
 		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
 		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
 		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, Redundancy: true,
@@ -279,8 +286,17 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 	for _, w := range d.watcher.Watched() {
 		f := alert.Filesystem{UUID: w.UUID, Device: w.Device, FSType: w.FSType, Mountpoints: w.Mountpoints, Label: w.Label}
 		fss = append(fss, f)
+		// Actions run in this mount namespace: their mount points are its
+		// own, not the host's that are reported.
+		own := make([]string, 0, len(w.Mounts))
+		for _, m := range w.Mounts {
+			own = append(own, m.Point)
+		}
+		if len(own) == 0 {
+			own = w.Mountpoints
+		}
 		d.targets.Store(event.FilesystemKey(w.UUID, w.Device, w.FSID.String()),
-			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: w.Mountpoints})
+			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: own})
 	}
 	d.metrics.SetWatched(len(fss))
 	if err := d.store.SetWatched(ctx, fss); err != nil {

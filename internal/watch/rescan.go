@@ -30,6 +30,7 @@ func (w *Watcher) rescan() {
 		return
 	}
 	fss := mounts.Group(ms)
+	w.refreshHostView()
 	byDev := make(map[string]*mounts.Filesystem, len(fss))
 	for _, f := range fss {
 		byDev[f.Dev()] = f
@@ -56,7 +57,7 @@ func (w *Watcher) rescan() {
 				}
 			}
 			info := *wf.Info
-			info.Filesystem = f
+			info.Filesystem = w.hostView(f)
 			wf.Info = &info
 			w.readStorage(wf)
 			ch.Updated = append(ch.Updated, wf)
