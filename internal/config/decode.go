@@ -557,6 +557,13 @@ func (d *decoder) decode(root *node, c *Config, checkFS bool) {
 		if t.integer("max_concurrent", &n, 1, 1024) {
 			c.Hooks.MaxConcurrent = int(n)
 		}
+		if t.str("isolation", &c.Hooks.Isolation) {
+			switch c.Hooks.Isolation {
+			case HookIsolationAuto, HookIsolationUnit, HookIsolationCgroup:
+			default:
+				t.errorf("isolation", "must be %q, %q or %q: %q", HookIsolationAuto, HookIsolationUnit, HookIsolationCgroup, c.Hooks.Isolation)
+			}
+		}
 		t.finish()
 	}
 	if t := root.table("actions"); t != nil {

@@ -68,6 +68,7 @@ type showHooks struct {
 	MaxConcurrent int    `toml:"max_concurrent"`
 	User          string `toml:"user,omitempty"`
 	Group         string `toml:"group,omitempty"`
+	Isolation     string `toml:"isolation"`
 }
 
 type showActions struct {
@@ -199,6 +200,7 @@ func (c *Config) Redacted() string {
 			MaxConcurrent: c.Hooks.MaxConcurrent,
 			User:          c.Hooks.User,
 			Group:         c.Hooks.Group,
+			Isolation:     c.Hooks.Isolation,
 		},
 		Actions: showActions{DryRun: c.Actions.DryRun, Timeout: formatOptionalDuration(c.Actions.Timeout)},
 	}

@@ -88,6 +88,9 @@ type Config struct {
 	// User, if set, is the user (name or id) hooks run as instead of the
 	// daemon's; Group, if set, replaces the user's primary group.
 	User, Group string
+	// Isolation is IsolationAuto (the default if empty), IsolationUnit or
+	// IsolationCgroup: see unit.go.
+	Isolation string
 }
 
 // Notifier is the hook channel. It implements alert.Notifier and is safe for
@@ -100,8 +103,14 @@ type Notifier struct {
 	log     *slog.Logger
 	env     []string
 	cred    *syscall.Credential
-	// noCgroup logs once that hooks run without a cgroup.
-	noCgroup sync.Once
+	// user and group are Config.User and Config.Group, for units.
+	user, group string
+	// isolation is Config.Isolation.
+	isolation string
+	// noCgroup logs once that hooks run without a cgroup; noUnitOnce
+	// that they run without a unit although systemd is PID 1.
+	noCgroup   sync.Once
+	noUnitOnce sync.Once
 }
 
 // Notifier is an alert.Notifier.
@@ -155,8 +164,18 @@ func New(cfg Config) (*Notifier, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
+	switch cfg.Isolation {
+	case "":
+		cfg.Isolation = IsolationAuto
+	case IsolationAuto, IsolationUnit, IsolationCgroup:
+	default:
+		return fail("isolation must be %q, %q or %q: %q", IsolationAuto, IsolationUnit, IsolationCgroup, cfg.Isolation)
+	}
 	return &Notifier{
-		cred:    cred,
+		user:      cfg.User,
+		group:     cfg.Group,
+		isolation: cfg.Isolation,
+		cred:      cred,
 		name:    cfg.Name,
 		dir:     cfg.Dir,
 		timeout: cfg.Timeout,
@@ -349,6 +368,21 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 		return res
 	}
 	defer errR.Close()
+
+	if n.useUnit() {
+		err := n.executeUnit(ctx, path, in, outR, outW, errR, errW, env, &res)
+		var nu *errNoUnit
+		if !errors.As(err, &nu) {
+			return res
+		}
+		if n.isolation == IsolationUnit {
+			outW.Close()
+			errW.Close()
+			res.err = fmt.Errorf("cannot start: %v", err)
+			return res
+		}
+		n.noUnit(err)
+	}
 
 	attr := &syscall.SysProcAttr{Setpgid: true, Credential: n.cred}
 	cg := n.groupFor()
