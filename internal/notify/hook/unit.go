@@ -115,10 +115,13 @@ func (n *Notifier) unitProperties(path string, stdin, stdout, stderr *os.File, e
 		prop("KillMode", "control-group"),
 		prop("KillSignal", int32(unix.SIGKILL)),
 		prop("TimeoutStopUSec", uint64(cgroupRemoveTimeout/time.Microsecond)),
-		// Kept until Unref, so that its outcome can be read; collected
-		// then, failed or not.
-		prop("AddRef", true),
-		prop("CollectMode", "inactive-or-failed"),
+		// The unit stays (active, "exited") after the hook exits with
+		// status 0, and a failed one stays failed, until fshealth has
+		// read its outcome: then it stops the one (killing what the hook
+		// left behind) and resets the other, and systemd forgets it.
+		// (AddRef= would do, but systemd cannot track a client of its
+		// private bus.)
+		prop("RemainAfterExit", true),
 	}
 	if n.user != "" {
 		props = append(props, prop("User", n.user))
@@ -172,37 +175,64 @@ func (n *Notifier) startUnit(ctx context.Context, path string, stdin, stdout, st
 	return u, nil
 }
 
-// wait waits until the unit's program has ended and its cgroup is empty,
-// stopping the unit (which kills it all) when ctx is done, and returns how
-// the hook ended (nil: exit status 0). It releases the unit: systemd then
-// forgets it.
+// wait waits until the unit's program has ended, stopping the unit (which
+// kills it all) when ctx is done, and returns how the hook ended (nil: exit
+// status 0). It then makes sure everything in the unit's cgroup is dead and
+// lets systemd forget the unit.
 func (u *hookUnit) wait(ctx context.Context, timeout time.Duration) error {
 	defer u.conn.Close()
-	defer u.unit.Call("org.freedesktop.systemd1.Unit.Unref", 0)
+	stop := func() { _ = u.manager.Call("org.freedesktop.systemd1.Manager.StopUnit", 0, u.name, "replace").Err }
+	reset := func() { _ = u.manager.Call("org.freedesktop.systemd1.Manager.ResetFailedUnit", 0, u.name).Err }
 	stopped := false
+	var outcome error
 	for {
 		state, err := unitState(u.unit)
 		if err != nil {
+			stop()
 			return fmt.Errorf("reading the state of its unit %s: %w", u.name, err)
 		}
-		if state.done() {
-			return state.outcome(timeout, stopped, context.Cause(ctx))
+		if state.ended() {
+			outcome = state.outcome(timeout, stopped, context.Cause(ctx))
+			if state.active == "failed" {
+				// Its cgroup is empty: systemd stopped it before failing it.
+				reset()
+				return outcome
+			}
+			if state.gone() {
+				return outcome
+			}
+			break
 		}
 		select {
 		case <-ctx.Done():
 			if !stopped {
 				stopped = true
-				// Stopping kills everything in the unit's cgroup.
-				_ = u.manager.Call("org.freedesktop.systemd1.Manager.StopUnit", 0, u.name, "replace").Err
+				stop()
 			}
 		case <-time.After(unitPoll):
 		}
 	}
+	// The hook exited: stop its unit, which kills whatever it left
+	// running, and wait until that is done.
+	stop()
+	deadline := time.Now().Add(2 * cgroupRemoveTimeout)
+	for time.Now().Before(deadline) {
+		state, err := unitState(u.unit)
+		if err != nil || state.gone() {
+			return outcome
+		}
+		if state.active == "failed" {
+			reset()
+			return outcome
+		}
+		time.Sleep(unitPoll)
+	}
+	return outcome
 }
 
-// hookUnitState is what runUnit reads of a hook's unit.
+// hookUnitState is what wait reads of a hook's unit.
 type hookUnitState struct {
-	active string
+	load, active, sub string
 	// started is whether the unit has left its initial inactive state.
 	started bool
 	// result, code and status are the service's Result, ExecMainCode
@@ -218,7 +248,9 @@ func unitState(unit dbus.BusObject) (*hookUnitState, error) {
 		name string
 		into any
 	}{
+		{"org.freedesktop.systemd1.Unit.LoadState", &s.load},
 		{"org.freedesktop.systemd1.Unit.ActiveState", &s.active},
+		{"org.freedesktop.systemd1.Unit.SubState", &s.sub},
 		{"org.freedesktop.systemd1.Unit.InactiveExitTimestampMonotonic", &left},
 		{"org.freedesktop.systemd1.Service.Result", &s.result},
 		{"org.freedesktop.systemd1.Service.ExecMainCode", &s.code},
@@ -236,9 +268,18 @@ func unitState(unit dbus.BusObject) (*hookUnitState, error) {
 	return &s, nil
 }
 
-// done reports whether the unit ran and is over, its cgroup empty.
-func (s *hookUnitState) done() bool {
-	return s.started && (s.active == "inactive" || s.active == "failed")
+// ended reports whether the hook's program has ended: it exited with
+// status 0 (the unit remains, "exited"), or the unit failed or was stopped.
+func (s *hookUnitState) ended() bool {
+	return s.gone() || s.active == "active" && s.sub == "exited" ||
+		s.started && (s.active == "inactive" || s.active == "failed")
+}
+
+// gone reports whether systemd has forgotten the unit (reading it made a
+// stub that is not loaded) or it is inactive after having run: its cgroup
+// is empty either way.
+func (s *hookUnitState) gone() bool {
+	return s.load != "loaded" || s.started && s.active == "inactive"
 }
 
 // outcome says how the hook ended, as execute's errors do.

@@ -81,7 +81,7 @@ func TestUnitProperties(t *testing.T) {
 		t.Errorf("Environment %q", env)
 	}
 	for name, want := range map[string]any{"RuntimeMaxUSec": uint64(7e6), "KillMode": "control-group", "KillSignal": int32(9),
-		"User": "nobody", "Group": "nogroup", "Type": "exec", "WorkingDirectory": "/", "AddRef": true} {
+		"User": "nobody", "Group": "nogroup", "Type": "exec", "WorkingDirectory": "/", "RemainAfterExit": true} {
 		if props[name] != want {
 			t.Errorf("%s = %v, want %v", name, props[name], want)
 		}
