@@ -176,12 +176,12 @@ func New(cfg Config) (*Notifier, error) {
 		group:     cfg.Group,
 		isolation: cfg.Isolation,
 		cred:      cred,
-		name:    cfg.Name,
-		dir:     cfg.Dir,
-		timeout: cfg.Timeout,
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		log:     cfg.Logger.With("channel", cfg.Name),
-		env:     env,
+		name:      cfg.Name,
+		dir:       cfg.Dir,
+		timeout:   cfg.Timeout,
+		sem:       make(chan struct{}, cfg.MaxConcurrent),
+		log:       cfg.Logger.With("channel", cfg.Name),
+		env:       env,
 	}, nil
 }
 
