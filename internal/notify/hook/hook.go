@@ -111,6 +111,8 @@ type Notifier struct {
 	// that they run without a unit although systemd is PID 1.
 	noCgroup   sync.Once
 	noUnitOnce sync.Once
+	// noClone3 logs once that clone3 is refused.
+	noClone3 sync.Once
 }
 
 // Notifier is an alert.Notifier.
@@ -386,25 +388,30 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 
 	attr := &syscall.SysProcAttr{Setpgid: true, Credential: n.cred}
 	cg := n.groupFor()
-	if cg != nil {
+	if created := cg; created != nil {
 		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
 		defer func() {
-			if err := cg.Remove(cgroupRemoveTimeout); err != nil {
+			if err := created.Remove(cgroupRemoveTimeout); err != nil {
 				n.log.Warn("hook's cgroup not removed", "error", err)
 			}
 		}()
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        []string{path},
-		Env:         env,
-		Dir:         "/",
-		Stdin:       in,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: attr,
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{Path: path, Args: []string{path}, Env: env, Dir: "/", Stdin: in, Stdout: outW, Stderr: errW, SysProcAttr: attr}
 	}
+	cmd := newCmd()
 	err = cmd.Start()
+	if err != nil && cg != nil && errors.Is(err, syscall.ENOSYS) {
+		// Starting a process in a cgroup takes clone3(2), which a
+		// systemd unit with RestrictNamespaces= refuses (ENOSYS): the
+		// hook gets its process group only.
+		n.noClone3.Do(func() {
+			n.log.Warn("hooks run without a cgroup of their own: clone3 is refused (a systemd unit's RestrictNamespaces=); only their process group is killed, so descendants that leave it (setsid, daemons) are not contained; isolation = \"unit\" contains them")
+		})
+		cg, attr.UseCgroupFD = nil, false
+		cmd = newCmd()
+		err = cmd.Start()
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
