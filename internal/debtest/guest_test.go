@@ -40,7 +40,7 @@ var guestReleases = []struct {
 // with its fields and `fshealth status`, with the host's mount points; the
 // rule's remount-ro is visible outside the unit; the hook runs in a
 // transient unit without NoNewPrivileges and the `setsid sleep` it leaves
-// is killed with it; `systemctl reload` exits 0 when the configuration is
+// is killed with it, and a hook that outlives its timeout is killed; `systemctl reload` exits 0 when the configuration is
 // applied and non-zero when the check or the daemon refuses it;
 // `journalctl -p warning` shows the daemon's warnings and errors with their
 // fields; the watchdog restarts a daemon whose history commit is stuck (the
@@ -276,8 +276,23 @@ func checkGuest(t *testing.T, g *guestResult, systemdVersion string) {
 		t.Errorf("after the watchdog fired:\n%s", s)
 	}
 
+	// A hook that outlives its timeout is killed with its unit.
+	if s := g.file(t, "hook-timeout-leftover"); s != "gone\n" {
+		t.Errorf("the hook past its timeout: %q, want gone", s)
+	}
+
 	journal := journalEntries(t, g.file(t, "journal.json"))
 	checkJournal(t, journal)
+	timedOut := false
+	for _, e := range journal {
+		if strings.HasPrefix(e["MESSAGE"], "hook failed ") && e["PRIORITY"] == "4" &&
+			strings.HasPrefix(e["FSHEALTH_ERROR"], "timed out after 20s; it was killed with everything it started") {
+			timedOut = true
+		}
+	}
+	if !timedOut {
+		t.Error("no warning in the journal that the hook timed out and was killed")
+	}
 	warnings := journalEntries(t, g.file(t, "journal-warning.json"))
 	found := false
 	for _, e := range warnings {
