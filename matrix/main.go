@@ -30,6 +30,9 @@ import (
 
 // options are the command-line settings.
 type options struct {
+	// KernelsOnly: download and prepare the kernels, print each one's
+	// name and vmlinuz path, and boot nothing (other tests' guests).
+	KernelsOnly bool
 	CacheDir    string
 	Kernels     []kernelSpec
 	Tests       []guestTest
@@ -58,6 +61,9 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.KernelsOnly {
+		return printKernels(ctx, o)
+	}
 	m, err := runMatrix(ctx, o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
@@ -104,6 +110,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.Security, "security-mirror", os.Getenv("FSHEALTH_MATRIX_SECURITY_MIRROR"), "Debian security archive URI (default: the host's apt sources)")
 	fs.DurationVar(&o.Guest.Timeout, "timeout", 15*time.Minute, "time limit of one guest, boot to power-off")
 	fs.IntVar(&o.Guest.MemoryMiB, "memory", 2048, "guest memory in MiB")
+	fs.BoolVar(&o.KernelsOnly, "kernels-only", false, "only download and prepare the kernels, and print \"NAME VMLINUZ\" for each")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -215,6 +222,24 @@ func checkHost() error {
 		return err
 	}
 	return nil
+}
+
+// printKernels prepares the kernels (downloads cached as for a run) and
+// prints "NAME VMLINUZ" for each.
+func printKernels(ctx context.Context, o *options) int {
+	c, err := openCache(o.CacheDir)
+	if err == nil {
+		defer c.Close()
+		var kernels []*kernel
+		if kernels, err = fetchKernels(ctx, c, o, map[string]bool{}); err == nil {
+			for _, k := range kernels {
+				fmt.Printf("%s %s\n", k.Spec.Name, k.Vmlinuz)
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
+	return 2
 }
 
 // runMatrix resolves, fetches and prepares the kernels, builds the guest

@@ -12,8 +12,9 @@ import (
 // useCgroups can be turned off by tests.
 var useCgroups = true
 
-// noCgroupOnce logs once per process that programs run without a cgroup.
-var noCgroupOnce sync.Once
+// noCgroupOnce logs once per process that programs run without a cgroup;
+// noClone3Once that clone3, which starting in one takes, is refused.
+var noCgroupOnce, noClone3Once sync.Once
 
 // cgroupRemoveTimeout is how long a program's cgroup may take to empty
 // after SIGKILL before it is left behind.

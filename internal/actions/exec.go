@@ -146,16 +146,25 @@ func runProgram(ctx context.Context, argv, env []string, log *slog.Logger) *proc
 	if cg != nil {
 		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
 	}
-	cmd := &exec.Cmd{
-		Path:        argv[0],
-		Args:        argv,
-		Env:         env,
-		Dir:         "/",
-		Stdout:      pw,
-		Stderr:      pw,
-		SysProcAttr: attr,
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{Path: argv[0], Args: argv, Env: env, Dir: "/", Stdout: pw, Stderr: pw, SysProcAttr: attr}
 	}
+	cmd := newCmd()
 	err = cmd.Start()
+	if err != nil && cg != nil && errors.Is(err, syscall.ENOSYS) {
+		// Starting a process in a cgroup takes clone3(2), which a
+		// systemd unit with RestrictNamespaces= refuses (ENOSYS): the
+		// program gets its process group only.
+		noClone3Once.Do(func() {
+			if log != nil {
+				log.Warn("recovery action programs run without a cgroup of their own: clone3 is refused (a systemd unit's RestrictNamespaces=); only their process group is killed, so descendants that leave it (setsid, daemons) are not contained")
+			}
+		})
+		removeGroup(cg, log)
+		cg, attr.UseCgroupFD = nil, false
+		cmd = newCmd()
+		err = cmd.Start()
+	}
 	pw.Close()
 	if err != nil {
 		pr.Close()

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/notify/journal"
 )
 
 // Version is the fshealth version, set at build time with
@@ -27,6 +29,9 @@ type globals struct {
 	quiet        bool
 	stdout       io.Writer
 	stderr       io.Writer
+	// journal sends log records to the journal (made on first use, under
+	// systemd only).
+	journal *journal.LogHandler
 }
 
 // DefaultStateDir is where the daemon keeps its history by default.
@@ -59,10 +64,38 @@ func (g *globals) logger() *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if journalStream(g.stderr) {
-		// Under systemd: journald takes each line's priority from it.
-		return slog.New(newPriorityHandler(g.stderr, opts))
+		// Under systemd: each record goes to the journal with its
+		// priority and its attributes as fields; should the journal's
+		// socket refuse it, to stderr with a priority prefix, which
+		// journald reads.
+		prefixed := newPriorityHandler(g.stderr, opts)
+		if g.journal == nil {
+			g.journal, _ = journal.NewLogHandler("", slog.LevelDebug, prefixed)
+		}
+		if g.journal != nil {
+			return slog.New(&levelHandler{Handler: g.journal, level: level})
+		}
+		return slog.New(prefixed)
 	}
 	return slog.New(slog.NewTextHandler(g.stderr, opts))
+}
+
+// levelHandler is Handler with records below level dropped.
+type levelHandler struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h *levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h *levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &levelHandler{Handler: h.Handler.WithAttrs(as), level: h.level}
+}
+
+func (h *levelHandler) WithGroup(name string) slog.Handler {
+	return &levelHandler{Handler: h.Handler.WithGroup(name), level: h.level}
 }
 
 // exitError carries a specific exit status out of a command.

@@ -27,16 +27,19 @@ import (
 func newReloadCmd(g *globals) *cobra.Command {
 	var configPath, stateDir string
 	var pid int
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "reload [--pid PID] [--config FILE] [--state-dir DIR]",
-		Short: "Check the configuration, then make the running daemon reload it",
+		Short: "Make the running daemon reload its configuration and say whether it did",
 		Long: `Check the configuration file as the daemon would read it (as check-config
-does, without the daemon's flags), and if it is accepted send SIGHUP to the
-daemon: the one with process id --pid (systemd passes $MAINPID), else the one
-holding the state directory's lock. A refused configuration is reported, the
-exit status is 1 and the daemon is not signalled, so "systemctl reload" fails.
-The daemon itself still refuses changes that need a restart (state_dir,
-metrics.listen, watch paths and kernel log settings) and says so in its log.`,
+does, without the daemon's flags); if it is accepted, send SIGHUP to the
+daemon (the one with process id --pid, which systemd passes as $MAINPID, else
+the one holding the state directory's lock) and wait for the daemon's own
+verdict, which it publishes in its runtime directory. The exit status is 0
+when the daemon applied the configuration and 1 when it was refused, by this
+check or by the daemon (changes that need a restart: state_dir,
+metrics.listen, watch paths, kernel log settings), or when the daemon did not
+answer within --timeout: "systemctl reload" fails accordingly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := daemon.LoadConfig(configPath, config.Overrides{})
@@ -61,16 +64,23 @@ metrics.listen, watch paths and kernel log settings) and says so in its log.`,
 					return fmt.Errorf("no fshealth daemon is running on the state directory %s", dir)
 				}
 			}
+			since := daemon.MonotonicUsec()
 			if err := unix.Kill(pid, unix.SIGHUP); err != nil {
 				return fmt.Errorf("signalling the daemon (pid %d): %w", pid, err)
 			}
-			fmt.Fprintf(g.stdout, "configuration OK; the daemon (pid %d) was asked to reload it\n", pid)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			if err := daemon.WaitReload(ctx, pid, since); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "configuration reloaded by the daemon (pid %d)\n", pid)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (default "+config.DefaultPath+")")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the daemon's state directory, to find it without --pid (default: the configuration's)")
 	cmd.Flags().IntVar(&pid, "pid", 0, "process id of the daemon (ExecReload=: $MAINPID)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the daemon's verdict")
 	return cmd
 }
 

@@ -338,7 +338,22 @@ type Hooks struct {
 	// User, if set, is the user (name or id) hooks run as; Group, if set,
 	// replaces that user's primary group.
 	User, Group string
+	// Isolation is how each hook run is contained: one of the
+	// HookIsolation* values.
+	Isolation string
 }
+
+// Hook isolations.
+const (
+	// HookIsolationAuto runs each hook in a transient systemd unit when
+	// PID 1 is systemd and reachable, else in a cgroup of its own.
+	HookIsolationAuto = "auto"
+	// HookIsolationUnit always runs hooks in transient systemd units.
+	HookIsolationUnit = "unit"
+	// HookIsolationCgroup runs hooks as the daemon's children, each in a
+	// cgroup of its own (with the daemon's sandbox).
+	HookIsolationCgroup = "cgroup"
+)
 
 // Journal configures the journal channel.
 type Journal struct {
@@ -458,7 +473,7 @@ func Default() *Config {
 			ReminderInitial: DefaultReminderInitial,
 			ReminderMax:     DefaultReminderMax,
 		},
-		Hooks:   Hooks{Timeout: DefaultHookTimeout, MaxConcurrent: DefaultHookConcurrency},
+		Hooks:   Hooks{Timeout: DefaultHookTimeout, MaxConcurrent: DefaultHookConcurrency, Isolation: HookIsolationAuto},
 		Journal: Journal{Mode: JournalAuto},
 	}
 	c.Rules = []Rule{defaultRule()}

@@ -136,6 +136,7 @@ func TestErrors(t *testing.T) {
 		{"journal mode", "[journal]\nmode = \"syslog\"", `f.toml:2: journal.mode: must be "auto", "journal" or "stderr": "syslog"`},
 		{"relative hooks dir", "[hooks]\ndir = \"hooks.d\"", `f.toml:2: hooks.dir: not an absolute path: "hooks.d"`},
 		{"hooks concurrency", "[hooks]\nmax_concurrent = 0", `f.toml:2: hooks.max_concurrent: must be between 1 and 1024: 0`},
+		{"hooks isolation", "[hooks]\nisolation = \"scope\"", `f.toml:2: hooks.isolation: must be "auto", "unit" or "cgroup": "scope"`},
 		{"webhook url", "[[webhook]]\nname = \"a\"\nurl = \"https://a.example\"\n\n[[webhook]]\nname = \"b\"\n\n\n\n\n\nurl = \"ftp://x\"", `f.toml:12: webhook[2].url: not an absolute http(s) URL: "ftp://x"`},
 		{"webhook url missing", "[[webhook]]\nname = \"a\"", `f.toml:1: webhook[1]: missing required key "url"`},
 		{"webhook url userinfo hidden", "[[webhook]]\nurl = \"gopher://user:pa55@host/p?token=t0ken\"", `f.toml:2: webhook[1].url: not an absolute http(s) URL: "gopher://<redacted>@host/p?token=<redacted>"`},

@@ -72,6 +72,7 @@ type fileHooks struct {
 	MaxConcurrent int64    `toml:"max_concurrent"`
 	User          string   `toml:"user,omitempty"`
 	Group         string   `toml:"group,omitempty"`
+	Isolation     string   `toml:"isolation,omitempty"`
 }
 
 type fileActions struct {

@@ -264,6 +264,14 @@ func (r *reader) hooks(t at, f fileHooks, h *Hooks, checkFS bool) {
 	if t.integer("max_concurrent", f.MaxConcurrent, 1, 1024) {
 		h.MaxConcurrent = int(f.MaxConcurrent)
 	}
+	if t.has("isolation") {
+		h.Isolation = f.Isolation
+		switch h.Isolation {
+		case HookIsolationAuto, HookIsolationUnit, HookIsolationCgroup:
+		default:
+			t.errorf("isolation", "must be %q, %q or %q: %q", HookIsolationAuto, HookIsolationUnit, HookIsolationCgroup, h.Isolation)
+		}
+	}
 }
 
 // sortedKeys returns the keys of m in order.

@@ -58,7 +58,7 @@ func fileOf(c *Config) *fileConfig {
 		Journal:  fileJournal{Mode: c.Journal.Mode},
 		Hooks: fileHooks{
 			Dir: c.Hooks.Dir, Timeout: dur(c.Hooks.Timeout), MaxConcurrent: int64(c.Hooks.MaxConcurrent),
-			User: c.Hooks.User, Group: c.Hooks.Group,
+			User: c.Hooks.User, Group: c.Hooks.Group, Isolation: c.Hooks.Isolation,
 		},
 		Actions: fileActions{DryRun: c.Actions.DryRun, Timeout: optionalDuration(c.Actions.Timeout)},
 	}

@@ -139,13 +139,8 @@ func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool)
 	case !res.OK:
 		state, result = store.StateFailed, "failed"
 	}
+	// The runner logged the outcome ("recovery action"), once.
 	r.metrics.Action(a.Name, result)
-	level := slog.LevelInfo
-	if !res.OK && !res.DryRun {
-		level = slog.LevelError
-	}
-	r.log.Log(ctx, level, "recovery action", "action", a.Name, "device", t.Device, "result", result,
-		"outcome", res.Outcome, "event", a.EventID)
 	r.finish(ctx, a, state, res.Outcome, res.Output, res.Started, res.Finished)
 }
 

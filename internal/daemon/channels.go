@@ -45,7 +45,7 @@ func BuildChannels(c *config.Config, version string, stderr io.Writer, log *slog
 	var errs []error
 	if c.Hooks.Dir != "" {
 		errs = append(errs, add(hook.New(hook.Config{Name: config.ChannelHooks, Dir: c.Hooks.Dir, Timeout: c.Hooks.Timeout,
-			MaxConcurrent: c.Hooks.MaxConcurrent, Logger: log, User: c.Hooks.User, Group: c.Hooks.Group})))
+			MaxConcurrent: c.Hooks.MaxConcurrent, Logger: log, User: c.Hooks.User, Group: c.Hooks.Group, Isolation: c.Hooks.Isolation})))
 	}
 	for _, w := range c.Webhooks {
 		errs = append(errs, add(webhook.New(webhook.Config{Name: w.Name, URL: w.URL, Headers: w.Headers, Template: w.Template, Format: w.Format,

@@ -30,6 +30,7 @@ import (
 	"github.com/fshealth/fshealth/internal/config"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/metrics"
+	"github.com/fshealth/fshealth/internal/mounts"
 	"github.com/fshealth/fshealth/internal/policy"
 	"github.com/fshealth/fshealth/internal/store"
 	"github.com/fshealth/fshealth/internal/watch"
@@ -125,6 +126,8 @@ type Daemon struct {
 	// stateAlert is the open alert about fshealth's own state (degraded
 	// history), nil if none. Guarded by mu.
 	stateAlert *alert.Alert
+	// ready is set once READY=1 is (about to be) sent.
+	ready atomic.Bool
 }
 
 // Run runs the daemon until ctx is done or SIGINT/SIGTERM arrives.
@@ -158,6 +161,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer removeStatusFile(cfg.StateDir)
+	defer os.Remove(ReloadFile(os.Getpid()))
 	defer st.Close()
 	chans, err := BuildChannels(cfg, o.Version, o.Stderr, log)
 	if err != nil {
@@ -185,7 +189,13 @@ func Run(ctx context.Context, o Options) error {
 		defer srv.Close()
 	}
 
-	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink,
+	// In a service's sandbox, report the host's mount points, not the
+	// sandbox's bind mounts.
+	hostView, err := mounts.OpenHostView("/proc")
+	if err != nil {
+		log.Warn("reporting this mount namespace's mount points, which may include the service sandbox's bind mounts", "err", err)
+	}
+	d.watcher, err = watch.New(watch.Config{Paths: cfg.Watch.Paths, Logger: log, Sink: d.sink, HostView: hostView,
 		FollowMounts: o.FollowMounts, OnChange: func(c watch.Change) { d.mountsChanged(ctx, c) },
 		KernelLog: cfg.Watch.KernelLog, KernelLogPath: o.KernelLogPath, KernelLogHold: cfg.Watch.KernelLogHold,
 		BtrfsRestore: d.btrfsRestore, BtrfsSave: d.btrfsSave, OnPath: d.pathFound, OnExt4: d.ext4Recorded, Redundancy: true,
@@ -222,13 +232,14 @@ func Run(ctx context.Context, o Options) error {
 			case <-workCtx.Done():
 				return
 			case <-hup:
-				d.Reload()
+				d.reloadOnSignal()
 			case <-usr1:
 				d.handleRequests(workCtx)
 			}
 		}
 	}()
 
+	d.ready.Store(true)
 	sent, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
 	if err != nil {
 		log.Warn("could not notify the service manager", "err", err)
@@ -277,8 +288,17 @@ func (d *Daemon) recordWatched(ctx context.Context) error {
 	for _, w := range d.watcher.Watched() {
 		f := alert.Filesystem{UUID: w.UUID, Device: w.Device, FSType: w.FSType, Mountpoints: w.Mountpoints, Label: w.Label}
 		fss = append(fss, f)
+		// Actions run in this mount namespace: their mount points are its
+		// own, not the host's that are reported.
+		own := make([]string, 0, len(w.Mounts))
+		for _, m := range w.Mounts {
+			own = append(own, m.Point)
+		}
+		if len(own) == 0 {
+			own = w.Mountpoints
+		}
 		d.targets.Store(event.FilesystemKey(w.UUID, w.Device, w.FSID.String()),
-			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: w.Mountpoints})
+			actions.Target{Device: w.Device, FSType: w.FSType, UUID: w.UUID, Mountpoints: own})
 	}
 	d.metrics.SetWatched(len(fss))
 	if err := d.store.SetWatched(ctx, fss); err != nil {

@@ -110,11 +110,20 @@ func hostSuite(t *testing.T) (suite, mirror string) {
 func cachedRoot(t *testing.T) string {
 	t.Helper()
 	suite, mirror := hostSuite(t)
+	return debianRoot(t, suite, mirror, "minbase-systemd", "systemd")
+}
+
+// debianRoot returns a minimal Debian root (debootstrap --variant=minbase)
+// of suite with the packages include (comma-separated), cached as
+// debian-SUITE-NAME in /var/cache/fshealth-test ($FSHEALTH_TEST_CACHE),
+// making it the first time.
+func debianRoot(t *testing.T, suite, mirror, name, include string) string {
+	t.Helper()
 	cache := os.Getenv("FSHEALTH_TEST_CACHE")
 	if cache == "" {
 		cache = "/var/cache/fshealth-test"
 	}
-	root := filepath.Join(cache, "debian-"+suite+"-minbase-systemd")
+	root := filepath.Join(cache, "debian-"+suite+"-"+name)
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/systemd-analyze")); err == nil {
 		return root
 	}
@@ -122,7 +131,7 @@ func cachedRoot(t *testing.T) string {
 	tmp := root + ".tmp"
 	os.RemoveAll(tmp)
 	t.Logf("making the Debian root %s from %s (once: it is cached)", root, mirror)
-	out, err := command("debootstrap", "--variant=minbase", "--include=systemd", suite, tmp, mirror)
+	out, err := command("debootstrap", "--variant=minbase", "--include="+include, suite, tmp, mirror)
 	if err != nil {
 		os.RemoveAll(tmp)
 		t.Fatalf("debootstrap: %v\n%s", err, out)

@@ -1446,6 +1446,11 @@ actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "1s" } ]
 		t.Errorf("outcome %q, want it to say the action timed out", outcome)
 	}
 	d.stop()
+	// The outcome is logged once (it was twice: by the runner and the
+	// daemon).
+	if n := strings.Count(d.stderr.String(), `msg="recovery action"`); n != 1 {
+		t.Errorf("the action's outcome is logged %d times, want once:\n%s", n, d.stderr.String())
+	}
 }
 
 // TestActionsOfFilesystemsRunApart: a long action on one file system does

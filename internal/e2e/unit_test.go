@@ -173,10 +173,14 @@ urls = ["http://[2001:db8::7]:9093", "http://198.51.100.7:9093"]
 }
 
 // TestReloadCommand: `fshealth reload` (the unit's ExecReload=) fails,
-// without signalling the daemon, when the configuration is refused, and
-// makes the daemon reload it when it is good, found by --pid or by its
-// state directory.
+// without signalling the daemon, when the configuration does not pass the
+// check; otherwise it signals the daemon, found by --pid or by its state
+// directory, and exits with the daemon's verdict: 0 when it applied the
+// configuration, 1 with the daemon's reason when the daemon refused it (a
+// change that needs a restart). The daemon tells its service manager
+// RELOADING=1 with MONOTONIC_USEC=, then READY=1, either way.
 func TestReloadCommand(t *testing.T) {
+	t.Setenv("RUNTIME_DIRECTORY", t.TempDir())
 	im := newFS(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
@@ -191,22 +195,68 @@ func TestReloadCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "configuration refused") || !strings.Contains(stderr, "webhook[1].url") {
 		t.Errorf("reload with a bad configuration: exit %d, stderr %q; want 1 naming the bad key", code, stderr)
 	}
-
-	writeFile(t, cfg, good+"\n[[webhook]]\nname = \"new\"\nurl = \"http://127.0.0.1:9/\"\n", 0o600)
-	out := mustRun(t, "reload", "--config", cfg, "--pid", pid)
-	if !strings.Contains(out, "pid "+pid) {
-		t.Errorf("reload said %q", out)
-	}
-	d.waitLog("configuration reloaded", 1)
-	mustRun(t, "reload", "--config", cfg, "--state-dir", state)
-	d.waitLog("configuration reloaded", 2)
 	// The refused configuration never reached the daemon.
 	if n := strings.Count(d.stderr.String(), "NOT reloaded"); n != 0 {
 		t.Errorf("the daemon refused %d configurations: the bad one was sent to it:\n%s", n, d.stderr.String())
 	}
+
+	writeFile(t, cfg, good+"\n[[webhook]]\nname = \"new\"\nurl = \"http://127.0.0.1:9/\"\n", 0o600)
+	out := mustRun(t, "reload", "--config", cfg, "--pid", pid)
+	if !strings.Contains(out, "configuration reloaded by the daemon (pid "+pid+")") {
+		t.Errorf("reload said %q", out)
+	}
+	if n := strings.Count(d.stderr.String(), "configuration reloaded"); n != 1 {
+		t.Errorf("after reload exited 0 the daemon logged %d reloads, want 1:\n%s", n, d.stderr.String())
+	}
+	waitReloadNotes(t, d)
+	mustRun(t, "reload", "--config", cfg, "--state-dir", state)
+	waitReloadNotes(t, d)
+
+	// Accepted by the check, refused by the daemon: the watched paths
+	// change only with a restart.
+	writeFile(t, cfg, strings.Replace(good, "paths = [", "paths = [\"/\", ", 1), 0o600)
+	_, stderr, code = run(t, "reload", "--config", cfg, "--pid", pid)
+	if code != 1 || !strings.Contains(stderr, "the daemon refused the configuration") || !strings.Contains(stderr, "watch.paths changed: restart the daemon") {
+		t.Errorf("reload of a configuration the daemon refuses: exit %d, stderr %q; want 1 with the daemon's reason", code, stderr)
+	}
+	if n := strings.Count(d.stderr.String(), "configuration NOT reloaded"); n != 1 {
+		t.Errorf("the daemon logged %d refusals, want 1:\n%s", n, d.stderr.String())
+	}
+	waitReloadNotes(t, d)
+
 	d.stop()
+	if _, err := os.Stat(filepath.Join(os.Getenv("RUNTIME_DIRECTORY"), "reload-"+pid+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the daemon left its reload verdict behind: %v", err)
+	}
 	if _, stderr, code := run(t, "reload", "--config", cfg, "--state-dir", state); code != 1 || !strings.Contains(stderr, "no fshealth daemon is running") {
 		t.Errorf("reload with no daemon: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// waitReloadNotes waits for the notifications of one reload on the
+// daemon's notify socket: RELOADING=1 with MONOTONIC_USEC=, then READY=1.
+func waitReloadNotes(t *testing.T, d *daemon) {
+	t.Helper()
+	var got []string
+	timeout := time.After(wait)
+	for {
+		select {
+		case n := <-d.notes:
+			if strings.HasPrefix(n, "WATCHDOG=1") {
+				continue
+			}
+			got = append(got, n)
+			switch {
+			case len(got) == 1 && !regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*$`).MatchString(n):
+				t.Fatalf("first notification of a reload: %q, want RELOADING=1 and MONOTONIC_USEC=", n)
+			case len(got) == 2 && n != "READY=1":
+				t.Fatalf("second notification of a reload: %q, want READY=1", n)
+			case len(got) == 2:
+				return
+			}
+		case <-timeout:
+			t.Fatalf("notifications of a reload: %q; want RELOADING=1 then READY=1", got)
+		}
 	}
 }
 

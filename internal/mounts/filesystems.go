@@ -28,12 +28,16 @@ func (f *Filesystem) Dev() string { return fmt.Sprintf("%d:%d", f.Major, f.Minor
 
 // MarkPath returns the mount point best suited to mark or open the file
 // system by: the first mount of the file system's root directory, else the
-// first mount.
+// first mount. It is taken from Mounts, which are this mount namespace's
+// even where Mountpoints are the host's (HostView).
 func (f *Filesystem) MarkPath() string {
 	for _, m := range f.Mounts {
 		if m.Root == "/" {
 			return m.Point
 		}
+	}
+	if len(f.Mounts) > 0 {
+		return f.Mounts[0].Point
 	}
 	return f.Mountpoints[0]
 }

@@ -31,6 +31,7 @@ func (w *Watcher) rescan() {
 	if err := w.mt.update(w.following); err != nil {
 		w.log.Error("reading the mount table", "err", err)
 	}
+	w.refreshHostView()
 	cs := w.mt.table.Publish()
 	// What the table costs, not marking new file systems: the follower
 	// paces itself by it (follow.go, coalesceDelay).
@@ -94,7 +95,7 @@ func (w *Watcher) applyChanges(cs []mounts.Changed) {
 			}
 		}
 		info := *wf.Info
-		info.Filesystem = f
+		info.Filesystem = w.hostView(f)
 		wf.Info = &info
 		if c.Replaced {
 			w.readStorage(wf)

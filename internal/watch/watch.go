@@ -36,6 +36,10 @@ type Config struct {
 	// ProcRoot and SysRoot are where procfs and sysfs are mounted; "/proc"
 	// and "/sys" if empty.
 	ProcRoot, SysRoot string
+	// HostView, if set, gives watched file systems (and so events, alerts
+	// and the history) the host's mount points instead of this mount
+	// namespace's (a systemd sandbox's bind mounts); see hostview.go.
+	HostView *mounts.HostView
 	// Logger receives progress and problems; slog.Default() if nil.
 	Logger *slog.Logger
 	// Sink receives each batch of events, in the order the kernel queued
@@ -249,6 +253,7 @@ func (w *Watcher) markAll() error {
 	if err != nil {
 		return err
 	}
+	w.refreshHostView()
 	nodev, err := mounts.PseudoTypes(filepath.Join(w.cfg.ProcRoot, "filesystems"))
 	if err != nil {
 		return err
@@ -332,6 +337,7 @@ func (w *Watcher) mark(fs *mounts.Filesystem, path string) error {
 			return nil
 		}
 	}
+	fs = w.hostView(fs)
 	info, err := mounts.Probe(fs, w.cfg.SysRoot)
 	if err != nil {
 		return err

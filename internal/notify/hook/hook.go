@@ -88,6 +88,9 @@ type Config struct {
 	// User, if set, is the user (name or id) hooks run as instead of the
 	// daemon's; Group, if set, replaces the user's primary group.
 	User, Group string
+	// Isolation is IsolationAuto (the default if empty), IsolationUnit or
+	// IsolationCgroup: see unit.go.
+	Isolation string
 }
 
 // Notifier is the hook channel. It implements alert.Notifier and is safe for
@@ -100,8 +103,16 @@ type Notifier struct {
 	log     *slog.Logger
 	env     []string
 	cred    *syscall.Credential
-	// noCgroup logs once that hooks run without a cgroup.
-	noCgroup sync.Once
+	// user and group are Config.User and Config.Group, for units.
+	user, group string
+	// isolation is Config.Isolation.
+	isolation string
+	// noCgroup logs once that hooks run without a cgroup; noUnitOnce
+	// that they run without a unit although systemd is PID 1.
+	noCgroup   sync.Once
+	noUnitOnce sync.Once
+	// noClone3 logs once that clone3 is refused.
+	noClone3 sync.Once
 }
 
 // Notifier is an alert.Notifier.
@@ -155,14 +166,24 @@ func New(cfg Config) (*Notifier, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
+	switch cfg.Isolation {
+	case "":
+		cfg.Isolation = IsolationAuto
+	case IsolationAuto, IsolationUnit, IsolationCgroup:
+	default:
+		return fail("isolation must be %q, %q or %q: %q", IsolationAuto, IsolationUnit, IsolationCgroup, cfg.Isolation)
+	}
 	return &Notifier{
-		cred:    cred,
-		name:    cfg.Name,
-		dir:     cfg.Dir,
-		timeout: cfg.Timeout,
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		log:     cfg.Logger.With("channel", cfg.Name),
-		env:     env,
+		user:      cfg.User,
+		group:     cfg.Group,
+		isolation: cfg.Isolation,
+		cred:      cred,
+		name:      cfg.Name,
+		dir:       cfg.Dir,
+		timeout:   cfg.Timeout,
+		sem:       make(chan struct{}, cfg.MaxConcurrent),
+		log:       cfg.Logger.With("channel", cfg.Name),
+		env:       env,
 	}, nil
 }
 
@@ -350,27 +371,47 @@ func (n *Notifier) execute(ctx context.Context, path string, stdin []byte, env [
 	}
 	defer errR.Close()
 
+	if n.useUnit() {
+		err := n.executeUnit(ctx, path, in, outR, outW, errR, errW, env, &res)
+		var nu *errNoUnit
+		if !errors.As(err, &nu) {
+			return res
+		}
+		if n.isolation == IsolationUnit {
+			outW.Close()
+			errW.Close()
+			res.err = fmt.Errorf("cannot start: %v", err)
+			return res
+		}
+		n.noUnit(err)
+	}
+
 	attr := &syscall.SysProcAttr{Setpgid: true, Credential: n.cred}
 	cg := n.groupFor()
-	if cg != nil {
+	if created := cg; created != nil {
 		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
 		defer func() {
-			if err := cg.Remove(cgroupRemoveTimeout); err != nil {
+			if err := created.Remove(cgroupRemoveTimeout); err != nil {
 				n.log.Warn("hook's cgroup not removed", "error", err)
 			}
 		}()
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        []string{path},
-		Env:         env,
-		Dir:         "/",
-		Stdin:       in,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: attr,
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{Path: path, Args: []string{path}, Env: env, Dir: "/", Stdin: in, Stdout: outW, Stderr: errW, SysProcAttr: attr}
 	}
+	cmd := newCmd()
 	err = cmd.Start()
+	if err != nil && cg != nil && errors.Is(err, syscall.ENOSYS) {
+		// Starting a process in a cgroup takes clone3(2), which a
+		// systemd unit with RestrictNamespaces= refuses (ENOSYS): the
+		// hook gets its process group only.
+		n.noClone3.Do(func() {
+			n.log.Warn("hooks run without a cgroup of their own: clone3 is refused (a systemd unit's RestrictNamespaces=); only their process group is killed, so descendants that leave it (setsid, daemons) are not contained; isolation = \"unit\" contains them")
+		})
+		cg, attr.UseCgroupFD = nil, false
+		cmd = newCmd()
+		err = cmd.Start()
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {

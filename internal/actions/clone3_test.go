@@ -1,0 +1,74 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/cgroup"
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// noClone3Env runs TestProgramWithoutClone3's child part.
+const noClone3Env = "FSHEALTH_TEST_NO_CLONE3"
+
+// TestProgramWithoutClone3: where clone3 is refused with ENOSYS, as
+// systemd's seccomp filter does in a unit with RestrictNamespaces= (the
+// shipped unit), an action's program still runs (with its process group
+// only), and that is logged once. The child process installs such a filter
+// (seccomp, all threads) and runs a program.
+func TestProgramWithoutClone3(t *testing.T) {
+	if os.Getenv(noClone3Env) == "1" {
+		noClone3Child(t)
+		return
+	}
+	testutil.RequireRoot(t) // cgroups
+	if _, err := cgroup.Default(); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("no usable cgroup v2: %v", err)
+		}
+		t.Skipf("no usable cgroup v2: %v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestProgramWithoutClone3$", "-test.v")
+	cmd.Env = append(os.Environ(), noClone3Env+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestProgramWithoutClone3") {
+		t.Fatalf("the child under the clone3 filter: %v\n%s", err, out)
+	}
+}
+
+func noClone3Child(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	// nr == clone3 ? ERRNO(ENOSYS) : ALLOW
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_CLONE3},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC,
+		uintptr(unsafe.Pointer(&prog))); e != 0 {
+		t.Fatalf("seccomp: %v", e)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for i := 0; i < 2; i++ {
+		p := runProgram(context.Background(), []string{"/bin/echo", "ran"}, nil, log)
+		if p.startErr != nil || p.exitCode != 0 || p.output != "ran\n" {
+			t.Fatalf("the program: start %v, exit %d, output %q\n%s", p.startErr, p.exitCode, p.output, logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), "clone3 is refused"); n != 1 {
+		t.Errorf("the refusal is logged %d times, want once:\n%s", n, logs.String())
+	}
+}

@@ -1,0 +1,72 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestLogHandler: each level reaches the journal with its priority, the
+// attributes (those given by With, in groups, and the record's) as text in
+// MESSAGE and as FSHEALTH_ fields, each record once.
+func TestLogHandler(t *testing.T) {
+	j := newJournald(t)
+	var fallback bytes.Buffer
+	h, err := NewLogHandler(j.path, slog.LevelDebug, slog.NewTextHandler(&fallback, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(h).With("channel", "hooks")
+	log.Debug("probe", "n", 1)
+	log.Info("ready", "filesystems", 3)
+	log.Warn("configuration: a warning", "file", "/etc/fshealth/fshealth.toml")
+	log.WithGroup("req").Error("configuration NOT reloaded; keeping the running one",
+		"err", errors.New("watch.paths changed:\nrestart"), slog.Group("fs", "device", "/dev/sda1"))
+	want := []struct{ pri, msg string }{
+		{"7", "probe channel=hooks n=1"},
+		{"6", "ready channel=hooks filesystems=3"},
+		{"4", "configuration: a warning channel=hooks file=/etc/fshealth/fshealth.toml"},
+		{"3", `configuration NOT reloaded; keeping the running one channel=hooks req.err="watch.paths changed:\nrestart" req.fs.device=/dev/sda1`},
+	}
+	var last entry
+	for _, w := range want {
+		last = j.receive(t)
+		if got := fieldValue(last.fields, "PRIORITY"); got != w.pri {
+			t.Errorf("%q: PRIORITY=%s, want %s", w.msg, got, w.pri)
+		}
+		if got := fieldValue(last.fields, "MESSAGE"); got != w.msg {
+			t.Errorf("MESSAGE=%q, want %q", got, w.msg)
+		}
+		if fieldValue(last.fields, "SYSLOG_IDENTIFIER") != "fshealth" || fieldValue(last.fields, "FSHEALTH_CHANNEL") != "hooks" {
+			t.Errorf("fields %q", last.fields)
+		}
+	}
+	if v := fieldValue(last.fields, "FSHEALTH_REQ_ERR"); v != "watch.paths changed:\nrestart" {
+		t.Errorf("FSHEALTH_REQ_ERR=%q (fields %q)", v, last.fields)
+	}
+	if v := fieldValue(last.fields, "FSHEALTH_REQ_FS_DEVICE"); v != "/dev/sda1" {
+		t.Errorf("FSHEALTH_REQ_FS_DEVICE=%q", v)
+	}
+	if fallback.Len() != 0 {
+		t.Errorf("records went to the fallback too:\n%s", fallback.String())
+	}
+
+	// Below the level: nothing. journald gone: the fallback, once.
+	h2, err := NewLogHandler(j.path, slog.LevelInfo, slog.NewTextHandler(&fallback, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog.New(h2).Debug("hidden")
+	j.conn.Close()
+	os.Remove(j.path)
+	slog.New(h2).Warn("journald is gone", "k", "v")
+	if s := fallback.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, `msg="journald is gone" k=v`) {
+		t.Errorf("fallback:\n%s", s)
+	}
+	if _, err := NewLogHandler(j.path, nil, nil); err == nil || !strings.Contains(err.Error(), j.path) {
+		t.Errorf("NewLogHandler on a missing socket: %v", err)
+	}
+}
