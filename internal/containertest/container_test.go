@@ -815,6 +815,54 @@ func TestDaemonSetRunsLikeAKubelet(t *testing.T) {
 		t.Errorf("fshealth still running 30 s after SIGTERM")
 	}
 	t.Logf("the pod's log:\n%s", logs.String())
+
+	// hostPID: the pod reports the node's mount points of a file system the
+	// node's init sees (here the root file system: "/" and whatever PID 1
+	// has, not the pod's /etc/fshealth, /var/lib/fshealth, /host...); the
+	// loop file system above was mounted in this test's own mount
+	// namespace, which PID 1 does not see, so it kept the pod's view.
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	rootDev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	var want []string
+	pid1, err := os.ReadFile("/proc/1/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(pid1), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[2] == rootDev {
+			want = append(want, f[4])
+		}
+	}
+	out, err = exec.Command(artifacts.binary, "status", "--json", "--state-dir", state).Output()
+	if err != nil {
+		t.Fatalf("fshealth status: %v", err)
+	}
+	var status struct {
+		Filesystems []struct {
+			Device      string
+			Mountpoints []string
+		}
+	}
+	if err := json.Unmarshal(out, &status); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, fs := range status.Filesystems {
+		if slices.Contains(fs.Mountpoints, "/") {
+			found = true
+			slices.Sort(want)
+			got := slices.Sorted(slices.Values(fs.Mountpoints))
+			if !slices.Equal(got, want) {
+				t.Errorf("the root file system %s: mount points %q, want the node's (PID 1's) %q", fs.Device, got, want)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("status lists no file system mounted at /: %s", out)
+	}
 	for _, bad := range []string{"permission denied", "operation not permitted", "read-only file system"} {
 		if strings.Contains(strings.ToLower(logs.String()), bad) {
 			t.Errorf("the pod's log says %q:\n%s", bad, logs.String())
