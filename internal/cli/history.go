@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -146,7 +147,12 @@ the alert delivery backlog, and whether the daemon is running.
 was last healthy (like zpool status -v): inode, generation, path (found
 read-only on the device, never by opening the file), errno, errors, first
 and last time; and whether the file was deleted or its inode reused since.
-'fshealth resolve' empties the list. --json always has the lists.`,
+'fshealth resolve' empties the list. --json always has the lists.
+
+Exit status: 0 when every file system is healthy and the daemon runs; 1 when
+a file system has had errors since it was last healthy, or the history is
+not being recorded; 3 when the daemon is not running (and nothing is
+unhealthy); 4 when the status cannot be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.stateDir()
@@ -197,7 +203,10 @@ and last time; and whether the file was deleted or its inode reused since.
 				doc.History = historyDoc(rt, dir)
 				addLastPaths(&doc, fss, last)
 				addDamagedFiles(&doc, fss, damaged)
-				return json.NewEncoder(g.stdout).Encode(doc)
+				if err := json.NewEncoder(g.stdout).Encode(doc); err != nil {
+					return err
+				}
+				return statusExit(pid, rt, fss)
 			}
 			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
 				return err
@@ -207,12 +216,39 @@ and last time; and whether the file was deleted or its inode reused since.
 			}
 			writeDiskStatus(g.stdout, disks)
 			writeHistoryState(g.stdout, rt, dir)
-			return nil
+			return statusExit(pid, rt, fss)
 		},
+	}
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		var ee *exitError
+		if err != nil && !errors.As(err, &ee) {
+			return &exitError{code: 4, err: err}
+		}
+		return err
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as one JSON object")
 	cmd.Flags().BoolVar(&files, "files", false, "list the files that reported errors since each file system was last healthy")
 	return cmd
+}
+
+// statusExit is status's exit status, after it printed: 1 when a file
+// system has had errors since it was last healthy or the history is not
+// recorded, else 3 when the daemon is not running, else 0.
+func statusExit(pid int, rt *daemon.RuntimeStatus, fss []store.FilesystemStatus) error {
+	for _, f := range fss {
+		if !f.FirstError.IsZero() {
+			return &exitError{code: 1, err: errSilent}
+		}
+	}
+	if rt != nil && rt.Degraded != nil {
+		return &exitError{code: 1, err: errSilent}
+	}
+	if pid == 0 {
+		return &exitError{code: 3, err: errSilent}
+	}
+	return nil
 }
 
 // statusDoc is the JSON form of `fshealth status`.

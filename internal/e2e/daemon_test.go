@@ -987,6 +987,9 @@ func TestEventsAndStatus(t *testing.T) {
 	d := startDaemon(t, cfg, state)
 
 	// Before any error.
+	if _, code := runStatus(t, "--state-dir", state); code != 0 {
+		t.Errorf("status, healthy and running: exit %d, want 0", code)
+	}
 	s := getStatus(t, state)
 	if !s.Daemon.Running || s.Daemon.PID != d.pid() || s.Daemon.StateDir != state {
 		t.Errorf("status daemon %+v, want running, pid %d, state %s", s.Daemon, d.pid(), state)
@@ -1065,7 +1068,10 @@ func TestEventsAndStatus(t *testing.T) {
 		f.FirstError == nil || f.LastError == nil {
 		t.Errorf("status file system %+v, want %s unhealthy with 2 errors, last %s", f, im.Dev, evs[1].ID)
 	}
-	text := mustRun(t, "status", "--state-dir", state)
+	text, code := runStatus(t, "--state-dir", state)
+	if code != 1 {
+		t.Errorf("status with an unhealthy file system: exit %d, want 1", code)
+	}
 	if !strings.Contains(text, fmt.Sprintf("daemon: running (pid %d)", d.pid())) || !regexp.MustCompile(regexp.QuoteMeta(im.Dev)+`\s+`+
 		regexp.QuoteMeta(im.Mountpoint)+`\s+ext4\s+ERRORS\s+2\s`).MatchString(text) {
 		t.Errorf("status:\n%s", text)
@@ -1079,9 +1085,10 @@ func TestEventsAndStatus(t *testing.T) {
 	if len(s.Filesystems) != 1 || s.Filesystems[0].Errors != 2 {
 		t.Errorf("after the daemon stopped, status file systems %+v", s.Filesystems)
 	}
-	if text := mustRun(t, "status", "--state-dir", state); !strings.Contains(text, "daemon: NOT running") {
-		t.Errorf("status after stop:\n%s", text)
+	if text, code := runStatus(t, "--state-dir", state); !strings.Contains(text, "daemon: NOT running") || code != 1 {
+		t.Errorf("status after stop (exit %d, want 1: still unhealthy):\n%s", code, text)
 	}
+
 	if got := count(); got != 2 {
 		t.Errorf("after the daemon stopped, events shows %d events, want 2", got)
 	}
@@ -1422,7 +1429,7 @@ actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "1s" } ]
 	trigger(t, im, "slow action")
 	var outcome, st string
 	eventually(t, func() string { return fmt.Sprintf("action state %q, outcome %q", st, outcome) }, func() bool {
-		out := mustRun(t, "status", "--json", "--state-dir", state)
+		out := statusOut(t, "--json", "--state-dir", state)
 		var s struct {
 			Filesystems []struct {
 				Device     string `json:"device"`

@@ -66,7 +66,7 @@ func damagedFiles(t *testing.T, state string) map[string][]damagedFile {
 			DamagedFiles []damagedFile `json:"damaged_files"`
 		} `json:"filesystems"`
 	}
-	if err := json.Unmarshal([]byte(mustRun(t, "status", "--json", "--state-dir", state)), &doc); err != nil {
+	if err := json.Unmarshal([]byte(statusOut(t, "--json", "--state-dir", state)), &doc); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]damagedFile{}
@@ -263,7 +263,7 @@ func TestReportOnRealErrors(t *testing.T) {
 	if g, w := got(files[b.Dev]), fmt.Sprintf("%d %s EUCLEAN 2/2 \"\"", victim, filepath.Join(b.Mountpoint, "victim")); g != w {
 		t.Errorf("damaged files of %s: %s, want %s", b.Dev, g, w)
 	}
-	table := mustRun(t, "status", "--files", "--state-dir", state)
+	table := statusOut(t, "--files", "--state-dir", state)
 	if !strings.Contains(table, "damaged files on "+a.Dev) || !strings.Contains(table, filepath.Join(b.Mountpoint, "victim")) {
 		t.Errorf("status --files:\n%s", table)
 	}
@@ -275,7 +275,7 @@ func TestReportOnRealErrors(t *testing.T) {
 	if len(files[a.Dev]) != 0 || len(files[b.Dev]) != 1 {
 		t.Errorf("damaged files after resolving %s: %+v", a.Dev, files)
 	}
-	if table := mustRun(t, "status", "--files", "--state-dir", state); strings.Contains(table, "damaged files on "+a.Dev) {
+	if table := statusOut(t, "--files", "--state-dir", state); strings.Contains(table, "damaged files on "+a.Dev) {
 		t.Errorf("status --files after resolving %s:\n%s", a.Dev, table)
 	}
 	var after reportDoc
@@ -334,7 +334,7 @@ func TestDeletedDamagedFile(t *testing.T) {
 	if f := files[im.Dev][0]; f.Inode != ino || f.State != "deleted" || f.Path != "" || !strings.Contains(f.PathError, "no directory entry") {
 		t.Errorf("damaged file %+v, want inode %d deleted", f, ino)
 	}
-	if table := mustRun(t, "status", "--files", "--state-dir", state); !strings.Contains(table, "DELETED") {
+	if table := statusOut(t, "--files", "--state-dir", state); !strings.Contains(table, "DELETED") {
 		t.Errorf("status --files does not say the file was deleted:\n%s", table)
 	}
 	d.stop()
