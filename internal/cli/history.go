@@ -322,11 +322,14 @@ type fsDoc struct {
 }
 
 type actionDoc struct {
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
-	Outcome  string    `json:"outcome"`
-	DryRun   bool      `json:"dry_run"`
-	Finished time.Time `json:"finished"`
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Outcome string `json:"outcome"`
+	DryRun  bool   `json:"dry_run"`
+	// Started is when it started (a pending action with a start time is
+	// running); Finished when it ended.
+	Started  *time.Time `json:"started,omitempty"`
+	Finished time.Time  `json:"finished"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -349,7 +352,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 		}
 		fd.DamagedFiles = []store.DamagedFile{}
 		if a := f.LastAction; a != nil {
-			fd.LastAction = &actionDoc{Name: a.Name, State: a.State, Outcome: a.Outcome, DryRun: a.DryRun, Finished: a.Finished}
+			fd.LastAction = &actionDoc{Name: a.Name, State: a.State, Outcome: a.Outcome, DryRun: a.DryRun, Started: timePtr(a.Started), Finished: a.Finished}
 		}
 		d.Filesystems = append(d.Filesystems, fd)
 	}
@@ -390,6 +393,10 @@ func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus,
 		rec := "-"
 		if a := f.LastAction; a != nil {
 			rec = a.Name + ": " + event.Clean(a.Outcome)
+			if a.State == store.StatePending && !a.Started.IsZero() {
+				rec = fmt.Sprintf("%s: running since %s (%s)", a.Name, a.Started.Local().Format("15:04:05"),
+					time.Since(a.Started).Round(time.Second))
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", event.Safe(f.Device), mp, f.FSType, health, f.Errors, since, last, rec)
 	}

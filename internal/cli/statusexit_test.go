@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +41,26 @@ func TestStatusExit(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestStatusShowsARunningAction: an action that started and has not
+// finished (a long scrub) shows as running, since when, in the table and
+// with its start time in the JSON.
+func TestStatusShowsARunningAction(t *testing.T) {
+	started := time.Now().Add(-90 * time.Second)
+	fss := []store.FilesystemStatus{{Key: "u1", Device: "/dev/sdz1", FSType: "btrfs", Mountpoints: []string{"/data"},
+		LastAction: &store.Action{Name: "scrub", State: store.StatePending, Started: started}}}
+	var b strings.Builder
+	if err := writeStatus(&b, 1, "/state", fss, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "scrub: running since " + started.Local().Format("15:04:05") + " (1m30s)"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("status table lacks %q:\n%s", want, b.String())
+	}
+	doc := statusJSON(1, "/state", fss, nil)
+	if a := doc.Filesystems[0].LastAction; a == nil || a.Started == nil || !a.Started.Equal(started) || a.State != store.StatePending {
+		t.Errorf("status JSON last action %+v, want pending with its start time", a)
 	}
 }

@@ -126,6 +126,10 @@ func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool)
 	}
 	runner := *r.runner()
 	runner.DryRun = runner.DryRun || a.DryRun
+	// Long actions (scrub, fsck on LVM) say when they start; status shows
+	// them running, since when.
+	r.log.Info("recovery action started", "action", a.Name, "device", t.Device, "mountpoints", t.Mountpoints,
+		"dry_run", runner.DryRun, "event", a.EventID)
 	done := func() {}
 	if r.release != nil && !runner.DryRun {
 		done = r.release(a.Name, t)
