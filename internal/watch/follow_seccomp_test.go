@@ -2,14 +2,11 @@ package watch
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -67,41 +64,5 @@ func TestFollowFallsBackWhenLookupsRefused(t *testing.T) {
 // filter that makes listmount(2) and statmount(2) fail with EPERM and
 // allows everything else.
 func refuseMountLookups() error {
-	var arch uint32
-	switch runtime.GOARCH {
-	case "amd64":
-		arch = unix.AUDIT_ARCH_X86_64
-	case "arm64":
-		arch = unix.AUDIT_ARCH_AARCH64
-	default:
-		return fmt.Errorf("the test's seccomp filter is written for amd64 and arm64, not %s", runtime.GOARCH)
-	}
-	// struct seccomp_data: int nr; __u32 arch; ...
-	const (
-		offNR   = 0
-		offArch = 4
-		ld      = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq     = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret     = unix.BPF_RET | unix.BPF_K
-	)
-	prog := []unix.SockFilter{
-		/* 0 */ {Code: ld, K: offArch},
-		/* 1 */ {Code: jeq, K: arch, Jf: 3}, // another ABI: allow
-		/* 2 */ {Code: ld, K: offNR},
-		/* 3 */ {Code: jeq, K: uint32(unix.SYS_LISTMOUNT), Jt: 2},
-		/* 4 */ {Code: jeq, K: uint32(unix.SYS_STATMOUNT), Jt: 1},
-		/* 5 */ {Code: ret, K: unix.SECCOMP_RET_ALLOW},
-		/* 6 */ {Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
-	}
-	// TSYNC: every thread of the process, not only the calling one.
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC,
-		uintptr(unsafe.Pointer(&fprog))); errno != 0 {
-		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, TSYNC): %w", errno)
-	}
-	runtime.KeepAlive(prog)
-	return nil
+	return testutil.RefuseSyscalls(unix.EPERM, unix.SYS_LISTMOUNT, unix.SYS_STATMOUNT)
 }
