@@ -1,0 +1,260 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/config"
+)
+
+// countRules is a count rule (2 errors within 10 s) before the catch-all.
+const countRules = `
+[[rule]]
+name = "twice"
+match = { count = 2, within = "10s" }
+[[rule]]
+name = "catch-all"
+severity = "info"
+`
+
+// TestCountWindowBoundary: an error exactly `within` old still counts; one
+// a nanosecond older does not.
+func TestCountWindowBoundary(t *testing.T) {
+	for _, c := range []struct {
+		second time.Duration
+		rule   string
+	}{
+		{10 * sec, "twice"},
+		{10*sec + 1, "catch-all"},
+		{9 * sec, "twice"},
+	} {
+		e := engine(t, countRules)
+		if d := e.Evaluate(ev(eio), t0); d.Rule != "catch-all" {
+			t.Fatalf("first error: rule %q", d.Rule)
+		}
+		if d := e.Evaluate(ev(eio), at(c.second)); d.Rule != c.rule {
+			t.Errorf("second error %v after the first: rule %q, want %q", c.second, d.Rule, c.rule)
+		}
+	}
+}
+
+// TestCountWindowEntries checks the window's bookkeeping: its sum is the
+// sum of its live entries after merging (merged counts are added), errors
+// at one time share an entry, expired entries are dropped, and the entries
+// are compacted once more than half are dead.
+func TestCountWindowEntries(t *testing.T) {
+	var w countWindow
+	live := func() uint64 {
+		var n uint64
+		for _, e := range w.entries[w.head:] {
+			n += e.n
+		}
+		return n
+	}
+	const within = time.Hour
+	// Exactly maxWindowEntries entries: no merge yet.
+	for i := range maxWindowEntries {
+		w.add(at(time.Duration(i)*time.Millisecond), uint64(i%3+1), within)
+	}
+	if n := len(w.entries) - w.head; n != maxWindowEntries {
+		t.Fatalf("%d errors at distinct times: %d entries, want %d", maxWindowEntries, n, maxWindowEntries)
+	}
+	want := live()
+	// One more merges neighbours: half as many entries, the same sum.
+	w.add(at(time.Duration(maxWindowEntries)*time.Millisecond), 5, within)
+	want += 5
+	if n := len(w.entries) - w.head; n > maxWindowEntries/2+1 || n < maxWindowEntries/2 {
+		t.Errorf("after the merge: %d entries, want about %d", n, maxWindowEntries/2)
+	}
+	if w.sum != want || live() != want {
+		t.Errorf("after the merge: sum %d, entries add up to %d, want %d", w.sum, live(), want)
+	}
+	// The merged entries keep the later time of each pair: at the first
+	// entry's expiry (0 + within + 1ns) nothing has gone yet, since the
+	// first pair is dated 1 ms.
+	w.expire(at(within+1), within)
+	if w.sum != want {
+		t.Errorf("merged entries expired early: sum %d, want %d", w.sum, want)
+	}
+	// Same time: added to the newest entry.
+	last := at(time.Duration(maxWindowEntries) * time.Millisecond)
+	n := len(w.entries)
+	w.add(last, 2, within)
+	if len(w.entries) != n || w.entries[n-1].n < 2 {
+		t.Errorf("an error at the newest entry's time made a new entry (%d -> %d)", n, len(w.entries))
+	}
+	want += 2
+	// Expire three quarters: the dead ones are dropped and the slice
+	// compacted.
+	w.expire(at(within+time.Duration(3*maxWindowEntries/4)*time.Millisecond), within)
+	if w.sum != live() || w.sum >= want || w.sum == 0 {
+		t.Errorf("after expiring three quarters: sum %d, live %d (was %d)", w.sum, live(), want)
+	}
+	if w.head != 0 {
+		t.Errorf("more than half of the entries dead and not compacted: head %d of %d", w.head, len(w.entries))
+	}
+	// Expire everything.
+	w.expire(last.Add(within+1), within)
+	if w.sum != 0 || len(w.entries) != 0 || w.head != 0 {
+		t.Errorf("all expired: sum %d, %d entries, head %d", w.sum, len(w.entries), w.head)
+	}
+}
+
+// TestCountWindowExpiresFewerThanHalf: expiring fewer than half the
+// entries drops them from the sum without compacting.
+func TestCountWindowExpiresFewerThanHalf(t *testing.T) {
+	var w countWindow
+	for i := range 10 {
+		w.add(at(time.Duration(i)*sec), 1, 100*sec)
+	}
+	w.expire(at(102*sec), 100*sec) // entries at 0 and 1 s are gone
+	if w.sum != 8 || w.head != 2 || len(w.entries) != 10 {
+		t.Errorf("sum %d, head %d, %d entries; want 8, 2, 10", w.sum, w.head, len(w.entries))
+	}
+	w.expire(at(104*sec), 100*sec) // 0..3 gone: 4 of 10, still not half
+	if w.sum != 6 || w.head != 4 {
+		t.Errorf("sum %d, head %d; want 6, 4", w.sum, w.head)
+	}
+	w.expire(at(106*sec), 100*sec) // 0..5 gone: more than half, compacted
+	if w.sum != 4 || w.head != 0 || len(w.entries) != 4 {
+		t.Errorf("sum %d, head %d, %d entries; want 4, 0, 4", w.sum, w.head, len(w.entries))
+	}
+}
+
+// TestSweepKeepsUnexpiredWindows: Tick forgets the counts that have all
+// expired and keeps the others, which still count.
+func TestSweepKeepsUnexpiredWindows(t *testing.T) {
+	e := engine(t, countRules)
+	e.Evaluate(ev(eio), t0)
+	e.Evaluate(ev(eio, onFS("u2", "/dev/sdb", "ext4", "/b")), at(8*sec))
+	e.Tick(at(5 * sec))
+	if len(e.windows) != 2 {
+		t.Fatalf("Tick at 5s: %d count windows, want 2", len(e.windows))
+	}
+	e.Tick(at(15 * sec)) // u1's error has expired, u2's has not
+	if len(e.windows) != 1 {
+		t.Fatalf("Tick at 15s: %d count windows, want 1", len(e.windows))
+	}
+	if _, ok := e.windows[windowKey{"twice", "u2"}]; !ok {
+		t.Fatalf("Tick at 15s dropped u2's unexpired window: %v", e.windows)
+	}
+	if d := e.Evaluate(ev(eio, onFS("u2", "/dev/sdb", "ext4", "/b")), at(16*sec)); d.Rule != "twice" {
+		t.Errorf("u2's second error within 10s after a sweep: rule %q", d.Rule)
+	}
+	if d := e.Evaluate(ev(eio), at(16*sec)); d.Rule != "catch-all" {
+		t.Errorf("u1's error after its window expired: rule %q", d.Rule)
+	}
+}
+
+// TestResolveClearsOnlyItsOwnWindows: resolving one file system forgets
+// its counts, not another file system's.
+func TestResolveClearsOnlyItsOwnWindows(t *testing.T) {
+	e := engine(t, countRules)
+	u2 := onFS("u2", "/dev/sdb", "ext4", "/b")
+	e.Evaluate(ev(eio), t0)
+	e.Evaluate(ev(eio, u2), t0)
+	e.Resolve("u1", at(sec))
+	if d := e.Evaluate(ev(eio, u2), at(2*sec)); d.Rule != "twice" {
+		t.Errorf("u2 after u1 was resolved: rule %q, want its count kept", d.Rule)
+	}
+	if d := e.Evaluate(ev(eio), at(2*sec)); d.Rule != "catch-all" {
+		t.Errorf("u1 after it was resolved: rule %q, want its count forgotten", d.Rule)
+	}
+}
+
+// TestReminderCounting: every reminder is counted in RemindersSent and
+// carries the incident's error count; the interval doubles up to
+// reminder_max.
+func TestReminderCounting(t *testing.T) {
+	e := New(nil, config.Flood{Window: 0, ReminderInitial: hr, ReminderMax: 2 * hr}, Options{Host: "h"})
+	e.Evaluate(ev(eio, count(3)), t0)
+	var times []time.Duration
+	for i := 1; i <= 4; i++ {
+		dl := e.NextDeadline()
+		got := e.Tick(dl)
+		if len(got) != 1 || got[0].Type != alert.TypeReminder || got[0].Count != 3 {
+			t.Fatalf("reminder %d: %+v", i, got)
+		}
+		inc := e.Incidents()[0]
+		if inc.RemindersSent != uint64(i) || inc.Seq != uint64(i+1) {
+			t.Errorf("after reminder %d: RemindersSent %d, Seq %d", i, inc.RemindersSent, inc.Seq)
+		}
+		times = append(times, dl.Sub(t0))
+	}
+	if want := []time.Duration{hr, 3 * hr, 5 * hr, 7 * hr}; !equalDurations(times, want) {
+		t.Errorf("reminders at %v, want %v", times, want)
+	}
+}
+
+// TestZeroLimits: a zero reminder_max leaves reminders doubling without
+// bound; a zero window alerts every error (nothing folded, no digest); a
+// zero reminder_initial sends no reminder.
+func TestZeroLimits(t *testing.T) {
+	e := New(nil, config.Flood{Window: 0, ReminderInitial: hr, ReminderMax: 0}, Options{Host: "h"})
+	for i := range 3 {
+		d := e.Evaluate(ev(eio), at(time.Duration(i)*sec))
+		if len(d.Alerts) != 1 || d.Folded || d.Alerts[0].Type != alert.TypeError {
+			t.Fatalf("error %d with window 0: %+v", i, d)
+		}
+	}
+	var times []time.Duration
+	for range 5 {
+		dl := e.NextDeadline()
+		if len(e.Tick(dl)) != 1 {
+			t.Fatalf("no reminder at %v", dl)
+		}
+		times = append(times, dl.Sub(t0))
+	}
+	if want := []time.Duration{hr, 3 * hr, 7 * hr, 15 * hr, 31 * hr}; !equalDurations(times, want) {
+		t.Errorf("reminders with reminder_max 0 at %v, want %v", times, want)
+	}
+
+	e = New(nil, config.Flood{Window: minute, ReminderInitial: 0, ReminderMax: 0}, Options{Host: "h"})
+	e.Evaluate(ev(eio), t0)
+	e.Evaluate(ev(eio), at(sec))
+	got := e.Tick(at(minute))
+	if len(got) != 1 || got[0].Type != alert.TypeDigest || got[0].Count != 1 {
+		t.Fatalf("digest at the window's end: %+v", got)
+	}
+	// The storm filled the window, but with reminder_max 0 the next one
+	// does not grow: windows are capped at the larger of the two.
+	e.Evaluate(ev(eio), at(minute+sec))
+	if dl := e.NextDeadline(); !dl.Equal(at(2 * minute)) {
+		t.Errorf("next window ends %v, want %v (one window: reminder_max is 0)", dl, at(2*minute))
+	}
+	if got := e.Tick(at(2 * minute)); len(got) != 1 || got[0].Type != alert.TypeDigest {
+		t.Errorf("second digest: %+v", got)
+	}
+	for _, inc := range e.Incidents() {
+		if inc.RemindersSent != 0 || !inc.NextReminder.IsZero() {
+			t.Errorf("reminder_initial 0: %+v", inc)
+		}
+	}
+}
+
+// TestWindowDoublesUpToReminderMax: a storm that fills each window doubles
+// the next one, up to reminder_max.
+func TestWindowDoublesUpToReminderMax(t *testing.T) {
+	e := New(nil, config.Flood{Window: minute, ReminderMax: 3 * minute}, Options{Host: "h"})
+	e.Evaluate(ev(eio), t0)
+	var ends []time.Duration
+	now := t0
+	for range 4 {
+		now = now.Add(sec)
+		e.Evaluate(ev(eio), now) // folded: keeps the storm going
+		dl := e.NextDeadline()
+		ends = append(ends, dl.Sub(t0))
+		if got := e.Tick(dl); len(got) != 1 || got[0].Type != alert.TypeDigest {
+			t.Fatalf("Tick at %v: %+v", dl, got)
+		}
+		now = dl
+	}
+	// Windows of 1, 2, 3 (capped), 3 minutes.
+	if want := []time.Duration{minute, 3 * minute, 6 * minute, 9 * minute}; !equalDurations(ends, want) {
+		t.Errorf("windows end at %v, want %v", ends, want)
+	}
+}
+
+func equalDurations(a, b []time.Duration) bool { return slices.Equal(a, b) }
