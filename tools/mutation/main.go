@@ -75,7 +75,7 @@ func main() {
 	coefficient := flag.Int("timeout-coefficient", 10, "gremlins --timeout-coefficient")
 	thresholds := flag.String("thresholds", "tools/mutation/thresholds.txt", "thresholds file, relative to -root")
 	equivalents := flag.String("equivalent", "tools/mutation/equivalent.txt", "equivalent mutants file, relative to -root")
-	outDir := flag.String("out", "build/mutation", "directory for gremlins' JSON results, relative to -root")
+	outDir := flag.String("out", "build/mutation", "directory for gremlins' JSON results (relative: to -root)")
 	flag.Parse()
 
 	abs, err := filepath.Abs(*root)
@@ -105,7 +105,10 @@ func main() {
 		}
 		targets = keep
 	}
-	if err := os.MkdirAll(filepath.Join(abs, *outDir), 0o755); err != nil {
+	if !filepath.IsAbs(*outDir) {
+		*outDir = filepath.Join(abs, *outDir)
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		fatal(err)
 	}
 
@@ -116,7 +119,7 @@ func main() {
 	fmt.Printf("%-28s %7s %6s %6s %6s %6s %5s %8s %6s %9s\n", "package", "mutants", "killed", "lived", "t/o", "equiv", "n/c", "efficacy", "min", "time")
 	var total time.Duration
 	for _, t := range targets {
-		out := filepath.Join(abs, *outDir, strings.ReplaceAll(t.Pkg, "/", "_")+".json")
+		out := filepath.Join(*outDir, strings.ReplaceAll(t.Pkg, "/", "_")+".json")
 		start := time.Now()
 		log, err := unleash(ctx, abs, t.Pkg, out, *workers, *coefficient)
 		took := time.Since(start).Round(time.Second)

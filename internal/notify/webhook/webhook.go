@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -534,10 +535,22 @@ func urlSecrets(u *url.URL) []string {
 		add(u.User.Username())
 		if p, ok := u.User.Password(); ok {
 			add(p)
+			// As the URL writes it, and the basic credentials net/http
+			// sends for it.
+			_, written, _ := strings.Cut(u.User.String(), ":")
+			add(written)
+			add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + p)))
 		}
 	}
 	for _, vs := range u.Query() {
 		for _, v := range vs {
+			add(v)
+		}
+	}
+	// The query values as the URL writes them, which is how the request
+	// line carries them (not necessarily as QueryEscape would).
+	for _, kv := range strings.Split(u.RawQuery, "&") {
+		if _, v, ok := strings.Cut(kv, "="); ok {
 			add(v)
 		}
 	}
