@@ -77,10 +77,12 @@ func checkRedacted(t *testing.T, what, msg string) {
 // reply's body gets every secret scrubbed from the error Send returns.
 func TestErrorsNeverShowSecrets(t *testing.T) {
 	echoes := map[string]func(r *http.Request) string{
-		"request URI":   func(r *http.Request) string { return "no route for " + r.RequestURI },
-		"query values":  func(r *http.Request) string { return "bad token " + r.URL.Query().Get("token") + " / " + r.URL.Query().Get("raw") },
-		"user info":     func(r *http.Request) string { return "expected " + url.UserPassword("hookuser", urlPass).String() },
-		"hmac key":      func(r *http.Request) string { return "key " + hmacSecret + " rejected" },
+		"request URI": func(r *http.Request) string { return "no route for " + r.RequestURI },
+		"query values": func(r *http.Request) string {
+			return "bad token " + r.URL.Query().Get("token") + " / " + r.URL.Query().Get("raw")
+		},
+		"user info": func(r *http.Request) string { return "expected " + url.UserPassword("hookuser", urlPass).String() },
+		"hmac key":  func(r *http.Request) string { return "key " + hmacSecret + " rejected" },
 	}
 	for name, echo := range echoes {
 		t.Run(name, func(t *testing.T) {
