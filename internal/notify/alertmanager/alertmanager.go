@@ -426,11 +426,13 @@ func (n *Notifier) post(ctx context.Context, ep endpoint, body []byte) error {
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil
 	}
-	msg := fmt.Sprintf("POST %s: HTTP %s", ep.shown, n.scrub(cleanLine(resp.Status, 100)))
+	// Scrub before cleaning (which escapes backslashes) and cutting (which
+	// could leave part of a secret).
+	msg := fmt.Sprintf("POST %s: HTTP %s", ep.shown, cleanLine(n.scrub(resp.Status), 100))
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
 		msg += " (redirects are not followed)"
 	}
-	if b := n.scrub(cleanLine(responseText(excerpt), maxExcerpt)); b != "" {
+	if b := cleanLine(n.scrub(responseText(excerpt)), maxExcerpt); b != "" {
 		msg += fmt.Sprintf(": %q", b)
 	}
 	return errors.New(msg)
@@ -459,7 +461,7 @@ func (n *Notifier) transportError(ctx context.Context, err error, took time.Dura
 	if !raw {
 		return msg
 	}
-	return n.scrub(cleanLine(msg, 300))
+	return cleanLine(n.scrub(msg), 300)
 }
 
 // errorf returns an error that names the channel.
