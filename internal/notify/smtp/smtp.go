@@ -336,8 +336,15 @@ func (n *Notifier) checkSMTP(cfg Config) error {
 	}
 	if n.password != "" {
 		n.addSecret(n.password)
+		// As the SMTP library quotes a server's reply in its errors.
+		if q := strconv.Quote(n.password); q[1:len(q)-1] != n.password {
+			n.addSecret(q[1 : len(q)-1])
+		}
 		n.addSecret(base64.StdEncoding.EncodeToString([]byte(n.password)))
 		n.addSecret(base64.StdEncoding.EncodeToString([]byte("\x00" + n.username + "\x00" + n.password)))
+		// Longest first: the PLAIN blob ends with the password's base64
+		// when the user name's length is 1 modulo 3.
+		slices.SortStableFunc(n.secrets, func(a, b string) int { return len(b) - len(a) })
 	}
 	return nil
 }
@@ -514,7 +521,8 @@ func (n *Notifier) addr() string {
 // failure describes a failed step, saying so when it ran out of time or was
 // canceled, with secrets scrubbed.
 func (n *Notifier) failure(ctx context.Context, step string, err error, took time.Duration) string {
-	text := oneLine(err.Error())
+	// Scrubbed before it is cleaned, which escapes backslashes.
+	text := oneLine(n.scrub(err.Error()))
 	var ne net.Error
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
