@@ -113,9 +113,9 @@ func TestCountWindowExpiresFewerThanHalf(t *testing.T) {
 	if w.sum != 8 || w.head != 2 || len(w.entries) != 10 {
 		t.Errorf("sum %d, head %d, %d entries; want 8, 2, 10", w.sum, w.head, len(w.entries))
 	}
-	w.expire(at(104*sec), 100*sec) // 0..3 gone: 4 of 10, still not half
-	if w.sum != 6 || w.head != 4 {
-		t.Errorf("sum %d, head %d; want 6, 4", w.sum, w.head)
+	w.expire(at(105*sec), 100*sec) // 0..4 gone: exactly half, not more
+	if w.sum != 5 || w.head != 5 || len(w.entries) != 10 {
+		t.Errorf("sum %d, head %d, %d entries; want 5, 5, 10", w.sum, w.head, len(w.entries))
 	}
 	w.expire(at(106*sec), 100*sec) // 0..5 gone: more than half, compacted
 	if w.sum != 4 || w.head != 0 || len(w.entries) != 4 {
