@@ -258,3 +258,28 @@ func TestWindowDoublesUpToReminderMax(t *testing.T) {
 }
 
 func equalDurations(a, b []time.Duration) bool { return slices.Equal(a, b) }
+
+// TestCountWindowMergeCountsLiveEntries: the bound is on live entries:
+// expired ones still in the slice (fewer than half) do not make a window
+// of exactly maxWindowEntries live entries merge.
+func TestCountWindowMergeCountsLiveEntries(t *testing.T) {
+	var w countWindow
+	const within = time.Hour
+	for i := range maxWindowEntries {
+		w.add(at(time.Duration(i)*time.Millisecond), 1, within)
+	}
+	now := at(within + 9*time.Millisecond + 500*time.Microsecond)
+	w.expire(now, within) // the entries at 0..9 ms
+	if w.head != 10 || w.sum != maxWindowEntries-10 {
+		t.Fatalf("after expiring 10: head %d, sum %d", w.head, w.sum)
+	}
+	for k := 1; k <= 10; k++ {
+		w.add(now.Add(time.Duration(k)), 1, within)
+	}
+	if live := len(w.entries) - w.head; live != maxWindowEntries || w.head != 10 {
+		t.Errorf("%d live entries (head %d), want %d unmerged", live, w.head, maxWindowEntries)
+	}
+	if w.sum != maxWindowEntries {
+		t.Errorf("sum %d, want %d", w.sum, maxWindowEntries)
+	}
+}
