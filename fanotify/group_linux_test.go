@@ -226,7 +226,7 @@ func TestMountEvents(t *testing.T) {
 		if unsup.Feature != "FAN_REPORT_MNT" || unsup.MinVersion != "6.15" {
 			t.Errorf("unsupported error names %q %q", unsup.Feature, unsup.MinVersion)
 		}
-		t.Skipf("kernel has no mount events: %v", err)
+		testutil.Skip(t, testutil.KernelLacks, "kernel has no mount events: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/testutil"
 )
 
 // Lines as `fshealth watch` logs them (slog text).
@@ -129,7 +131,7 @@ func TestRefuseMountEvents(t *testing.T) {
 		return
 	}
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		t.Skipf("the filter is written for amd64 and arm64, not %s", runtime.GOARCH)
+		testutil.Skip(t, testutil.NotApplicable, "the filter is written for amd64 and arm64, not %s", runtime.GOARCH)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRefuseMountEvents$", "-test.count=1")
 	cmd.Env = append(os.Environ(), seccompChildEnv+"=1")

@@ -23,7 +23,7 @@ func TestStatmount(t *testing.T) {
 		t.Fatal(err)
 	}
 	if stx.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
-		t.Skip("no STATX_MNT_ID_UNIQUE (Linux 6.8+)")
+		testutil.Skip(t, testutil.KernelLacks, "no STATX_MNT_ID_UNIQUE (Linux 6.8+)")
 	}
 	m, err := sys.Statmount(stx.Mnt_id)
 	if err != nil {
