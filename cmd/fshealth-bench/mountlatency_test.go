@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -133,7 +132,7 @@ func TestRefuseMountEvents(t *testing.T) {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		testutil.Skip(t, testutil.NotApplicable, "the filter is written for amd64 and arm64, not %s", runtime.GOARCH)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRefuseMountEvents$", "-test.count=1")
+	cmd := testutil.HelperCommand(t, time.Minute, os.Args[0], "-test.run=^TestRefuseMountEvents$", "-test.count=1")
 	cmd.Env = append(os.Environ(), seccompChildEnv+"=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)

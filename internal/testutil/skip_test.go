@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -9,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // moduleRoot returns the directory of the go.mod above the test's
@@ -147,4 +150,44 @@ func (f *skipRecorder) Skipf(format string, args ...any) {
 }
 func (f *skipRecorder) Fatalf(format string, args ...any) {
 	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+}
+
+func TestTestTimeout(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"-test.v", "-test.timeout=10m0s"}, 10 * time.Minute},
+		{[]string{"-test.timeout", "90s", "-test.run=x"}, 90 * time.Second},
+		{[]string{"-test.timeout=0s"}, 0},
+		{[]string{"-test.run=x"}, 0},
+		{[]string{"-test.timeout=bad"}, 0},
+	} {
+		if got := testTimeout(c.args); got != c.want {
+			t.Errorf("testTimeout(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
+// TestHelperCommandKillsItsGroup: a helper that never ends, and what it
+// started, are killed when the command's time is up.
+func TestHelperCommandKillsItsGroup(t *testing.T) {
+	cmd := HelperCommand(t, time.Second, "/bin/sh", "-c", "sleep 1000 & exec sleep 1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatal("a helper that never ends ended well")
+	}
+	pgid := cmd.Process.Pid
+	// The group may take a moment to go once its members are killed.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still has members after the helper was killed", pgid)
+		}
+	}
 }
