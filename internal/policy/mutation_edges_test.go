@@ -283,3 +283,80 @@ func TestCountWindowMergeCountsLiveEntries(t *testing.T) {
 		t.Errorf("sum %d, want %d", w.sum, maxWindowEntries)
 	}
 }
+
+// TestEscalationWithNothingFolded: an escalation by the incident's first
+// follow-up event (nothing folded yet) reports that event alone, since now.
+func TestEscalationWithNothingFolded(t *testing.T) {
+	e := engine(t, `
+[[rule]]
+name = "many"
+severity = "critical"
+match = { count = 2, within = "1m" }
+[[rule]]
+name = "one"
+severity = "warning"
+`)
+	if d := e.Evaluate(ev(eio), t0); d.Rule != "one" || len(d.Alerts) != 1 {
+		t.Fatalf("first error: %+v", d)
+	}
+	d := e.Evaluate(ev(eio), at(sec))
+	if d.Rule != "many" || len(d.Alerts) != 1 {
+		t.Fatalf("second error: %+v", d)
+	}
+	a := d.Alerts[0]
+	if a.Severity != "critical" || a.Count != 1 || !a.Since.Equal(at(sec)) {
+		t.Errorf("escalation: severity %s, count %d, since %v; want critical, 1, %v", a.Severity, a.Count, a.Since, at(sec))
+	}
+}
+
+// TestWindowOffAfterReload: a flood window open when a reload turns
+// windows off (window 0) still ends with its digest, and then no window
+// follows.
+func TestWindowOffAfterReload(t *testing.T) {
+	e := New(nil, config.Flood{Window: minute}, Options{Host: "h"})
+	e.Evaluate(ev(eio), t0)
+	e.Evaluate(ev(eio), at(sec)) // folded
+	e.Reconfigure(nil, config.Flood{}, Options{Host: "h"})
+	got := e.Tick(at(minute))
+	if len(got) != 1 || got[0].Type != alert.TypeDigest {
+		t.Fatalf("Tick at the window's end: %+v", got)
+	}
+	if dl := e.NextDeadline(); !dl.IsZero() {
+		t.Errorf("NextDeadline %v after the last window, with windows and reminders off", dl)
+	}
+	if inc := e.Incidents()[0]; inc.Window != 0 || !inc.WindowEnd.IsZero() {
+		t.Errorf("window %v ending %v, want none", inc.Window, inc.WindowEnd)
+	}
+}
+
+// TestRestoredReminderWithoutInterval: an incident restored with a
+// reminder due but no interval (state of an older version) gets that
+// reminder and no more.
+func TestRestoredReminderWithoutInterval(t *testing.T) {
+	e := New(nil, config.Flood{Window: minute, ReminderInitial: hr}, Options{Host: "h"})
+	e.Restore([]IncidentState{{ID: "x", FSKey: "u1", ErrorKind: "EIO", Rule: "default", Severity: "critical",
+		Opened: t0, LastEventTime: t0, Events: 1, Errors: 1, Seq: 1, NextReminder: at(hr)}})
+	got := e.Tick(at(hr))
+	if len(got) != 1 || got[0].Type != alert.TypeReminder {
+		t.Fatalf("Tick at the reminder: %+v", got)
+	}
+	if dl := e.NextDeadline(); !dl.IsZero() {
+		t.Errorf("NextDeadline %v: want no more reminders", dl)
+	}
+}
+
+// TestChangedOrderedByKey: Changed lists incidents by key, not by when
+// they were opened.
+func TestChangedOrderedByKey(t *testing.T) {
+	e := engine(t, "")
+	e.Evaluate(ev(eio, onFS("u2", "/dev/sdb", "ext4", "/b")), t0)
+	e.Evaluate(ev(eio), at(sec))
+	e.Evaluate(ev(euclean), at(2*sec))
+	var keys []string
+	for _, inc := range e.Changed() {
+		keys = append(keys, inc.Key())
+	}
+	if want := []string{"u1/EIO", "u1/EUCLEAN", "u2/EIO"}; !slices.Equal(keys, want) {
+		t.Errorf("Changed() keys %q, want %q", keys, want)
+	}
+}
