@@ -297,7 +297,7 @@ func TestOpenFIFO(t *testing.T) {
 		_, err := r.Next()
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testutil.WaitBlocked(t, 1, "kmsg.(*Reader).Next")
 	r.Close()
 	select {
 	case err := <-done:
@@ -408,7 +408,7 @@ func TestDevKmsg(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testutil.WaitBlocked(t, 1, "kmsg.(*Reader).Next")
 	start := time.Now()
 	r.Close()
 	select {
