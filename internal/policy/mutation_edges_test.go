@@ -2,11 +2,14 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/config"
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // countRules is a count rule (2 errors within 10 s) before the catch-all.
@@ -358,5 +361,116 @@ func TestChangedOrderedByKey(t *testing.T) {
 	}
 	if want := []string{"u1/EIO", "u1/EUCLEAN", "u2/EIO"}; !slices.Equal(keys, want) {
 		t.Errorf("Changed() keys %q, want %q", keys, want)
+	}
+}
+
+// repeatRule is a rule with one repeating action.
+const repeatRule = `
+[[rule]]
+name = "srv"
+[[rule.actions]]
+name = "command"
+argv = ["/usr/bin/logger", "fs error"]
+repeat = true
+`
+
+// TestRepeatActionBoundaries: a repeating action runs again exactly one
+// flood window after it last ran; with the window off it runs at every
+// event, even when the clock stepped back.
+func TestRepeatActionBoundaries(t *testing.T) {
+	e := engine(t, repeatRule)
+	if d := e.Evaluate(ev(eio), t0); len(d.Actions) != 1 {
+		t.Fatalf("first event: %d actions", len(d.Actions))
+	}
+	if d := e.Evaluate(ev(eio), at(minute-1)); len(d.Actions) != 0 {
+		t.Errorf("a nanosecond less than a window later: %d actions, want 0", len(d.Actions))
+	}
+	if d := e.Evaluate(ev(eio), at(minute)); len(d.Actions) != 1 {
+		t.Errorf("exactly a window later: %d actions, want 1", len(d.Actions))
+	}
+
+	c, err := config.Parse("test.toml", []byte(repeatRule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = New(c.Rules, config.Flood{}, Options{Host: "h"})
+	for i, s := range []time.Duration{10 * sec, 10 * sec, 5 * sec} { // the last after a clock step back
+		if d := e.Evaluate(ev(eio), at(s)); len(d.Actions) != 1 {
+			t.Errorf("window off, event %d at %v: %d actions, want 1", i, s, len(d.Actions))
+		}
+	}
+}
+
+// TestIncidentStateIsACopy: the incident a Decision or Incidents returns
+// shares nothing with the engine's, and an incident without actions has
+// none (nil, as it was stored).
+func TestIncidentStateIsACopy(t *testing.T) {
+	e := engine(t, "")
+	d := e.Evaluate(ev(eio), t0)
+	if d.Incident.Actions != nil {
+		t.Errorf("incident without actions: Actions %#v, want nil", d.Incident.Actions)
+	}
+	e = engine(t, repeatRule)
+	d = e.Evaluate(ev(eio), t0)
+	if len(d.Incident.Actions) != 1 {
+		t.Fatalf("incident actions %v", d.Incident.Actions)
+	}
+	for k := range d.Incident.Actions {
+		d.Incident.Actions[k] = at(-hr)
+	}
+	d.Incident.Filesystem.Mountpoints[0] = "/changed"
+	inc := e.Incidents()[0]
+	for k, v := range inc.Actions {
+		if !v.Equal(t0) {
+			t.Errorf("action %s last ran %v in the engine after the caller changed its copy", k, v)
+		}
+	}
+	if inc.Filesystem.Mountpoints[0] != "/srv" {
+		t.Errorf("mount points %v in the engine after the caller changed its copy", inc.Filesystem.Mountpoints)
+	}
+}
+
+// TestAlertFilesystemMountpoints: alerts carry the file system's mount
+// points, and an empty list (never null) when it has none.
+func TestAlertFilesystemMountpoints(t *testing.T) {
+	e := engine(t, "")
+	a := e.Evaluate(ev(eio), t0).Alerts[0]
+	if !slices.Equal(a.Filesystem.Mountpoints, []string{"/srv"}) {
+		t.Errorf("alert mount points %q, want [/srv]", a.Filesystem.Mountpoints)
+	}
+	a = e.Evaluate(ev(eio, onFS("u3", "/dev/sdc", "xfs")), t0).Alerts[0]
+	if a.Filesystem.Mountpoints == nil || len(a.Filesystem.Mountpoints) != 0 {
+		t.Errorf("alert mount points %#v, want an empty list", a.Filesystem.Mountpoints)
+	}
+}
+
+// TestSummaryLengthBoundary: a summary of exactly maxSummary characters is
+// kept whole; one more is cut to maxSummary with "…".
+func TestSummaryLengthBoundary(t *testing.T) {
+	e := engine(t, "")
+	prefix := e.Evaluate(ev(eio, func(x *event.Event) { x.ErrorText = "" }), t0).Alerts[0].Summary + ": "
+	for _, extra := range []int{0, 1} {
+		text := strings.Repeat("é", maxSummary-utf8.RuneCountInString(prefix)+extra)
+		e := engine(t, "")
+		got := e.Evaluate(ev(eio, func(x *event.Event) { x.ErrorText = text }), t0).Alerts[0].Summary
+		if n := utf8.RuneCountInString(got); n != maxSummary {
+			t.Errorf("%d characters over: summary of %d characters, want %d", extra, n, maxSummary)
+		}
+		if cut := strings.HasSuffix(got, "…"); cut != (extra == 1) {
+			t.Errorf("%d characters over: cut %v", extra, cut)
+		}
+	}
+}
+
+// TestFirstOverflowSummary: the first overflow says so alone; the second
+// counts them.
+func TestFirstOverflowSummary(t *testing.T) {
+	e := engine(t, "")
+	over := &event.Event{Kind: event.KindOverflow, Message: "queue overflow"}
+	if got := e.Evaluate(over, t0).Alerts[0].Summary; got != "event queue overflow: file system errors may have been lost" {
+		t.Errorf("first overflow: %q", got)
+	}
+	if got := e.Evaluate(over, at(sec)).Alerts[0].Summary; !strings.Contains(got, "(2 overflows since ") {
+		t.Errorf("second overflow: %q", got)
 	}
 }
