@@ -146,3 +146,31 @@ func TestFIFOWriteOfManyRecords(t *testing.T) {
 		t.Errorf("got %q, want the three records", got)
 	}
 }
+
+// TestClassifyErrnoBounds: error numbers are taken from 1 to 4095, the
+// kernel's MAX_ERRNO; 0 and larger numbers are no errno.
+func TestClassifyErrnoBounds(t *testing.T) {
+	for _, c := range []struct {
+		level int
+		msg   string
+		errno int
+	}{
+		{LevelAlert, "XFS (loop1): log I/O error -4095", 4095},
+		{LevelAlert, "XFS (loop1): log I/O error -1", 1},
+		{LevelAlert, "XFS (loop1): log I/O error -4096", 0},
+		{LevelAlert, "XFS (loop1): log I/O error 0", 0},
+		{LevelCrit, "EXT4-fs error (device sda1) in ext4_foo:12: error -4095", 4095},
+		{LevelCrit, "EXT4-fs error (device sda1) in ext4_foo:12: error 1", 1},
+		{LevelCrit, "EXT4-fs error (device sda1) in ext4_foo:12: error -4096", 0},
+		{LevelCrit, "EXT4-fs error (device sda1) in ext4_foo:12: error 0", 0},
+	} {
+		m, ok := Classify(Record{Level: c.level, Message: c.msg})
+		if !ok {
+			t.Errorf("%q not classified", c.msg)
+			continue
+		}
+		if int(m.Errno) != c.errno {
+			t.Errorf("%q: errno %d, want %d", c.msg, m.Errno, c.errno)
+		}
+	}
+}
