@@ -1,6 +1,8 @@
 package fanotify_test
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -92,5 +94,28 @@ func TestParseNameAndDuplicates(t *testing.T) {
 	if ev.FID.FSID != testFSID || !reflect.DeepEqual(ev.FID.Handle.Bytes, ext4Handle(12, 1)) ||
 		ev.DirFID.FSID != testFSID || ev.Name != "first" {
 		t.Errorf("duplicates: the later records replaced the first: %+v", ev)
+	}
+}
+
+// TestParseErrorReasons: the reasons say how many bytes were left, as
+// golden text.
+func TestParseErrorReasons(t *testing.T) {
+	bad := sbErrorEvent(43, linuxEIO, 1) // metadata 0..24, FID 24..44, error 44..56
+	for _, c := range []struct {
+		buf    []byte
+		reason string
+	}{
+		{with32(concat(bad, []byte{5, 0}), offEventLen, uint32(len(bad)+2)),
+			"2 bytes left in the event, shorter than an info record header"},
+		{with16(bad, 44+2, 16),
+			fmt.Sprintf("info record type %d has length 16, past the event's end (12 bytes left)", fanotify.InfoError)},
+		{with16(bad, 24+2, 40),
+			fmt.Sprintf("info record type %d has length 40, past the event's end (32 bytes left)", fanotify.InfoFID)},
+	} {
+		_, err := fanotify.Parse(nil, c.buf)
+		var pe *fanotify.ParseError
+		if !errors.As(err, &pe) || pe.Reason != c.reason {
+			t.Errorf("Parse: %v, want the reason %q", err, c.reason)
+		}
 	}
 }
