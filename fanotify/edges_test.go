@@ -111,6 +111,9 @@ func TestParseErrorReasons(t *testing.T) {
 			fmt.Sprintf("info record type %d has length 16, past the event's end (12 bytes left)", fanotify.InfoError)},
 		{with16(bad, 24+2, 40),
 			fmt.Sprintf("info record type %d has length 40, past the event's end (32 bytes left)", fanotify.InfoFID)},
+		{event(fanotify.FSError, fanotify.NoFD, 43,
+			record(fanotify.InfoFID, i32(1), i32(2), u32(16), i32(fanotify.HandleIno32Gen), ext4Handle(1, 2))),
+			fmt.Sprintf("fid record (type %d) claims a 16-byte handle but has room for 8", fanotify.InfoFID)},
 	} {
 		_, err := fanotify.Parse(nil, c.buf)
 		var pe *fanotify.ParseError
