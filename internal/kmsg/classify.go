@@ -300,7 +300,7 @@ var rules = []rule{
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
 		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>/[^\s(]+)(?: \((?P<errno>-?\d+)\))?$`)},
 	// fs/btrfs/direct-io.c: "err no" is the bio's blk_status_t, not an
-	// errno; Linux 6.16+ prints the root before the inode.
+	// errno; newer kernels print the root before the inode.
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "direct IO failed ", prefix: "BTRFS ",
 		re:     regexp.MustCompile(btrPre + `direct IO failed (?:root \d+ )?ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<bstatus>\d+)$`),
 		adjust: blkStatusNumber},
