@@ -1,7 +1,7 @@
 # fshealth — see README.md. Every target that touches the kernel needs root.
 GO ?= go
 
-.PHONY: all build test demo deps bench bench-latency bench-first-alert bench-mount bench-mounts bench-history fuzz clean man deb image
+.PHONY: all build test demo deps bench bench-latency bench-first-alert bench-mount bench-mounts bench-history fuzz clean man deb image mutation
 
 all: build
 
@@ -67,6 +67,16 @@ test:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 60m ./...
+
+# Mutation testing (gremlins, a Go tool dependency of tools/go.mod) of the
+# packages that parse kernel data, classify, decide, redact and store, one
+# package at a time; prints each package's efficacy and run time and fails
+# below the thresholds of tools/mutation/thresholds.txt (surviving mutants
+# that are equivalent are listed, with the reason, in
+# tools/mutation/equivalent.txt). Slow (see docs/dev/testing.md): not part of
+# make test. MUTATIONFLAGS='-pkg internal/kmsg -workers 2' narrows or widens it.
+mutation:
+	cd tools && $(GO) run ./mutation -root .. $(MUTATIONFLAGS)
 
 demo:
 	$(GO) run ./cmd/fshealth demo

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/testutil"
 )
 
 // The values below were observed while capturing testdata/captured (see
@@ -72,7 +73,7 @@ var capturedWant = map[string][]fanotify.Event{
 func skipUnlessLittleEndian(t *testing.T) {
 	t.Helper()
 	if ne.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("testdata/captured was captured on a little-endian machine")
+		testutil.Skip(t, testutil.NotApplicable, "testdata/captured was captured on a little-endian machine")
 	}
 }
 

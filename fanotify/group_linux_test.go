@@ -123,7 +123,7 @@ func TestGroupCloseUnblocksRead(t *testing.T) {
 		_, err := g.Read(make([]byte, fanotify.ReadBufferSize))
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let the read block
+	testutil.WaitBlocked(t, 1, "fanotify.(*Group).Read")
 	g.Close()
 	select {
 	case err := <-done:
@@ -158,7 +158,7 @@ func TestBlockedReadsHoldNoThreads(t *testing.T) {
 		g := newGroup(t)
 		go g.Read(make([]byte, fanotify.ReadBufferSize))
 	}
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitBlocked(t, n, "fanotify.(*Group).Read")
 	if after := threads(t); after-before >= n/2 {
 		t.Errorf("%d blocked reads added %d threads: reads are not on the runtime poller", n, after-before)
 	}
@@ -226,7 +226,7 @@ func TestMountEvents(t *testing.T) {
 		if unsup.Feature != "FAN_REPORT_MNT" || unsup.MinVersion != "6.15" {
 			t.Errorf("unsupported error names %q %q", unsup.Feature, unsup.MinVersion)
 		}
-		t.Skipf("kernel has no mount events: %v", err)
+		testutil.Skip(t, testutil.KernelLacks, "kernel has no mount events: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -39,10 +39,7 @@ func manager(t *testing.T) *Manager {
 	testutil.RequireRoot(t)
 	m, err := Default()
 	if err != nil {
-		if testutil.InCI() {
-			t.Fatalf("no usable cgroup v2: %v", err)
-		}
-		t.Skipf("no usable cgroup v2: %v", err)
+		testutil.Skip(t, testutil.Missing, "no usable cgroup v2: %v", err)
 	}
 	return m
 }
@@ -127,9 +124,9 @@ func TestRemoveKillsEverything(t *testing.T) {
 // returns what it printed.
 func runHelper(t *testing.T, g *Group, env ...string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	cmd := testutil.HelperCommand(t, time.Minute, os.Args[0])
 	cmd.Env = append(append(os.Environ(), helperEnv+"=1"), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: g.FD()}
+	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, g.FD()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)

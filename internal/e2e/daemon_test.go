@@ -1466,25 +1466,28 @@ func TestActionsOfFilesystemsRunApart(t *testing.T) {
 	testutil.CheckNoLeaks(t) // once: it must run after both images' cleanups
 	slow, quick := testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)
 	dir := t.TempDir()
-	done := filepath.Join(dir, "quick-done")
+	done, started := filepath.Join(dir, "quick-done"), filepath.Join(dir, "slow-started")
 	cfg := filepath.Join(dir, "fshealth.toml")
 	writeFile(t, cfg, strings.Replace(baseConfig(slow.Mountpoint), "paths = ["+tomlString(slow.Mountpoint)+"]",
 		"paths = ["+tomlString(slow.Mountpoint)+", "+tomlString(quick.Mountpoint)+"]", 1)+fmt.Sprintf(`
 [[rule]]
 name = "slow"
 match = { mountpoint = [%s] }
-actions = [ { name = "command", argv = ["/bin/sleep", "60"], timeout = "30s" } ]
+actions = [ { name = "command", argv = ["/bin/sh", "-c", "/usr/bin/touch \"$0\" && exec /bin/sleep 60", %s], timeout = "30s" } ]
 
 [[rule]]
 name = "quick"
 match = { mountpoint = [%s] }
 actions = [ { name = "command", argv = ["/usr/bin/touch", %s] } ]
-`, tomlString(slow.Mountpoint), tomlString(quick.Mountpoint), tomlString(done)), 0o644)
+`, tomlString(slow.Mountpoint), tomlString(started), tomlString(quick.Mountpoint), tomlString(done)), 0o644)
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, cfg, state)
 	trigger(t, slow, "slow")
 	waitErrors(t, state, 1)
-	time.Sleep(200 * time.Millisecond) // the slow action has started
+	eventually(t, func() string { return "the slow action did not start" }, func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
 	trigger(t, quick, "quick")
 	start := time.Now()
 	eventually(t, func() string { return "the quick file system's action did not run while the slow one's ran" }, func() bool {

@@ -299,8 +299,11 @@ var rules = []rule{
 		re: regexp.MustCompile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+)?$`)},
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
 		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>/[^\s(]+)(?: \((?P<errno>-?\d+)\))?$`)},
-	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: "direct IO failed ino ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `direct IO failed ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<errno>-?\d+)$`)},
+	// fs/btrfs/direct-io.c: "err no" is the bio's blk_status_t, not an
+	// errno; newer kernels print the root before the inode.
+	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "direct IO failed ", prefix: "BTRFS ",
+		re:     regexp.MustCompile(btrPre + `direct IO failed (?:root \d+ )?ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<bstatus>\d+)$`),
+		adjust: blkStatusNumber},
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "error writing primary super block", prefix: "BTRFS ",
 		re: regexp.MustCompile(btrPre + `error writing primary super block to device \d+$`)},
 	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "failed to read ", prefix: "BTRFS ",

@@ -494,6 +494,14 @@ func TestRealBlockAndExt4IOErrors(t *testing.T) {
 	old := filepath.Join(inner.Mountpoint, "old")
 	writeFile(t, old, bytes.Repeat([]byte("old data "), 1000))
 	syncfs(inner.Mountpoint)
+	// Written now, flushed after the failure: once the device fails, the
+	// kernel's own reads may abort the journal at any moment, and ext4 then
+	// refuses new writes (EROFS) before the test could make them.
+	newFile := filepath.Join(inner.Mountpoint, "new")
+	if err := os.WriteFile(newFile, bytes.Repeat([]byte("new data "), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := inode(t, newFile)
 	c := newCollector(t)
 	shutdownXFS(t, outer.Mountpoint, false)
 
@@ -518,11 +526,6 @@ func TestRealBlockAndExt4IOErrors(t *testing.T) {
 	}))
 
 	// Writes: data writeback fails, then the journal.
-	newFile := filepath.Join(inner.Mountpoint, "new")
-	if err := os.WriteFile(newFile, bytes.Repeat([]byte("new data "), 1000), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ino := inode(t, newFile)
 	syncfs(inner.Mountpoint)
 	// Which write fails first is the kernel's choice: the file's data
 	// ("I/O error 10 writing to inode N") or the journal, after which

@@ -74,12 +74,23 @@ func (s *Secrets) AddURL(u *url.URL) {
 		add(u.User.Username())
 		if p, ok := u.User.Password(); ok {
 			add(p)
+			// As the URL writes it, and the basic credentials net/http
+			// sends for it.
+			_, written, _ := strings.Cut(u.User.String(), ":")
+			s.Add(written)
 			s.Add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + p)))
 		}
 	}
 	for _, vs := range u.Query() {
 		for _, v := range vs {
 			add(v)
+		}
+	}
+	// The query values as the URL writes them, which is how the request
+	// line carries them (not necessarily as QueryEscape would).
+	for _, kv := range strings.Split(u.RawQuery, "&") {
+		if _, v, ok := strings.Cut(kv, "="); ok {
+			s.Add(v)
 		}
 	}
 }

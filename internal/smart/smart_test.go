@@ -138,9 +138,7 @@ func TestCheckSCSIDebug(t *testing.T) {
 			disk = filepath.Base(filepath.Dir(filepath.Dir(m)))
 		}
 	}
-	if disk == "" {
-		t.Skip("no scsi_debug disk (the kernel matrix guests load the module)")
-	}
+	testutil.RequireModule(t, "scsi_debug", disk != "")
 	var c Checker
 	h, err := c.Check(context.Background(), "/dev/"+disk)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/testutil"
 )
 
 // crashChildEnv makes the test binary run crashChild instead of the tests;
@@ -81,7 +81,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	reported := map[string]bool{} // batch names the children reported
 	for r := 0; r < rounds; r++ {
-		cmd := exec.Command(exe, "-test.run=^$")
+		cmd := testutil.HelperCommand(t, 2*time.Minute, exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", crashChildEnv, path, r))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()

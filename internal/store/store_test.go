@@ -19,6 +19,7 @@ import (
 	"github.com/fshealth/fshealth/internal/btrfs"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/ext4"
+	"github.com/fshealth/fshealth/internal/testutil"
 )
 
 var ctx = context.Background()
@@ -844,7 +845,7 @@ func dbSize(t testing.TB, path string) int64 {
 
 func TestPruneBoundsSize(t *testing.T) {
 	if testing.Short() {
-		t.Skip("slow")
+		testutil.Skip(t, testutil.Missing, "slow: runs without -short")
 	}
 	s := openTemp(t)
 	const (

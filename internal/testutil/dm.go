@@ -63,7 +63,7 @@ func RequireDeviceMapper(t testing.TB, targets ...string) {
 		case kernelModuleInstalled(release, "dm-mod"):
 			require(t, fmt.Sprintf("needs device-mapper: kernel %s has it as a module that is not loaded (modprobe dm_mod)", release))
 		default:
-			t.Skipf("needs device-mapper, which kernel %s lacks (not built in, no dm-mod module): skipped even under CI=true, no host setting can provide it; the kernel matrix (go run ./matrix) runs this test on Debian's kernels, which have it", release)
+			Skip(t, KernelLacks, "needs device-mapper, which kernel %s lacks (not built in, no dm-mod module): skipped even under CI=true, no host setting can provide it; the kernel matrix (go run ./matrix) runs this test on Debian's kernels, which have it", release)
 		}
 		return
 	}

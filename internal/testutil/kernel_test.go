@@ -49,7 +49,7 @@ func TestKernelHasSymbol(t *testing.T) {
 // every kernel has and one none has.
 func TestKernelHasSymbolRunningKernel(t *testing.T) {
 	if _, err := os.Stat(KallsymsPath); err != nil {
-		t.Skipf("this kernel has no symbol table to read: %v", err)
+		Skip(t, KernelLacks, "this kernel has no symbol table to read: %v", err)
 	}
 	if ok, err := KernelHasSymbol("schedule"); !ok || err != nil {
 		t.Errorf("schedule: %v, %v; want true", ok, err)

@@ -43,16 +43,16 @@ func TestBtrfsShutdownThroughFanotify(t *testing.T) {
 	if errno != 0 {
 		if errors.Is(errno, syscall.ENOTTY) || errors.Is(errno, syscall.EOPNOTSUPP) || errors.Is(errno, syscall.EINVAL) {
 			c.noneWithin(absentWait)
-			t.Skipf("btrfs on this kernel (%s) refuses FS_IOC_SHUTDOWN (%v): it cannot be shut down from user space (btrfs has the ioctl from Linux 7.1, and reports the shutdown through FAN_FS_ERROR (fserror) from then on); checked that no event came", kernelRelease(t), errno)
+			testutil.Skip(t, testutil.KernelLacks, "btrfs on this kernel (%s) refuses FS_IOC_SHUTDOWN (%v): it cannot be shut down from user space (btrfs has the ioctl from Linux 7.1, and reports the shutdown through FAN_FS_ERROR (fserror) from then on); checked that no event came", kernelRelease(t), errno)
 		}
 		t.Fatalf("FS_IOC_SHUTDOWN of the btrfs at %s: %v", im.Mountpoint, errno)
 	}
 	if p.err != nil {
-		t.Skipf("btrfs was shut down, but whether the kernel reports it through FAN_FS_ERROR cannot be told (%v)", p.err)
+		testutil.Skip(t, testutil.Missing, "btrfs was shut down, but whether the kernel reports it through FAN_FS_ERROR cannot be told (%v)", p.err)
 	}
 	if !p.has {
 		c.noneWithin(absentWait)
-		t.Skipf("btrfs was shut down, but this kernel (%s) has no %s: btrfs reports a shutdown through FAN_FS_ERROR only through fserror (Linux 7.1+); checked that no event came", kernelRelease(t), fsErrorSymbol)
+		testutil.Skip(t, testutil.KernelLacks, "btrfs was shut down, but this kernel (%s) has no %s: btrfs reports a shutdown through FAN_FS_ERROR only through fserror (Linux 7.1+); checked that no event came", kernelRelease(t), fsErrorSymbol)
 	}
 	e := c.next()
 	line := string(event.AppendText(nil, &e))

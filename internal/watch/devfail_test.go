@@ -314,7 +314,7 @@ func fserrorDataRead(t *testing.T, fstype string) {
 		if p.err != nil {
 			reason = p.err.Error()
 		}
-		t.Skipf("%s data read errors on a device-mapper device are reported by no source before Linux 7.0 (%s): device-mapper logs nothing and %s reports no data read error; checked that no event came", fstype, reason, fstype)
+		testutil.Skip(t, testutil.KernelLacks, "%s data read errors on a device-mapper device are reported by no source before Linux 7.0 (%s): device-mapper logs nothing and %s reports no data read error; checked that no event came", fstype, reason, fstype)
 	}
 	e := c.devEvent(f, "data read error", isEIO)
 	checkSource(t, e, event.SourceFanotify)

@@ -300,7 +300,7 @@ func TestFollowSkipsPseudoMounts(t *testing.T) {
 	g, err := fanotify.NewMountGroup()
 	var unsup *fanotify.UnsupportedError
 	if errors.As(err, &unsup) {
-		t.Skipf("kernel has no mount events: %v", err)
+		testutil.Skip(t, testutil.KernelLacks, "kernel has no mount events: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

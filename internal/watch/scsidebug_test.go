@@ -32,12 +32,9 @@ const scsiDebugDriver = "/sys/bus/pseudo/drivers/scsi_debug"
 func scsiDebugDisk(t *testing.T) string {
 	t.Helper()
 	testutil.RequireRoot(t)
-	if _, err := os.Stat(scsiDebugDriver); err != nil {
-		t.Skipf("the kernel has no scsi_debug module loaded (%v); the kernel matrix guests load it", err)
-	}
-	if _, err := os.Stat("/dev/mapper/control"); err != nil {
-		t.Skipf("the kernel has no device mapper (%v); the kernel matrix guests load it", err)
-	}
+	_, err := os.Stat(scsiDebugDriver)
+	testutil.RequireModule(t, "scsi_debug", err == nil)
+	testutil.RequireDeviceMapper(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		models, _ := filepath.Glob("/sys/class/block/*/device/model")

@@ -103,10 +103,7 @@ func requireCgroups(t *testing.T) {
 		}
 	}
 	if err != nil {
-		if testutil.InCI() {
-			t.Fatalf("no usable cgroup v2: %v", err)
-		}
-		t.Skipf("no usable cgroup v2: %v", err)
+		testutil.Skip(t, testutil.Missing, "no usable cgroup v2: %v", err)
 	}
 }
 
@@ -290,7 +287,7 @@ func BenchmarkHookRun(b *testing.B) {
 		b.Run(map[bool]string{true: "cgroup", false: "process-group"}[withCgroup], func(b *testing.B) {
 			if withCgroup {
 				if _, err := cgroup.Default(); err != nil || os.Geteuid() != 0 {
-					b.Skip("no usable cgroup v2")
+					testutil.Skip(b, testutil.Missing, "no usable cgroup v2")
 				}
 			}
 			useCgroups = withCgroup

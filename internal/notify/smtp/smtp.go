@@ -335,6 +335,10 @@ func (n *Notifier) checkSMTP(cfg Config) error {
 		// As AUTH PLAIN and LOGIN send it.
 		n.secrets.Add(n.password, base64.StdEncoding.EncodeToString([]byte(n.password)),
 			base64.StdEncoding.EncodeToString([]byte("\x00"+n.username+"\x00"+n.password)))
+		// As the SMTP library quotes a server's reply in its errors.
+		if q := strconv.Quote(n.password); q[1:len(q)-1] != n.password {
+			n.secrets.Add(q[1 : len(q)-1])
+		}
 	}
 	return nil
 }
@@ -504,7 +508,8 @@ func (n *Notifier) addr() string {
 // failure describes a failed step, saying so when it ran out of time or was
 // canceled, with secrets scrubbed.
 func (n *Notifier) failure(ctx context.Context, step string, err error, took time.Duration) string {
-	text := oneLine(err.Error())
+	// Scrubbed before it is cleaned, which escapes backslashes.
+	text := oneLine(n.secrets.Scrub(err.Error()))
 	var ne net.Error
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():

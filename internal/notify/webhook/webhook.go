@@ -351,7 +351,7 @@ func (n *Notifier) Send(ctx context.Context, a *alert.Alert) error {
 	req, err := n.request(ctx, a)
 	if err != nil {
 		// Execution errors may quote alert data, such as a file name.
-		return n.errorf("%s", notify.Line(err.Error(), 500))
+		return n.errorf("%s", notify.Line(n.secrets.Scrub(err.Error()), 500))
 	}
 	if err := n.client.Post(req, n.shownURL); err != nil {
 		return fmt.Errorf("webhook %q: %w", n.name, err)
