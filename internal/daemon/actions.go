@@ -128,7 +128,7 @@ func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool)
 	runner.DryRun = runner.DryRun || a.DryRun
 	// Long actions (scrub, fsck on LVM) say when they start; status shows
 	// them running, since when.
-	r.log.Info("recovery action started", "action", a.Name, "device", t.Device, "mountpoints", t.Mountpoints,
+	r.log.Info("starting recovery action", "action", a.Name, "device", t.Device, "mountpoints", t.Mountpoints,
 		"dry_run", runner.DryRun, "event", a.EventID)
 	done := func() {}
 	if r.release != nil && !runner.DryRun {

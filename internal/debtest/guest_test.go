@@ -328,7 +328,12 @@ func checkJournal(t *testing.T, entries []map[string]string) {
 		if strings.HasPrefix(msg, "recovery action ") && e["FSHEALTH_ACTION"] == "remount-ro" {
 			actions++
 		}
-		if denied.MatchString(msg) {
+		// The one refusal the daemon is built for: a seccomp filter
+		// (the unit's @system-service, with a libseccomp that does not
+		// know them) refusing listmount(2)/statmount(2), which it then
+		// follows mounts without (docs/systemd.md).
+		fallback := strings.HasPrefix(msg, "following mounts ") && strings.Contains(msg, "mountinfo change notifications")
+		if denied.MatchString(msg) && !fallback {
 			t.Errorf("the journal has a refusal: %q", msg)
 		}
 		if e["FSHEALTH_MOUNTPOINT"] != "" && e["FSHEALTH_DEVICE"] == "/dev/nvme0n1" && e["FSHEALTH_MOUNTPOINT"] != "/" {

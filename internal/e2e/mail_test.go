@@ -154,7 +154,16 @@ to = "root"
 	eventually(t, func() string { return fmt.Sprintf("backlog %+v", getStatus(t, state).channelBacklog("local")) },
 		func() bool { return getStatus(t, state).channelBacklog("local").Pending == 0 })
 	d.stop()
-	if msgs, _ := alertMessages(e.Messages(t)); len(msgs) != 1 {
-		t.Errorf("%d alerts delivered, want 1", len(msgs))
+	// Only alerts about this error count: a busy machine may also get one
+	// about kernel log records lost to other tests' floods.
+	msgs, _ = alertMessages(e.Messages(t))
+	n := 0
+	for _, m := range msgs {
+		if strings.Contains(testutil.CheckMessageStrict(t, m).Subject, im.Dev) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d alerts about %s delivered, want 1", n, im.Dev)
 	}
 }
