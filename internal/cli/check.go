@@ -114,7 +114,7 @@ func (r *checkResult) addFinding(f finding) {
 func newCheckCmd(g *globals) *cobra.Command {
 	o := checkOptions{}
 	cmd := &cobra.Command{
-		Use:   "check [--fs MOUNTPOINT|UUID|DEVICE]... [--format nagios|npd] [--condition any|corrupted|shutdown|io-error|redundancy]",
+		Use:   "check [--fs MOUNTPOINT|UUID|DEVICE]... [--format nagios|npd|json] [--condition any|corrupted|shutdown|io-error|redundancy]",
 		Short: "One-shot health check for Nagios, Icinga or node-problem-detector",
 		Long: `Check the file systems' health in the daemon's history and exit with the
 status a monitoring system expects.
@@ -123,7 +123,8 @@ The default format is the Nagios/Icinga plugin protocol: one status line
 ("FSHEALTH CRITICAL - ..." with performance data after "|") and exit status 0
 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. --format npd follows Kubernetes
 node-problem-detector's custom plugin protocol: a short message and exit
-status 0 OK, 1 NonOK, 2 Unknown.
+status 0 OK, 1 NonOK, 2 Unknown. --format json prints one object (state,
+message, findings with their state, perf) with the Nagios exit status.
 
 CRITICAL: a file system has had errors since it was last healthy (of the
 kind --condition names). It is OK again once the trouble is over: after
@@ -144,8 +145,8 @@ than this fshealth) or --fs names no file system in it — never OK.`,
 			if !slices.Contains(checkConditions, o.condition) {
 				return checkUsage(g.stdout, o.format, fmt.Errorf("--condition %q: want one of %s", o.condition, strings.Join(checkConditions, ", ")))
 			}
-			if o.format != "nagios" && o.format != "npd" {
-				return checkUsage(g.stdout, "nagios", fmt.Errorf("--format %q: want nagios or npd", o.format))
+			if o.format != "nagios" && o.format != "npd" && o.format != "json" {
+				return checkUsage(g.stdout, "nagios", fmt.Errorf("--format %q: want nagios, npd or json", o.format))
 			}
 			r := runCheck(cmd.Context(), g.stateDir(), o, time.Now())
 			code := r.write(g.stdout, o.format)
@@ -156,7 +157,7 @@ than this fshealth) or --fs names no file system in it — never OK.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "format", "nagios", "output protocol: nagios (Nagios, Icinga, Sensu, ...) or npd (node-problem-detector)")
+	f.StringVar(&o.format, "format", "nagios", "output protocol: nagios (Nagios, Icinga, Sensu, ...), npd (node-problem-detector) or json (one object, the Nagios exit status)")
 	f.StringArrayVar(&o.fs, "fs", nil, "check only this file system (mount point, UUID or device); repeatable")
 	f.StringVar(&o.condition, "condition", condAny, "only errors of this kind make it critical: "+strings.Join(checkConditions, ", "))
 	f.DurationVar(&o.window, "window", 24*time.Hour, "warn of queue overflows and given-up alerts this recent")
@@ -378,6 +379,9 @@ func (r *checkResult) write(w io.Writer, format string) int {
 	if format == "npd" {
 		return r.writeNPD(w)
 	}
+	if format == "json" {
+		return r.writeJSON(w)
+	}
 	msg := r.okText
 	if len(r.findings) > 0 {
 		texts := make([]string, len(r.findings))
@@ -397,6 +401,44 @@ func (r *checkResult) write(w io.Writer, format string) int {
 		line += " | " + strings.Join(p, " ")
 	}
 	fmt.Fprintln(w, line)
+	return int(r.state)
+}
+
+// checkJSON is check --format json's output.
+type checkJSON struct {
+	// State is OK, WARNING, CRITICAL or UNKNOWN, as the exit status (the
+	// Nagios one).
+	State    string        `json:"state"`
+	Message  string        `json:"message"`
+	Findings []findingJSON `json:"findings"`
+	// Perf are the figures of Nagios's performance data, by label.
+	Perf map[string]uint64 `json:"perf"`
+}
+
+type findingJSON struct {
+	State string `json:"state"`
+	Short string `json:"short"`
+	Text  string `json:"text"`
+}
+
+// writeJSON writes the result as one JSON object and returns the Nagios
+// exit status.
+func (r *checkResult) writeJSON(w io.Writer) int {
+	doc := checkJSON{State: nagiosNames[r.state], Message: r.okText, Findings: []findingJSON{}, Perf: map[string]uint64{}}
+	texts := make([]string, 0, len(r.findings))
+	for _, f := range r.findings {
+		doc.Findings = append(doc.Findings, findingJSON{State: nagiosNames[f.state], Short: f.short, Text: f.text})
+		texts = append(texts, f.text)
+	}
+	if len(texts) > 0 {
+		doc.Message = strings.Join(texts, "; ")
+	}
+	for _, d := range r.perf {
+		doc.Perf[d.label] = d.value
+	}
+	if err := printJSON(w, doc); err != nil {
+		return int(checkUnknown)
+	}
 	return int(r.state)
 }
 

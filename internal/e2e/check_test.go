@@ -27,6 +27,9 @@ func check(t *testing.T, state string, args ...string) (string, int) {
 	t.Helper()
 	out, errOut, code := run(t, append([]string{"check", "--state-dir", state}, args...)...)
 	npd := strings.Contains(strings.Join(args, " "), "--format npd")
+	if strings.Contains(strings.Join(args, " "), "--format json") {
+		return out, code
+	}
 	switch {
 	case npd && (strings.Count(out, "\n") != 1 || len(out) > 81):
 		t.Errorf("check %v: the npd message must be one line of at most 80 bytes: %q", args, out)
@@ -101,12 +104,23 @@ func TestCheck(t *testing.T) {
 	wantCheck(t, state, 2, []string{"ESHUTDOWN shutdown x1", "EUCLEAN corrupted x1"}, "--condition", "shutdown")
 	wantCheck(t, state, 1, []string{"ESHUTDOWN"}, "--format", "npd", "--condition", "shutdown")
 	wantCheck(t, state, 0, nil, "--format", "npd", "--condition", "io-error")
+	out, code := check(t, state, "--format", "json")
+	var doc struct {
+		State    string
+		Message  string
+		Findings []struct{ State, Short, Text string }
+		Perf     map[string]uint64
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 2 || doc.State != "CRITICAL" || len(doc.Findings) == 0 ||
+		doc.Findings[0].State != "CRITICAL" || !strings.Contains(doc.Message, "ESHUTDOWN") || doc.Perf["unhealthy"] != 1 {
+		t.Errorf("check --format json: exit %d (want 2), %v: %s", code, err, out)
+	}
 	want := map[string]int{"FilesystemCorrupted": 1, "FilesystemShutdown": 1, "FilesystemIOError": 0, "FilesystemRedundancyLost": 0}
 	if v := npdVerdicts(t, npdCfg, state); !maps.Equal(v, want) {
 		t.Errorf("node-problem-detector's rules after EUCLEAN and ESHUTDOWN: %v, want %v", v, want)
 	}
 
-	out := mustRun(t, "resolve", "--state-dir", state, im.Mountpoint)
+	out = mustRun(t, "resolve", "--state-dir", state, im.Mountpoint)
 	if !strings.Contains(out, "marked healthy") {
 		t.Errorf("fshealth resolve said %q", out)
 	}
