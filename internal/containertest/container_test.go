@@ -836,9 +836,10 @@ func TestDaemonSetRunsLikeAKubelet(t *testing.T) {
 			want = append(want, f[4])
 		}
 	}
+	// status exits 1: the loop file system is unhealthy.
 	out, err = exec.Command(artifacts.binary, "status", "--json", "--state-dir", state).Output()
-	if err != nil {
-		t.Fatalf("fshealth status: %v", err)
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 1) {
+		t.Fatalf("fshealth status: %v, want exit status 1 (a file system unhealthy)", err)
 	}
 	var status struct {
 		Filesystems []struct {

@@ -177,9 +177,14 @@ func bootGuest(t *testing.T, lower, deb, vmlinuz string) *guestResult {
 	args := []string{"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
 		"-nodefaults", "-no-user-config", "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", vmlinuz, "-append", "root=/dev/nvme0n1 rw console=ttyS0 panic=-1 systemd.show_status=0"}
+	// One NVMe controller, one namespace per disk: the names follow the
+	// namespace ids (nvme0n1 the root, nvme0n2...), whereas several
+	// controllers are probed in parallel and named in whatever order they
+	// come, which made root=/dev/nvme0n1 a data disk now and then.
+	args = append(args, "-device", "nvme,id=nvme0,serial=fshealth-guest")
 	for i, d := range disks {
 		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", d, i),
-			"-device", fmt.Sprintf("nvme,drive=d%d,serial=disk%d", i, i))
+			"-device", fmt.Sprintf("nvme-ns,drive=d%d,bus=nvme0,nsid=%d", i, i+1))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -243,7 +248,7 @@ func checkGuest(t *testing.T, g *guestResult, systemdVersion string) {
 	if s := g.file(t, "hook-cgroup"); !regexp.MustCompile(`^0::/system\.slice/fshealth-hook-[0-9a-f]{16}\.service\n$`).MatchString(s) {
 		t.Errorf("the hook's cgroup: %q, want a transient fshealth-hook-*.service", s)
 	}
-	if s := g.file(t, "hook-stdin"); !strings.Contains(s, `"device":"/dev/nvme1n1"`) {
+	if s := g.file(t, "hook-stdin"); !strings.Contains(s, `"device":"/dev/nvme0n2"`) {
 		t.Errorf("the hook's stdin: %q", s)
 	}
 	if s := g.file(t, "hook-leftover"); s != "gone\n" {
@@ -322,7 +327,7 @@ func checkJournal(t *testing.T, entries []map[string]string) {
 	denied := regexp.MustCompile(`(?i)operation not permitted|permission denied|EPERM|EACCES`)
 	for _, e := range entries {
 		msg := e["MESSAGE"]
-		if e["MESSAGE_ID"] == "8d9a4e9cc3304a7c8d6942249e608e0f" && e["FSHEALTH_DEVICE"] == "/dev/nvme1n1" && event == nil {
+		if e["MESSAGE_ID"] == "8d9a4e9cc3304a7c8d6942249e608e0f" && e["FSHEALTH_DEVICE"] == "/dev/nvme0n2" && event == nil {
 			event = e
 		}
 		if strings.HasPrefix(msg, "recovery action ") && e["FSHEALTH_ACTION"] == "remount-ro" {
@@ -341,7 +346,7 @@ func checkJournal(t *testing.T, entries []map[string]string) {
 		}
 	}
 	if event == nil {
-		t.Fatal("no error event for /dev/nvme1n1 in the journal")
+		t.Fatal("no error event for /dev/nvme0n2 in the journal")
 	}
 	for k, want := range map[string]string{"PRIORITY": "3", "FSHEALTH_ERROR": "EUCLEAN", "FSHEALTH_FSTYPE": "ext4",
 		"FSHEALTH_MOUNTPOINT": "/srv/data", "FSHEALTH_SOURCE": "fanotify", "SYSLOG_IDENTIFIER": "fshealth"} {
@@ -370,15 +375,15 @@ func checkStatus(t *testing.T, s string) {
 	seen := map[string]bool{}
 	for _, f := range st.Filesystems {
 		seen[f.Device] = true
-		want := map[string]string{"/dev/nvme0n1": "/", "/dev/nvme1n1": "/srv/data", "/dev/nvme2n1": "/srv/scratch", "/dev/nvme3n1": "/var/lib/fshealth"}[f.Device]
+		want := map[string]string{"/dev/nvme0n1": "/", "/dev/nvme0n2": "/srv/data", "/dev/nvme0n3": "/srv/scratch", "/dev/nvme0n4": "/var/lib/fshealth"}[f.Device]
 		if want != "" && (len(f.Mountpoints) != 1 || f.Mountpoints[0] != want) {
 			t.Errorf("status: %s mounted at %q, want only %s (the host's view)", f.Device, f.Mountpoints, want)
 		}
-		if (f.Device == "/dev/nvme1n1" || f.Device == "/dev/nvme2n1") && f.Errors == 0 {
+		if (f.Device == "/dev/nvme0n2" || f.Device == "/dev/nvme0n3") && f.Errors == 0 {
 			t.Errorf("status: %s has no errors", f.Device)
 		}
 	}
-	for _, d := range []string{"/dev/nvme0n1", "/dev/nvme1n1", "/dev/nvme2n1"} {
+	for _, d := range []string{"/dev/nvme0n1", "/dev/nvme0n2", "/dev/nvme0n3"} {
 		if !seen[d] {
 			t.Errorf("status does not list %s:\n%s", d, s)
 		}
