@@ -98,22 +98,43 @@ func (c *recordingChannel) sent() []string {
 	return slices.Clone(c.ids)
 }
 
+// newRecordingOutbox is an outbox over a new history whose one channel,
+// "rec", records what it is sent; it retries after an hour.
+func newRecordingOutbox(t *testing.T) (*history, *outbox, *recordingChannel) {
+	t.Helper()
+	h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ch := &recordingChannel{}
+	o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
+		func() map[string]alert.Notifier { return map[string]alert.Notifier{"rec": ch} },
+		func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
+	return h, o, ch
+}
+
+// waitNoBacklog waits until every delivery in h is marked delivered.
+func waitNoBacklog(t *testing.T, ctx context.Context, h *history) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	bl, err := h.Backlog(ctx)
+	for ; err == nil && len(bl) > 0 && time.Now().Before(deadline); bl, err = h.Backlog(ctx) {
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil || len(bl) != 0 {
+		t.Errorf("backlog %+v (%v), want none", bl, err)
+	}
+}
+
 // TestOutboxHandOff: alerts handed over after their commit are sent once
 // each; while older ones wait in the history, they go after them, in the
 // order they were committed; once the outbox is idle they go without a
 // read of the history, and still once.
 func TestOutboxHandOff(t *testing.T) {
-	h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h, o, ch := newRecordingOutbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := &recordingChannel{}
-	o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
-		func() map[string]alert.Notifier { return map[string]alert.Notifier{"rec": ch} },
-		func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
 	commit := func(ids ...string) []store.Delivery {
 		t.Helper()
 		now := time.Now()
@@ -151,14 +172,7 @@ func TestOutboxHandOff(t *testing.T) {
 	}
 	waitSent(want...)
 	// Each is marked delivered after it was sent.
-	var bl []store.Backlog
-	deadline := time.Now().Add(10 * time.Second)
-	for bl, err = h.Backlog(ctx); err == nil && len(bl) > 0 && time.Now().Before(deadline); bl, err = h.Backlog(ctx) {
-		time.Sleep(time.Millisecond)
-	}
-	if err != nil || len(bl) != 0 {
-		t.Errorf("backlog %+v (%v), want none", bl, err)
-	}
+	waitNoBacklog(t, ctx, h)
 	cancel()
 	<-done
 	if got := ch.sent(); len(got) != len(want) {
@@ -171,17 +185,9 @@ func TestOutboxHandOff(t *testing.T) {
 // a retry timer does) does not send the committed alerts a second time
 // when they are handed over.
 func TestOutboxCommitRacesARound(t *testing.T) {
-	h, err := openHistory(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h, o, ch := newRecordingOutbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := &recordingChannel{}
-	o := newOutbox(h, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("test"),
-		func() map[string]alert.Notifier { return map[string]alert.Notifier{"rec": ch} },
-		func() (Backoff, time.Duration) { return Backoff{Initial: time.Hour, Max: time.Hour}, 24 * time.Hour })
 	done := make(chan struct{})
 	go func() { defer close(done); o.run(ctx) }()
 	var want []string
@@ -207,10 +213,7 @@ func TestOutboxCommitRacesARound(t *testing.T) {
 	for len(ch.sent()) < len(want) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	var bl []store.Backlog
-	for bl, err = h.Backlog(ctx); err == nil && len(bl) > 0 && time.Now().Before(deadline); bl, err = h.Backlog(ctx) {
-		time.Sleep(time.Millisecond)
-	}
+	waitNoBacklog(t, ctx, h)
 	cancel()
 	<-done
 	if got := ch.sent(); !slices.Equal(got, want) {
