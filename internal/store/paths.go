@@ -19,55 +19,22 @@ import (
 func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen uint32, path, pathError string) ([]string, error) {
 	var ids []string
 	err := s.write(ctx, "attaching a path to events", func(tx *sql.Tx) error {
-		ids = nil
 		// Only events whose JSON says the path is pending are decoded,
 		// found by the partial index events_path_pending.
-		rows, err := tx.QueryContext(ctx, `SELECT seq, json FROM events WHERE fs_key = ? AND kind = ? AND `+pendingSQL+` ORDER BY seq`,
-			fsKey, event.KindError)
+		changed, err := rewriteEvents(ctx, tx, pendingSQL, fsKey, func(e *event.Event) bool {
+			if !e.PathPending || e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
+				return false
+			}
+			e.PathPending, e.Path, e.PathError = false, path, pathError
+			return true
+		})
 		if err != nil {
 			return err
 		}
-		type change struct {
-			seq  int64
-			id   string
-			json []byte
-			time int64
-		}
-		var changes []change
-		for rows.Next() {
-			var seq int64
-			var raw []byte
-			if err := rows.Scan(&seq, &raw); err != nil {
-				rows.Close()
-				return err
-			}
-			var e event.Event
-			if err := json.Unmarshal(raw, &e); err != nil {
-				rows.Close()
-				return fmt.Errorf("stored event %d is not valid JSON: %w", seq, err)
-			}
-			if !e.PathPending || e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
-				continue
-			}
-			e.PathPending, e.Path, e.PathError = false, path, pathError
-			j, err := json.Marshal(&e)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			changes = append(changes, change{seq, e.ID, j, ns(e.Time.Time)})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, c := range changes {
-			if _, err := tx.ExecContext(ctx, `UPDATE events SET json = ? WHERE seq = ?`, c.json, c.seq); err != nil {
-				return err
-			}
-			ids = append(ids, c.id)
-			// The inode's groups in the summary of the event's time
-			// are labelled with the path.
+		ids = changed.ids()
+		// The inode's groups in the summary of each event's time are
+		// labelled with the path.
+		for _, c := range changed {
 			for _, span := range spans {
 				if path == "" {
 					break
