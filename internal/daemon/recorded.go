@@ -81,8 +81,8 @@ func (d *Daemon) checkRecorded(ctx context.Context, fss []*enrich.Filesystem, wh
 // recordedEvent describes n recorded but unreported errors of fs.
 func recordedEvent(fs *enrich.Filesystem, st *ext4.State, n uint64, known bool, why string) event.Event {
 	e := event.Event{Kind: event.KindError, Time: event.Time{Time: time.Now()}, Source: event.SourceRecorded,
-		ErrorCount: uint32(min(n, 1<<32-1)), FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(),
-		FSType: fs.FSType, UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Ext4: st}
+		ErrorCount: uint32(min(n, 1<<32-1)), Ext4: st}
+	fs.Describe(&e)
 	errno := syscall.EUCLEAN // ext4 records corruption unless it says otherwise
 	if last := st.LastError; last != nil {
 		if n, ok := event.ErrnoNumber(last.Error); ok {

@@ -183,15 +183,7 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 	}
 	dst.Mountpoints = []string{}
 	if fs != nil {
-		dst.Device = fs.Device
-		dst.DeviceNumber = fs.Dev()
-		dst.FSType = fs.FSType
-		dst.UUID = fs.UUID
-		dst.Label = fs.Label
-		dst.Mountpoints = fs.Mountpoints
-		if len(fs.Mountpoints) == 0 && len(fs.FormerMountpoints) > 0 {
-			dst.Mountpoints, dst.Unmounted = fs.FormerMountpoints, true
-		}
+		fs.Describe(dst)
 		dst.Storage = fs.Storage
 	}
 
@@ -270,6 +262,22 @@ func PathEvent(r *pathfind.Result, now time.Time) event.Event {
 		}
 	}
 	return e
+}
+
+// Describe fills e's description of the file system f: its fsid, device,
+// type, UUID, label and mount points — never nil; an unmounted file
+// system's former ones, with Unmounted set. The storage stack is the
+// caller's to add.
+func (f *Filesystem) Describe(e *event.Event) {
+	e.FSID, e.Device, e.DeviceNumber = f.FSID.String(), f.Device, f.Dev()
+	e.FSType, e.UUID, e.Label = f.FSType, f.UUID, f.Label
+	e.Mountpoints = f.Mountpoints
+	if len(f.Mountpoints) == 0 && len(f.FormerMountpoints) > 0 {
+		e.Mountpoints, e.Unmounted = f.FormerMountpoints, true
+	}
+	if e.Mountpoints == nil {
+		e.Mountpoints = []string{}
+	}
 }
 
 // Ext4Due returns since when fs has events whose ext4 record is still to be

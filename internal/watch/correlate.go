@@ -203,8 +203,8 @@ func ext4OwnError(m *kmsg.Message) bool {
 func kmsgEvent(m *kernelMsg) event.Event {
 	fs := m.fs
 	e := event.Event{Kind: event.KindError, Time: event.Time{Time: m.at}, Source: event.SourceKmsg, ErrorCount: 1,
-		FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
-		Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage, KernelMessage: m.Text}
+		Storage: fs.Storage, KernelMessage: m.Text}
+	fs.Describe(&e)
 	errno := m.Errno
 	if errno == 0 {
 		errno = kindErrno(m.Kind)

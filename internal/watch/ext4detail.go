@@ -45,15 +45,8 @@ func (w *Watcher) readExt4Due(force bool) {
 			continue
 		}
 		if st != nil {
-			ev := event.Event{Kind: event.KindExt4, Time: event.Time{Time: now}, Source: event.SourceExt4Record,
-				FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
-				Label: fs.Label, Mountpoints: fs.Mountpoints, Ext4: st}
-			if ev.Mountpoints == nil {
-				ev.Mountpoints = []string{}
-			}
-			if len(fs.Mountpoints) == 0 && len(fs.FormerMountpoints) > 0 {
-				ev.Mountpoints, ev.Unmounted = fs.FormerMountpoints, true
-			}
+			ev := event.Event{Kind: event.KindExt4, Time: event.Time{Time: now}, Source: event.SourceExt4Record, Ext4: st}
+			fs.Describe(&ev)
 			w.cfg.OnExt4(&ev)
 		}
 	}

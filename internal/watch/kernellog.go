@@ -383,8 +383,8 @@ func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, co
 		}
 		e := event.Event{Kind: event.KindError, Time: event.Time{Time: now}, Source: event.SourceBtrfs,
 			Errno: int(errno), Error: event.ErrnoName(int(errno)), ErrorText: errno.Error(), ErrorCount: uint32(min(inc.Delta(), 1<<32-1)),
-			FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType, UUID: fs.UUID,
-			Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage, Btrfs: &inc, Message: inc.String()}
+			Storage: fs.Storage, Btrfs: &inc, Message: inc.String()}
+		fs.Describe(&e)
 		if corr != nil {
 			corr.claim(&e, fs, now)
 		}

@@ -213,10 +213,10 @@ func (w *Watcher) checkRedundancy(out []event.Event) []event.Event {
 			w.readStorage(fs)
 			for i := range cs {
 				c := cs[i]
-				out = append(out, event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: source,
-					ErrorCount: 1, FSID: fs.FSID.String(), Device: fs.Device, DeviceNumber: fs.Dev(), FSType: fs.FSType,
-					UUID: fs.UUID, Label: fs.Label, Mountpoints: fs.Mountpoints, Storage: fs.Storage,
-					Redundancy: &c, Message: c.String()})
+				e := event.Event{Kind: event.KindRedundancy, Time: event.Time{Time: now}, Source: source,
+					ErrorCount: 1, Storage: fs.Storage, Redundancy: &c, Message: c.String()}
+				fs.Describe(&e)
+				out = append(out, e)
 			}
 		}
 		for _, c := range changes {
