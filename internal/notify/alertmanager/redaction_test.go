@@ -1,17 +1,14 @@
 package alertmanager_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/notify/alertmanager"
@@ -89,37 +86,6 @@ func TestCredentialsNeverInErrorText(t *testing.T) {
 	}
 }
 
-// amRawServer answers every request with reply, verbatim.
-func amRawServer(t *testing.T, reply string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			for {
-				l, err := br.ReadString('\n')
-				if err != nil || l == "\r\n" {
-					break
-				}
-			}
-			io.WriteString(c, reply)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "http://" + ln.Addr().String()
-}
-
 // TestStatusLineAndTransportErrorsScrubbed: the credentials in the status
 // line, also where it is cut at 100 bytes, and in a malformed response
 // net/http quotes in its error.
@@ -129,7 +95,7 @@ func TestStatusLineAndTransportErrorsScrubbed(t *testing.T) {
 		"cut status line": "HTTP/1.1 502 " + strings.Repeat("z", 92) + amTok + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 		"malformed":       "HTTP/1.1 5x" + amTok + "\r\n\r\n",
 	} {
-		base := amRawServer(t, reply)
+		base := notifytest.RawServer(t, reply)
 		n := newNotifier(t, alertmanager.Config{URLs: []string{base}, Username: amUser, Password: amPass, Headers: map[string]string{"X-Token": amTok}})
 		err := n.Send(context.Background(), notifytest.Alert(alert.TypeError))
 		checkAMRedacted(t, name, err)

@@ -4,6 +4,7 @@
 package notifytest
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -138,4 +139,37 @@ func DeadURL(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return "http://" + addr
+}
+
+// RawServer answers every connection with reply, verbatim, after reading
+// the request head, and returns its base URL: for responses net/http would
+// not write (malformed status lines, secrets echoed in the status text).
+func RawServer(t testing.TB, reply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil || l == "\r\n" {
+					break
+				}
+			}
+			io.WriteString(c, reply)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return "http://" + ln.Addr().String()
 }

@@ -1,12 +1,10 @@
 package webhook_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fshealth/fshealth/internal/notify/notifytest"
 	"github.com/fshealth/fshealth/internal/notify/webhook"
 )
 
@@ -139,38 +138,6 @@ func TestCredentialsEchoed(t *testing.T) {
 	}
 }
 
-// rawServer answers every connection with reply, verbatim, after reading
-// the request head.
-func rawServer(t *testing.T, reply string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			br := bufio.NewReader(c)
-			for {
-				l, err := br.ReadString('\n')
-				if err != nil || l == "\r\n" {
-					break
-				}
-			}
-			io.WriteString(c, reply)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "http://" + ln.Addr().String()
-}
-
 // TestStatusLineAndTransportErrorsScrubbed: secrets in the status line's
 // text and in the text of a malformed response (which net/http quotes in
 // its error) are scrubbed.
@@ -181,7 +148,7 @@ func TestStatusLineAndTransportErrorsScrubbed(t *testing.T) {
 		"malformed line": "HTTP/1.1" + hmacSecret + "\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			base := rawServer(t, reply)
+			base := notifytest.RawServer(t, reply)
 			n, err := webhook.New(redactionConfig(base))
 			if err != nil {
 				t.Fatal(err)
