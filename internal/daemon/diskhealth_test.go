@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,20 +44,7 @@ func TestDiskHealthPublished(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	testutil.RequireRoot(t)
 	testutil.RequireCommand(t, "smartctl", "smartmontools")
-	img := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
-			t.Errorf("losetup -d %s: %v", dev, err)
-		}
-	})
+	dev := testutil.NewLoopDevice(t, 1<<20)
 	dir := t.TempDir()
 	var logs syncBuffer
 	h := newDiskHealth(slog.New(slog.NewTextHandler(&logs, nil)), dir)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,20 +96,7 @@ func TestCheckLoopDevice(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	testutil.RequireRoot(t)
 	testutil.RequireCommand(t, "smartctl", "smartmontools")
-	img := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
-			t.Errorf("losetup -d %s: %v", dev, err)
-		}
-	})
+	dev := testutil.NewLoopDevice(t, 1<<20)
 	var c Checker
 	h, err := c.Check(context.Background(), dev)
 	if err != nil {
