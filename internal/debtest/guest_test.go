@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -99,10 +100,57 @@ func matrixKernels(t *testing.T) map[string]string {
 	return kernels
 }
 
+// guestRootDiskID is the MBR disk id of the guest's root disk.
+const guestRootDiskID = "f5e0a1b2"
+
+// writeMBR writes an MBR partition table with disk id id (hex) and one
+// Linux partition of sectors 512-byte sectors from sector start into the
+// first sector of img.
+func writeMBR(t *testing.T, img, id string, start, sectors uint32) {
+	t.Helper()
+	var mbr [512]byte
+	n, err := strconv.ParseUint(id, 16, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(mbr[440:], uint32(n))
+	p := mbr[446:462]
+	p[4] = 0x83 // Linux
+	binary.LittleEndian.PutUint32(p[8:], start)
+	binary.LittleEndian.PutUint32(p[12:], sectors)
+	mbr[510], mbr[511] = 0x55, 0xaa
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(mbr[:], 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // guestResult is what a guest's script recorded in /results.
 type guestResult struct {
 	dir     string
 	console string
+}
+
+// devices reads which device the guest's root, data, scratch and state
+// file systems are on.
+func (g *guestResult) devices(t *testing.T) map[string]string {
+	t.Helper()
+	dev := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(g.file(t, "devices")), "\n") {
+		if name, d, ok := strings.Cut(line, " "); ok && strings.HasPrefix(d, "/dev/") {
+			dev[name] = d
+		}
+	}
+	for _, name := range []string{"root", "data", "scratch", "state"} {
+		if dev[name] == "" {
+			t.Fatalf("the guest recorded no device for %s:\n%s", name, g.file(t, "devices"))
+		}
+	}
+	return dev
 }
 
 func (g *guestResult) file(t *testing.T, name string) string {
@@ -165,7 +213,11 @@ func bootGuest(t *testing.T, lower, deb, vmlinuz string) *guestResult {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "root.img")
 	start := time.Now()
-	mustCommand(t, "mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", root, img, "2G")
+	// The root file system in the first partition of its disk, found by
+	// the partition's id: the kernel names NVMe disks in the order their
+	// probes finish, which varies.
+	mustCommand(t, "mkfs.ext4", "-q", "-F", "-L", "guestroot", "-E", "offset=1048576", "-d", root, img, "2047M")
+	writeMBR(t, img, guestRootDiskID, 2048, 2047<<11)
 	disks := []string{img}
 	for _, name := range []string{"data", "scratch", "state"} {
 		p := filepath.Join(dir, name+".img")
@@ -176,11 +228,11 @@ func bootGuest(t *testing.T, lower, deb, vmlinuz string) *guestResult {
 
 	args := []string{"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
 		"-nodefaults", "-no-user-config", "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", vmlinuz, "-append", "root=/dev/nvme0n1 rw console=ttyS0 panic=-1 systemd.show_status=0"}
-	// One NVMe controller, one namespace per disk: the names follow the
-	// namespace ids (nvme0n1 the root, nvme0n2...), whereas several
-	// controllers are probed in parallel and named in whatever order they
-	// come, which made root=/dev/nvme0n1 a data disk now and then.
+		"-kernel", vmlinuz, "-append", "root=PARTUUID=" + guestRootDiskID + "-01 rootwait rw console=ttyS0 panic=-1 systemd.show_status=0"}
+	// One NVMe controller, one namespace per disk. The disks' names follow
+	// the order the kernel's probes finish: the root is found by its
+	// partition's id, the others by label (fstab), and the guest records
+	// which is which (devices).
 	args = append(args, "-device", "nvme,id=nvme0,serial=fshealth-guest")
 	for i, d := range disks {
 		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=d%d,format=raw", d, i),
@@ -199,7 +251,7 @@ func bootGuest(t *testing.T, lower, deb, vmlinuz string) *guestResult {
 	if err != nil {
 		t.Fatalf("qemu: %v (timed out: %v)\n%s", err, ctx.Err() != nil, tail(res.console, 80))
 	}
-	if out, err := command("debugfs", "-R", "rdump /results "+dir, img); err != nil {
+	if out, err := command("debugfs", "-R", "rdump /results "+dir, img+"?offset=1048576"); err != nil {
 		t.Fatalf("reading /results from the guest's disk: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(res.dir, "done")); err != nil {
@@ -248,7 +300,7 @@ func checkGuest(t *testing.T, g *guestResult, systemdVersion string) {
 	if s := g.file(t, "hook-cgroup"); !regexp.MustCompile(`^0::/system\.slice/fshealth-hook-[0-9a-f]{16}\.service\n$`).MatchString(s) {
 		t.Errorf("the hook's cgroup: %q, want a transient fshealth-hook-*.service", s)
 	}
-	if s := g.file(t, "hook-stdin"); !strings.Contains(s, `"device":"/dev/nvme0n2"`) {
+	if s := g.file(t, "hook-stdin"); !strings.Contains(s, `"device":"`+g.devices(t)["data"]+`"`) {
 		t.Errorf("the hook's stdin: %q", s)
 	}
 	if s := g.file(t, "hook-leftover"); s != "gone\n" {
@@ -287,7 +339,8 @@ func checkGuest(t *testing.T, g *guestResult, systemdVersion string) {
 	}
 
 	journal := journalEntries(t, g.file(t, "journal.json"))
-	checkJournal(t, journal)
+	dev := g.devices(t)
+	checkJournal(t, journal, dev)
 	timedOut := false
 	for _, e := range journal {
 		if strings.HasPrefix(e["MESSAGE"], "hook failed ") && e["PRIORITY"] == "4" &&
@@ -314,20 +367,20 @@ func checkGuest(t *testing.T, g *guestResult, systemdVersion string) {
 	}
 
 	// status: both errors, with the host's mount points.
-	checkStatus(t, g.file(t, "status.json"))
+	checkStatus(t, g.file(t, "status.json"), dev)
 }
 
 // checkJournal checks the daemon's journal: the error event with its
 // fields, the host's mount points, the outcome of the action once, and no
 // EPERM or EACCES.
-func checkJournal(t *testing.T, entries []map[string]string) {
+func checkJournal(t *testing.T, entries []map[string]string, dev map[string]string) {
 	t.Helper()
 	var event map[string]string
 	actions := 0
 	denied := regexp.MustCompile(`(?i)operation not permitted|permission denied|EPERM|EACCES`)
 	for _, e := range entries {
 		msg := e["MESSAGE"]
-		if e["MESSAGE_ID"] == "8d9a4e9cc3304a7c8d6942249e608e0f" && e["FSHEALTH_DEVICE"] == "/dev/nvme0n2" && event == nil {
+		if e["MESSAGE_ID"] == "8d9a4e9cc3304a7c8d6942249e608e0f" && e["FSHEALTH_DEVICE"] == dev["data"] && event == nil {
 			event = e
 		}
 		if strings.HasPrefix(msg, "recovery action ") && e["FSHEALTH_ACTION"] == "remount-ro" {
@@ -341,12 +394,12 @@ func checkJournal(t *testing.T, entries []map[string]string) {
 		if denied.MatchString(msg) && !fallback {
 			t.Errorf("the journal has a refusal: %q", msg)
 		}
-		if e["FSHEALTH_MOUNTPOINT"] != "" && e["FSHEALTH_DEVICE"] == "/dev/nvme0n1" && e["FSHEALTH_MOUNTPOINT"] != "/" {
+		if e["FSHEALTH_MOUNTPOINT"] != "" && e["FSHEALTH_DEVICE"] == dev["root"] && e["FSHEALTH_MOUNTPOINT"] != "/" {
 			t.Errorf("the root file system's mount point in the journal: %q", e["FSHEALTH_MOUNTPOINT"])
 		}
 	}
 	if event == nil {
-		t.Fatal("no error event for /dev/nvme0n2 in the journal")
+		t.Fatalf("no error event for %s (/srv/data) in the journal", dev["data"])
 	}
 	for k, want := range map[string]string{"PRIORITY": "3", "FSHEALTH_ERROR": "EUCLEAN", "FSHEALTH_FSTYPE": "ext4",
 		"FSHEALTH_MOUNTPOINT": "/srv/data", "FSHEALTH_SOURCE": "fanotify", "SYSLOG_IDENTIFIER": "fshealth"} {
@@ -360,7 +413,7 @@ func checkJournal(t *testing.T, entries []map[string]string) {
 }
 
 // checkStatus checks `fshealth status --json` after both errors.
-func checkStatus(t *testing.T, s string) {
+func checkStatus(t *testing.T, s string, dev map[string]string) {
 	t.Helper()
 	var st struct {
 		Filesystems []struct {
@@ -375,15 +428,15 @@ func checkStatus(t *testing.T, s string) {
 	seen := map[string]bool{}
 	for _, f := range st.Filesystems {
 		seen[f.Device] = true
-		want := map[string]string{"/dev/nvme0n1": "/", "/dev/nvme0n2": "/srv/data", "/dev/nvme0n3": "/srv/scratch", "/dev/nvme0n4": "/var/lib/fshealth"}[f.Device]
+		want := map[string]string{dev["root"]: "/", dev["data"]: "/srv/data", dev["scratch"]: "/srv/scratch", dev["state"]: "/var/lib/fshealth"}[f.Device]
 		if want != "" && (len(f.Mountpoints) != 1 || f.Mountpoints[0] != want) {
 			t.Errorf("status: %s mounted at %q, want only %s (the host's view)", f.Device, f.Mountpoints, want)
 		}
-		if (f.Device == "/dev/nvme0n2" || f.Device == "/dev/nvme0n3") && f.Errors == 0 {
+		if (f.Device == dev["data"] || f.Device == dev["scratch"]) && f.Errors == 0 {
 			t.Errorf("status: %s has no errors", f.Device)
 		}
 	}
-	for _, d := range []string{"/dev/nvme0n1", "/dev/nvme0n2", "/dev/nvme0n3"} {
+	for _, d := range []string{dev["root"], dev["data"], dev["scratch"]} {
 		if !seen[d] {
 			t.Errorf("status does not list %s:\n%s", d, s)
 		}
