@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -141,6 +142,10 @@ type Runner struct {
 	Logger *slog.Logger
 	// LookPath finds programs named without a slash; nil means LookPath.
 	LookPath func(string) (string, error)
+	// Progress, if set, hears how far a running action has got, where
+	// the kernel or the program tells (see Progress), at most once a
+	// second, from another goroutine, and never after Run returned.
+	Progress func(Progress)
 }
 
 // sbinDirs are searched by LookPath after $PATH.
@@ -202,7 +207,7 @@ func (r *Runner) Run(ctx context.Context, s Spec, t Target) Result {
 	timeout := r.timeout(s)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	j := &job{r: r, ctx: ctx, spec: s, t: t, timeout: timeout}
+	j := &job{r: r, ctx: ctx, spec: s, t: t, timeout: timeout, progress: &reporter{fn: r.Progress}}
 	j.res = Result{Name: s.Name, DryRun: r.DryRun, Started: time.Now()}
 	if err := Validate(s); err != nil {
 		j.fail("invalid action: %v", err)
@@ -220,6 +225,7 @@ func (r *Runner) Run(ctx context.Context, s Spec, t Target) Result {
 			j.command()
 		}
 	}
+	j.progress.stop()
 	j.res.Finished = time.Now()
 	j.res.Outcome = oneLine(j.res.Outcome)
 	r.log(&j.res, t)
@@ -261,6 +267,21 @@ type job struct {
 	t       Target
 	timeout time.Duration
 	res     Result
+	// progress passes the action's progress on.
+	progress *reporter
+	// progressErr is logged once: why progress could not be read.
+	progressErr sync.Once
+}
+
+// progressFailed logs, once per action, why its progress cannot be read;
+// the action goes on.
+func (j *job) progressFailed(err error) {
+	j.progressErr.Do(func() {
+		if j.r.Logger != nil {
+			j.r.Logger.Warn("cannot read the progress of a recovery action", "action", j.spec.Name,
+				"device", j.t.Device, "err", oneLine(err.Error()))
+		}
+	})
 }
 
 // succeed records a successful outcome.

@@ -3,9 +3,11 @@ package actions
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/trust"
 )
@@ -19,7 +21,16 @@ var placeholders = []struct{ Name, Env string }{
 	{"fstype", "FSHEALTH_FSTYPE"},
 	{"event_id", "FSHEALTH_EVENT_ID"},
 	{"errno", "FSHEALTH_ERRNO"},
+	{progressFDName, "FSHEALTH_PROGRESS_FD"},
 }
+
+// progressFDName is the placeholder for the descriptor a command writes
+// its progress to, e2fsck's way (-C fd); progressFD is its number in the
+// command: the first after standard error.
+const (
+	progressFDName = "progress_fd"
+	progressFD     = "3"
+)
 
 // placeholderValues returns the value of every placeholder for t; the mount
 // point is the first one, or empty when t has none.
@@ -29,12 +40,13 @@ func placeholderValues(t Target) map[string]string {
 		mp = t.Mountpoints[0]
 	}
 	return map[string]string{
-		"device":     t.Device,
-		"mountpoint": mp,
-		"uuid":       t.UUID,
-		"fstype":     t.FSType,
-		"event_id":   t.EventID,
-		"errno":      t.Errno,
+		"device":       t.Device,
+		"mountpoint":   mp,
+		"uuid":         t.UUID,
+		"fstype":       t.FSType,
+		"event_id":     t.EventID,
+		"errno":        t.Errno,
+		progressFDName: progressFD,
 	}
 }
 
@@ -167,11 +179,15 @@ func placeholderList() string {
 }
 
 // commandEnv returns the environment of a command run for t: BasePath and
-// one FSHEALTH_* variable per placeholder.
-func commandEnv(t Target) []string {
+// one FSHEALTH_* variable per placeholder; FSHEALTH_PROGRESS_FD only when
+// the command is given the progress descriptor (withProgress).
+func commandEnv(t Target, withProgress bool) []string {
 	vals := placeholderValues(t)
 	env := []string{"PATH=" + BasePath}
 	for _, p := range placeholders {
+		if p.Name == progressFDName && !withProgress {
+			continue
+		}
 		env = append(env, p.Env+"="+vals[p.Name])
 	}
 	return env
@@ -181,9 +197,11 @@ func commandEnv(t Target) []string {
 func (j *job) command() {
 	vals := placeholderValues(j.t)
 	argv := make([]string, len(j.spec.Argv))
+	withProgress := false
 	for i, a := range j.spec.Argv {
 		v, err := expand(a, func(name string) (string, bool) {
 			v, ok := vals[name]
+			withProgress = withProgress || name == progressFDName
 			return v, ok
 		})
 		if err != nil {
@@ -215,7 +233,12 @@ func (j *job) command() {
 			return
 		}
 	}
-	p := j.run(argv, commandEnv(j.t))
+	var p *proc
+	if withProgress {
+		p = j.runWithProgress(argv, commandEnv(j.t, true))
+	} else {
+		p = j.run(argv, commandEnv(j.t, false))
+	}
 	if p.ok() {
 		j.succeed("ran %s: exit status 0", FormatArgv(argv))
 		return
@@ -235,4 +258,42 @@ func Placeholders(arg string) []string {
 		return "", false
 	})
 	return used
+}
+
+// runWithProgress runs argv like run, with the write end of a pipe as its
+// descriptor 3 ({progress_fd}), and reports the e2fsck progress lines
+// ("PASS CURRENT MAX DEVICE", what e2fsck -C writes) it reads from the
+// pipe; other lines are ignored. Reading ends when every holder of the
+// write end has closed it, or pipeGrace after the program ended.
+func (j *job) runWithProgress(argv, env []string) *proc {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		j.res.Argv = argv
+		return &proc{exitCode: -1, startErr: fmt.Errorf("the progress pipe: %w", err)}
+	}
+	defer pr.Close()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		err := readLines(pr, func(line []byte) {
+			if p, ok := parseE2fsckProgress(line, time.Now()); ok {
+				j.progress.report(p)
+			}
+		})
+		if err != nil && !errors.Is(err, os.ErrClosed) {
+			j.progressFailed(fmt.Errorf("reading {%s}: %w", progressFDName, err))
+		}
+	}()
+	j.res.Argv = argv
+	p := runProgramFiles(j.ctx, argv, env, j.r.Logger, []*os.File{pw})
+	pw.Close()
+	p.limit = j.timeout
+	j.res.Output = p.output
+	select {
+	case <-read:
+	case <-time.After(pipeGrace):
+		pr.Close()
+		<-read
+	}
+	return p
 }

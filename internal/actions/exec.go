@@ -125,6 +125,13 @@ func (j *job) run(argv, env []string) *proc {
 // left in its group and its cgroup gets SIGKILL. log (may be nil) hears
 // once that cgroups cannot be used.
 func runProgram(ctx context.Context, argv, env []string, log *slog.Logger) *proc {
+	return runProgramFiles(ctx, argv, env, log, nil)
+}
+
+// runProgramFiles is runProgram giving the program extra open files as
+// its descriptors 3, 4, ... (exec.Cmd.ExtraFiles); the caller closes its
+// own copies.
+func runProgramFiles(ctx context.Context, argv, env []string, log *slog.Logger, extra []*os.File) *proc {
 	p := &proc{exitCode: -1}
 	start := time.Now()
 	defer func() { p.elapsed = time.Since(start) }()
@@ -147,7 +154,7 @@ func runProgram(ctx context.Context, argv, env []string, log *slog.Logger) *proc
 		attr.UseCgroupFD, attr.CgroupFD = true, cg.FD()
 	}
 	newCmd := func() *exec.Cmd {
-		return &exec.Cmd{Path: argv[0], Args: argv, Env: env, Dir: "/", Stdout: pw, Stderr: pw, SysProcAttr: attr}
+		return &exec.Cmd{Path: argv[0], Args: argv, Env: env, Dir: "/", Stdout: pw, Stderr: pw, ExtraFiles: extra, SysProcAttr: attr}
 	}
 	cmd := newCmd()
 	err = cmd.Start()

@@ -41,6 +41,7 @@ type helperRecord struct {
 //	background PIDFILE    start sleep holding stdout, write its pid, exit 0
 //	output N              write N bytes: "HEAD", filler, "TAIL"
 //	exit N MESSAGE        print MESSAGE and exit with status N
+//	progress FD           print $FSHEALTH_PROGRESS_FD, write progress lines to FD
 func helper(mode string, args []string) int {
 	switch mode {
 	case "record":
@@ -78,6 +79,21 @@ func helper(mode string, args []string) int {
 		n, _ := strconv.Atoi(args[0])
 		b := []byte("HEAD" + strings.Repeat("x", n-8) + "TAIL")
 		os.Stdout.Write(b)
+		return 0
+	case "progress":
+		// e2fsck's progress lines, one hostile and one too long, on the
+		// descriptor args[0] ("none": fails as descriptor 3 is closed).
+		fmt.Println(os.Getenv("FSHEALTH_PROGRESS_FD"))
+		if args[0] == "none" {
+			args[0] = "3"
+		}
+		fd, _ := strconv.Atoi(args[0])
+		f := os.NewFile(uintptr(fd), "progress")
+		_, err := fmt.Fprintf(f, "1 0 10 /dev/x\n1 5 10 a b\n1 11 10 x\n%s\n2 3 3 y\n2 4 4", strings.Repeat("9", 5000))
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
 		return 0
 	case "exit":
 		n, _ := strconv.Atoi(args[0])

@@ -143,7 +143,14 @@ func (j *job) scrubBtrfs() {
 		j.wouldRun(argv)
 		return
 	}
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		j.watchBtrfsScrub(mp, stop)
+	}()
 	p := j.run(argv, toolEnv)
+	close(stop)
+	<-watched
 	summary := btrfsErrorSummary(p.output)
 	switch {
 	case p.ok():
