@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fshealth/fshealth/internal/actions"
 	"github.com/fshealth/fshealth/internal/daemon"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/smart"
@@ -193,12 +194,18 @@ unhealthy); 4 when the status cannot be read.`,
 					return err
 				}
 			}
+			var progress map[int64]actions.Progress
+			if pid != 0 {
+				if progress, err = daemon.ReadActionProgress(dir); err != nil {
+					fmt.Fprintf(g.stderr, "fshealth: the progress of recovery actions cannot be read: %v\n", err)
+				}
+			}
 			disks, err := daemon.ReadDiskHealth(dir)
 			if err != nil {
 				fmt.Fprintf(g.stderr, "fshealth: the disks' health cannot be read: %v\n", err)
 			}
 			if asJSON {
-				doc := statusJSON(pid, dir, fss, backlog)
+				doc := statusJSON(pid, dir, fss, backlog, progress)
 				doc.Disks = disks
 				doc.History = historyDoc(rt, dir)
 				addLastPaths(&doc, fss, last)
@@ -208,7 +215,7 @@ unhealthy); 4 when the status cannot be read.`,
 				}
 				return statusExit(pid, rt, fss)
 			}
-			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last); err != nil {
+			if err := writeStatus(g.stdout, pid, dir, fss, backlog, last, progress); err != nil {
 				return err
 			}
 			if files {
@@ -330,6 +337,19 @@ type actionDoc struct {
 	// running); Finished when it ended.
 	Started  *time.Time `json:"started,omitempty"`
 	Finished time.Time  `json:"finished"`
+	// Progress is how far a running action has got, where the kernel or
+	// its program tells (a btrfs scrub, e2fsck given {progress_fd}).
+	Progress *actions.Progress `json:"progress,omitempty"`
+}
+
+// runningProgress returns the progress of a, if it is running and its
+// daemon published one.
+func runningProgress(a *store.Action, progress map[int64]actions.Progress) (actions.Progress, bool) {
+	if a.State != store.StatePending || a.Started.IsZero() {
+		return actions.Progress{}, false
+	}
+	p, ok := progress[a.ID]
+	return p, ok
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -339,7 +359,7 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog) statusDoc {
+func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, progress map[int64]actions.Progress) statusDoc {
 	var d statusDoc
 	d.Daemon.Running, d.Daemon.PID, d.Daemon.StateDir = pid != 0, pid, dir
 	d.Filesystems = []fsDoc{}
@@ -353,6 +373,9 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 		fd.DamagedFiles = []store.DamagedFile{}
 		if a := f.LastAction; a != nil {
 			fd.LastAction = &actionDoc{Name: a.Name, State: a.State, Outcome: a.Outcome, DryRun: a.DryRun, Started: timePtr(a.Started), Finished: a.Finished}
+			if p, ok := runningProgress(a, progress); ok {
+				fd.LastAction.Progress = &p
+			}
 		}
 		d.Filesystems = append(d.Filesystems, fd)
 	}
@@ -363,7 +386,7 @@ func statusJSON(pid int, dir string, fss []store.FilesystemStatus, backlog []sto
 	return d
 }
 
-func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, lastEv map[string]event.Event) error {
+func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus, backlog []store.Backlog, lastEv map[string]event.Event, progress map[int64]actions.Progress) error {
 	if pid != 0 {
 		fmt.Fprintf(w, "daemon: running (pid %d), state in %s\n\n", pid, dir)
 	} else {
@@ -396,6 +419,9 @@ func writeStatus(w io.Writer, pid int, dir string, fss []store.FilesystemStatus,
 			if a.State == store.StatePending && !a.Started.IsZero() {
 				rec = fmt.Sprintf("%s: running since %s (%s)", a.Name, a.Started.Local().Format("15:04:05"),
 					time.Since(a.Started).Round(time.Second))
+				if p, ok := runningProgress(a, progress); ok {
+					rec += ", " + p.String()
+				}
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", event.Safe(f.Device), mp, f.FSType, health, f.Errors, since, last, rec)

@@ -30,6 +30,9 @@ type actionRunner struct {
 	// returns after. The daemon lets go of its database for a remount-ro
 	// of the state directory's file system.
 	release func(name string, t actions.Target) func()
+	// progress publishes how far the running actions have got; nil
+	// publishes nothing.
+	progress *ProgressBoard
 
 	// busy holds the file systems whose actions are running.
 	mu   sync.Mutex
@@ -126,8 +129,12 @@ func (r *actionRunner) runOne(ctx context.Context, a store.Action, atStart bool)
 	}
 	runner := *r.runner()
 	runner.DryRun = runner.DryRun || a.DryRun
+	if r.progress != nil {
+		runner.Progress = func(p actions.Progress) { r.progress.Set(a.ID, p) }
+		defer r.progress.Clear(a.ID)
+	}
 	// Long actions (scrub, fsck on LVM) say when they start; status shows
-	// them running, since when.
+	// them running, since when, and how far they have got where they tell.
 	r.log.Info("starting recovery action", "action", a.Name, "device", t.Device, "mountpoints", t.Mountpoints,
 		"dry_run", runner.DryRun, "event", a.EventID)
 	done := func() {}

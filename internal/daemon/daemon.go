@@ -210,7 +210,7 @@ func Run(ctx context.Context, o Options) error {
 
 	d.outbox = newOutbox(st, log, d.metrics, d.channelMap, d.backoff)
 	d.actions = &actionRunner{store: st, log: log, metrics: d.metrics, runner: d.actionRunner, target: d.target,
-		wake: make(chan struct{}, 1), release: d.releaseFor}
+		wake: make(chan struct{}, 1), release: d.releaseFor, progress: NewProgressBoard(cfg.StateDir, log)}
 	st.changed = d.historyChanged
 	d.historyChanged()
 	d.disks = newDiskHealth(log, cfg.StateDir)
