@@ -12,6 +12,11 @@
 // SIGTERM and, if it is still there after a grace period, SIGKILL. Whatever
 // the program left behind in its process group when it exits is killed too.
 //
+// A running action's progress is passed to Runner.Progress where the kernel
+// or the program tells it: a btrfs scrub's bytes scrubbed, read from the
+// kernel, and the e2fsck progress lines a command given {progress_fd}
+// writes (see Progress).
+//
 // Actions that a file system does not support (fsck at next boot on xfs,
 // e2scrub on ext4 that is not on LVM, ...) end with OK false, Unsupported
 // true and an outcome that says why: a clear, recorded answer rather than a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -26,8 +27,8 @@ type Progress struct {
 	// Unit is "bytes" (btrfs scrub) or "" for the program's own units
 	// (e2fsck's: inodes, groups, ... depending on the pass).
 	Unit string `json:"unit,omitempty"`
-	// Percent is 100 × Done / Total: of the whole action when Phase is
-	// empty, else of the phase.
+	// Percent is 100 × Done / Total, rounded down to hundredths: of the
+	// whole action when Phase is empty, else of the phase.
 	Percent float64 `json:"percent"`
 	// Updated is when this was read.
 	Updated time.Time `json:"updated"`
@@ -44,7 +45,12 @@ func newProgress(phase string, done, total uint64, unit string, now time.Time) (
 		return Progress{}, false
 	}
 	done = min(done, total)
-	return Progress{Phase: phase, Done: done, Total: total, Unit: unit, Percent: float64(done) * 100 / float64(total), Updated: now}, true
+	// Rounded down to hundredths: 100 only when done.
+	pct := math.Floor(float64(done)*10000/float64(total)) / 100
+	if done < total && pct >= 100 {
+		pct = 99.99 // beyond float64's precision
+	}
+	return Progress{Phase: phase, Done: done, Total: total, Unit: unit, Percent: pct, Updated: now}, true
 }
 
 // String formats p for people: "41% (12.3 GiB of 30.0 GiB)", or

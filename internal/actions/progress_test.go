@@ -125,6 +125,12 @@ func TestProgressString(t *testing.T) {
 	if s := p.String(); s != "41% (12.3 GiB of 30.0 GiB)" {
 		t.Errorf("got %q", s)
 	}
+	if p, _ := newProgress("", 2, 3, "", time.Time{}); p.Percent != 66.66 || p.String() != "66% (2 of 3)" {
+		t.Errorf("2 of 3: %v%%, %q", p.Percent, p.String())
+	}
+	if p, _ := newProgress("", 1<<64-2, 1<<64-1, "", time.Time{}); p.Percent >= 100 {
+		t.Errorf("not done, but %v%%", p.Percent)
+	}
 	if p, ok := newProgress("", 5, 0, UnitBytes, time.Time{}); ok {
 		t.Errorf("a total of 0 gave %+v", p)
 	}
