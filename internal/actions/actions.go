@@ -125,7 +125,10 @@ type Spec struct {
 	// is looked up with the Runner's LookPath. The program's environment is
 	// PATH=BasePath plus FSHEALTH_DEVICE, FSHEALTH_MOUNTPOINT, FSHEALTH_UUID,
 	// FSHEALTH_FSTYPE, FSHEALTH_EVENT_ID and FSHEALTH_ERRNO with the same
-	// values, and nothing else.
+	// values, and nothing else. {progress_fd} is "3": a command whose
+	// arguments use it gets the write end of a pipe as descriptor 3 (and
+	// FSHEALTH_PROGRESS_FD=3), from which e2fsck's progress lines (-C 3)
+	// are read for Runner.Progress.
 	Argv []string
 	// Timeout bounds the action; zero means the Runner's DefaultTimeout.
 	Timeout time.Duration
