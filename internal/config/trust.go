@@ -280,9 +280,14 @@ func checkProgram(prog string) (msg, warn string) {
 // shells are the programs whose -c option runs its argument as a script.
 var shells = []string{"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"}
 
+// ownValues are the placeholders whose values fshealth makes itself (a
+// number, an errno name, the descriptor 3): no file system can put shell
+// syntax into them.
+var ownValues = []string{"{event_id}", "{errno}", "{progress_fd}"}
+
 // shellScriptPlaceholders returns, when argv runs a shell script given
-// with -c, the index of the script and the placeholders it uses;
-// otherwise -1.
+// with -c, the index of the script and the placeholders it uses that carry
+// a file system's or the kernel's text; otherwise -1.
 func shellScriptPlaceholders(argv []string) (int, []string) {
 	if len(argv) < 2 || !slices.Contains(shells, filepath.Base(argv[0])) {
 		return -1, nil
@@ -308,7 +313,9 @@ func shellScriptPlaceholders(argv []string) (int, []string) {
 			if !hasC || a == "--" {
 				return -1, nil
 			}
-			used := actions.Placeholders(a)
+			used := slices.DeleteFunc(actions.Placeholders(a), func(p string) bool {
+				return slices.Contains(ownValues, p)
+			})
 			if len(used) == 0 {
 				return -1, nil
 			}
