@@ -74,6 +74,10 @@ func (f *Finder) findXFS(ctx context.Context, r *Request) (string, int, error) {
 	}
 	out, err := f.runXFSDB(ctx, dev, "sb 0", "print rootino features_incompat")
 	if err != nil {
+		// An xfs_db older than the file system refuses its superblock.
+		if verr := f.checkXFSDBVersion(ctx); verr != nil {
+			return "", 0, fmt.Errorf("%w (%v)", verr, err)
+		}
 		return "", 0, err
 	}
 	root, incompat, err := ParseXFSSuper(out)
