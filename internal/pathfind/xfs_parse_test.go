@@ -22,32 +22,32 @@ func readXFS(t testing.TB, name string) []byte {
 }
 
 func TestParseXFSRecorded(t *testing.T) {
-	root, incompat, err := ParseXFSSuper(readXFS(t, "sb.out"))
+	root, incompat, err := ParseXFSSuper(readXFS(t, "sb.txt"))
 	if err != nil || root != 128 || incompat&xfsIncompatParent == 0 {
 		t.Errorf("superblock: root %d, incompat %#x, %v", root, incompat, err)
 	}
-	if major, minor, err := ParseXFSDBVersion(readXFS(t, "version.out")); err != nil || major != 6 || minor != 13 {
+	if major, minor, err := ParseXFSDBVersion(readXFS(t, "version.txt")); err != nil || major != 6 || minor != 13 {
 		t.Errorf("version %d.%d, %v", major, minor, err)
 	}
-	in, err := ParseXFSInode(readXFS(t, "inode-local.out"))
+	in, err := ParseXFSInode(readXFS(t, "inode-local.txt"))
 	if err != nil || in != (XFSInode{Generation: 955225138, Links: 1, AttrLocal: true, HasAttrs: true}) {
 		t.Errorf("inode with local attributes: %+v, %v", in, err)
 	}
-	in, err = ParseXFSInode(readXFS(t, "inode-leaf.out"))
+	in, err = ParseXFSInode(readXFS(t, "inode-leaf.txt"))
 	if err != nil || in != (XFSInode{Generation: 1403170677, Links: 31, AttrLocal: false, HasAttrs: true}) {
 		t.Errorf("inode with an attribute block: %+v, %v", in, err)
 	}
 	for file, want := range map[string]XFSParent{
-		"sfattr-file.out":     {132, 1246203917, "x\xff\x7f\t\\\\y"},
-		"sfattr-dir.out":      {128, 0, "h\n1 -> 2\\001\"q"},
-		"sfattr-controls.out": {128, 0, "e\a\b\v\f\r\x1f\xc3\xa9 ~\x06\x0e"},
+		"sfattr-file.txt":     {132, 1246203917, "x\xff\x7f\t\\\\y"},
+		"sfattr-dir.txt":      {128, 0, "h\n1 -> 2\\001\"q"},
+		"sfattr-controls.txt": {128, 0, "e\a\b\v\f\r\x1f\xc3\xa9 ~\x06\x0e"},
 	} {
 		ps, err := ParseXFSShortformParents(readXFS(t, file))
 		if err != nil || len(ps) != 1 || ps[0] != want {
 			t.Errorf("%s: %+v, %v; want %+v", file, ps, err, want)
 		}
 	}
-	ps, err := ParseXFSParents(readXFS(t, "parent-leaf.out"))
+	ps, err := ParseXFSParents(readXFS(t, "parent-leaf.txt"))
 	if err != nil || len(ps) != 31 {
 		t.Fatalf("parent: %d parent pointers, %v; want 31", len(ps), err)
 	}
@@ -120,7 +120,7 @@ func TestParseXFSBad(t *testing.T) {
 // FuzzParseXFS: the parsers of xfs_db's output never panic, and what they
 // return is a name a directory entry can have.
 func FuzzParseXFS(f *testing.F) {
-	for _, n := range []string{"parent-leaf.out", "sfattr-file.out", "sfattr-dir.out", "sfattr-controls.out", "inode-leaf.out", "sb.out"} {
+	for _, n := range []string{"parent-leaf.txt", "sfattr-file.txt", "sfattr-dir.txt", "sfattr-controls.txt", "inode-leaf.txt", "sb.txt"} {
 		f.Add(readXFS(f, n))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
