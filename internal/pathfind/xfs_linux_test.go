@@ -285,6 +285,18 @@ func TestFindXFSParentPointers(t *testing.T) {
 	if sub.Err != nil || sub.Path != filepath.Join("/elsewhere", filepath.Base(dir), filepath.Base(bad)) {
 		t.Errorf("through a mount of a subdirectory: %q, %v", sub.Path, sub.Err)
 	}
+	// A rename after a lookup, written to the device in place (freezing
+	// the file system writes back its log): the next lookup finds the
+	// new name (xfs_db reads the device with O_DIRECT, nothing cached).
+	renamed := filepath.Join(mnt, "renamed -> x")
+	if err := os.Rename(filepath.Join(mnt, "a b\nc -> d"), renamed); err != nil {
+		t.Fatal(err)
+	}
+	freezeThaw(t, mnt)
+	want := filepath.Join(renamed, filepath.Base(dir), filepath.Base(bad))
+	if res := find(t, newFinder(), req(ino, gen)); res.Err != nil || res.Path != want && res.Path != link {
+		t.Errorf("after a rename: %q, %v; want %q", res.Path, res.Err, want)
+	}
 	if res := find(t, &pathfind.Finder{}, req(ino, gen)); res.Err == nil ||
 		!strings.Contains(res.Err.Error(), "cannot read parent pointers") {
 		t.Errorf("the host's xfs_db %s: %q, %v; want it refused", hostXFSDBVersion(), res.Path, res.Err)
@@ -365,5 +377,23 @@ func requireParentPointers(t *testing.T) {
 	}
 	if major < 6 || major == 6 && minor < 12 {
 		testutil.Skip(t, testutil.KernelLacks, "Linux %s cannot mount XFS with parent pointers (6.12 or later)", rel)
+	}
+}
+
+// freezeThaw freezes and thaws the file system mounted at mnt (FIFREEZE,
+// FITHAW), which writes its metadata in place.
+func freezeThaw(t *testing.T, mnt string) {
+	t.Helper()
+	fd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	const fifreeze, fithaw = 0xc0045877, 0xc0045878
+	if _, err := unix.IoctlGetInt(fd, fifreeze); err != nil {
+		t.Fatalf("freezing %s: %v", mnt, err)
+	}
+	if _, err := unix.IoctlGetInt(fd, fithaw); err != nil {
+		t.Fatalf("thawing %s: %v", mnt, err)
 	}
 }
