@@ -71,14 +71,23 @@ func newXFSProgs(t *testing.T) *xfsprogs {
 		cache = "/var/cache/fshealth-test"
 	}
 	root := filepath.Join(cache, "debian-trixie-xfsprogs")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// One test binary at a time makes the root.
+	lock, err := os.OpenFile(root+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatalf("locking %s: %v", lock.Name(), err)
+	}
 	if _, err := os.Stat(filepath.Join(root, "usr/sbin/xfs_db")); err != nil {
 		testutil.RequireCommand(t, "debootstrap", "debootstrap")
 		mirror := debianMirror(t)
 		tmp := root + ".tmp"
 		os.RemoveAll(tmp)
-		if err := os.MkdirAll(cache, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		t.Logf("making the Debian 13 root %s with xfsprogs from %s (once: it is cached)", root, mirror)
 		out, err := exec.Command("debootstrap", "--variant=minbase", "--include=xfsprogs", "trixie", tmp, mirror).CombinedOutput()
 		if err != nil {
