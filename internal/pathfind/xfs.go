@@ -355,9 +355,12 @@ func ParseXFSSuper(out []byte) (root uint64, incompat uint64, err error) {
 	return root, incompat, nil
 }
 
+// xfsdbVersionRE matches xfs_db -V's line.
+var xfsdbVersionRE = regexp.MustCompile(`(?m)^xfs_db version (\d{1,4})\.(\d{1,4})(?:\.\d+)?\S*$`)
+
 // ParseXFSDBVersion reads "xfs_db version 6.13.0".
 func ParseXFSDBVersion(out []byte) (major, minor int, err error) {
-	m := regexp.MustCompile(`(?m)^xfs_db version (\d{1,4})\.(\d{1,4})(?:\.\d+)?\S*$`).FindSubmatch(out)
+	m := xfsdbVersionRE.FindSubmatch(out)
 	if m == nil {
 		return 0, 0, fmt.Errorf("xfs_db -V printed %q, not its version", truncate(out))
 	}
