@@ -122,8 +122,9 @@ type Finder struct {
 	// directories if empty.
 	Debugfs string
 	// XFSDB is the xfs_db command, its program and any arguments to go
-	// before xfs_db's own; xfs_db looked up in the sbin directories and
-	// $PATH if empty.
+	// before xfs_db's own (tests run a newer xfs_db through its own
+	// dynamic loader); xfs_db is looked up in the sbin directories and
+	// $PATH if empty. The program is refused as Debugfs is.
 	XFSDB []string
 
 	once    sync.Once
