@@ -162,10 +162,10 @@ func TestPathNotLookedUp(t *testing.T) {
 	}
 	e.Paths = &pathfind.Finder{Found: func(r pathfind.Result) { t.Errorf("looked up: %+v", r) }}
 	t.Cleanup(e.Paths.Close)
-	e.Registry.Lookup(testFSID).FSType = "xfs"
+	e.Registry.Lookup(testFSID).FSType = "btrfs"
 	e.Enrich(fsError(syscall.EUCLEAN, inodeHandle(12, 1)), &ev)
 	if ev.PathPending || ev.PathError != pathfind.ErrUnsupported.Error() {
-		t.Errorf("xfs: pending %v path_error %q", ev.PathPending, ev.PathError)
+		t.Errorf("btrfs: pending %v path_error %q", ev.PathPending, ev.PathError)
 	}
 }
 

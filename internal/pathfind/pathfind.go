@@ -15,9 +15,14 @@
 // own: the event that asked for the path is delivered without waiting, and
 // the path follows when it is found (Finder.Found).
 //
-// Other file systems are not looked up: XFS keeps a file's parent only in
-// parent pointers (a format option since Linux 6.12 and xfsprogs 6.10), and
-// xfs_db before 6.10 cannot read them; btrfs reports no inode in its errors.
+// For XFS it reads parent pointers (a format option since Linux 6.12 and
+// xfsprogs 6.10: mkfs.xfs -n parent=1) from the block device with
+// `xfs_db -r`, the same way: each inode names its directories and its names
+// in them, from the reported inode up to the root directory (see findXFS).
+// An XFS file system without parent pointers gets no path
+// (ErrNoParentPointers): finding one would mean reading every directory,
+// and XFS_IOC_GETPARENTS_BY_HANDLE loads the inode in the kernel like
+// open_by_handle_at. btrfs reports no inode in its errors.
 package pathfind
 
 import (
@@ -41,7 +46,7 @@ import (
 
 // Defaults for a Finder.
 const (
-	// DefaultTimeout bounds one lookup (one debugfs run).
+	// DefaultTimeout bounds one debugfs or xfs_db run.
 	DefaultTimeout = 30 * time.Second
 	// DefaultMaxOutput caps what one lookup may print; more is an error.
 	DefaultMaxOutput = 1 << 20
@@ -56,8 +61,8 @@ type Request struct {
 	// FSKey names the file system (its fsid); results are remembered by
 	// it, the inode and the generation.
 	FSKey string
-	// FSType is the file system type; only ext4 (and ext2/ext3) are
-	// looked up.
+	// FSType is the file system type; only ext4 (and ext2/ext3) and xfs
+	// are looked up.
 	FSType string
 	// UUID and Label identify the file system to whoever gets the result.
 	UUID, Label string
@@ -97,7 +102,7 @@ type Result struct {
 }
 
 // ErrUnsupported is returned for file systems pathfind does not look up.
-var ErrUnsupported = errors.New("paths are looked up only on ext4 (read-only from the device); " +
+var ErrUnsupported = errors.New("paths are looked up only on ext4 and XFS (read-only from the device); " +
 	"fshealth never opens a reported inode, as loading a corrupted inode raises a new file system error")
 
 // ErrBusy is returned when too many lookups wait.
@@ -108,14 +113,19 @@ type Finder struct {
 	// Found is called, from the Finder's goroutine, with the result of
 	// every lookup Lookup queued.
 	Found func(Result)
-	// Timeout bounds one lookup; DefaultTimeout if zero.
+	// Timeout bounds one debugfs or xfs_db run; DefaultTimeout if zero.
 	Timeout time.Duration
-	// MaxOutput caps the bytes one lookup may read from debugfs;
+	// MaxOutput caps the bytes one run of debugfs or xfs_db may print;
 	// DefaultMaxOutput if zero.
 	MaxOutput int
 	// Debugfs is the debugfs program; looked up in $PATH and the sbin
 	// directories if empty.
 	Debugfs string
+	// XFSDB is the xfs_db command, its program and any arguments to go
+	// before xfs_db's own (tests run a newer xfs_db through its own
+	// dynamic loader); xfs_db is looked up in the sbin directories and
+	// $PATH if empty. The program is refused as Debugfs is.
+	XFSDB []string
 
 	once    sync.Once
 	mu      sync.Mutex
@@ -138,7 +148,9 @@ func keyOf(r *Request) key { return key{r.FSKey, r.Inode, r.Generation} }
 
 // Supported reports whether paths on a file system of type fstype are
 // looked up.
-func Supported(fstype string) bool { return fstype == "ext4" || fstype == "ext3" || fstype == "ext2" }
+func Supported(fstype string) bool {
+	return fstype == "ext4" || fstype == "ext3" || fstype == "ext2" || fstype == "xfs"
+}
 
 func (f *Finder) start() {
 	f.once.Do(func() {
@@ -232,6 +244,9 @@ func (f *Finder) run() {
 
 // find looks the inode up on the device and maps the path to a mount.
 func (f *Finder) find(ctx context.Context, r *Request) (string, int, error) {
+	if r.FSType == "xfs" {
+		return f.findXFS(ctx, r)
+	}
 	dev, err := deviceNode(r.Device, r.Major, r.Minor)
 	if err != nil {
 		return "", 0, err
