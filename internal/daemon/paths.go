@@ -15,18 +15,18 @@ import (
 // events about the inode carry the path when they are enriched, so their
 // alerts have it; an alert already sent is not sent again.
 func (d *Daemon) pathFound(e *event.Event) {
-	if e.Inode == nil || e.Generation == nil {
+	if e.Inode == nil {
 		return
 	}
 	ctx := context.Background()
-	ids, err := d.store.AttachPath(ctx, e.FSKey(), *e.Inode, *e.Generation, e.Path, e.PathError)
+	ids, err := d.store.AttachPath(ctx, e.FSKey(), *e.Inode, e.Gen(), e.Path, e.PathError)
 	if err != nil {
 		d.log.Error("recording the path of an inode in the history", "device", e.Device, "inode", *e.Inode, "err", err)
 		return
 	}
 	d.mu.Lock()
 	var b store.Batch
-	if d.engine.AttachPath(e.FSKey(), *e.Inode, *e.Generation, e.Path, e.PathError) {
+	if d.engine.AttachPath(e.FSKey(), *e.Inode, e.Gen(), e.Path, e.PathError) {
 		b.Incidents = incidentsToStore(d.engine.Changed())
 	}
 	d.mu.Unlock()

@@ -223,7 +223,7 @@ func (e *Enricher) findPath(fs *Filesystem, dst *event.Event) {
 		dst.PathError = "the file handle names no inode number fshealth can look up"
 		return
 	}
-	p, pending, err := e.Paths.Lookup(PathRequest(fs, *dst.Inode, *dst.Generation))
+	p, pending, err := e.Paths.Lookup(PathRequest(fs, *dst.Inode, dst.Gen()))
 	switch {
 	case p != "":
 		dst.Path = p
@@ -231,6 +231,15 @@ func (e *Enricher) findPath(fs *Filesystem, dst *event.Event) {
 		dst.PathPending = true
 	case err != nil:
 		dst.PathError = err.Error()
+	}
+}
+
+// FindPath asks the path finder for the path of the inode an event made
+// from the kernel log alone names (no generation: any matches), unless the
+// event already has a path, a pending one or the reason it has none.
+func (e *Enricher) FindPath(fs *Filesystem, dst *event.Event) {
+	if dst.Inode != nil && dst.Path == "" && !dst.PathPending && dst.PathError == "" {
+		e.findPath(fs, dst)
 	}
 }
 

@@ -113,7 +113,9 @@ type Event struct {
 	Storage []storage.Layer `json:"storage,omitempty"`
 
 	// Inode and Generation identify the inode the error is about; both are
-	// absent for errors about the file system as a whole.
+	// absent for errors about the file system as a whole. An error known
+	// from the kernel log alone has an Inode and no Generation (the kernel
+	// prints none).
 	Inode      *uint64 `json:"inode,omitempty"`
 	Generation *uint32 `json:"generation,omitempty"`
 	// Handle is the raw file handle when it could not be decoded.
@@ -212,6 +214,16 @@ func FilesystemKey(uuid, device, fsid string) string {
 		return "fsid:" + fsid
 	}
 	return ""
+}
+
+// Gen is the event's inode generation, 0 when it has none (an error
+// known from the kernel log alone). Path lookups and their results match
+// events by inode and Gen: 0 means "any generation".
+func (e *Event) Gen() uint32 {
+	if e.Generation == nil {
+		return 0
+	}
+	return *e.Generation
 }
 
 // FSKey returns FilesystemKey of the event's file system.

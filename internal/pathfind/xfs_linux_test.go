@@ -1,14 +1,11 @@
 package pathfind_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,109 +19,6 @@ import (
 	"github.com/fshealth/fshealth/internal/pathfind"
 	"github.com/fshealth/fshealth/internal/testutil"
 )
-
-// xfsprogs is a newer xfsprogs than Debian 12's 6.1, which can neither
-// make nor read parent pointers: Debian 13's (6.13), in a minimal Debian
-// root made once with debootstrap and cached in /var/cache/fshealth-test
-// ($FSHEALTH_TEST_CACHE), like internal/debtest's roots. Its programs run
-// on the host through the root's own dynamic loader and libraries; nothing
-// is mounted or chrooted.
-type xfsprogs struct {
-	root string
-	// loader is the dynamic loader and its arguments, to go before a
-	// program of the root.
-	loader []string
-}
-
-// command returns the command line of the root's program prog (e.g.
-// "xfs_db") with args.
-func (x *xfsprogs) command(prog string, args ...string) []string {
-	return append(append(append([]string{}, x.loader...), filepath.Join(x.root, "usr/sbin", prog)), args...)
-}
-
-// run runs the root's program prog and fails the test if it fails.
-func (x *xfsprogs) run(t *testing.T, prog string, args ...string) string {
-	t.Helper()
-	c := x.command(prog, args...)
-	out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// newXFSProgs returns Debian 13's xfsprogs, making its root the first time.
-func newXFSProgs(t *testing.T) *xfsprogs {
-	t.Helper()
-	testutil.RequireRoot(t)
-	var triplet, loader string
-	switch runtime.GOARCH {
-	case "amd64":
-		triplet, loader = "x86_64-linux-gnu", "ld-linux-x86-64.so.2"
-	case "arm64":
-		triplet, loader = "aarch64-linux-gnu", "ld-linux-aarch64.so.1"
-	default:
-		testutil.Skip(t, testutil.NotApplicable, "no Debian loader name known for %s", runtime.GOARCH)
-	}
-	cache := os.Getenv("FSHEALTH_TEST_CACHE")
-	if cache == "" {
-		cache = "/var/cache/fshealth-test"
-	}
-	root := filepath.Join(cache, "debian-trixie-xfsprogs")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// One test binary at a time makes the root.
-	lock, err := os.OpenFile(root+".lock", os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatalf("locking %s: %v", lock.Name(), err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "usr/sbin/xfs_db")); err != nil {
-		testutil.RequireCommand(t, "debootstrap", "debootstrap")
-		mirror := debianMirror(t)
-		tmp := root + ".tmp"
-		os.RemoveAll(tmp)
-		t.Logf("making the Debian 13 root %s with xfsprogs from %s (once: it is cached)", root, mirror)
-		out, err := exec.Command("debootstrap", "--variant=minbase", "--include=xfsprogs", "trixie", tmp, mirror).CombinedOutput()
-		if err != nil {
-			os.RemoveAll(tmp)
-			t.Fatalf("debootstrap: %v\n%s", err, out)
-		}
-		if err := os.Rename(tmp, root); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lib := filepath.Join(root, "usr/lib", triplet)
-	x := &xfsprogs{root: root, loader: []string{filepath.Join(lib, loader), "--library-path", lib}}
-	if v := x.run(t, "xfs_db", "-V"); !regexp.MustCompile(`^xfs_db version 6\.(1[0-9]|[2-9][0-9])\.`).MatchString(v) {
-		t.Fatalf("the Debian 13 root's xfs_db is %q, not 6.10 or later", v)
-	}
-	return x
-}
-
-// debianMirror returns the first Debian archive the host's apt uses.
-func debianMirror(t *testing.T) string {
-	t.Helper()
-	re := regexp.MustCompile(`^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(https?://\S+/debian)/?(?:\s|$)`)
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	for _, f := range append(files, "/etc/apt/sources.list") {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(strings.TrimSpace(sc.Text())); m != nil {
-				return m[1]
-			}
-		}
-	}
-	return "http://deb.debian.org/debian"
-}
 
 // xfsErrors reads the kernel log and counts the XFS error messages about
 // device dev, up to a marker record it writes: everything the kernel
@@ -203,14 +97,14 @@ func xfsID(t *testing.T, p string) (uint64, uint32) {
 // pointers (the host's, on Debian 12) is refused; lookups are bounded.
 func TestFindXFSParentPointers(t *testing.T) {
 	testutil.CheckNoLeaks(t)
-	requireParentPointers(t)
-	x := newXFSProgs(t)
+	testutil.RequireXFSParentPointers(t)
+	x := testutil.NewXFSProgs(t)
 	im := testutil.NewImage(t, "xfs", 300<<20, "")
 	mnt := im.Mountpoint
 	if err := im.Unmount(); err != nil {
 		t.Fatal(err)
 	}
-	x.run(t, "mkfs.xfs", "-q", "-f", "-n", "parent=1", im.File)
+	x.Run(t, "mkfs.xfs", "-q", "-f", "-n", "parent=1", im.File)
 	if err := im.Mount(mnt, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +138,7 @@ func TestFindXFSParentPointers(t *testing.T) {
 	if err := im.Unmount(); err != nil {
 		t.Fatal(err)
 	}
-	x.run(t, "xfs_db", "-x", "-c", fmt.Sprintf("inode %d", ino), "-c", "write core.mode 0170644", im.File)
+	x.Run(t, "xfs_db", "-x", "-c", fmt.Sprintf("inode %d", ino), "-c", "write core.mode 0170644", im.File)
 	if err := im.Mount(mnt, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +157,7 @@ func TestFindXFSParentPointers(t *testing.T) {
 		return pathfind.Request{FSKey: "test", FSType: "xfs", Device: im.Dev, Major: unix.Major(st.Dev), Minor: unix.Minor(st.Dev),
 			Mounts: []pathfind.Mount{{Point: mnt, Root: "/"}}, Inode: ino, Generation: gen}
 	}
-	newFinder := func() *pathfind.Finder { return &pathfind.Finder{XFSDB: x.command("xfs_db")} }
+	newFinder := func() *pathfind.Finder { return &pathfind.Finder{XFSDB: x.Command("xfs_db")} }
 
 	// The inode as the kernel log names it: no generation.
 	res := find(t, newFinder(), req(errs.inodes[len(errs.inodes)-1], 0))
@@ -312,10 +206,10 @@ func TestFindXFSParentPointers(t *testing.T) {
 	} else {
 		t.Logf("the host's xfs_db %s: %v", hostXFSDBVersion(), res.Err)
 	}
-	if res := find(t, &pathfind.Finder{XFSDB: x.command("xfs_db"), Timeout: time.Nanosecond}, req(ino, gen)); res.Err == nil || !strings.Contains(res.Err.Error(), "gave up after") {
+	if res := find(t, &pathfind.Finder{XFSDB: x.Command("xfs_db"), Timeout: time.Nanosecond}, req(ino, gen)); res.Err == nil || !strings.Contains(res.Err.Error(), "gave up after") {
 		t.Errorf("a lookup past its timeout: %q, %v", res.Path, res.Err)
 	}
-	if res := find(t, &pathfind.Finder{XFSDB: x.command("xfs_db"), MaxOutput: 8}, req(ino, gen)); res.Err == nil || !strings.Contains(res.Err.Error(), "more than 8 bytes") {
+	if res := find(t, &pathfind.Finder{XFSDB: x.Command("xfs_db"), MaxOutput: 8}, req(ino, gen)); res.Err == nil || !strings.Contains(res.Err.Error(), "more than 8 bytes") {
 		t.Errorf("a lookup past its output cap: %q, %v", res.Path, res.Err)
 	}
 	if n := errs.since(); n != 0 {
@@ -369,24 +263,6 @@ func hostXFSDBVersion() string {
 	}
 	out, _ := exec.Command(p, "-V").Output()
 	return strings.TrimSpace(string(out))
-}
-
-// requireParentPointers skips the test on a kernel older than 6.12, which
-// cannot mount an XFS file system with parent pointers.
-func requireParentPointers(t *testing.T) {
-	t.Helper()
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	var major, minor int
-	if _, err := fmt.Sscanf(rel, "%d.%d", &major, &minor); err != nil {
-		t.Fatalf("kernel release %q: %v", rel, err)
-	}
-	if major < 6 || major == 6 && minor < 12 {
-		testutil.Skip(t, testutil.KernelLacks, "Linux %s cannot mount XFS with parent pointers (6.12 or later)", rel)
-	}
 }
 
 // freezeThaw freezes and thaws the file system mounted at mnt (FIFREEZE,

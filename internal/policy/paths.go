@@ -15,8 +15,7 @@ func (e *Engine) AttachPath(fsKey string, ino uint64, gen uint32, path, pathErro
 			changed = true
 		}
 		le := inc.LastEvent
-		if inc.FSKey != fsKey || le == nil || !le.PathPending || le.Inode == nil || *le.Inode != ino ||
-			le.Generation == nil || *le.Generation != gen {
+		if inc.FSKey != fsKey || le == nil || !le.PathPending || le.Inode == nil || *le.Inode != ino || le.Gen() != gen {
 			continue
 		}
 		le.PathPending, le.Path, le.PathError = false, path, pathError

@@ -43,3 +43,26 @@ func TestAttachPath(t *testing.T) {
 		t.Errorf("the first alert's event changed: %+v", d.Alerts[0].Event)
 	}
 }
+
+// TestAttachPathWithoutGeneration: an incident whose last event is known
+// from the kernel log alone (an inode, no generation) gets the path of
+// the lookup asked with generation 0, not one asked with a generation.
+func TestAttachPathWithoutGeneration(t *testing.T) {
+	e := engine(t, "")
+	ino := uint64(131)
+	d := e.Evaluate(ev(euclean, func(x *event.Event) { x.Inode, x.PathPending = &ino, true }), t0)
+	if len(d.Alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", d.Alerts)
+	}
+	e.Changed()
+	fsKey := ev(euclean).FSKey()
+	if e.AttachPath(fsKey, ino, 5, "/srv/other", "") {
+		t.Error("a lookup with a generation was attached to an event without one")
+	}
+	if !e.AttachPath(fsKey, ino, 0, "/srv/x", "") {
+		t.Fatal("the path was not attached")
+	}
+	if ch := e.Changed(); len(ch) != 1 || ch[0].LastEvent.Path != "/srv/x" || ch[0].LastEvent.PathPending || ch[0].LastEvent.Generation != nil {
+		t.Errorf("changed incidents %+v, want the one with the path and still no generation", ch)
+	}
+}

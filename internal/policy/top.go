@@ -84,7 +84,11 @@ func (t *Top) attachPath(ino uint64, gen uint32, path string) bool {
 	changed := false
 	for i := range t.Files {
 		f := &t.Files[i]
-		if f.Inode == ino && f.Generation != nil && *f.Generation == gen && path != "" && f.Path != path {
+		fgen := uint32(0) // none: known from the kernel log alone
+		if f.Generation != nil {
+			fgen = *f.Generation
+		}
+		if f.Inode == ino && fgen == gen && path != "" && f.Path != path {
 			f.Path = path
 			changed = true
 		}

@@ -22,7 +22,7 @@ func (s *Store) AttachPath(ctx context.Context, fsKey string, ino uint64, gen ui
 		// Only events whose JSON says the path is pending are decoded,
 		// found by the partial index events_path_pending.
 		changed, err := rewriteEvents(ctx, tx, pendingSQL, fsKey, func(e *event.Event) bool {
-			if !e.PathPending || e.Inode == nil || *e.Inode != ino || e.Generation == nil || *e.Generation != gen {
+			if !e.PathPending || e.Inode == nil || *e.Inode != ino || e.Gen() != gen {
 				return false
 			}
 			e.PathPending, e.Path, e.PathError = false, path, pathError
@@ -136,10 +136,10 @@ func (s *Store) PendingPaths(ctx context.Context, limit int) ([]PendingPath, err
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, s.errf("reading pending paths", fmt.Errorf("stored event is not valid JSON: %w", err))
 		}
-		if !e.PathPending || e.Inode == nil || e.Generation == nil || !key.Valid {
+		if !e.PathPending || e.Inode == nil || !key.Valid {
 			continue
 		}
-		p := PendingPath{FSKey: key.String, Inode: *e.Inode, Generation: *e.Generation}
+		p := PendingPath{FSKey: key.String, Inode: *e.Inode, Generation: e.Gen()}
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)

@@ -3,6 +3,8 @@ package store
 import (
 	"testing"
 	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // TestAttachPath: a path found later is attached to exactly the events
@@ -111,4 +113,31 @@ type eventSpec struct {
 	ino     uint64
 	gen     uint32
 	pending bool
+}
+
+// TestAttachPathWithoutGeneration: an event known from the kernel log
+// alone names an inode and no generation; the lookup asked for it with
+// generation 0 attaches to it, a lookup of the inode with a generation does
+// not, and the pending lookup resumes with generation 0.
+func TestAttachPathWithoutGeneration(t *testing.T) {
+	s := openTemp(t)
+	e := errEvent("k", base, fs1, "EUCLEAN", 1)
+	ino := uint64(131)
+	e.Inode, e.PathPending = &ino, true
+	commit(t, s, &Batch{Events: []event.Event{e}})
+	key := FSKey(fs1.UUID, fs1.Device)
+	pend, err := s.PendingPaths(ctx, 10)
+	if err != nil || len(pend) != 1 || pend[0] != (PendingPath{FSKey: key, Inode: ino, Generation: 0}) {
+		t.Fatalf("pending %+v, %v; want inode 131 generation 0", pend, err)
+	}
+	if got, err := s.AttachPath(ctx, key, ino, 9, "/srv/other", ""); err != nil || len(got) != 0 {
+		t.Errorf("a lookup with a generation attached to the event without one: %q, %v", got, err)
+	}
+	if got, err := s.AttachPath(ctx, key, ino, 0, "/srv/a/b", ""); err != nil || len(got) != 1 || got[0] != "k" {
+		t.Fatalf("attached to %q, %v; want k", got, err)
+	}
+	evs, err := s.Events(ctx, EventQuery{})
+	if err != nil || len(evs) != 1 || evs[0].Path != "/srv/a/b" || evs[0].PathPending || evs[0].Generation != nil {
+		t.Errorf("events %+v, %v; want the path attached and no generation invented", evs, err)
+	}
 }

@@ -56,6 +56,9 @@ type correlator struct {
 	// corroborate, if set, checks each event made of messages alone
 	// against evidence other than the kernel log (Watcher.corroborate).
 	corroborate func(e *event.Event, fs *enrich.Filesystem, msgTime time.Time)
+	// complete, if set, is given each event made of messages alone once
+	// all its messages are in it (Watcher.findKernelLogPath).
+	complete func(e *event.Event, fs *enrich.Filesystem)
 }
 
 func newCorrelator(hold time.Duration) *correlator {
@@ -168,6 +171,9 @@ func (c *correlator) due(now time.Time, out []event.Event) ([]event.Event, time.
 	for k, i := range groups {
 		e := &out[i]
 		e.Message = fmt.Sprintf("%d %s message(s) in the kernel log; the kernel sent no FAN_FS_ERROR event for them", e.ErrorCount, describeKind(k.kind))
+		if c.complete != nil {
+			c.complete(e, k.fs)
+		}
 	}
 	clear(c.pending[len(kept):])
 	c.pending = kept

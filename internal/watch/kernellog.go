@@ -261,6 +261,7 @@ func (w *Watcher) readKernelLog(out []event.Event) []event.Event {
 				e.LostReport = true
 				w.corroborate(&e, fs, now)
 				e.Message = "the kernel could not deliver this error as a FAN_FS_ERROR event and logged it instead"
+				w.findKernelLogPath(&e, fs)
 				k.corr.claim(&e, fs, now)
 				out = append(out, e)
 				continue

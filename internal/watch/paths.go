@@ -15,7 +15,7 @@ func (w *Watcher) startPaths() {
 	if w.cfg.OnPath == nil {
 		return
 	}
-	w.paths = &pathfind.Finder{Found: func(r pathfind.Result) {
+	w.paths = &pathfind.Finder{XFSDB: w.cfg.XFSDB, Found: func(r pathfind.Result) {
 		ev := enrich.PathEvent(&r, time.Now())
 		if r.Err != nil {
 			w.log.Warn("path of an inode not found", "device", r.Device, "inode", r.Inode, "err", r.Err)
@@ -25,6 +25,16 @@ func (w *Watcher) startPaths() {
 		w.Do(func() { w.cfg.OnPath(&ev) })
 	}}
 	w.enricher.Paths = w.paths
+}
+
+// findKernelLogPath asks for the path of the inode an event made from the
+// kernel log names (XFS prints the inode of a corrupted one; no generation
+// comes with it, so any generation matches). Like an event's from
+// fanotify, the path follows through OnPath when found.
+func (w *Watcher) findKernelLogPath(e *event.Event, fs *enrich.Filesystem) {
+	if w.paths != nil && e.Inode != nil {
+		w.enricher.FindPath(fs, e)
+	}
 }
 
 // stopPaths stops the path finder, killing a lookup in progress.

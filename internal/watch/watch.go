@@ -78,6 +78,10 @@ type Config struct {
 	// result is passed to OnPath as an event of kind "path", from Run's
 	// goroutine, after the sink has received the event that asked for it.
 	OnPath func(*event.Event)
+	// XFSDB is the xfs_db command (program and leading arguments) the
+	// XFS path lookups run; empty means xfs_db found in $PATH, /usr/sbin
+	// or /sbin (pathfind.Finder.XFSDB).
+	XFSDB []string
 	// OnExt4, if set, receives ext4's record of the errors of the events
 	// just sent (which say "ext4_pending"), as an event of kind "ext4",
 	// from Run's goroutine, once ext4 published it (ext4detail.go). Without
@@ -216,6 +220,7 @@ func New(cfg Config) (*Watcher, error) {
 			w.btrfsIncreased = map[*enrich.Filesystem]time.Time{}
 			w.restacked = map[*enrich.Filesystem]time.Time{}
 			klog.corr.corroborate = w.corroborate
+			klog.corr.complete = w.findKernelLogPath
 			w.indexKernelNames()
 			w.log.Info("reading the kernel log", "path", path)
 		}
