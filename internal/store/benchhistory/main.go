@@ -438,7 +438,7 @@ func downgradeAndUpgrade(path string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE error_rate`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
+	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE error_rate`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `DROP TABLE summarised`, `UPDATE schema_version SET version = 4`} {
 		if _, err := db.Exec(q); err != nil {
 			db.Close()
 			return 0, fmt.Errorf("%s: %w", q, err)
