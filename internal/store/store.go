@@ -4,7 +4,9 @@
 // (modernc.org/sqlite, no cgo) in WAL mode with synchronous=FULL, so a call
 // that commits returns only once the data is on stable storage, and readers
 // in other processes (`fshealth events`, `fshealth status`) can query it
-// while the daemon writes.
+// while the daemon writes. The one exception is the error summary Commit
+// writes after the events (see Commit), which is derived from them and
+// written again from them if it is lost.
 //
 // Times are stored as Unix nanoseconds, zero meaning "none"; times read back
 // are in the local time zone. Every error names the database file.
