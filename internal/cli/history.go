@@ -80,17 +80,32 @@ prints plus its "id".`,
 				}
 				return w.Flush()
 			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+			// Streamed: the table is aligned (and written, 64 KiB at a
+			// time) per block of eventBlock rows, so a long history
+			// starts printing at once and is never held in memory.
+			w := bufio.NewWriterSize(g.stdout, 64<<10)
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tDEVICE\tMOUNTPOINT\tERROR\tCOUNT\tINODE\tPATH")
 			n := 0
 			err = st.ScanEvents(cmd.Context(), q, func(e *event.Event, _ []byte) error {
 				n++
-				return writeEventRow(tw, e)
+				if err := writeEventRow(tw, e); err != nil {
+					return err
+				}
+				if n%eventBlock == 0 {
+					return tw.Flush()
+				}
+				return nil
 			})
 			if err != nil {
 				return err
 			}
-			tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
 			if n == 0 {
 				fmt.Fprintln(g.stderr, "no events recorded", describeQuery(since, fs))
 			}
@@ -103,6 +118,9 @@ prints plus its "id".`,
 	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N events (0: all)")
 	return cmd
 }
+
+// eventBlock is how many rows of the events table are aligned together.
+const eventBlock = 1000
 
 func describeQuery(since, fs string) string {
 	var parts []string

@@ -219,7 +219,6 @@ func Run(ctx context.Context, o Options) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(workCtx) }()
 	}
-	d.prune(ctx)
 	d.checkRecorded(ctx, d.watcher.Watched(), "")
 	d.resumePathLookups(ctx)
 	d.handleRequests(ctx)
@@ -246,6 +245,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d.startWatchdog(workCtx, &wg, sent, cfg.Metrics.Listen != "")
 	log.Info("ready", "filesystems", len(d.watcher.Watched()), "state_dir", cfg.StateDir, "channels", len(chans.ByName))
+	// What costs in proportion to the history runs once the daemon is
+	// ready: reading the whole database to check it, then retention (in
+	// small transactions, between which events commit).
+	d.lastPrune.Store(time.Now().UnixNano())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st.checkIntegrity(workCtx)
+		if workCtx.Err() == nil {
+			d.prune(workCtx)
+		}
+	}()
 	if o.Ready != nil {
 		o.Ready(d)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,17 @@ type history struct {
 	wake chan struct{}
 	// changed is called, without locks held, after each switch.
 	changed func()
+
+	// corrupt is the database file the integrity check found damaged
+	// after it was opened (checkIntegrity): the next openDisk moves it
+	// aside without opening it again.
+	corrupt atomic.Pointer[corruptFile]
+}
+
+// corruptFile is a database file found damaged, and why.
+type corruptFile struct {
+	dev, ino uint64
+	err      error
 }
 
 // openHistory opens the state directory's database; if it cannot be used,
@@ -108,7 +120,9 @@ func openHistory(dir string, log *slog.Logger, m *metrics.Metrics) (*history, er
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	h := &history{dir: abs, log: log, metrics: m, wake: make(chan struct{}, 1), changed: func() {}}
-	l, st, err := h.openDisk(true)
+	// The whole file is checked after the daemon is ready (checkIntegrity),
+	// so that a big history does not delay it.
+	l, st, err := h.openDisk(true, false)
 	h.parentDev = parentDev(abs)
 	if errors.Is(err, ErrLocked) {
 		return nil, err
@@ -144,16 +158,28 @@ func readableAfter(err error) bool {
 }
 
 // openDisk verifies and locks the state directory, creating it if create
-// is set, and opens its database. A corrupt database is moved aside and a
-// new one started.
-func (h *history) openDisk(create bool) (*Lock, *store.Store, error) {
+// is set, and opens its database; if check is set, it reads the whole file
+// to check it (PRAGMA quick_check). A corrupt database (SQLite's checks
+// when it opens the file find one cut short; check, or checkIntegrity
+// before, one damaged inside) is moved aside and a new one started.
+func (h *history) openDisk(create, check bool) (*Lock, *store.Store, error) {
 	l, err := acquireLock(h.dir, create)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.OpenIn(l.DirFD, l.Dir)
+	var st *store.Store
+	if c := h.corrupt.Load(); c != nil {
+		var fi unix.Stat_t
+		if unix.Fstatat(l.DirFD, store.FileName, &fi, unix.AT_SYMLINK_NOFOLLOW) == nil && fi.Dev == c.dev && fi.Ino == c.ino {
+			err = c.err
+		}
+		h.corrupt.Store(nil)
+	}
 	if err == nil {
-		// A truncated or damaged file may open; reading it all shows.
+		st, err = store.OpenIn(l.DirFD, l.Dir)
+	}
+	if err == nil && check {
+		// A damaged file may open; reading it all shows.
 		if err = st.QuickCheck(context.Background()); err != nil {
 			st.Close()
 		}
@@ -366,7 +392,7 @@ func (h *history) recover(ctx context.Context) bool {
 	if skip {
 		return true
 	}
-	l, disk, err := h.openDisk(mayCreate(h.dir, h.parentDev))
+	l, disk, err := h.openDisk(mayCreate(h.dir, h.parentDev), true)
 	if err == nil {
 		// A file system mounted over the path meanwhile.
 		if err = l.Current(); err != nil {
@@ -403,6 +429,42 @@ func (h *history) recover(ctx context.Context) bool {
 		"database", store.PathIn(h.dir), "events", st.Events, "deliveries", st.Deliveries, "degraded_since", since.Format(time.RFC3339))
 	h.changed()
 	return true
+}
+
+// checkIntegrity reads the whole database in use (PRAGMA quick_check), as
+// the daemon does once it is ready rather than before: its cost grows with
+// the history. If the database is damaged, the history degrades (carrying
+// what can still be read of it to memory), and the next try of the
+// database moves it aside and starts a new one, into which the history
+// kept in memory meanwhile is committed.
+func (h *history) checkIntegrity(ctx context.Context) {
+	h.use.RLock()
+	s, l := h.cur, h.lock
+	var fi unix.Stat_t
+	statErr := errors.New("in memory")
+	if !s.InMemory() && l != nil {
+		statErr = unix.Fstatat(l.DirFD, store.FileName, &fi, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	h.use.RUnlock()
+	if statErr != nil {
+		return
+	}
+	start := time.Now()
+	// Not under h.use: the check may take seconds, and a switch meanwhile
+	// (which closes s) only makes it fail.
+	err := s.QuickCheck(ctx)
+	switch {
+	case err == nil:
+		h.log.Debug("the history database is intact", "took", time.Since(start).Round(time.Millisecond))
+	case store.IsCorrupt(err):
+		h.log.Error("the history database is damaged: it is moved aside and a new one started", "err", err)
+		h.corrupt.Store(&corruptFile{dev: fi.Dev, ino: fi.Ino, err: err})
+		if !h.toMemory(s, err, false, true) {
+			h.corrupt.Store(nil)
+		}
+	case ctx.Err() == nil:
+		h.log.Warn("could not check the history database", "err", err)
+	}
 }
 
 // Close closes the store in use and releases the state directory. If the

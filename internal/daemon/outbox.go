@@ -61,17 +61,27 @@ func (o *outbox) Wake() {
 	o.poke()
 }
 
-// CommitAndHand runs commit and, if it succeeds, gives the worker the
-// deliveries it committed (their IDs set, from ds) and wakes it: they are
-// sent at once, without a read of the history, when nothing older is
-// pending. No round reads the history between the two.
-func (o *outbox) CommitAndHand(commit func() error, ds func() []store.Delivery) error {
+// CommitAndHand runs commit and gives the worker the deliveries it
+// committed (their IDs set, from ds) and wakes it: they are sent at once,
+// without a read of the history, when nothing older is pending. commit
+// calls hand once they are durable (store.Batch.Durable: before the error
+// summary is written); if it returns nil without having called it, they
+// are handed then. No round reads the history between the commit and the
+// hand-off.
+func (o *outbox) CommitAndHand(commit func(hand func()) error, ds func() []store.Delivery) error {
 	o.handing.Lock()
-	err := commit()
-	if err == nil {
-		o.Hand(ds())
+	defer o.handing.Unlock()
+	handed := false
+	hand := func() {
+		if !handed {
+			handed = true
+			o.Hand(ds())
+		}
 	}
-	o.handing.Unlock()
+	err := commit(hand)
+	if err == nil {
+		hand()
+	}
 	return err
 }
 

@@ -195,7 +195,7 @@ func TestOutboxCommitRacesARound(t *testing.T) {
 		id := fmt.Sprint("r", i)
 		want = append(want, id)
 		b := &store.Batch{Deliveries: []store.Delivery{{Channel: "rec", Alert: alert.Alert{ID: id}, Created: time.Now(), NextAttempt: time.Now()}}}
-		err := o.CommitAndHand(func() error {
+		err := o.CommitAndHand(func(func()) error {
 			if err := h.Commit(ctx, b); err != nil {
 				return err
 			}

@@ -21,7 +21,8 @@ import (
 //	account   how many of ext4's recorded errors are now reported
 //	commit    all of it in one transaction (one fdatasync): nothing about an
 //	          event leaves the process before this; its alerts are handed to
-//	          the outbox in memory (outbox.CommitAndHand)
+//	          the outbox in memory (outbox.CommitAndHand) as soon as it is
+//	          durable, before the error summary is written (store.Commit)
 //	log       the journal and the metrics
 //	handOff   wake the action runner; ask for the disks' health
 //	followUp  overflow reconciliation, the shortfall check, retention, the policy timer
@@ -35,7 +36,10 @@ func (d *Daemon) sink(evs []event.Event) error {
 	now := time.Now()
 	b, jw := d.decide(evs, now)
 	b.Ext4Reported = d.reportedCounts(evs)
-	err := d.outbox.CommitAndHand(func() error { return d.commit(b) }, func() []store.Delivery { return b.Deliveries })
+	err := d.outbox.CommitAndHand(func(hand func()) error {
+		b.Durable = hand
+		return d.commit(b)
+	}, func() []store.Delivery { return b.Deliveries })
 	d.logEvents(evs, jw)
 	if err != nil {
 		// The events are in the journal and the metrics, but not in the
@@ -80,11 +84,22 @@ func (d *Daemon) decide(evs []event.Event, now time.Time) (*store.Batch, *journa
 	return b, d.channels.Journal
 }
 
-// commit writes the batch to the history, timing it.
+// commit writes the batch to the history, timing it until it is durable
+// (what the alerts wait for; the error summary is written after).
 func (d *Daemon) commit(b *store.Batch) error {
 	start := time.Now()
+	durable, observed := b.Durable, false
+	b.Durable = func() {
+		d.metrics.ObserveCommit(time.Since(start))
+		observed = true
+		if durable != nil {
+			durable()
+		}
+	}
 	err := d.store.Commit(context.Background(), b)
-	d.metrics.ObserveCommit(time.Since(start))
+	if !observed {
+		d.metrics.ObserveCommit(time.Since(start))
+	}
 	return err
 }
 

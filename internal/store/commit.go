@@ -37,6 +37,13 @@ type Batch struct {
 	// counters last read; increases from them are reported with the same
 	// batch.
 	BtrfsCounters map[string][]btrfs.DeviceStats
+
+	// Durable, if set, is called once all of the above is on stable
+	// storage and the IDs are set, before Commit writes the error summary
+	// of the events (which the alerts need not wait for): the daemon hands
+	// the alerts to the outbox there. It must not call the Store. It is
+	// not called if Commit fails.
+	Durable func()
 }
 
 // empty reports whether b has nothing to commit.
@@ -253,11 +260,15 @@ func nonNil(s []string) []string {
 }
 
 // Commit writes b in one transaction: the events, the health rows of their
-// file systems, the error summary and damaged files, the incidents, the
-// action intents, the outbox rows and the reported ext4 and btrfs state.
-// When it returns nil, all of it is on stable storage; when it returns an
-// error (a duplicate event id, say), none of it was written. On success it
-// sets the IDs of b.Deliveries and b.Actions.
+// file systems, the incidents, the action intents, the outbox rows and the
+// reported ext4 and btrfs state. When it returns nil, all of it is on
+// stable storage; when it returns an error (a duplicate event id, say),
+// none of it was written. On success it sets the IDs of b.Deliveries and
+// b.Actions, calls b.Durable, and then writes the error summary and
+// damaged files of the events in a second transaction, without an
+// fdatasync of its own (see Store.sumConn): so the transaction the alerts
+// wait for writes the fewest pages, and readers see the summary a moment
+// after the events (until the next Open if the process dies in between).
 func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	if b == nil || b.empty() {
 		return nil
@@ -274,13 +285,21 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 	if s.stmts == nil {
 		return fmt.Errorf("%s: commit: database is closed", s.path)
 	}
-	c := &committer{s: s, ctx: ctx, b: b, enc: enc, now: time.Now(),
+	c := &committer{s: s, ctx: ctx, b: b, enc: enc, now: time.Now(), sum: newSummary(summaryAll),
 		deliveryIDs: make([]int64, len(b.Deliveries)), actionIDs: make([]int64, len(b.Actions))}
-	err = s.writeLocked(ctx, "commit", func(tx *sql.Tx) error {
+	for i := range b.Events {
+		c.sum.add(&b.Events[i], enc.fsKeys[i])
+	}
+	steps := []func() error{c.filesystems, c.events, c.incidents, c.actions, c.deliveries, c.ext4Reported, c.btrfsCounters}
+	if s.sumConn == nil {
+		// In memory: the summary costs no fdatasync.
+		steps = append(steps, c.summary)
+	}
+	// Not writeLocked: a summary still pending is written after this
+	// commit, with this one's, not before it.
+	err = s.inTx(ctx, s.db, "commit", func(tx *sql.Tx) error {
 		c.tx = tx
-		for _, step := range []func() error{
-			c.filesystems, c.events, c.summary, c.incidents, c.actions, c.deliveries, c.ext4Reported, c.btrfsCounters,
-		} {
+		for _, step := range steps {
 			if err := step(); err != nil {
 				return err
 			}
@@ -291,6 +310,16 @@ func (s *Store) Commit(ctx context.Context, b *Batch) error {
 		return err
 	}
 	c.committed()
+	if b.Durable != nil {
+		b.Durable()
+	}
+	if s.sumConn != nil && len(b.Events) > 0 {
+		s.pending = append(s.pending, pendingSummary{c.sum, c.lastSeq})
+		// The batch is committed whatever happens here: a summary that
+		// fails to be written stays pending, and the next write (or
+		// Close, or the next Open, from the events) writes it first.
+		s.writeSummaries(ctx)
+	}
 	return nil
 }
 
@@ -311,6 +340,10 @@ type committer struct {
 	// deliveryIDs and actionIDs are the ids of the new rows, given to the
 	// batch once the transaction commits.
 	deliveryIDs, actionIDs []int64
+	// sum is the error summary of the events; lastSeq the sequence
+	// number of the last of them.
+	sum     *summary
+	lastSeq int64
 }
 
 // filesystems updates the health row of each file system of the events,
@@ -356,11 +389,15 @@ func (c *committer) events() error {
 		if c.enc.fsKeys[i] != "" {
 			key = c.enc.fsKeys[i]
 		}
-		if _, err := ins.ExecContext(c.ctx, ev.ID, ns(ev.Time.Time), ev.Kind, key, ev.Error, int64(ev.ErrorCount), c.enc.events[i]); err != nil {
+		r, err := ins.ExecContext(c.ctx, ev.ID, ns(ev.Time.Time), ev.Kind, key, ev.Error, int64(ev.ErrorCount), c.enc.events[i])
+		if err != nil {
 			if isConstraint(err) {
 				return fmt.Errorf("event %s: %w (duplicate id?)", ev.ID, err)
 			}
 			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		if c.lastSeq, err = r.LastInsertId(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -372,14 +409,10 @@ func (c *committer) summary() error {
 	if len(c.b.Events) == 0 {
 		return nil
 	}
-	sum := newSummary(summaryAll)
-	for i := range c.b.Events {
-		sum.add(&c.b.Events[i], c.enc.fsKeys[i])
-	}
-	if sum.empty() {
+	if c.sum.empty() {
 		return nil
 	}
-	return sum.write(c.ctx, c.s.stmts.summary.inTx(c.ctx, c.tx))
+	return c.sum.write(c.ctx, c.s.stmts.summary.inTx(c.ctx, c.tx))
 }
 
 // incidents inserts or replaces the incidents.

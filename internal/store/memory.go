@@ -73,6 +73,9 @@ func (s *Store) attached(ctx context.Context, mem *Store, op string, inTx bool, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.writeSummaries(ctx); err != nil {
+		return err
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return s.errf(op, err)
@@ -290,7 +293,9 @@ ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, next_attempt = excl
 				}
 			}
 		}
-		return nil
+		// The summary was complete (attached wrote what was pending)
+		// and now has the merged events too.
+		return setSummarised(ctx, tx, "main.")
 	})
 	if err != nil {
 		return MergeStats{}, err

@@ -209,6 +209,18 @@ CREATE TABLE damaged_files (
 -- without a scan of the whole history.
 CREATE INDEX events_path_pending ON events(fs_key, seq) WHERE instr(json, '"path_pending":true') > 0;
 `,
+	// Version 6.
+	`
+-- How far the error summary (error_groups, error_rate, damaged_files) has
+-- got: every event up to seq is in it. Commit writes the summary in a
+-- transaction of its own right after the events' (which is the one the
+-- alerts wait for); Open summarises the events after seq (a crash between
+-- the two). One row.
+CREATE TABLE summarised (
+	seq INTEGER NOT NULL
+);
+INSERT INTO summarised (seq) SELECT coalesce(max(seq), 0) FROM events;
+`,
 }
 
 // backfills[v], if set, runs in the transaction of the migration to
@@ -220,7 +232,7 @@ var backfills = map[int]func(ctx context.Context, tx *sql.Tx) error{
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of migrations (a test checks that they agree).
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // migrate brings the schema up to SchemaVersion in one transaction, or fails
 // if the database is newer than this code or not an fshealth database.

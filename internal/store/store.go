@@ -4,7 +4,9 @@
 // (modernc.org/sqlite, no cgo) in WAL mode with synchronous=FULL, so a call
 // that commits returns only once the data is on stable storage, and readers
 // in other processes (`fshealth events`, `fshealth status`) can query it
-// while the daemon writes.
+// while the daemon writes. The one exception is the error summary Commit
+// writes after the events (see Commit), which is derived from them and
+// written again from them if it is lost.
 //
 // Times are stored as Unix nanoseconds, zero meaning "none"; times read back
 // are in the local time zone. Every error names the database file.
@@ -89,6 +91,25 @@ type Store struct {
 	// names caches the (name, file system key) pairs already in fs_names,
 	// so that Commit inserts only new ones. Guarded by mu.
 	names map[fsName]struct{}
+
+	// sumConn is the connection the error summary of committed events is
+	// written on, in a transaction of its own after theirs, with
+	// synchronous=NORMAL: no fdatasync of its own (the next commit's
+	// covers it; a crash may lose it, and Open writes it again from the
+	// events after the summarised watermark). nil for in-memory and
+	// read-only stores, which write the summary with the events.
+	sumConn *sql.Conn
+	// pending are the summaries of committed events not yet written (a
+	// failed summary transaction), oldest first, written before any other
+	// write. Guarded by mu.
+	pending []pendingSummary
+}
+
+// pendingSummary is the error summary of one committed batch, not yet
+// written, and the last event sequence number it covers.
+type pendingSummary struct {
+	sum *summary
+	seq int64
 }
 
 // Open opens the database at path for reading and writing, creating it (mode
@@ -165,7 +186,85 @@ func openRW(file, path string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if err := s.openSummary(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// openSummary sets up the connection the error summary is written on, and
+// summarises the events committed after the last summary (a crash between
+// an event's commit and its summary's).
+func (s *Store) openSummary() error {
+	ctx := context.Background()
+	// One connection more than the pool had: sumConn keeps one for good.
+	s.db.SetMaxOpenConns(maxConns + 1)
+	s.db.SetMaxIdleConns(maxConns + 1)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return s.errf("opening", err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		conn.Close()
+		return s.errf("opening", err)
+	}
+	s.mu.Lock()
+	s.sumConn = conn
+	s.mu.Unlock()
+	return s.write(ctx, "summarising the events after the last summary", summariseAfterWatermark)
+}
+
+// summariseAfterWatermark adds the error events after the summarised
+// watermark to the summary (their files only if their file system was not
+// marked healthy since), and moves the watermark to the last event.
+func summariseAfterWatermark(tx *sql.Tx) error {
+	ctx := context.Background()
+	var w int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM summarised`).Scan(&w); err != nil {
+		return fmt.Errorf("reading the summary's watermark: %w", err)
+	}
+	err := summariseStored(ctx, tx, summaryGroups, `SELECT fs_key, json FROM events WHERE seq > ? AND kind = 'error' ORDER BY seq`, w)
+	if err == nil {
+		err = summariseStored(ctx, tx, summaryFiles, `SELECT e.fs_key, e.json FROM events AS e JOIN filesystems AS f ON f.key = e.fs_key
+WHERE e.seq > ? AND e.kind = 'error' AND e.time >= f.healthy_since ORDER BY e.seq`, w)
+	}
+	if err != nil {
+		return fmt.Errorf("summarising the events after %d: %w", w, err)
+	}
+	return setSummarised(ctx, tx, "")
+}
+
+// setSummarised moves the summary's watermark (of the schema prefix db,
+// "" or "main.") to the last event.
+func setSummarised(ctx context.Context, tx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, db string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE `+db+`summarised SET seq = (SELECT coalesce(max(seq), 0) FROM `+db+`events)`)
+	return err
+}
+
+// writeSummaries writes the pending summaries in one transaction on
+// sumConn, and moves the watermark past them. The caller holds s.mu.
+func (s *Store) writeSummaries(ctx context.Context) error {
+	if len(s.pending) == 0 || s.sumConn == nil {
+		return nil
+	}
+	err := s.inTx(ctx, s.sumConn, "writing the error summary", func(tx *sql.Tx) error {
+		st := s.stmts.summary.inTx(ctx, tx)
+		for _, p := range s.pending {
+			if err := p.sum.write(ctx, st); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE summarised SET seq = max(seq, ?)`, s.pending[len(s.pending)-1].seq)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.pending = nil
+	return nil
 }
 
 // schemaVersionOf reads the schema version of the database file without
@@ -270,6 +369,13 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sumConn != nil {
+		// A summary a failed transaction left is written now, or
+		// by the next Open.
+		s.writeSummaries(context.Background())
+		s.sumConn.Close()
+		s.sumConn = nil
+	}
 	if s.stmts != nil {
 		s.stmts.close()
 		s.stmts = nil
@@ -309,8 +415,14 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	return s.writeLocked(ctx, op, fn)
 }
 
-// writeLocked is write for callers that hold s.mu.
+// writeLocked is write for callers that hold s.mu. The summaries of the
+// events committed before are written first, so that every write sees
+// them (a file system marked healthy forgets its damaged files, a path
+// found labels them, retention deletes their buckets).
 func (s *Store) writeLocked(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if err := s.writeSummaries(ctx); err != nil {
+		return err
+	}
 	return s.inTx(ctx, s.db, op, fn)
 }
 

@@ -333,7 +333,7 @@ func TestMigrationBackfillsSummary(t *testing.T) {
 	want, _ := s.Report(ctx, ReportQuery{})
 	wantFiles, _ := s.DamagedFiles(ctx, "")
 	// Back to version 4, as an older fshealth left it.
-	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE error_rate`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `UPDATE schema_version SET version = 4`} {
+	for _, q := range []string{`DROP TABLE error_groups`, `DROP TABLE error_rate`, `DROP TABLE damaged_files`, `DROP INDEX events_path_pending`, `DROP TABLE summarised`, `UPDATE schema_version SET version = 4`} {
 		if _, err := s.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
