@@ -96,7 +96,7 @@ func New(version string) *Metrics {
 	}, []string{"action", "result"})
 	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "fshealth_history_commit_duration_seconds",
-		Help:    "Time to commit a batch of events to the history database.",
+		Help:    "Time until a batch of events is durable in the history database (the alerts wait for it).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
 	})
 	m.degraded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
