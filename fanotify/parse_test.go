@@ -98,7 +98,7 @@ func TestParse(t *testing.T) {
 				record(200, bytes.Repeat([]byte{0xff}, 20)),
 				errorRecord(linuxEUCLEAN, 1),
 				record(11, u64(0), u64(4096)), // 11: no record type (yet)
-				record(99), // header only
+				record(99),                    // header only
 				fidRecord(fanotify.InfoFID, testFSID, fanotify.HandleInvalid, nil, ""),
 				record(201, []byte{1, 2, 3, 4, 5, 6, 7, 8})),
 			want: []fanotify.Event{sbError},
