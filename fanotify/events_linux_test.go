@@ -319,7 +319,9 @@ func TestIgnoreMarks(t *testing.T) {
 	if err := g.Mark(fanotify.TargetInode, hush, fanotify.Modify, fanotify.IgnoredMask|fanotify.IgnoredSurviveModify); err != nil {
 		t.Fatal(err)
 	}
-	readUntil(t, g, func(evs []fanotify.Event) bool { return masksOf(evs, func(e *fanotify.Event) bool { return e.Name == "hush" }) != 0 })
+	readUntil(t, g, func(evs []fanotify.Event) bool {
+		return masksOf(evs, func(e *fanotify.Event) bool { return e.Name == "hush" }) != 0
+	})
 
 	for _, p := range []string{filepath.Join(quiet, "a"), hush, filepath.Join(loud, "b")} {
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
@@ -585,7 +587,7 @@ func TestMountNamespaceEvents(t *testing.T) {
 	// The helper's exit tears its namespace down, which detaches its other
 	// mounts; the first two events are about the tmpfs.
 	evs := readUntil(t, g, func(evs []fanotify.Event) bool { return len(evs) >= 2 })
-	if  evs[0].Mask != fanotify.MountAttach || evs[1].Mask != fanotify.MountDetach ||
+	if evs[0].Mask != fanotify.MountAttach || evs[1].Mask != fanotify.MountDetach ||
 		evs[0].MountID == 0 || evs[0].MountID != evs[1].MountID || evs[0].Records != fanotify.HasMount ||
 		evs[0].PID != int32(cmd.Process.Pid) {
 		t.Errorf("events %+v, want attach and detach of one mount by the helper", evs)
