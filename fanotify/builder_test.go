@@ -19,6 +19,7 @@ const (
 	linuxEIO       syscall.Errno = 5
 	linuxESHUTDOWN syscall.Errno = 108
 	linuxEUCLEAN   syscall.Errno = 117
+	linuxEROFS     syscall.Errno = 30
 )
 
 // ne is the byte order of the running machine, which is the byte order of
