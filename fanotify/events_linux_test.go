@@ -500,34 +500,44 @@ func TestPIDFD(t *testing.T) {
 			t.Errorf("pidfd %d still open after Close: %v", fd, err)
 		}
 	})
-	exited := func(t *testing.T, c fanotify.Config) fanotify.Event {
-		g := newGroupWith(t, c)
-		if err := g.Mark(fanotify.TargetInode, file, fanotify.Open, 0); err != nil {
-			t.Fatal(err)
-		}
-		cmd, wait := startHelper(t, "open", file)
-		if out := wait(); out != "ok" {
-			t.Fatalf("helper printed %q", out)
-		}
-		ev := readUntil(t, g, func(evs []fanotify.Event) bool { return len(evs) > 0 })[0]
-		ev.Close()
-		if ev.PID != int32(cmd.Process.Pid) {
-			t.Errorf("event pid %d, want the helper's %d", ev.PID, cmd.Process.Pid)
-		}
-		return ev
-	}
 	t.Run("exited", func(t *testing.T) {
-		ev := exited(t, fanotify.Config{Report: fanotify.ReportPIDFD})
+		ev := pidfdOfExited(t, file, fanotify.Config{Report: fanotify.ReportPIDFD})
 		if ev.PIDFD != fanotify.NoPIDFD || !errors.Is(ev.PIDFDError(), fanotify.ErrNoPIDFD) {
 			t.Errorf("event %+v, want FAN_NOPIDFD", ev)
 		}
 	})
-	t.Run("exited fd error", func(t *testing.T) {
-		ev := exited(t, fanotify.Config{Report: fanotify.ReportPIDFD | fanotify.ReportFDError})
-		if err := ev.PIDFDError(); err != syscall.ESRCH {
-			t.Errorf("event %+v, PIDFDError %v, want ESRCH", ev, err)
-		}
-	})
+}
+
+// pidfdOfExited returns the event of a helper's open of file, read after
+// the helper has exited and been reaped, from a group created with c.
+func pidfdOfExited(t *testing.T, file string, c fanotify.Config) fanotify.Event {
+	t.Helper()
+	g := newGroupWith(t, c)
+	if err := g.Mark(fanotify.TargetInode, file, fanotify.Open, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd, wait := startHelper(t, "open", file)
+	if out := wait(); out != "ok" {
+		t.Fatalf("helper printed %q", out)
+	}
+	ev := readUntil(t, g, func(evs []fanotify.Event) bool { return len(evs) > 0 })[0]
+	ev.Close()
+	if ev.PID != int32(cmd.Process.Pid) || ev.Records != fanotify.HasPIDFD {
+		t.Errorf("event %+v, want the helper's pid %d and a pidfd record", ev, cmd.Process.Pid)
+	}
+	return ev
+}
+
+// TestPIDFDFDError: with FAN_REPORT_FD_ERROR (6.13), the pidfd record of a
+// process that has gone holds -ESRCH instead of FAN_NOPIDFD.
+func TestPIDFDFDError(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	file := filepath.Join(tmpfs(t), "f")
+	os.WriteFile(file, nil, 0o644)
+	ev := pidfdOfExited(t, file, fanotify.Config{Report: fanotify.ReportPIDFD | fanotify.ReportFDError})
+	if err := ev.PIDFDError(); err != syscall.ESRCH || ev.PIDFD != -int32(syscall.ESRCH) {
+		t.Errorf("event %+v, PIDFDError %v, want ESRCH", ev, err)
+	}
 }
 
 // TestFDError: with FAN_REPORT_FD_ERROR, an event whose file cannot be
