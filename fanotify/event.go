@@ -223,10 +223,12 @@ type Event struct {
 	// ReportFDError it may be a negative errno instead: see FDError.
 	FD int32
 	// FDError is the error that kept the kernel from opening FD, in groups
-	// created with ReportFDError (Linux 6.13+); zero otherwise. Parse sets
-	// it for fd values below NoFD (-errno); Group.ReadEvents also sets EPERM
-	// for NoFD in such groups when they report no file identifiers, since
-	// -EPERM and FAN_NOFD are both -1 there.
+	// created with ReportFDError (Linux 6.13+); zero otherwise. Such groups
+	// put -errno in FD instead of a descriptor, and -EBADF (never NoFD) in
+	// events that carry no descriptor (in groups reporting file identifiers,
+	// and overflow events). Parse sets FDError for fd values below -1;
+	// Group.ReadEvents also sets EPERM for -1 in such groups (-EPERM and
+	// FAN_NOFD are both -1, so Parse alone cannot tell them apart).
 	FDError syscall.Errno
 	// PID is the process that caused the event (for FSError: the task that
 	// hit the error, often a kernel worker).

@@ -529,14 +529,19 @@ func pidfdOfExited(t *testing.T, file string, c fanotify.Config) fanotify.Event 
 }
 
 // TestPIDFDFDError: with FAN_REPORT_FD_ERROR (6.13), the pidfd record of a
-// process that has gone holds -ESRCH instead of FAN_NOPIDFD.
+// process that has gone holds -ESRCH (Linux 6.18) or FAN_NOPIDFD (7.3,
+// which reports FAN_NOPIDFD for that case whatever the flags), and
+// PIDFDError says which.
 func TestPIDFDFDError(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	file := filepath.Join(tmpfs(t), "f")
 	os.WriteFile(file, nil, 0o644)
 	ev := pidfdOfExited(t, file, fanotify.Config{Report: fanotify.ReportPIDFD | fanotify.ReportFDError})
-	if err := ev.PIDFDError(); err != syscall.ESRCH || ev.PIDFD != -int32(syscall.ESRCH) {
-		t.Errorf("event %+v, PIDFDError %v, want ESRCH", ev, err)
+	err := ev.PIDFDError()
+	esrch := err == syscall.ESRCH && ev.PIDFD == -int32(syscall.ESRCH)
+	nopidfd := err == fanotify.ErrNoPIDFD && ev.PIDFD == fanotify.NoPIDFD
+	if !esrch && !nopidfd {
+		t.Errorf("event %+v, PIDFDError %v, want ESRCH or FAN_NOPIDFD", ev, err)
 	}
 }
 
@@ -601,5 +606,70 @@ func TestMountNamespaceEvents(t *testing.T) {
 		evs[0].MountID == 0 || evs[0].MountID != evs[1].MountID || evs[0].Records != fanotify.HasMount ||
 		evs[0].PID != int32(cmd.Process.Pid) {
 		t.Errorf("events %+v, want attach and detach of one mount by the helper", evs)
+	}
+}
+
+// fdinfo returns the "fanotify flags:... event-flags:..." line the kernel
+// shows for the group's descriptor.
+func fdinfo(t *testing.T, g *fanotify.Group) string {
+	t.Helper()
+	rc, err := g.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	rc.Control(func(fd uintptr) { b, err = os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "fanotify flags:") {
+			return l
+		}
+	}
+	t.Fatalf("no fanotify line in fdinfo %q", b)
+	return ""
+}
+
+// TestNewFlags checks the fanotify_init(2) flags New passes, as the kernel
+// shows them in /proc/self/fdinfo (FAN_CLOEXEC|FAN_NONBLOCK = 3 always,
+// event flags with O_LARGEFILE|O_CLOEXEC = 0x88000 always).
+func TestNewFlags(t *testing.T) {
+	for _, tt := range []struct {
+		c    fanotify.Config
+		want string
+	}{
+		{fanotify.Config{}, "fanotify flags:3 event-flags:88000"},
+		{fanotify.Config{UnlimitedQueue: true}, "fanotify flags:13 event-flags:88000"},
+		{fanotify.Config{UnlimitedMarks: true, Class: fanotify.ClassContent, EventFlags: unix.O_RDWR}, "fanotify flags:27 event-flags:88002"},
+		{fanotify.Config{Class: fanotify.ClassPreContent, EventFlags: unix.O_NOATIME}, "fanotify flags:b event-flags:c8000"},
+		{fanotify.Config{Report: fanotify.ReportDFIDNameTarget | fanotify.ReportPIDFD}, "fanotify flags:1e83 event-flags:88000"},
+	} {
+		g := newGroupWith(t, tt.c)
+		if got := fdinfo(t, g); got != tt.want {
+			t.Errorf("New(%+v): fdinfo %q, want %q", tt.c, got, tt.want)
+		}
+		g.Close()
+	}
+}
+
+// TestFDErrorNoFD: in a group reporting FAN_REPORT_FD_ERROR and file
+// identifiers, events carry -EBADF in place of FAN_NOFD.
+func TestFDErrorNoFD(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	file := filepath.Join(tmpfs(t), "f")
+	os.WriteFile(file, nil, 0o644)
+	g := newGroupWith(t, fanotify.Config{Report: fanotify.ReportFDError | fanotify.ReportFID})
+	if err := g.Mark(fanotify.TargetInode, file, fanotify.CloseNoWrite, 0); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	ev := readUntil(t, g, func(evs []fanotify.Event) bool { return len(evs) > 0 })[0]
+	if ev.FD != -int32(syscall.EBADF) || ev.FDError != syscall.EBADF || ev.Records != fanotify.HasFID {
+		t.Errorf("event %+v, want fd -EBADF", ev)
 	}
 }

@@ -172,3 +172,19 @@ func TestInitErrorFor(t *testing.T) {
 		t.Errorf("EPERM: %v", err)
 	}
 }
+
+func TestSetEPERM(t *testing.T) {
+	evs := []Event{{FD: -1}, {FD: 3}, {FD: -9, FDError: syscall.EBADF}, {FD: -1}}
+	setEPERM(evs, false)
+	for i, e := range evs {
+		if e.FDError != 0 && e.FD != -9 {
+			t.Errorf("without FD_ERROR: event %d = %+v", i, e)
+		}
+	}
+	setEPERM(evs, true)
+	for i, want := range []syscall.Errno{syscall.EPERM, 0, syscall.EBADF, syscall.EPERM} {
+		if evs[i].FDError != want {
+			t.Errorf("with FD_ERROR: event %d FDError %v, want %v", i, evs[i].FDError, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,9 +20,9 @@ const ReadBufferSize = 64 << 10
 // Close is called from another goroutine.
 type Group struct {
 	f *os.File
-	// fdErrorEPERM: the group reports FAN_REPORT_FD_ERROR in fd mode, where
-	// an fd of -1 is -EPERM, not FAN_NOFD.
-	fdErrorEPERM bool
+	// fdError: the group reports FAN_REPORT_FD_ERROR, so an fd of -1 is
+	// -EPERM, not FAN_NOFD.
+	fdError bool
 }
 
 // kernelRelease returns the running kernel's release (uname -r), which
@@ -47,19 +48,12 @@ func New(c Config) (*Group, error) {
 	if c.UnlimitedMarks {
 		flags |= unix.FAN_UNLIMITED_MARKS
 	}
-	ev := c.EventFlags
-	if ev == 0 {
-		ev = unix.O_RDONLY | unix.O_LARGEFILE
-	}
-	fd, err := unix.FanotifyInit(flags|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, uint(ev|unix.O_CLOEXEC))
+	// O_RDONLY is 0: zero EventFlags open event files read-only.
+	fd, err := unix.FanotifyInit(flags|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, uint(c.EventFlags|unix.O_LARGEFILE|unix.O_CLOEXEC))
 	if err != nil {
 		return nil, initErrorFor(err, c.initFeatures(), kernelRelease())
 	}
-	noFD := ReportFID | ReportDirFID | ReportName | ReportMount
-	return &Group{
-		f:            os.NewFile(uintptr(fd), "fanotify"),
-		fdErrorEPERM: c.Report&ReportFDError != 0 && c.Report&noFD == 0,
-	}, nil
+	return &Group{f: os.NewFile(uintptr(fd), "fanotify"), fdError: c.Report&ReportFDError != 0}, nil
 }
 
 // NewErrorGroup creates a group for file system error events: a notification
@@ -259,13 +253,7 @@ func (g *Group) ReadEvents(buf []byte, dst []Event) ([]Event, error) {
 	}
 	first := len(dst)
 	dst, err = Parse(dst, buf[:n])
-	if g.fdErrorEPERM {
-		for i := first; i < len(dst); i++ {
-			if dst[i].FD == NoFD && !dst[i].IsOverflow() {
-				dst[i].FDError = unix.EPERM
-			}
-		}
-	}
+	setEPERM(dst[first:], g.fdError)
 	return dst, err
 }
 
@@ -288,6 +276,11 @@ func (g *Group) Queued() (int, error) {
 	}
 	return n, nil
 }
+
+// SyscallConn gives access to the group's descriptor, for system calls this
+// package does not make (an ioctl, fstat, /proc/self/fdinfo). The
+// descriptor must not be closed or made blocking.
+func (g *Group) SyscallConn() (syscall.RawConn, error) { return g.f.SyscallConn() }
 
 // SetReadDeadline sets the time after which a pending or future Read fails
 // with os.ErrDeadlineExceeded; the zero time means no deadline.

@@ -90,8 +90,8 @@ type Config struct {
 	// /proc/sys/fs/fanotify/max_user_marks).
 	UnlimitedMarks bool
 	// EventFlags are the open(2) flags of the descriptors events carry
-	// (fanotify_init's event_f_flags); O_RDONLY|O_LARGEFILE if zero.
-	// O_CLOEXEC is always added.
+	// (fanotify_init's event_f_flags): zero is O_RDONLY. O_LARGEFILE and
+	// O_CLOEXEC are always added.
 	EventFlags int
 }
 

@@ -53,6 +53,20 @@ func Parse(dst []Event, buf []byte) ([]Event, error) {
 	return dst, nil
 }
 
+// setEPERM sets FDError to EPERM for the events whose fd is -1, if they
+// come from a group with FAN_REPORT_FD_ERROR (fdError): such groups report
+// -EBADF for events without a descriptor, so -1 is -EPERM there.
+func setEPERM(evs []Event, fdError bool) {
+	if !fdError {
+		return
+	}
+	for i := range evs {
+		if evs[i].FD == -1 {
+			evs[i].FDError = syscall.EPERM
+		}
+	}
+}
+
 // ParseOne decodes the first event in buf into ev and returns its length, so
 // a caller can walk a buffer event by event. On error, ev may hold part of
 // the event and must not be used.

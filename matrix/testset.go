@@ -21,6 +21,8 @@ var guestTests = []guestTest{
 	{Pkg: "./fanotify", Name: "TestPIDFD"},
 	{Pkg: "./fanotify", Name: "TestPIDFDFDError", Needs: &feature{Name: "FAN_REPORT_FD_ERROR", Since: "6.13"}},
 	{Pkg: "./fanotify", Name: "TestFDError", Needs: &feature{Name: "FAN_REPORT_FD_ERROR", Since: "6.13"}},
+	{Pkg: "./fanotify", Name: "TestFDErrorNoFD", Needs: &feature{Name: "FAN_REPORT_FD_ERROR", Since: "6.13"}},
+	{Pkg: "./fanotify", Name: "TestNewFlags"},
 	{Pkg: "./fanotify", Name: "TestDenyErrno", Needs: &feature{Name: "FAN_DENY_ERRNO", Since: "6.13"}},
 	{Pkg: "./fanotify", Name: "TestPreAccess", Needs: &feature{Name: "FAN_PRE_ACCESS", Since: "6.14"}},
 	{Pkg: "./fanotify", Name: "TestMountNamespaceEvents", Needs: &feature{Name: "FAN_REPORT_MNT mount events", Since: "6.15"}},
