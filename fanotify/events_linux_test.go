@@ -418,13 +418,38 @@ func TestPermissionEvents(t *testing.T) {
 		t.Errorf("second answer to one event: %v, want ENOENT", err)
 	}
 
+	// Refused answers leave the event waiting: no response bit, and an
+	// errno from a content (not pre-content) group.
 	cmd, wait = startHelper(t, "open", file)
-	if _, err := answer(t, g, cmd, file, fanotify.Allow); err != nil {
+	ev, err = answer(t, g, cmd, file, 0)
+	if err == nil || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "refuses response 0x0") {
+		t.Errorf("response 0: %v, want EINVAL", err)
+	}
+	err = g.Respond(&ev, fanotify.DenyErrno(syscall.EIO))
+	var ue *fanotify.UnsupportedError
+	if !errors.Is(err, syscall.EINVAL) || errors.As(err, &ue) != kernelOlderThan(t, 6, 13) {
+		t.Errorf("DenyErrno from a content group: %v, want EINVAL, an UnsupportedError before 6.13", err)
+	}
+	if err := g.Respond(&ev, fanotify.Allow); err != nil {
 		t.Fatal(err)
 	}
 	if out := wait(); out != "ok" {
 		t.Errorf("allowed open: helper printed %q, want ok", out)
 	}
+}
+
+// kernelOlderThan reports whether the running kernel is older than
+// major.minor.
+func kernelOlderThan(t *testing.T, major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		t.Fatal(err)
+	}
+	return ma < major || ma == major && mi < minor
 }
 
 // TestDenyErrno denies an open with EIO from a pre-content group.
