@@ -217,7 +217,7 @@ func TestDirectoryEntryEvents(t *testing.T) {
 		t.Errorf("mkdir: mask %v, want create|ondir", m)
 	}
 	for _, e := range evs {
-		if e.FD != fanotify.NoFD || e.PID != int32(os.Getpid()) || e.Records != fanotify.HasFID|fanotify.HasDirFID ||
+		if e.FD != fanotify.NoFD || e.FDError != 0 || e.PID != int32(os.Getpid()) || e.Records != fanotify.HasFID|fanotify.HasDirFID ||
 			!sameFID(e.FID, subID) {
 			t.Errorf("mkdir: event %+v, want fd -1, our pid, the FID of sub", e)
 		}
