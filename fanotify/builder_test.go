@@ -19,6 +19,7 @@ const (
 	linuxEIO       syscall.Errno = 5
 	linuxESHUTDOWN syscall.Errno = 108
 	linuxEUCLEAN   syscall.Errno = 117
+	linuxEROFS     syscall.Errno = 30
 )
 
 // ne is the byte order of the running machine, which is the byte order of
@@ -60,13 +61,14 @@ func errorRecord(errno syscall.Errno, count uint32) []byte {
 	return record(fanotify.InfoError, i32(int32(errno)), u32(count))
 }
 
-// fidRecord encodes a FID-style record of type typ (InfoFID, InfoDFID or
-// InfoDFIDName): {hdr; fsid; u32 handle_bytes; s32 handle_type; handle}
-// and, for InfoDFIDName, the NUL-terminated name. Like the kernel, it pads
+// fidRecord encodes a FID-style record of type typ (InfoFID, InfoDFID,
+// InfoDFIDName, InfoOldDFIDName or InfoNewDFIDName): {hdr; fsid; u32
+// handle_bytes; s32 handle_type; handle} and, for the named types, the
+// NUL-terminated name. Like the kernel, it pads
 // the record to a multiple of 4 bytes.
 func fidRecord(typ uint8, fsid fanotify.FSID, htype int32, handle []byte, name string) []byte {
 	body := concat(i32(fsid[0]), i32(fsid[1]), u32(uint32(len(handle))), i32(htype), handle)
-	if typ == fanotify.InfoDFIDName {
+	if typ == fanotify.InfoDFIDName || typ == fanotify.InfoOldDFIDName || typ == fanotify.InfoNewDFIDName {
 		body = append(append(body, name...), 0)
 	}
 	for (4+len(body))%4 != 0 {
@@ -79,6 +81,12 @@ func fidRecord(typ uint8, fsid fanotify.FSID, htype int32, handle []byte, name s
 // of padding, then the u64 mount id at offset 8 (16 bytes in all).
 func mountRecord(id uint64) []byte {
 	return record(fanotify.InfoMount, make([]byte, 4), u64(id))
+}
+
+// rangeRecord encodes a FAN_EVENT_INFO_TYPE_RANGE record
+// {hdr; u32 pad; u64 offset; u64 count} (24 bytes).
+func rangeRecord(offset, count uint64) []byte {
+	return record(fanotify.InfoRange, make([]byte, 4), u64(offset), u64(count))
 }
 
 // pidfdRecord encodes a FAN_EVENT_INFO_TYPE_PIDFD record {hdr; s32 pidfd}.

@@ -62,10 +62,34 @@ var capturedWant = map[string][]fanotify.Event{
 		Mask: fanotify.MountAttach, FD: fanotify.NoFD, PID: capturedPID,
 		Records: fanotify.HasMount, MountID: capturedMountID,
 	}},
+	"rename.bin": capturedRename(),
 	"mount_detach.bin": {{
 		Mask: fanotify.MountDetach, FD: fanotify.NoFD, PID: capturedPID,
 		Records: fanotify.HasMount, MountID: capturedMountID,
 	}},
+}
+
+// capturedRename is what rename.bin holds: a/old renamed to b/new on a
+// tmpfs (see testdata/README.md), as a FAN_RENAME event and the
+// moved_from and moved_to events, in a FAN_REPORT_DFID_NAME_TARGET group.
+func capturedRename() []fanotify.Event {
+	fsid := fanotify.FSID{int32(-0x42b2107f), 0x60ada38c} // bd4def81:60ada38c
+	fid := func(b ...byte) fanotify.FileID {
+		return fanotify.FileID{FSID: fsid, Handle: fanotify.Handle{Type: 1, Bytes: b}}
+	}
+	a := fid(0x75, 0x49, 0xe6, 0xdb, 2, 0, 0, 0, 0, 0, 0, 0)
+	b := fid(0x24, 0xed, 0xae, 0x80, 3, 0, 0, 0, 0, 0, 0, 0)
+	file := fid(0x70, 0x5f, 0xdc, 0xe8, 4, 0, 0, 0, 0, 0, 0, 0)
+	const pid = 12947
+	return []fanotify.Event{
+		{Mask: fanotify.Rename, FD: fanotify.NoFD, PID: pid,
+			Records:   fanotify.HasOldName | fanotify.HasNewName | fanotify.HasFID,
+			OldDirFID: a, OldName: "old", NewDirFID: b, NewName: "new", FID: file},
+		{Mask: fanotify.MovedFrom, FD: fanotify.NoFD, PID: pid,
+			Records: fanotify.HasDirFID | fanotify.HasFID, DirFID: a, Name: "old", FID: file},
+		{Mask: fanotify.MovedTo, FD: fanotify.NoFD, PID: pid,
+			Records: fanotify.HasDirFID | fanotify.HasFID, DirFID: b, Name: "new", FID: file},
+	}
 }
 
 // skipUnlessLittleEndian skips tests over the captured files, which hold

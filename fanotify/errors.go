@@ -42,6 +42,21 @@ var (
 	// ErrTooManyMarks: the group hit its mark limit (ENOSPC,
 	// /proc/sys/fs/fanotify/max_user_marks).
 	ErrTooManyMarks = errors.New("too many fanotify marks (see /proc/sys/fs/fanotify/max_user_marks)")
+	// ErrInvalidMark: the kernel has every feature the mark uses but refuses
+	// the combination (EINVAL), for example permission events on a
+	// notification group, or directory entry events on a mount mark or on
+	// a group that reports no file identifiers.
+	ErrInvalidMark = errors.New("the kernel refuses this mask, target and flags for this group")
+	// ErrIgnoreDir: an Ignore mark on a directory without
+	// IgnoredSurviveModify (EISDIR): ignore marks on directories must
+	// survive modification.
+	ErrIgnoreDir = errors.New("an Ignore mark on a directory needs IgnoredSurviveModify")
+	// ErrIgnoreMixed: the mark was set with Ignore before and now without,
+	// or the other way round (EEXIST).
+	ErrIgnoreMixed = errors.New("a mark cannot mix Ignore and non-Ignore updates")
+	// ErrNotMarked: Unmark of an object the group has no mark on (ENOENT
+	// for an existing path).
+	ErrNotMarked = errors.New("the object has no mark of this group")
 )
 
 // MarkError says why a path could not be marked.
@@ -93,6 +108,35 @@ func markError(path string, errno error, feature, minVersion string) error {
 		return &MarkError{Path: path, Reason: &UnsupportedError{Feature: feature, MinVersion: minVersion, Err: errno}, Err: errno}
 	}
 	return &MarkError{Path: path, Reason: reason, Err: errno}
+}
+
+// markErrorFor classifies the errno of a failed fanotify_mark(2) that
+// needed the features fs, on the kernel release.
+func markErrorFor(path string, errno error, fs []feature, release string) error {
+	switch errno {
+	case syscall.EINVAL:
+		if f, ok := missingFeature(fs, release); ok {
+			return &MarkError{Path: path, Reason: &UnsupportedError{Feature: f.name, MinVersion: f.min, Err: errno}, Err: errno}
+		}
+		return &MarkError{Path: path, Reason: ErrInvalidMark, Err: errno}
+	case syscall.EISDIR:
+		return &MarkError{Path: path, Reason: ErrIgnoreDir, Err: errno}
+	case syscall.EEXIST:
+		return &MarkError{Path: path, Reason: ErrIgnoreMixed, Err: errno}
+	}
+	return markError(path, errno, "", "")
+}
+
+// initErrorFor classifies the errno of a failed fanotify_init(2) that
+// needed the features fs, on the kernel release.
+func initErrorFor(errno error, fs []feature, release string) error {
+	if errno == syscall.EINVAL {
+		if f, ok := missingFeature(fs, release); ok {
+			return &UnsupportedError{Feature: f.name, MinVersion: f.min, Err: errno}
+		}
+		return fmt.Errorf("fanotify: fanotify_init refuses this combination of class and report flags: %w", errno)
+	}
+	return initError(errno, "", "")
 }
 
 // initError classifies the errno of a failed fanotify_init(2).

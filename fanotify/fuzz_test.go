@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/fshealth/fshealth/fanotify"
@@ -27,6 +28,18 @@ func FuzzParse(f *testing.F) {
 			fidRecord(fanotify.InfoDFIDName, testFSID, fanotify.HandleIno32Gen, ext4Handle(2, 0), "name"),
 			pidfdRecord(5), record(200, u32(1))),
 		event(fanotify.MountAttach, fanotify.NoFD, 5, mountRecord(0x80000075)),
+		event(fanotify.Rename, fanotify.NoFD, 6,
+			fidRecord(fanotify.InfoOldDFIDName, testFSID, fanotify.HandleIno32Gen, ext4Handle(2, 0), "old"),
+			fidRecord(fanotify.InfoNewDFIDName, testFSID, fanotify.HandleIno64Gen, ino64Handle(3, 1), "new"),
+			fidRecord(fanotify.InfoFID, testFSID, fanotify.HandleIno32Gen, ext4Handle(12, 7), "")),
+		event(fanotify.Create|fanotify.OnDir, fanotify.NoFD, 7,
+			fidRecord(fanotify.InfoDFID, testFSID, fanotify.HandleIno32Gen, ext4Handle(2, 0), "")),
+		event(fanotify.PreAccess, 9, 8, rangeRecord(4096, 1<<20)),
+		event(fanotify.Open, -30, 9, pidfdRecord(fanotify.NoPIDFD)),
+		event(fanotify.Open, 10, 9, pidfdRecord(-3)),
+		// Malformed new records.
+		event(fanotify.PreAccess, 9, 8, record(fanotify.InfoRange, u64(1), u64(2))),
+		event(fanotify.Rename, fanotify.NoFD, 6, record(fanotify.InfoOldDFIDName, u64(1), u32(4), u32(1), u32(5))),
 		concat(sbErrorEvent(1, linuxEUCLEAN, 1), event(fanotify.QueueOverflow, fanotify.NoFD, 0),
 			inodeErrorEvent(2, linuxESHUTDOWN, 12, 1)),
 		// Malformed.
@@ -55,8 +68,34 @@ func FuzzParse(f *testing.F) {
 			// None of these may panic, whatever the handle holds.
 			evs[i].FID.Handle.Inode()
 			evs[i].DirFID.Handle.Inode()
+			evs[i].OldDirFID.Handle.Inode()
+			evs[i].NewDirFID.Handle.Inode()
 			evs[i].IsOverflow()
 			evs[i].IsFSError()
+			if s := evs[i].Mask.String(); s == "" {
+				t.Errorf("event %d: empty mask string", i)
+			}
+			if err := evs[i].PIDFDError(); (err != nil) != (evs[i].Records&fanotify.HasPIDFD != 0 && evs[i].PIDFD < 0) {
+				t.Errorf("event %d: PIDFDError %v for %+v", i, err, evs[i])
+			}
+			if (evs[i].FDError != 0) != (evs[i].FD < fanotify.NoFD) || evs[i].FDError != 0 && int64(evs[i].FDError) != -int64(evs[i].FD) {
+				t.Errorf("event %d: FDError %d for fd %d", i, evs[i].FDError, evs[i].FD)
+			}
+			for _, fid := range []struct {
+				has  fanotify.Records
+				f    fanotify.FileID
+				name string
+			}{{fanotify.HasDirFID, evs[i].DirFID, evs[i].Name}, {fanotify.HasOldName, evs[i].OldDirFID, evs[i].OldName}, {fanotify.HasNewName, evs[i].NewDirFID, evs[i].NewName}} {
+				if evs[i].Records&fid.has == 0 && (fid.f.Handle.Bytes != nil || fid.f.FSID != (fanotify.FSID{}) || fid.name != "") {
+					t.Errorf("event %d has a %v-style record's fields without the record: %+v", i, fid.has, evs[i])
+				}
+				if strings.IndexByte(fid.name, 0) >= 0 || len(fid.f.Handle.Bytes) > len(buf) {
+					t.Errorf("event %d: name %q with a NUL, or a handle longer than the input", i, fid.name)
+				}
+			}
+			if evs[i].Records&fanotify.HasRange == 0 && (evs[i].RangeOffset != 0 || evs[i].RangeCount != 0) {
+				t.Errorf("event %d has a range but no range record", i)
+			}
 			if h := evs[i].FID.Handle; evs[i].Records&fanotify.HasFID == 0 && (h.Type != 0 || h.Bytes != nil) {
 				t.Errorf("event %d has a handle but no FID record: %+v", i, evs[i])
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,40 @@ const ReadBufferSize = 64 << 10
 // Close is called from another goroutine.
 type Group struct {
 	f *os.File
+	// fdError: the group reports FAN_REPORT_FD_ERROR, so an fd of -1 is
+	// -EPERM, not FAN_NOFD.
+	fdError bool
+}
+
+// kernelRelease returns the running kernel's release (uname -r), which
+// decides whether an EINVAL means a missing feature.
+var kernelRelease = func() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// New creates a group as c says. The descriptor is always non-blocking and
+// close-on-exec (FAN_NONBLOCK|FAN_CLOEXEC), which the Go poller needs. If
+// the kernel lacks a flag c uses, the error is an *UnsupportedError naming
+// it and the first Linux version with it. Creating groups needs
+// CAP_SYS_ADMIN (ErrPermission).
+func New(c Config) (*Group, error) {
+	flags := uint(c.Class) | uint(c.Report)
+	if c.UnlimitedQueue {
+		flags |= unix.FAN_UNLIMITED_QUEUE
+	}
+	if c.UnlimitedMarks {
+		flags |= unix.FAN_UNLIMITED_MARKS
+	}
+	// O_RDONLY is 0: zero EventFlags open event files read-only.
+	fd, err := unix.FanotifyInit(flags|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, uint(c.EventFlags|unix.O_LARGEFILE|unix.O_CLOEXEC))
+	if err != nil {
+		return nil, initErrorFor(err, c.initFeatures(), kernelRelease())
+	}
+	return &Group{f: os.NewFile(uintptr(fd), "fanotify"), fdError: c.Report&ReportFDError != 0}, nil
 }
 
 // NewErrorGroup creates a group for file system error events: a notification
@@ -66,6 +101,15 @@ func (g *Group) MarkMountNamespace(nsPath string) error {
 }
 
 func (g *Group) mark(flags uint, mask uint64, path, feature, minVersion string) error {
+	if merr := g.rawMark(flags, mask, path); merr != nil {
+		return markError(path, merr, feature, minVersion)
+	}
+	return nil
+}
+
+// rawMark calls fanotify_mark(2) on the group's descriptor; it returns the
+// errno, or the error of a closed group.
+func (g *Group) rawMark(flags uint, mask uint64, path string) error {
 	rc, err := g.f.SyscallConn()
 	if err != nil {
 		return err
@@ -76,8 +120,111 @@ func (g *Group) mark(flags uint, mask uint64, path, feature, minVersion string) 
 	}); err != nil {
 		return err
 	}
-	if merr != nil {
-		return markError(path, merr, feature, minVersion)
+	return merr
+}
+
+// Mark adds the events of mask to the group's mark of path (the object
+// target says: the inode, its mount, its file system or, for
+// TargetMountNamespace, the mount namespace whose nsfs file path is). With
+// Ignore or IgnoredMask in flags the mask is added to the ignore mask
+// instead: those events are not reported for this object even when another
+// mark asks for them. Add OnDir to report (or ignore) events on
+// directories, and EventOnChild on a directory to cover its children.
+//
+// Errors are *MarkError values; when the kernel lacks a feature the mark
+// uses, the Reason is an *UnsupportedError naming it.
+func (g *Group) Mark(target Target, path string, mask Mask, flags MarkFlags) error {
+	return g.markOp(unix.FAN_MARK_ADD, target, path, mask, flags)
+}
+
+// Unmark removes the events of mask from the group's mark (or, with Ignore
+// or IgnoredMask, its ignore mask) of path; a mark left with an empty mask
+// goes away. Unmarking an object the group has no mark on fails with
+// ErrNotMarked.
+func (g *Group) Unmark(target Target, path string, mask Mask, flags MarkFlags) error {
+	err := g.markOp(unix.FAN_MARK_REMOVE, target, path, mask, flags)
+	var me *MarkError
+	if errors.As(err, &me) && me.Err == unix.ENOENT {
+		if _, serr := os.Lstat(path); serr == nil {
+			me.Reason = ErrNotMarked
+		}
+	}
+	return err
+}
+
+// Flush removes every mark of the group on objects of the target kind
+// (FAN_MARK_FLUSH): all inode marks, all mount marks, all file system marks
+// or all mount namespace marks.
+func (g *Group) Flush(target Target) error {
+	if err := g.rawMark(unix.FAN_MARK_FLUSH|uint(target), 0, ""); err != nil {
+		var fs []feature
+		switch target {
+		case TargetFilesystem:
+			fs = append(fs, featMarkFilesystem)
+		case TargetMountNamespace:
+			fs = append(fs, featMarkMntNS)
+		}
+		return markErrorFor("", err, fs, kernelRelease())
+	}
+	return nil
+}
+
+func (g *Group) markOp(op uint, target Target, path string, mask Mask, flags MarkFlags) error {
+	if err := g.rawMark(op|uint(target)|uint(flags), uint64(mask), path); err != nil {
+		if _, ok := err.(unix.Errno); !ok {
+			return err
+		}
+		return markErrorFor(path, err, markFeatures(target, mask, flags), kernelRelease())
+	}
+	return nil
+}
+
+// Respond answers the permission event ev (OpenPerm, AccessPerm,
+// OpenExecPerm, PreAccess) with r: Allow, Deny or DenyErrno(errno). The
+// access that caused the event waits until it is answered, so every
+// permission event must be answered exactly once; an unanswered event is
+// allowed when the group is closed. Respond does not close ev.FD: the
+// caller closes it (Event.Close) after responding, and may read the file
+// through it before.
+func (g *Group) Respond(ev *Event, r Response) error {
+	var b [8]byte
+	ne.PutUint32(b[0:], uint32(ev.FD))
+	ne.PutUint32(b[4:], uint32(r))
+	_, err := g.f.Write(b[:])
+	if err == nil {
+		return nil
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Err == unix.ENOENT:
+			return fmt.Errorf("fanotify: respond to fd %d: no permission event of this group is waiting for it (answered already?): %w", ev.FD, pe.Err)
+		case pe.Err == unix.EINVAL && r>>24 != 0 && olderThan(kernelRelease(), featDenyErrno.min):
+			return &UnsupportedError{Feature: featDenyErrno.name, MinVersion: featDenyErrno.min, Err: pe.Err}
+		case pe.Err == unix.EINVAL:
+			return fmt.Errorf("fanotify: respond to fd %d: the kernel refuses response %#x (an errno needs a pre-content group and one of the allowed values): %w", ev.FD, uint32(r), pe.Err)
+		}
+	}
+	return fmt.Errorf("fanotify: respond to fd %d: %w", ev.FD, err)
+}
+
+// Close closes the descriptors the event carries, FD and a pidfd record's
+// PIDFD, when they are descriptors, and sets them to NoFD and NoPIDFD so a
+// second Close does nothing.
+func (e *Event) Close() error {
+	var err error
+	if e.FD >= 0 {
+		err = unix.Close(int(e.FD))
+		e.FD = NoFD
+	}
+	if e.Records&HasPIDFD != 0 && e.PIDFD >= 0 {
+		if perr := unix.Close(int(e.PIDFD)); err == nil {
+			err = perr
+		}
+		e.PIDFD = NoPIDFD
+	}
+	if err != nil {
+		return fmt.Errorf("fanotify: closing an event's descriptors: %w", err)
 	}
 	return nil
 }
@@ -104,7 +251,10 @@ func (g *Group) ReadEvents(buf []byte, dst []Event) ([]Event, error) {
 	if err != nil {
 		return dst, err
 	}
-	return Parse(dst, buf[:n])
+	first := len(dst)
+	dst, err = Parse(dst, buf[:n])
+	setEPERM(dst[first:], g.fdError)
+	return dst, err
 }
 
 // Queued returns how many bytes of events are queued and not yet read
@@ -126,6 +276,11 @@ func (g *Group) Queued() (int, error) {
 	}
 	return n, nil
 }
+
+// SyscallConn gives access to the group's descriptor, for system calls this
+// package does not make (an ioctl, fstat, /proc/self/fdinfo). The
+// descriptor must not be closed or made blocking.
+func (g *Group) SyscallConn() (syscall.RawConn, error) { return g.f.SyscallConn() }
 
 // SetReadDeadline sets the time after which a pending or future Read fails
 // with os.ErrDeadlineExceeded; the zero time means no deadline.

@@ -17,7 +17,12 @@ import (
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.MainInMountNamespace(m) }
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helper(mode, os.Getenv(helperPathEnv)))
+	}
+	testutil.MainInMountNamespace(m)
+}
 
 func newGroup(t *testing.T) *fanotify.Group {
 	t.Helper()

@@ -53,6 +53,20 @@ func Parse(dst []Event, buf []byte) ([]Event, error) {
 	return dst, nil
 }
 
+// setEPERM sets FDError to EPERM for the events whose fd is -1, if they
+// come from a group with FAN_REPORT_FD_ERROR (fdError): such groups report
+// -EBADF for events without a descriptor, so -1 is -EPERM there.
+func setEPERM(evs []Event, fdError bool) {
+	if !fdError {
+		return
+	}
+	for i := range evs {
+		if evs[i].FD == -1 {
+			evs[i].FDError = syscall.EPERM
+		}
+	}
+}
+
 // ParseOne decodes the first event in buf into ev and returns its length, so
 // a caller can walk a buffer event by event. On error, ev may hold part of
 // the event and must not be used.
@@ -87,6 +101,10 @@ func parseOne(ev *Event, b []byte, base int) (int, error) {
 	ev.Mask = Mask(ne.Uint64(b[8:]))
 	ev.FD = int32(ne.Uint32(b[16:]))
 	ev.PID = int32(ne.Uint32(b[20:]))
+	if ev.FD < NoFD {
+		// FAN_REPORT_FD_ERROR: the kernel could not open the file.
+		ev.FDError = syscall.Errno(-int64(ev.FD))
+	}
 
 	end := int(eventLen)
 	for off := int(metaLen); off < end; {
@@ -131,21 +149,33 @@ func parseRecord(ev *Event, typ byte, r []byte) error {
 		if ev.Records&HasDirFID != 0 {
 			return nil
 		}
-		n, err := parseFileID(&ev.DirFID, r)
-		if err != nil {
+		if err := parseNamedFileID(&ev.DirFID, &ev.Name, typ == InfoDFIDName, r); err != nil {
 			return err
 		}
-		if typ == InfoDFIDName {
-			name := r[n:]
-			for i, c := range name {
-				if c == 0 {
-					name = name[:i]
-					break
-				}
-			}
-			ev.Name = string(name)
-		}
 		ev.Records |= HasDirFID
+	case InfoOldDFIDName:
+		if ev.Records&HasOldName != 0 {
+			return nil
+		}
+		if err := parseNamedFileID(&ev.OldDirFID, &ev.OldName, true, r); err != nil {
+			return err
+		}
+		ev.Records |= HasOldName
+	case InfoNewDFIDName:
+		if ev.Records&HasNewName != 0 {
+			return nil
+		}
+		if err := parseNamedFileID(&ev.NewDirFID, &ev.NewName, true, r); err != nil {
+			return err
+		}
+		ev.Records |= HasNewName
+	case InfoRange:
+		if len(r) < 24 {
+			return fmt.Errorf("range record has length %d, want at least 24", len(r))
+		}
+		ev.Records |= HasRange
+		ev.RangeOffset = ne.Uint64(r[8:])
+		ev.RangeCount = ne.Uint64(r[16:])
 	case InfoPIDFD:
 		if len(r) < 8 {
 			return fmt.Errorf("pidfd record has length %d, want at least 8", len(r))
@@ -159,8 +189,28 @@ func parseRecord(ev *Event, typ byte, r []byte) error {
 		ev.Records |= HasMount
 		ev.MountID = ne.Uint64(r[8:])
 	}
-	// Other types (range records, old/new name records, future ones) are
-	// skipped by their length, as the kernel documentation requires.
+	// Other types (future ones) are skipped by their length, as the kernel
+	// documentation requires.
+	return nil
+}
+
+// parseNamedFileID decodes a FID-style record r into fid and, if named, the
+// NUL-terminated entry name after the handle into name.
+func parseNamedFileID(fid *FileID, name *string, named bool, r []byte) error {
+	n, err := parseFileID(fid, r)
+	if err != nil {
+		return err
+	}
+	if named {
+		b := r[n:]
+		for i, c := range b {
+			if c == 0 {
+				b = b[:i]
+				break
+			}
+		}
+		*name = string(b)
+	}
 	return nil
 }
 
