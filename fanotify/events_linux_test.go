@@ -428,7 +428,7 @@ func TestPermissionEvents(t *testing.T) {
 	err = g.Respond(&ev, fanotify.DenyErrno(syscall.EIO))
 	var ue *fanotify.UnsupportedError
 	if !errors.Is(err, syscall.EINVAL) || errors.As(err, &ue) != kernelOlderThan(t, 6, 13) {
-		t.Errorf("DenyErrno from a content group: %v, want EINVAL, an UnsupportedError before 6.13", err)
+		t.Errorf("DenyErrno from a content group: %v, want EINVAL, an UnsupportedError before 6.14", err)
 	}
 	if err := g.Respond(&ev, fanotify.Allow); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ var (
 )
 
 // featDenyErrno is FAN_DENY_ERRNO, a permission response carrying an errno.
-var featDenyErrno = feature{"FAN_DENY_ERRNO", "6.13"}
+var featDenyErrno = feature{"FAN_DENY_ERRNO", "6.14"}
 
 // maskFeatures gives the first Linux version of the event bits that came
 // after fanotify itself (2.6.37).

@@ -187,7 +187,7 @@ const (
 )
 
 // DenyErrno is FAN_DENY_ERRNO(errno): deny the access and make it fail with
-// errno. Linux 6.13+ accepts it from pre-content groups (ClassPreContent),
+// errno. Linux 6.14+ accepts it from pre-content groups (ClassPreContent),
 // and only for EPERM, EIO, EBUSY, ETXTBSY, EAGAIN, ENOSPC and EDQUOT.
 func DenyErrno(errno syscall.Errno) Response {
 	return Deny | Response(errno&0xff)<<24
