@@ -1,6 +1,7 @@
 package kmsg
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,5 +34,65 @@ func TestFd(t *testing.T) {
 			t.Errorf("NoWait %v: Fd() = %d is not the file opened (%v)", nowait, r.Fd(), err)
 		}
 		r.Close()
+	}
+}
+
+// TestStreamIsReadIncrementally: a regular file is read a buffer at a
+// time, records being returned as they are complete, not once the whole
+// file is read: after the first record of a file of many buffers, at most
+// one buffer has been read; then every record comes, in order, each once.
+func TestStreamIsReadIncrementally(t *testing.T) {
+	var b strings.Builder
+	const n = 5000
+	for i := uint64(1); i <= n; i++ {
+		b.WriteString(rec(i))
+		if i%7 == 0 {
+			b.WriteString(" SUBSYSTEM=block\n DEVICE=b7:1\n")
+		}
+	}
+	if b.Len() < 4*readBufferSize {
+		t.Fatalf("the file is %d bytes, not several buffers", b.Len())
+	}
+	p := filepath.Join(t.TempDir(), "kmsg.txt")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p, Options{Start: StartOldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	it, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, ok := it.(Record); !ok || rc.Seq != 1 {
+		t.Fatalf("first item %#v", it)
+	}
+	off, err := unix.Seek(r.Fd(), 0, unix.SEEK_CUR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off > readBufferSize {
+		t.Errorf("%d bytes read for the first record, more than the %d-byte buffer", off, readBufferSize)
+	}
+	for want := uint64(2); ; want++ {
+		it, err := r.Next()
+		if err == io.EOF {
+			if want != n+1 {
+				t.Errorf("EOF after record %d, want %d", want-1, n)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, ok := it.(Record)
+		if !ok || rc.Seq != want {
+			t.Fatalf("item %#v, want record %d", it, want)
+		}
+		if wantFields := want%7 == 0; (rc.Fields["DEVICE"] == "b7:1") != wantFields {
+			t.Errorf("record %d: fields %v", want, rc.Fields)
+		}
 	}
 }
