@@ -1,7 +1,9 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,100 @@ func TestOutputThatIsNotTextIsCut(t *testing.T) {
 	}
 	if o := all[0].Output; o != "\n[output truncated]" {
 		t.Errorf("output stored as %d bytes starting %q, want the mark alone", len(o), o[:min(len(o), 20)])
+	}
+}
+
+// pragma reads one integer PRAGMA of s's database.
+func pragma(t *testing.T, s *Store, name string) int64 {
+	t.Helper()
+	var v int64
+	if err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// bulkEvents commits n error events on fs1 with a message of msgLen bytes,
+// one millisecond apart from at.
+func bulkEvents(t *testing.T, s *Store, prefix string, n int, at time.Time, msgLen int) {
+	t.Helper()
+	msg := strings.Repeat("v", msgLen)
+	for i := 0; i < n; i += 500 {
+		b := &Batch{}
+		for j := i; j < min(i+500, n); j++ {
+			e := errEvent(fmt.Sprintf("%s-%d", prefix, j), at.Add(time.Duration(j)*time.Millisecond), fs1, "EIO", 1)
+			e.Message = msg
+			b.Events = append(b.Events, e)
+		}
+		commit(t, s, b)
+	}
+}
+
+// TestReclaimGivesBackEveryFreePage: freeing more pages than one
+// incremental_vacuum step returns (2,048) is given back whole, step after
+// step: no free page is left, FreedPages counts them all, and Size is the
+// database's size afterwards.
+func TestReclaimGivesBackEveryFreePage(t *testing.T) {
+	s := openTemp(t)
+	bulkEvents(t, s, "old", 3000, base, 3000) // about 9 MiB
+	bulkEvents(t, s, "new", 10, base.Add(time.Hour), 10)
+	st, err := s.Prune(ctx, base.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 3000 {
+		t.Fatalf("pruned %d events, want 3000", st.Events)
+	}
+	if st.FreedPages <= vacuumChunk {
+		t.Fatalf("freed %d pages: the test wants more than one step of %d", st.FreedPages, vacuumChunk)
+	}
+	if free := pragma(t, s, "freelist_count"); free != 0 {
+		t.Errorf("%d free pages left after freeing %d", free, st.FreedPages)
+	}
+	if size := pragma(t, s, "page_count") * pragma(t, s, "page_size"); st.Size != size {
+		t.Errorf("Size %d, want %d (page_count * page_size)", st.Size, size)
+	}
+}
+
+// TestPruneWithoutAutoVacuum: a database without auto_vacuum (made by
+// another program, or turned off and vacuumed by hand: auto_vacuum only
+// applies to a new database) cannot give pages back; Prune still deletes,
+// returns, and reports no page freed.
+func TestPruneWithoutAutoVacuum(t *testing.T) {
+	p := PathIn(t.TempDir())
+	s, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{"PRAGMA auto_vacuum = NONE", "VACUUM"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err = Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if v := pragma(t, s, "auto_vacuum"); v != 0 {
+		t.Fatalf("auto_vacuum %d: the test wants a database without it", v)
+	}
+	bulkEvents(t, s, "old", 1000, base, 3000)
+	st, err := s.Prune(ctx, base.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 1000 || st.FreedPages != 0 {
+		t.Errorf("pruned %d events, freed %d pages; want 1000 and 0", st.Events, st.FreedPages)
+	}
+	if free := pragma(t, s, "freelist_count"); free*4 <= pragma(t, s, "page_count") {
+		t.Errorf("only %d free pages: the test wants reclaim to be tried", free)
 	}
 }
