@@ -176,3 +176,83 @@ func TestPruneWithoutAutoVacuum(t *testing.T) {
 		t.Errorf("only %d free pages: the test wants reclaim to be tried", free)
 	}
 }
+
+// TestReclaimThresholds: reclaim starts when more than a quarter of the
+// pages, or more than 4 MiB, are free — not at exactly a quarter or
+// exactly 4 MiB. Events are deleted one by one (each of about a page)
+// until the free pages are exactly at a threshold, then vacuum must give
+// nothing back; one page more and it gives them all back.
+func TestReclaimThresholds(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		events int
+		// at is the number of free pages at the threshold, from the
+		// page count.
+		at func(pages int64) int64
+	}{
+		{"a quarter", 600, func(pages int64) int64 { return pages / 4 }},
+		{"4 MiB", 4400, func(int64) int64 { return (4 << 20) / 4096 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openTemp(t)
+			bulkEvents(t, s, "e", c.events, base, 3000)
+			if ps := pragma(t, s, "page_size"); ps != 4096 {
+				t.Fatalf("page size %d", ps)
+			}
+			// Make the page count a multiple of 4, so that a quarter
+			// is a whole number of pages.
+			for i := 0; pragma(t, s, "page_count")%4 != 0; i++ {
+				bulkEvents(t, s, fmt.Sprintf("pad%d-", i), 1, base.Add(time.Hour), 100)
+			}
+			pages := pragma(t, s, "page_count")
+			at := c.at(pages)
+			if c.name == "4 MiB" && at*4 > pages {
+				t.Fatalf("%d pages: 4 MiB free would be more than a quarter", pages)
+			}
+			var seqs []int64
+			rows, err := s.db.QueryContext(ctx, `SELECT seq FROM events ORDER BY seq`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var q int64
+				if err := rows.Scan(&q); err != nil {
+					t.Fatal(err)
+				}
+				seqs = append(seqs, q)
+			}
+			rows.Close()
+			// Most in one go (about a page each), the rest one by one.
+			bulk := seqs[at*3/4]
+			if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE seq < ?`, bulk); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range seqs[at*3/4:] {
+				if pragma(t, s, "freelist_count") >= at {
+					break
+				}
+				if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE seq = ?`, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			free := pragma(t, s, "freelist_count")
+			if free != at || pragma(t, s, "page_count") != pages {
+				t.Fatalf("%d of %d pages free, want exactly %d of %d: the test cannot reach the threshold", free, pragma(t, s, "page_count"), at, pages)
+			}
+			freed, _, err := s.vacuum(ctx)
+			if err != nil || freed != 0 {
+				t.Errorf("exactly %d of %d pages free: vacuum gave back %d (%v), want 0", free, pages, freed, err)
+			}
+			for pragma(t, s, "freelist_count") == at {
+				if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			free = pragma(t, s, "freelist_count")
+			freed, _, err = s.vacuum(ctx)
+			if err != nil || freed != free {
+				t.Errorf("%d of %d pages free: vacuum gave back %d (%v), want all", free, pages, freed, err)
+			}
+		})
+	}
+}
