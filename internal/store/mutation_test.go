@@ -256,3 +256,51 @@ func TestReclaimThresholds(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneDropsOldSummaries: Prune deletes the error summaries (hourly,
+// daily, 30-day) and error rates (hourly, daily) of the buckets that end
+// before its time, of every span, and keeps those of later buckets.
+func TestPruneDropsOldSummaries(t *testing.T) {
+	s := openTemp(t)
+	old := time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC)
+	recent := old.Add(100 * 24 * time.Hour)
+	bulkEvents(t, s, "old", 3, old, 10)
+	bulkEvents(t, s, "recent", 3, recent, 10)
+	// rows counts the rows of table of span hours before and from the
+	// bucket that holds at.
+	rows := func(table string, span int64, at time.Time) (before, from int64) {
+		t.Helper()
+		b := at.UnixNano() / (span * int64(time.Hour))
+		for _, q := range []struct {
+			cond string
+			dst  *int64
+		}{{"bucket < ?2", &before}, {"bucket >= ?2", &from}} {
+			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE span = ?1 AND `+q.cond, span, b).Scan(q.dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return before, from
+	}
+	type sp struct {
+		table string
+		span  int64
+	}
+	spans := []sp{{"error_groups", 1}, {"error_groups", 24}, {"error_groups", 720}, {"error_rate", 1}, {"error_rate", 24}}
+	for _, c := range spans {
+		if b, f := rows(c.table, c.span, recent); b == 0 || f == 0 {
+			t.Fatalf("%s span %d: %d rows before the recent events' bucket, %d from it: the test wants both", c.table, c.span, b, f)
+		}
+	}
+	st, err := s.Prune(ctx, recent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 3 {
+		t.Errorf("pruned %d events, want 3", st.Events)
+	}
+	for _, c := range spans {
+		if b, f := rows(c.table, c.span, recent); b != 0 || f == 0 {
+			t.Errorf("%s span %d after pruning: %d rows before the recent events' bucket (want 0), %d from it", c.table, c.span, b, f)
+		}
+	}
+}
