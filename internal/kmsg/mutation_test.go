@@ -96,3 +96,19 @@ func TestStreamIsReadIncrementally(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownFlags: a flags field the ABI may grow (more letters) is
+// accepted; the record is a continuation fragment when "c" is among them,
+// first or not.
+func TestUnknownFlags(t *testing.T) {
+	for flags, want := range map[string]bool{"cx": true, "xc": true, "x": false, "-x": false, "c-": true} {
+		r, err := ParseRecord([]byte("6,1,2," + flags + ";text\n"))
+		if err != nil {
+			t.Errorf("flags %q: %v", flags, err)
+			continue
+		}
+		if r.Continued != want || r.Message != "text" {
+			t.Errorf("flags %q: Continued %v, message %q; want %v, \"text\"", flags, r.Continued, r.Message, want)
+		}
+	}
+}
