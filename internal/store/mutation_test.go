@@ -4,9 +4,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // TestStartActionChecksTheAction: StartAction on an action that does not
@@ -302,5 +306,67 @@ func TestPruneDropsOldSummaries(t *testing.T) {
 		if b, f := rows(c.table, c.span, recent); b != 0 || f == 0 {
 			t.Errorf("%s span %d after pruning: %d rows before the recent events' bucket (want 0), %d from it", c.table, c.span, b, f)
 		}
+	}
+}
+
+// TestSetWatchedNames: SetWatched records every name of a file system (its
+// UUID, device and mount points) that it has, and no empty one.
+func TestSetWatchedNames(t *testing.T) {
+	s := openTemp(t)
+	if err := s.SetWatched(ctx, []alert.Filesystem{fs1, fs3}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT name, fs_key FROM fs_names ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var n, k string
+		if err := rows.Scan(&n, &k); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n+"="+k)
+	}
+	rows.Close()
+	want := []string{"/data=" + fs1.UUID, "/dev/loop7=/dev/loop7", "/dev/sda1=" + fs1.UUID, "/mnt/scratch=/dev/loop7", "/srv/data=" + fs1.UUID, fs1.UUID + "=" + fs1.UUID}
+	if !slices.Equal(got, want) {
+		t.Errorf("fs_names:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestBatchKeepsMountpoints: within one batch, a newer event that names no
+// mount point leaves the file system's mount points as the older one gave
+// them; the device and type follow the newest event that has them.
+func TestBatchKeepsMountpoints(t *testing.T) {
+	s := openTemp(t)
+	first := errEvent("m1", base, fs1, "EIO", 1)
+	second := errEvent("m2", base.Add(time.Second), fs1, "EIO", 1)
+	second.Mountpoints = nil
+	commit(t, s, &Batch{Events: []event.Event{first, second}})
+	fss, err := s.Filesystems(ctx)
+	if err != nil || len(fss) != 1 {
+		t.Fatalf("Filesystems: %+v, %v", fss, err)
+	}
+	if !slices.Equal(fss[0].Mountpoints, fs1.Mountpoints) {
+		t.Errorf("mount points %q, want %q", fss[0].Mountpoints, fs1.Mountpoints)
+	}
+}
+
+// TestCommitKeepsActionFSKey: an action's FSKey is derived from its
+// incident key only when it has none.
+func TestCommitKeepsActionFSKey(t *testing.T) {
+	s := openTemp(t)
+	b := &Batch{Actions: []Action{
+		{IncidentKey: "/dev/loop7/EUCLEAN", FSKey: fs1.UUID, EventID: "e", Name: "given"},
+		{IncidentKey: "/dev/loop7/EUCLEAN", EventID: "e", Name: "derived"},
+	}}
+	commit(t, s, b)
+	if b.Actions[0].FSKey != fs1.UUID || b.Actions[1].FSKey != "/dev/loop7" {
+		t.Errorf("fs keys after commit: %q, %q; want %q, %q", b.Actions[0].FSKey, b.Actions[1].FSKey, fs1.UUID, "/dev/loop7")
+	}
+	all, err := s.Actions(ctx, 0)
+	if err != nil || len(all) != 2 || all[0].FSKey != fs1.UUID || all[1].FSKey != "/dev/loop7" {
+		t.Errorf("stored actions: %+v, %v", all, err)
 	}
 }
