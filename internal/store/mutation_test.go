@@ -370,3 +370,18 @@ func TestCommitKeepsActionFSKey(t *testing.T) {
 		t.Errorf("stored actions: %+v, %v", all, err)
 	}
 }
+
+// TestDuplicateEventID: committing an event whose id is already stored
+// fails, names the event and says the id may be a duplicate, and commits
+// nothing of the batch.
+func TestDuplicateEventID(t *testing.T) {
+	s := openTemp(t)
+	commit(t, s, &Batch{Events: []event.Event{errEvent("dup", base, fs1, "EIO", 1)}})
+	err := s.Commit(ctx, &Batch{Events: []event.Event{errEvent("fresh", base, fs1, "EIO", 1), errEvent("dup", base, fs1, "EIO", 1)}})
+	if err == nil || !strings.Contains(err.Error(), "event dup: ") || !strings.Contains(err.Error(), "(duplicate id?)") {
+		t.Errorf("committing a duplicate id: %v", err)
+	}
+	if n, err := s.CountEvents(ctx); err != nil || n != 1 {
+		t.Errorf("%d events stored (%v), want 1", n, err)
+	}
+}
