@@ -112,3 +112,14 @@ func TestUnknownFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestStringEscapesLikeTheKernel: String escapes what the kernel escapes —
+// bytes below space, DEL (127) and up, the backslash — and nothing else:
+// space and "~" (126) stay as they are.
+func TestStringEscapesLikeTheKernel(t *testing.T) {
+	r := Record{Level: LevelErr, Seq: 7, Time: 5, Message: "\x1f \x7e\x7f\x80\\", Fields: map[string]string{"K": "~\x7f"}}
+	want := "3,7,0,-;\\x1f ~\\x7f\\x80\\x5c\n K=~\\x7f\n"
+	if got := r.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
