@@ -191,6 +191,9 @@ func TestJournalDevice(t *testing.T) {
 	for in, want := range map[string]string{
 		"loop0-8": "loop0", "dm-0-8": "dm-0", "sda1-8": "sda1", "sda-8": "sda", "nvme0n1p2-8": "nvme0n1p2",
 		"dm-3": "dm-3", "sdb": "sdb", "x-": "x-", "-8": "-8", "loop1-j": "loop1-j", "md0-12": "md0",
+		// The journal inode's number is any decimal number: the digits at
+		// both ends of the range, and the characters just outside it.
+		"loop0-90": "loop0", "loop0-109": "loop0", "loop0-8/": "loop0-8/", "loop0-:8": "loop0-:8",
 	} {
 		if got := journalDevice(in); got != want {
 			t.Errorf("journalDevice(%q) = %q, want %q", in, got, want)

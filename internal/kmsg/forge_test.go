@@ -150,6 +150,9 @@ func TestExt4CommCannotSteerKind(t *testing.T) {
 		"no separator":               "",
 		"0123456789abcdef: text":     "",
 		"0123456789abcde: text":      "text",
+		// A ": " that ends the record can end the name too (a name
+		// "x: corrupt:" and no text): none of the name is returned.
+		"x: corrupt: ": "",
 	} {
 		if got := ext4CommText(rest); got != want {
 			t.Errorf("ext4CommText(%q) = %q, want %q", rest, got, want)
