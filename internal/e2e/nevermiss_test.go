@@ -268,7 +268,9 @@ func TestShortfallWithoutOverflowIsReconciled(t *testing.T) {
 	d = startDaemon(t, cfg, state)
 	d.waitLog("ready", 1)
 	trigger(t, im, "marker")
-	eventually(t, func() string { return fmt.Sprintf("the marker error is not in the history: %v", sums(events(t, state))) },
+	eventually(t, func() string {
+		return fmt.Sprintf("the marker error is not in the history: %v", sums(events(t, state)))
+	},
 		func() bool { return sums(events(t, state))[im.Dev+" fanotify"] >= 3 })
 	if got := sums(events(t, state)); got[im.Dev+" fanotify"] != 3 || got[im.Dev+" recorded"] != 49 || len(got) != 2 {
 		t.Errorf("after a restart and one more error, errors by source %v, want 3 from fanotify and still 49 recorded", got)
