@@ -258,8 +258,20 @@ func TestHighAvailability(t *testing.T) {
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
 
+	// Both accept: success, and nothing is logged.
+	ok2 := notifytest.NewReceiver(t, http.StatusOK, "")
+	n := newNotifier(t, alertmanager.Config{URLs: []string{ok2.URL, ok.URL}, Logger: logger})
+	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
+		t.Errorf("both Alertmanagers accepting: %v", err)
+	}
+	logMu.Lock()
+	if logBuf.Len() != 0 {
+		t.Errorf("a send every Alertmanager accepted logged %q", logBuf.String())
+	}
+	logMu.Unlock()
+
 	// One of two down (refusing connections): success.
-	n := newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.URL}, Logger: logger})
+	n = newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.URL}, Logger: logger})
 	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager down: %v", err)
 	}
@@ -268,8 +280,8 @@ func TestHighAvailability(t *testing.T) {
 	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager failing: %v", err)
 	}
-	if len(ok.Requests()) != 2 || len(bad.Requests()) != 1 {
-		t.Errorf("requests: ok %d (want 2), bad %d (want 1)", len(ok.Requests()), len(bad.Requests()))
+	if len(ok.Requests()) != 3 || len(bad.Requests()) != 1 || len(ok2.Requests()) != 1 {
+		t.Errorf("requests: ok %d (want 3), ok2 %d (want 1), bad %d (want 1)", len(ok.Requests()), len(ok2.Requests()), len(bad.Requests()))
 	}
 	logMu.Lock()
 	if !strings.Contains(logBuf.String(), "HTTP 503") {
@@ -328,6 +340,8 @@ func TestBasicAuthNeverInErrors(t *testing.T) {
 	for _, cfg := range []alertmanager.Config{
 		{URLs: []string{srv.URL}, Username: user, Password: pass, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
 		{URLs: []string{"http://" + user + ":" + pass + "@" + hostport}, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
+		// The same credentials in the URL and configured do not conflict.
+		{URLs: []string{"http://" + user + ":" + pass + "@" + hostport}, Username: user, Password: pass, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
 	} {
 		mu.Lock()
 		fail = false
@@ -402,6 +416,9 @@ func TestNewErrors(t *testing.T) {
 		{alertmanager.Config{URLs: []string{"http://h:9093?x=1"}}, "no query"},
 		{alertmanager.Config{URLs: []string{"http://h:9093", "http://h:9093/"}}, "listed twice"},
 		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "v", Password: "other"}, "differs"},
+		// Either part differing is a conflict.
+		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "u", Password: "other"}, "differs"},
+		{alertmanager.Config{URLs: []string{"http://v:pw-secret@h:9093"}, Username: "u", Password: "pw-secret"}, "differs"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Password: "pw-secret"}, "no username"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"Bad Name": "v"}}, "header name"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"X-A": "v\r\nX-B: y"}}, "control character"},
@@ -425,5 +442,27 @@ func TestNewErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "pw-secret") {
 			t.Errorf("error %q shows a secret", err)
 		}
+	}
+}
+
+// TestNoMountpoint: an alert about a file system that is not mounted (an
+// event about an unmounted one) has no mountpoint label and no mountpoints
+// annotation, rather than empty ones.
+func TestNoMountpoint(t *testing.T) {
+	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}})
+	a := notifytest.Alert(alert.TypeError)
+	a.Filesystem.Mountpoints = nil
+	p := n.Payload(a, time.Now())
+	if v, ok := p.Labels["mountpoint"]; ok {
+		t.Errorf("labels have mountpoint %q, want none: %v", v, p.Labels)
+	}
+	if v, ok := p.Annotations["mountpoints"]; ok {
+		t.Errorf("annotations have mountpoints %q, want none", v)
+	}
+	if d := p.Annotations["description"]; !strings.Contains(d, "File system: /dev/loop7 (ext4)\n") {
+		t.Errorf("description %q, want the file system without mount points", d)
+	}
+	if p.Labels["device"] != "/dev/loop7" {
+		t.Errorf("labels %v, want the device", p.Labels)
 	}
 }
