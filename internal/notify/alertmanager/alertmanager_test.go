@@ -466,3 +466,74 @@ func TestNoMountpoint(t *testing.T) {
 		t.Errorf("labels %v, want the device", p.Labels)
 	}
 }
+
+// TestDescriptionOptionalLines: the identity and host lines of the
+// description are there when known, and only then.
+func TestDescriptionOptionalLines(t *testing.T) {
+	for _, tc := range []struct {
+		uuid, label, host string
+		want              []string
+		not               []string
+	}{
+		{"", "", "", []string{"File system: /dev/loop7 (ext4) mounted at /mnt/data, /srv/data\nAlert id"}, []string{"UUID", "Host:"}},
+		{"", "data", "h1", []string{"\nUUID -, label data\nHost: h1\n"}, nil},
+		{"u-1", "", "", []string{"\nUUID u-1\nAlert id"}, []string{"label", "Host:"}},
+		{"u-1", "data", "h1", []string{"\nUUID u-1, label data\nHost: h1\n"}, nil},
+	} {
+		a := notifytest.Alert(alert.TypeError)
+		a.Filesystem.UUID, a.Filesystem.Label, a.Host = tc.uuid, tc.label, tc.host
+		a.Event = nil
+		a.Rule = ""
+		d := alertmanager.Description(a)
+		for _, w := range tc.want {
+			if !strings.Contains(d, w) {
+				t.Errorf("uuid %q, label %q, host %q: description %q lacks %q", tc.uuid, tc.label, tc.host, d, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(d, w) {
+				t.Errorf("uuid %q, label %q, host %q: description %q has %q", tc.uuid, tc.label, tc.host, d, w)
+			}
+		}
+	}
+}
+
+// TestDescriptionEventLines: the event's lines of the description, each
+// there when its datum is known, and only then.
+func TestDescriptionEventLines(t *testing.T) {
+	const head = "The file system reported 3 EUCLEAN error(s) since 2025-03-01T10:00:00Z.\n" +
+		"File system: /dev/loop7 (ext4) mounted at /mnt/data, /srv/data\n" +
+		"UUID 0b1c2d3e-1111-2222-3333-444455556666, label data\nHost: web1.example.org\n"
+	for _, tc := range []struct {
+		name   string
+		change func(a *alert.Alert)
+		want   string
+	}{
+		{"everything", func(a *alert.Alert) { a.Event.Message = "a note" },
+			head + "Error: EUCLEAN (structure needs cleaning), errno 117\nInode: 12 (generation 7)\nPath: /mnt/data/dir/bad\n" +
+				"ext4 recorded state: 4 error(s) since the last fsck; the last at 2025-03-01T10:00:00Z in ext4_lookup:1812 inode 12 block 99 EUCLEAN\n" +
+				"Note: a note\nRule: default\nAlert id: 01JTESTALERTERROR"},
+		{"last error without inode, block, errno; no rule", func(a *alert.Alert) {
+			l := a.Event.Ext4.LastError
+			l.Inode, l.Block, l.Error = 0, 0, ""
+			a.Rule = ""
+		}, head + "Error: EUCLEAN (structure needs cleaning), errno 117\nInode: 12 (generation 7)\nPath: /mnt/data/dir/bad\n" +
+			"ext4 recorded state: 4 error(s) since the last fsck; the last at 2025-03-01T10:00:00Z in ext4_lookup:1812\n" +
+			"Alert id: 01JTESTALERTERROR"},
+		{"no errno, generation, path or last error", func(a *alert.Alert) {
+			e := a.Event
+			e.Error, e.Generation, e.Path, e.PathError = "", nil, "", "ESTALE"
+			e.Ext4.LastError = nil
+		}, head + "Inode: 12\nPath: unknown (ESTALE)\next4 recorded state: 4 error(s) since the last fsck\nRule: default\nAlert id: 01JTESTALERTERROR"},
+		{"no inode, path or ext4 state", func(a *alert.Alert) {
+			e := a.Event
+			e.Error, e.Inode, e.Path, e.Ext4 = "", nil, "", nil
+		}, head + "Rule: default\nAlert id: 01JTESTALERTERROR"},
+	} {
+		a := notifytest.Alert(alert.TypeError)
+		tc.change(a)
+		if got := alertmanager.Description(a); got != tc.want {
+			t.Errorf("%s: description\n%q\nwant\n%q", tc.name, got, tc.want)
+		}
+	}
+}
