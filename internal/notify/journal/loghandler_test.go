@@ -70,3 +70,23 @@ func TestLogHandler(t *testing.T) {
 		t.Errorf("NewLogHandler on a missing socket: %v", err)
 	}
 }
+
+// TestFieldNameAndPriority: a log key becomes upper-case letters, digits and
+// underscores, the characters next to each range included; each level
+// and the one just below it get their priorities.
+func TestFieldNameAndPriority(t *testing.T) {
+	if got, want := fieldName("azAZ09`{@[/:-é"), "AZAZ09_________"; got != want {
+		t.Errorf("fieldName = %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		l    slog.Level
+		want string
+	}{
+		{slog.LevelDebug, "7"}, {slog.LevelInfo - 1, "7"}, {slog.LevelInfo, "6"}, {slog.LevelWarn - 1, "6"},
+		{slog.LevelWarn, "4"}, {slog.LevelError - 1, "4"}, {slog.LevelError, "3"}, {slog.LevelError + 4, "3"},
+	} {
+		if got := logPriority(tc.l); got != tc.want {
+			t.Errorf("logPriority(%v) = %s, want %s", tc.l, got, tc.want)
+		}
+	}
+}
