@@ -90,3 +90,52 @@ func TestFieldNameAndPriority(t *testing.T) {
 		}
 	}
 }
+
+// TestLogHandlerManyAttributes: more attributes given by With than the
+// record has, and more in the record than given by With, all arrive.
+func TestLogHandlerManyAttributes(t *testing.T) {
+	j := newJournald(t)
+	h, err := NewLogHandler(j.path, slog.LevelDebug, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := slog.New(h).With("a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
+	with.Info("with only")
+	e := j.receive(t)
+	if got := fieldValue(e.fields, "MESSAGE"); got != "with only a=1 b=2 c=3 d=4 e=5 f=6" || fieldValue(e.fields, "FSHEALTH_F") != "6" {
+		t.Errorf("fields %q", e.fields)
+	}
+	slog.New(h).Info("record only", "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
+	e = j.receive(t)
+	if got := fieldValue(e.fields, "MESSAGE"); got != "record only a=1 b=2 c=3 d=4 e=5 f=6" || fieldValue(e.fields, "FSHEALTH_F") != "6" {
+		t.Errorf("fields %q", e.fields)
+	}
+}
+
+// TestLogHandlerFallbackKeepsAttributes: without a fallback, With and
+// WithGroup work; with one, a record the journal refuses reaches it with
+// the attributes and groups given before.
+func TestLogHandlerFallbackKeepsAttributes(t *testing.T) {
+	j := newJournald(t)
+	h, err := NewLogHandler(j.path, slog.LevelDebug, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog.New(h).With("channel", "hooks").WithGroup("req").Info("no fallback", "k", "v")
+	if e := j.receive(t); fieldValue(e.fields, "FSHEALTH_CHANNEL") != "hooks" || fieldValue(e.fields, "FSHEALTH_REQ_K") != "v" {
+		t.Errorf("fields %q", e.fields)
+	}
+
+	var fallback bytes.Buffer
+	h, err = NewLogHandler(j.path, slog.LevelDebug, slog.NewTextHandler(&fallback, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(h).With("channel", "hooks").WithGroup("req")
+	j.conn.Close()
+	os.Remove(j.path)
+	log.Warn("journald is gone", "k", "v")
+	if s := fallback.String(); !strings.Contains(s, `msg="journald is gone" channel=hooks req.k=v`) {
+		t.Errorf("fallback:\n%s", s)
+	}
+}
