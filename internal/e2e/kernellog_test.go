@@ -26,15 +26,75 @@ func kernelLogConfig(mountpoint string) string {
 	return strings.Replace(baseConfig(mountpoint), "[watch]\n", "[watch]\nkernel_log_hold = \"300ms\"\n", 1)
 }
 
+// fsIocShutdown is FS_IOC_SHUTDOWN (EXT4_IOC_SHUTDOWN), _IOR('X', 125,
+// __u32), and fsShutdownNoLogFlush its flag that shuts a file system down
+// without flushing its journal.
+const (
+	fsIocShutdown        = 0x8004587d
+	fsShutdownNoLogFlush = 2
+)
+
+// watchAlso returns the configuration cfg watching path too.
+func watchAlso(cfg, path string) string {
+	return strings.Replace(cfg, "paths = [", "paths = ["+tomlString(path)+", ", 1)
+}
+
+// kernelLogBarrier shuts the ext4 file system marker down: ext4 logs "shut
+// down requested" and (before Linux 7.0) sends no FAN_FS_ERROR for it, so
+// the daemon reports it from the kernel log once it has held it for
+// kernel_log_hold. The daemon reads the log in order and decides on the
+// messages it holds oldest first, each in the same batch as or a batch
+// before those logged after it: once the marker's event is in the
+// history, every message logged before the marker has been decided on,
+// and one that became an event of its own is in the history too.
+// kernelLogBarrier waits for the marker's event and returns the history
+// without the marker's events. On a kernel that reports the shutdown
+// through FAN_FS_ERROR the marker says nothing about held messages, and
+// the test skips.
+func kernelLogBarrier(t *testing.T, state string, marker *loopfs.Image) []event {
+	t.Helper()
+	f, err := os.Open(marker.Mountpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetPointerInt(int(f.Fd()), fsIocShutdown, fsShutdownNoLogFlush)
+	f.Close()
+	if err != nil {
+		t.Fatalf("FS_IOC_SHUTDOWN of the marker file system at %s: %v", marker.Mountpoint, err)
+	}
+	var evs, marks []event
+	eventually(t, func() string { return fmt.Sprintf("no event of the marker's shutdown (%s): %+v", marker.Dev, evs) }, func() bool {
+		evs, marks = splitDevice(events(t, state), marker.Dev)
+		return len(marks) > 0
+	})
+	if marks[0].Source != "kmsg" {
+		testutil.Skip(t, testutil.KernelLacks, "this kernel reports the shutdown of ext4 through FAN_FS_ERROR (%+v): the marker that shows nothing more came from the kernel log is an error only the log reports", marks[0])
+	}
+	return evs
+}
+
+// splitDevice splits evs into the events not of device dev and those of it.
+func splitDevice(evs []event, dev string) (others, of []event) {
+	for _, e := range evs {
+		if e.Device == dev {
+			of = append(of, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	return others, of
+}
+
 // TestKernelMessageInHistory: the kernel's message about an ext4 error is
 // recorded with its fanotify event, and reaches the webhook; it is not
 // reported again on its own.
 func TestKernelMessageInHistory(t *testing.T) {
 	im := newFS(t)
+	marker := testutil.NewExt4(t, 0)
 	wh := newReceiver(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, kernelLogConfig(im.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
+	writeFile(t, cfg, watchAlso(kernelLogConfig(im.Mountpoint), marker.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, cfg, state)
 	d.waitLog("reading the kernel log", 1)
@@ -54,8 +114,8 @@ func TestKernelMessageInHistory(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Body, &body); err != nil || body.Event.KernelMessage != evs[0].KernelMessage {
 		t.Errorf("webhook event kernel_message %q (%v), want %q", body.Event.KernelMessage, err, evs[0].KernelMessage)
 	}
-	time.Sleep(time.Second) // past the hold: nothing more may come
-	if evs := events(t, state); len(evs) != 1 {
+	// Nothing more may come once the message's hold is over.
+	if evs := kernelLogBarrier(t, state, marker); len(evs) != 1 {
 		t.Errorf("history has %d events, want 1: %+v", len(evs), evs)
 	}
 	d.stop()
@@ -67,10 +127,11 @@ func TestXFSShutdownThroughKernelLog(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	testutil.RequireCommand(t, "xfs_io", "xfsprogs")
 	im := testutil.NewImage(t, "xfs", 300<<20, "")
+	marker := testutil.NewExt4(t, 0)
 	wh := newReceiver(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, kernelLogConfig(im.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
+	writeFile(t, cfg, watchAlso(kernelLogConfig(im.Mountpoint), marker.Mountpoint)+"\n[[webhook]]\nurl = "+tomlString(wh.URL())+"\n", 0o600)
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, cfg, state)
 	d.waitLog("reading the kernel log", 1)
@@ -91,8 +152,7 @@ func TestXFSShutdownThroughKernelLog(t *testing.T) {
 		t.Errorf("source %q", e.Source)
 	}
 	wh.waitAccepted(t, 1)
-	time.Sleep(time.Second)
-	if evs := events(t, state); len(evs) != 1 {
+	if evs := kernelLogBarrier(t, state, marker); len(evs) != 1 {
 		t.Errorf("the shutdown is %d events in the history, want 1: %+v", len(evs), evs)
 	}
 	st := getStatus(t, state)
@@ -111,10 +171,11 @@ func TestBtrfsCounterIncreases(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	im, victim := testutil.NewBtrfsWithCorruptFile(t)
 	mp := im.Mountpoint
+	marker := testutil.NewExt4(t, 0)
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fshealth.toml")
-	writeFile(t, cfg, kernelLogConfig(mp), 0o600)
+	writeFile(t, cfg, watchAlso(kernelLogConfig(mp), marker.Mountpoint), 0o600)
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, cfg, state)
 	d.waitLog("reading the kernel log", 1)
@@ -128,10 +189,11 @@ func TestBtrfsCounterIncreases(t *testing.T) {
 	counted := before[len(before)-1].Btrfs.To
 	d.stop()
 
+	// The counters are read at start; an increase found then is reported
+	// with the next kernel log records read, the marker's at the latest.
 	d = startDaemon(t, cfg, state)
 	d.waitLog("ready", 1)
-	time.Sleep(500 * time.Millisecond)
-	if evs := events(t, state); len(evs) != len(before) {
+	if evs := kernelLogBarrier(t, state, marker); len(evs) != len(before) {
 		t.Errorf("after a restart the history has %d events, want still %d: %+v", len(evs), len(before), evs)
 	}
 	d.stop()
@@ -140,7 +202,8 @@ func TestBtrfsCounterIncreases(t *testing.T) {
 	// increase is reported once when it starts.
 	readEIO(t, victim)
 	d = startDaemon(t, cfg, state)
-	evs := counterEvents(t, waitSettled(t, state), 0)
+	evs, _ := splitDevice(waitSettled(t, state), marker.Dev)
+	evs = counterEvents(t, evs, 0)
 	later := evs[len(before):]
 	if len(later) != 1 || later[0].Btrfs.From != counted || !strings.Contains(later[0].Message, "corruption errors") {
 		t.Errorf("increase while stopped: %+v, want one event from %d", later, counted)

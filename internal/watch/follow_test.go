@@ -316,8 +316,23 @@ func TestFollowSkipsPseudoMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Unmounted at once, the mount could be gone before the watcher looks
-	// it up, and an unknown mount is rescanned for.
-	time.Sleep(200 * time.Millisecond)
+	// it up, and an unknown mount is rescanned for: wait until the
+	// follower has looked it up and queued it for the next rescan.
+	queued := func() bool {
+		f.w.mt.mu.Lock()
+		defer f.w.mt.mu.Unlock()
+		for _, op := range f.w.mt.ops {
+			if op.kind == opAttach && op.m.Point == dir && op.m.FSType == "tmpfs" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(waitTimeout); !queued(); time.Sleep(5 * time.Millisecond) {
+		if n := f.w.rescans.Load() - before; n != 0 || time.Now().After(deadline) {
+			t.Fatalf("the tmpfs mount at %s is not queued for the next rescan (%d rescans since it was mounted)", dir, n)
+		}
+	}
 	if err := unix.Unmount(dir, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -258,8 +258,20 @@ func TestHighAvailability(t *testing.T) {
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
 
+	// Both accept: success, and nothing is logged.
+	ok2 := notifytest.NewReceiver(t, http.StatusOK, "")
+	n := newNotifier(t, alertmanager.Config{URLs: []string{ok2.URL, ok.URL}, Logger: logger})
+	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
+		t.Errorf("both Alertmanagers accepting: %v", err)
+	}
+	logMu.Lock()
+	if logBuf.Len() != 0 {
+		t.Errorf("a send every Alertmanager accepted logged %q", logBuf.String())
+	}
+	logMu.Unlock()
+
 	// One of two down (refusing connections): success.
-	n := newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.URL}, Logger: logger})
+	n = newNotifier(t, alertmanager.Config{URLs: []string{dead, ok.URL}, Logger: logger})
 	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager down: %v", err)
 	}
@@ -268,8 +280,8 @@ func TestHighAvailability(t *testing.T) {
 	if err := n.Send(context.Background(), notifytest.Alert(alert.TypeError)); err != nil {
 		t.Errorf("one Alertmanager failing: %v", err)
 	}
-	if len(ok.Requests()) != 2 || len(bad.Requests()) != 1 {
-		t.Errorf("requests: ok %d (want 2), bad %d (want 1)", len(ok.Requests()), len(bad.Requests()))
+	if len(ok.Requests()) != 3 || len(bad.Requests()) != 1 || len(ok2.Requests()) != 1 {
+		t.Errorf("requests: ok %d (want 3), ok2 %d (want 1), bad %d (want 1)", len(ok.Requests()), len(ok2.Requests()), len(bad.Requests()))
 	}
 	logMu.Lock()
 	if !strings.Contains(logBuf.String(), "HTTP 503") {
@@ -328,6 +340,8 @@ func TestBasicAuthNeverInErrors(t *testing.T) {
 	for _, cfg := range []alertmanager.Config{
 		{URLs: []string{srv.URL}, Username: user, Password: pass, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
 		{URLs: []string{"http://" + user + ":" + pass + "@" + hostport}, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
+		// The same credentials in the URL and configured do not conflict.
+		{URLs: []string{"http://" + user + ":" + pass + "@" + hostport}, Username: user, Password: pass, Headers: map[string]string{"X-Token": "Bearer tok-123456"}},
 	} {
 		mu.Lock()
 		fail = false
@@ -402,6 +416,9 @@ func TestNewErrors(t *testing.T) {
 		{alertmanager.Config{URLs: []string{"http://h:9093?x=1"}}, "no query"},
 		{alertmanager.Config{URLs: []string{"http://h:9093", "http://h:9093/"}}, "listed twice"},
 		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "v", Password: "other"}, "differs"},
+		// Either part differing is a conflict.
+		{alertmanager.Config{URLs: []string{"http://u:pw-secret@h:9093"}, Username: "u", Password: "other"}, "differs"},
+		{alertmanager.Config{URLs: []string{"http://v:pw-secret@h:9093"}, Username: "u", Password: "pw-secret"}, "differs"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Password: "pw-secret"}, "no username"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"Bad Name": "v"}}, "header name"},
 		{alertmanager.Config{URLs: []string{"http://h"}, Headers: map[string]string{"X-A": "v\r\nX-B: y"}}, "control character"},
@@ -424,6 +441,99 @@ func TestNewErrors(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "pw-secret") {
 			t.Errorf("error %q shows a secret", err)
+		}
+	}
+}
+
+// TestNoMountpoint: an alert about a file system that is not mounted (an
+// event about an unmounted one) has no mountpoint label and no mountpoints
+// annotation, rather than empty ones.
+func TestNoMountpoint(t *testing.T) {
+	n := newNotifier(t, alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}})
+	a := notifytest.Alert(alert.TypeError)
+	a.Filesystem.Mountpoints = nil
+	p := n.Payload(a, time.Now())
+	if v, ok := p.Labels["mountpoint"]; ok {
+		t.Errorf("labels have mountpoint %q, want none: %v", v, p.Labels)
+	}
+	if v, ok := p.Annotations["mountpoints"]; ok {
+		t.Errorf("annotations have mountpoints %q, want none", v)
+	}
+	if d := p.Annotations["description"]; !strings.Contains(d, "File system: /dev/loop7 (ext4)\n") {
+		t.Errorf("description %q, want the file system without mount points", d)
+	}
+	if p.Labels["device"] != "/dev/loop7" {
+		t.Errorf("labels %v, want the device", p.Labels)
+	}
+}
+
+// TestDescriptionOptionalLines: the identity and host lines of the
+// description are there when known, and only then.
+func TestDescriptionOptionalLines(t *testing.T) {
+	for _, tc := range []struct {
+		uuid, label, host string
+		want              []string
+		not               []string
+	}{
+		{"", "", "", []string{"File system: /dev/loop7 (ext4) mounted at /mnt/data, /srv/data\nAlert id"}, []string{"UUID", "Host:"}},
+		{"", "data", "h1", []string{"\nUUID -, label data\nHost: h1\n"}, nil},
+		{"u-1", "", "", []string{"\nUUID u-1\nAlert id"}, []string{"label", "Host:"}},
+		{"u-1", "data", "h1", []string{"\nUUID u-1, label data\nHost: h1\n"}, nil},
+	} {
+		a := notifytest.Alert(alert.TypeError)
+		a.Filesystem.UUID, a.Filesystem.Label, a.Host = tc.uuid, tc.label, tc.host
+		a.Event = nil
+		a.Rule = ""
+		d := alertmanager.Description(a)
+		for _, w := range tc.want {
+			if !strings.Contains(d, w) {
+				t.Errorf("uuid %q, label %q, host %q: description %q lacks %q", tc.uuid, tc.label, tc.host, d, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(d, w) {
+				t.Errorf("uuid %q, label %q, host %q: description %q has %q", tc.uuid, tc.label, tc.host, d, w)
+			}
+		}
+	}
+}
+
+// TestDescriptionEventLines: the event's lines of the description, each
+// there when its datum is known, and only then.
+func TestDescriptionEventLines(t *testing.T) {
+	const head = "The file system reported 3 EUCLEAN error(s) since 2025-03-01T10:00:00Z.\n" +
+		"File system: /dev/loop7 (ext4) mounted at /mnt/data, /srv/data\n" +
+		"UUID 0b1c2d3e-1111-2222-3333-444455556666, label data\nHost: web1.example.org\n"
+	for _, tc := range []struct {
+		name   string
+		change func(a *alert.Alert)
+		want   string
+	}{
+		{"everything", func(a *alert.Alert) { a.Event.Message = "a note" },
+			head + "Error: EUCLEAN (structure needs cleaning), errno 117\nInode: 12 (generation 7)\nPath: /mnt/data/dir/bad\n" +
+				"ext4 recorded state: 4 error(s) since the last fsck; the last at 2025-03-01T10:00:00Z in ext4_lookup:1812 inode 12 block 99 EUCLEAN\n" +
+				"Note: a note\nRule: default\nAlert id: 01JTESTALERTERROR"},
+		{"last error without inode, block, errno; no rule", func(a *alert.Alert) {
+			l := a.Event.Ext4.LastError
+			l.Inode, l.Block, l.Error = 0, 0, ""
+			a.Rule = ""
+		}, head + "Error: EUCLEAN (structure needs cleaning), errno 117\nInode: 12 (generation 7)\nPath: /mnt/data/dir/bad\n" +
+			"ext4 recorded state: 4 error(s) since the last fsck; the last at 2025-03-01T10:00:00Z in ext4_lookup:1812\n" +
+			"Alert id: 01JTESTALERTERROR"},
+		{"no errno, generation, path or last error", func(a *alert.Alert) {
+			e := a.Event
+			e.Error, e.Generation, e.Path, e.PathError = "", nil, "", "ESTALE"
+			e.Ext4.LastError = nil
+		}, head + "Inode: 12\nPath: unknown (ESTALE)\next4 recorded state: 4 error(s) since the last fsck\nRule: default\nAlert id: 01JTESTALERTERROR"},
+		{"no inode, path or ext4 state", func(a *alert.Alert) {
+			e := a.Event
+			e.Error, e.Inode, e.Path, e.Ext4 = "", nil, "", nil
+		}, head + "Rule: default\nAlert id: 01JTESTALERTERROR"},
+	} {
+		a := notifytest.Alert(alert.TypeError)
+		tc.change(a)
+		if got := alertmanager.Description(a); got != tc.want {
+			t.Errorf("%s: description\n%q\nwant\n%q", tc.name, got, tc.want)
 		}
 	}
 }

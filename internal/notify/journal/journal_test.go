@@ -477,3 +477,21 @@ func TestStorageFields(t *testing.T) {
 		}
 	}
 }
+
+// TestOneLine: a line is escaped when it holds a control character, a line
+// or paragraph separator or invalid UTF-8 — each alone is enough — and left
+// as it is otherwise, backslashes included.
+func TestOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"\u2028":           `\u2028`,
+		"\u2029":           `\u2029`,
+		"\n":               `\n`,
+		"\xff":             `\xff`,
+		"plain é text":     "plain é text",
+		`C:\dir, as it is`: `C:\dir, as it is`,
+	} {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

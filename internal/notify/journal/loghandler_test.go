@@ -70,3 +70,72 @@ func TestLogHandler(t *testing.T) {
 		t.Errorf("NewLogHandler on a missing socket: %v", err)
 	}
 }
+
+// TestFieldNameAndPriority: a log key becomes upper-case letters, digits and
+// underscores, the characters next to each range included; each level
+// and the one just below it get their priorities.
+func TestFieldNameAndPriority(t *testing.T) {
+	if got, want := fieldName("azAZ09`{@[/:-é"), "AZAZ09_________"; got != want {
+		t.Errorf("fieldName = %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		l    slog.Level
+		want string
+	}{
+		{slog.LevelDebug, "7"}, {slog.LevelInfo - 1, "7"}, {slog.LevelInfo, "6"}, {slog.LevelWarn - 1, "6"},
+		{slog.LevelWarn, "4"}, {slog.LevelError - 1, "4"}, {slog.LevelError, "3"}, {slog.LevelError + 4, "3"},
+	} {
+		if got := logPriority(tc.l); got != tc.want {
+			t.Errorf("logPriority(%v) = %s, want %s", tc.l, got, tc.want)
+		}
+	}
+}
+
+// TestLogHandlerManyAttributes: more attributes given by With than the
+// record has, and more in the record than given by With, all arrive.
+func TestLogHandlerManyAttributes(t *testing.T) {
+	j := newJournald(t)
+	h, err := NewLogHandler(j.path, slog.LevelDebug, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := slog.New(h).With("a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
+	with.Info("with only")
+	e := j.receive(t)
+	if got := fieldValue(e.fields, "MESSAGE"); got != "with only a=1 b=2 c=3 d=4 e=5 f=6" || fieldValue(e.fields, "FSHEALTH_F") != "6" {
+		t.Errorf("fields %q", e.fields)
+	}
+	slog.New(h).Info("record only", "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
+	e = j.receive(t)
+	if got := fieldValue(e.fields, "MESSAGE"); got != "record only a=1 b=2 c=3 d=4 e=5 f=6" || fieldValue(e.fields, "FSHEALTH_F") != "6" {
+		t.Errorf("fields %q", e.fields)
+	}
+}
+
+// TestLogHandlerFallbackKeepsAttributes: without a fallback, With and
+// WithGroup work; with one, a record the journal refuses reaches it with
+// the attributes and groups given before.
+func TestLogHandlerFallbackKeepsAttributes(t *testing.T) {
+	j := newJournald(t)
+	h, err := NewLogHandler(j.path, slog.LevelDebug, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog.New(h).With("channel", "hooks").WithGroup("req").Info("no fallback", "k", "v")
+	if e := j.receive(t); fieldValue(e.fields, "FSHEALTH_CHANNEL") != "hooks" || fieldValue(e.fields, "FSHEALTH_REQ_K") != "v" {
+		t.Errorf("fields %q", e.fields)
+	}
+
+	var fallback bytes.Buffer
+	h, err = NewLogHandler(j.path, slog.LevelDebug, slog.NewTextHandler(&fallback, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(h).With("channel", "hooks").WithGroup("req")
+	j.conn.Close()
+	os.Remove(j.path)
+	log.Warn("journald is gone", "k", "v")
+	if s := fallback.String(); !strings.Contains(s, `msg="journald is gone" channel=hooks req.k=v`) {
+		t.Errorf("fallback:\n%s", s)
+	}
+}
