@@ -359,6 +359,17 @@ func (f *Finder) runDebugfs(ctx context.Context, dev, request string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "DEBUGFS_PAGER=__none__", "PAGER=__none__"}
+	return f.runBounded(ctx, fmt.Sprintf("debugfs -c -R %q %s", request, dev), []string{prog, "-c", "-R", request, dev}, env, problems)
+}
+
+// runBounded runs argv with env for one lookup step, bounded: killed after
+// Finder.Timeout, its standard output capped at Finder.MaxOutput, at idle
+// I/O priority and the lowest CPU priority, and killed with fshealth.
+// failure turns what the program wrote on standard error into "" (nothing
+// wrong) or ": the problem", because these programs exit 0 when a request
+// fails. what names the step in errors.
+func (f *Finder) runBounded(ctx context.Context, what string, argv, env []string, failure func(stderr []byte) string) ([]byte, error) {
 	timeout := f.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -369,35 +380,34 @@ func (f *Finder) runDebugfs(ctx context.Context, dev, request string) ([]byte, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, "-c", "-R", request, dev)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "DEBUGFS_PAGER=__none__", "PAGER=__none__"}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
 	// A lookup does not outlive fshealth.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout := &capped{limit: limit}
 	stderr := &capped{limit: 64 << 10}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	what := fmt.Sprintf("debugfs -c -R %q %s", request, dev)
 	if err := cmd.Start(); err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
 			return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
 		}
-		return nil, fmt.Errorf("running %s: %w", prog, err)
+		return nil, fmt.Errorf("running %s: %w", argv[0], err)
 	}
 	// Idle I/O priority and the lowest CPU priority: a lookup reads the
 	// whole inode table of a file system and must not slow its users.
 	unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(cmd.Process.Pid), ioprioClassIdle<<ioprioClassShift)
 	unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 19)
-	err = cmd.Wait()
+	err := cmd.Wait()
+	problem := failure(stderr.Bytes())
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
 	case stdout.over:
 		return nil, fmt.Errorf("%s: printed more than %d bytes", what, limit)
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w%s", what, err, problems(stderr.Bytes()))
-	}
-	if p := problems(stderr.Bytes()); p != "" {
-		return nil, fmt.Errorf("%s failed%s", what, p)
+		return nil, fmt.Errorf("%s: %w%s", what, err, problem)
+	case problem != "":
+		return nil, fmt.Errorf("%s failed%s", what, problem)
 	}
 	return stdout.Bytes(), nil
 }

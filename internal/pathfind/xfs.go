@@ -10,9 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/internal/trust"
 )
@@ -274,52 +271,19 @@ func (f *Finder) runXFSDBArgs(ctx context.Context, what string, args ...string) 
 	if err != nil {
 		return nil, err
 	}
-	timeout := f.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	limit := f.MaxOutput
-	if limit <= 0 {
-		limit = DefaultMaxOutput
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, prog[0], append(append([]string{}, prog[1:]...), args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout := &capped{limit: limit}
-	stderr := &capped{limit: 64 << 10}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	return f.runBounded(ctx, what, append(append([]string{}, prog...), args...), env, func(stderr []byte) string {
+		var bad []string
+		for _, l := range strings.Split(string(stderr), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !xfsVerifierRE.MatchString(l) {
+				bad = append(bad, l)
+			}
 		}
-		return nil, fmt.Errorf("running %s: %w", prog[0], err)
-	}
-	unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(cmd.Process.Pid), ioprioClassIdle<<ioprioClassShift)
-	unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 19)
-	err = cmd.Wait()
-	var bad []string
-	for _, l := range strings.Split(string(stderr.Bytes()), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !xfsVerifierRE.MatchString(l) {
-			bad = append(bad, l)
+		if len(bad) == 0 {
+			return ""
 		}
-	}
-	quoted := ""
-	if len(bad) > 0 {
-		quoted = ": " + strconv.Quote(strings.Join(bad, "; "))
-	}
-	switch {
-	case ctx.Err() == context.DeadlineExceeded:
-		return nil, fmt.Errorf("%s: gave up after %v", what, timeout)
-	case stdout.over:
-		return nil, fmt.Errorf("%s: printed more than %d bytes", what, limit)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w%s", what, err, quoted)
-	case quoted != "":
-		return nil, fmt.Errorf("%s failed%s", what, quoted)
-	}
-	return stdout.Bytes(), nil
+		return ": " + strconv.Quote(strings.Join(bad, "; "))
+	})
 }
 
 // xfsField splits a line "NAME = VALUE" of xfs_db's print command.
