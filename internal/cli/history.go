@@ -53,9 +53,12 @@ func newEventsCmd(g *globals) *cobra.Command {
 
 It reads the daemon's history database (in --state-dir) and works while the
 daemon runs. --json prints one event per line, the same object 'watch --json'
-prints plus its "id".`,
+prints plus its "id". It shows the newest 1000 events that match unless
+--limit says otherwise (--limit 0: all); when it showed exactly the limit it
+says so on standard error, because older ones may have been left out.`,
 		Example: `  fshealth events --since 24h
-  fshealth events --fs /srv --json | jq -r .path`,
+  fshealth events --fs /srv --json | jq -r .path
+  fshealth events --fs /srv --limit 0       # every event of /srv, however many`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			from, err := parseSince(since, time.Now())
@@ -67,18 +70,33 @@ prints plus its "id".`,
 				return err
 			}
 			defer st.Close()
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: want 0 (all) or a positive number of events", limit)
+			}
 			q := store.EventQuery{Since: from, FS: fs, Limit: limit}
+			// limited says so when the limit may have left older events out.
+			limited := func(n int) {
+				if limit > 0 && n == limit {
+					fmt.Fprintf(g.stderr, "the newest %d events are shown; older ones may be left out (--limit 0 shows all, --since narrows)\n", limit)
+				}
+			}
 			if asJSON {
 				// Buffered: one write(2) per 64 KiB, not per event.
 				w := bufio.NewWriterSize(g.stdout, 64<<10)
+				n := 0
 				err := st.ScanRawEvents(cmd.Context(), q, func(raw []byte) error {
+					n++
 					w.Write(raw)
 					return w.WriteByte('\n')
 				})
 				if err != nil {
 					return err
 				}
-				return w.Flush()
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				limited(n)
+				return nil
 			}
 			// Streamed: the table is aligned (and written, 64 KiB at a
 			// time) per block of eventBlock rows, so a long history
@@ -109,15 +127,20 @@ prints plus its "id".`,
 			if n == 0 {
 				fmt.Fprintln(g.stderr, "no events recorded", describeQuery(since, fs))
 			}
+			limited(n)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only events since this long ago (24h, 7d) or this time (2026-11-23)")
 	cmd.Flags().StringVar(&fs, "fs", "", "only events of the file system with this mount point, UUID or device")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event (NDJSON)")
-	cmd.Flags().IntVar(&limit, "limit", 0, "show only the newest N events (0: all)")
+	cmd.Flags().IntVar(&limit, "limit", defaultEventLimit, "show only the newest N events (0: all)")
 	return cmd
 }
+
+// defaultEventLimit is how many of the newest events `fshealth events`
+// shows without --limit: a year of a fleet host's history is a million.
+const defaultEventLimit = 1000
 
 // eventBlock is how many rows of the events table are aligned together.
 const eventBlock = 1000

@@ -1037,6 +1037,18 @@ func TestEventsAndStatus(t *testing.T) {
 	if _, stderr, code := run(t, "events", "--state-dir", state, "--since", "yesterday-ish"); code == 0 || !strings.Contains(stderr, "--since") {
 		t.Errorf("events --since garbage: exit %d, stderr %q", code, stderr)
 	}
+	// A limit that may have left older events out says so; one that
+	// showed fewer does not; a negative one is refused.
+	if out, stderr, code := run(t, "events", "--state-dir", state, "--json", "--limit", "1"); code != 0 || strings.Count(out, "\n") != 1 ||
+		!strings.Contains(stderr, "the newest 1 events are shown; older ones may be left out") {
+		t.Errorf("events --limit 1: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if _, stderr, code := run(t, "events", "--state-dir", state, "--limit", "5"); code != 0 || stderr != "" {
+		t.Errorf("events --limit 5 with 2 events: exit %d, stderr %q, want nothing said", code, stderr)
+	}
+	if _, stderr, code := run(t, "events", "--state-dir", state, "--limit", "-1"); code == 0 || !strings.Contains(stderr, "--limit -1") {
+		t.Errorf("events --limit -1: exit %d, stderr %q", code, stderr)
+	}
 
 	// The table.
 	table := mustRun(t, "events", "--state-dir", state)

@@ -333,7 +333,8 @@ func run(nEvents, days int, dir, binary string, n int) error {
 		}{
 			{"fshealth events --since 1h", []string{"events", "--since", "1h", sd}},
 			{"fshealth events --fs /backup --since 30d", []string{"events", "--fs", "/backup", "--since", "30d", sd}},
-			{"fshealth events --fs /backup (a year: 3.3% of the history)", []string{"events", "--fs", "/backup", sd}},
+			{"fshealth events --fs /backup (the newest 1000, the default)", []string{"events", "--fs", "/backup", sd}},
+			{"fshealth events --fs /backup --limit 0 (a year: 3.3% of the history)", []string{"events", "--fs", "/backup", "--limit", "0", sd}},
 			{"fshealth events --fs /srv --limit 100", []string{"events", "--fs", "/srv", "--limit", "100", sd}},
 			{"fshealth status", []string{"status", sd}},
 			{"fshealth status --files --json", []string{"status", "--files", "--json", sd}},
