@@ -37,6 +37,8 @@ type Filesystem struct {
 	// ext4Due is when an event was sent whose ext4 record is still to be
 	// read (Ext4Detail); zero if none is.
 	ext4Due time.Time
+	// ext4Read is when Ext4Detail last read the record.
+	ext4Read time.Time
 }
 
 // Ext4State reads the file system's recorded ext4 error state now; it
@@ -293,6 +295,10 @@ func (f *Filesystem) Describe(e *event.Event) {
 // read (zero if none has).
 func (f *Filesystem) Ext4Due() time.Time { return f.ext4Due }
 
+// Ext4Read returns when Ext4Detail last read fs's ext4 record (zero if
+// never).
+func (f *Filesystem) Ext4Read() time.Time { return f.ext4Read }
+
 // Ext4Detail reads ext4's record for the events sent since Ext4Due: the
 // whole state once errors_count has moved since it was last read (ext4
 // counts an error when it records it, a moment after it queued the event).
@@ -314,6 +320,7 @@ func (f *Filesystem) Ext4Detail(force bool) (st *ext4.State, done bool, err erro
 	f.ext4Due = time.Time{}
 	if err == nil {
 		st, err = f.ext4.Read()
+		f.ext4Read = time.Now()
 	}
 	if err != nil {
 		return nil, true, err

@@ -14,10 +14,14 @@ import (
 // sent Ext4Pending, and the record is read after the sink took the batch,
 // in Run's goroutine, once errors_count moved — at once if ext4 was quick,
 // else on a timer, between ext4DetailFirst and ext4DetailMax — and passed to
-// Config.OnExt4 as a KindExt4 event.
+// Config.OnExt4 as a KindExt4 event. Under a storm of errors the record of
+// a file system is read at most every ext4ReadEvery (seven sysfs reads, each
+// a system call the next event's read(2) would wait behind): one record
+// then covers every event sent since the previous one.
 const (
 	ext4DetailFirst = time.Millisecond
 	ext4DetailMax   = time.Second
+	ext4ReadEvery   = 10 * time.Millisecond
 )
 
 // noteExt4Due remembers fs for the read of its ext4 record after the sink.
@@ -36,7 +40,12 @@ func (w *Watcher) readExt4Due(force bool) {
 	keep := w.ext4Due[:0]
 	for _, fs := range w.ext4Due {
 		due := fs.Ext4Due()
-		st, done, err := fs.Ext4Detail(force || !due.IsZero() && now.Sub(due) >= ext4DetailMax)
+		late := force || !due.IsZero() && now.Sub(due) >= ext4DetailMax
+		if read := fs.Ext4Read(); !late && !read.IsZero() && now.Sub(read) < ext4ReadEvery {
+			keep = append(keep, fs) // read a moment ago: on the timer
+			continue
+		}
+		st, done, err := fs.Ext4Detail(late)
 		if err != nil {
 			w.log.Warn("reading ext4's record of errors", "device", fs.Device, "err", err)
 		}

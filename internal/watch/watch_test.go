@@ -298,6 +298,41 @@ func TestSuperblockError(t *testing.T) {
 	c.none()
 }
 
+// TestExt4RecordUnderStorm: a storm of errors does not make the watcher
+// read ext4's record (seven sysfs reads) after every event: it reads it at
+// most every ext4ReadEvery, and the last record read covers every error.
+func TestExt4RecordUnderStorm(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, OnExt4: wantExt4}, false)
+	const n = 40
+	for i := range n {
+		if err := im.TriggerError(fmt.Sprintf("storm %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var errs uint32
+	for errs < n {
+		errs += c.next().ErrorCount
+	}
+	records := 0
+	for {
+		x := c.nextExt4()
+		records++
+		if x.Ext4 == nil {
+			t.Fatalf("ext4 record event without the record: %s", event.AppendText(nil, &x))
+		}
+		if x.Ext4.ErrorsCount == n {
+			break
+		}
+	}
+	// Read after each of the 40 events, there would be about 40 records.
+	if records >= n/2 {
+		t.Errorf("%d ext4 records read for %d errors raised back to back: not coalesced", records, n)
+	}
+	t.Logf("%d errors, %d ext4 records", n, records)
+}
+
 // corrupt creates dir/name on im, unmounts it, runs a debugfs request on it
 // and mounts it again, returning the inode number and generation of
 // dir/name (or of dir, for whichDir).
