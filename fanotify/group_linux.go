@@ -53,7 +53,33 @@ func New(c Config) (*Group, error) {
 	if err != nil {
 		return nil, initErrorFor(err, c.initFeatures(), kernelRelease())
 	}
-	return &Group{f: os.NewFile(uintptr(fd), "fanotify"), fdError: c.Report&ReportFDError != 0}, nil
+	var f *os.File
+	if c.OwnPoll {
+		f, err = newUnpolledFile(fd)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		f = os.NewFile(uintptr(fd), "fanotify")
+	}
+	return &Group{f: f, fdError: c.Report&ReportFDError != 0}, nil
+}
+
+// newUnpolledFile wraps the non-blocking descriptor fd in an os.File that
+// the runtime poller does not watch: os.NewFile registers only descriptors
+// it finds non-blocking, so fd is made blocking for the call and
+// non-blocking again after it.
+func newUnpolledFile(fd int) (*os.File, error) {
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("fanotify: fcntl: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "fanotify")
+	if err := unix.SetNonblock(fd, true); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fanotify: fcntl: %w", err)
+	}
+	return f, nil
 }
 
 // NewErrorGroup creates a group for file system error events: a notification

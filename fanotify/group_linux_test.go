@@ -258,3 +258,47 @@ func TestMountEvents(t *testing.T) {
 		t.Errorf("masks %x, want attach then detach", masks)
 	}
 }
+
+// TestOwnPoll: a group made with OwnPoll is not in the Go runtime's
+// poller (SetReadDeadline says so), a Read with nothing queued fails with
+// EAGAIN at once, and the caller's own poll(2) on the descriptor sees the
+// event, which Read then returns.
+func TestOwnPoll(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	testutil.RequireRoot(t)
+	g, err := fanotify.New(fanotify.Config{Report: fanotify.ReportFID, OwnPoll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.SetReadDeadline(time.Now()); !errors.Is(err, os.ErrNoDeadline) {
+		t.Errorf("SetReadDeadline: %v, want os.ErrNoDeadline (not in the runtime poller)", err)
+	}
+	im := testutil.NewExt4(t, 0)
+	if err := g.MarkFilesystemErrors(im.Mountpoint); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, fanotify.ReadBufferSize)
+	if _, err := g.Read(buf); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("Read with nothing queued: %v, want EAGAIN at once", err)
+	}
+	if err := im.TriggerError("own poll"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := g.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var perr error
+	if err := rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, perr = unix.Poll(fds, 10_000)
+	}); err != nil || perr != nil || n != 1 {
+		t.Fatalf("poll: %d ready, %v %v; want the event", n, err, perr)
+	}
+	evs, err := g.ReadEvents(buf, nil)
+	if err != nil || len(evs) != 1 || !evs[0].IsFSError() {
+		t.Errorf("ReadEvents after poll: %+v, %v", evs, err)
+	}
+}

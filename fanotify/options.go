@@ -93,6 +93,14 @@ type Config struct {
 	// (fanotify_init's event_f_flags): zero is O_RDONLY. O_LARGEFILE and
 	// O_CLOEXEC are always added.
 	EventFlags int
+	// OwnPoll keeps the group's descriptor out of the Go runtime's poller,
+	// for a caller that waits for events itself, with poll(2) or ppoll(2)
+	// on the descriptor (SyscallConn) next to its own, and reads only when
+	// it is readable. The descriptor stays non-blocking: a Read with
+	// nothing queued fails with EAGAIN at once instead of waiting;
+	// SetReadDeadline has no effect. What it saves: the runtime's poller
+	// is not woken for every event besides the caller's own wait.
+	OwnPoll bool
 }
 
 // initFeatures lists the features c needs.

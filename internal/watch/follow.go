@@ -405,7 +405,7 @@ func (w *Watcher) queueMountEvents(evs []fanotify.Event, stat *sys.Statmounter, 
 // requestRescan makes the reader loop rescan the mount table.
 func (w *Watcher) requestRescan() {
 	w.rescanWanted.Store(true)
-	w.group.SetReadDeadline(pastDeadline)
+	w.wait.interrupt()
 }
 
 // update brings the table up to date: with mount events, by applying what

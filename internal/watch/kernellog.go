@@ -420,7 +420,7 @@ func (w *Watcher) kernelLogDue(out []event.Event) []event.Event {
 // wakeForKernelLog makes the reader goroutine look at the kernel log.
 func (w *Watcher) wakeForKernelLog() {
 	w.klog.wanted.Store(true)
-	w.group.SetReadDeadline(pastDeadline)
+	w.wait.interrupt()
 }
 
 // stopKernelLog stops reading the kernel log after a read failed.

@@ -98,7 +98,7 @@ func (w *Watcher) startRedundancy() []event.Event {
 // wakeForRedundancy makes the reader goroutine read the arrays.
 func (w *Watcher) wakeForRedundancy() {
 	w.redundWanted.Store(true)
-	w.group.SetReadDeadline(pastDeadline)
+	w.wait.interrupt()
 }
 
 // stopRedundancy stops the periodic check and the wait for md events.

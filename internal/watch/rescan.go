@@ -9,10 +9,6 @@ import (
 	"github.com/fshealth/fshealth/internal/mounts"
 )
 
-// pastDeadline is a read deadline that has passed: setting it makes a
-// pending read return at once.
-var pastDeadline = time.Unix(1, 0)
-
 // maxDetached bounds how many unmounted file systems stay in the registry.
 const maxDetached = 64
 

@@ -149,6 +149,8 @@ type Watcher struct {
 	pathMount map[string]string
 	// klog is the kernel log source; nil when not reading it.
 	klog *kernelLog
+	// wait is how Run's goroutine waits for events and interrupts.
+	wait *waiter
 	// btrfsPending are btrfs counter events found outside a read of the
 	// kernel log, delivered with the next batch.
 	btrfsPending []event.Event
@@ -194,11 +196,18 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("watch: no sink")
 	}
-	g, err := fanotify.NewErrorGroup()
+	// The reader waits in its own ppoll (reader.go), not in the runtime's
+	// poller.
+	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, registry: enrich.NewRegistry(cfg.SysRoot)}
+	wait, err := newWaiter()
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	w := &Watcher{cfg: cfg, log: cfg.Logger, group: g, wait: wait, registry: enrich.NewRegistry(cfg.SysRoot)}
 	w.cfg.Sink = w.timedSink(cfg.Sink)
 	w.enricher = &enrich.Enricher{Registry: w.registry, Ext4Later: cfg.OnExt4 != nil}
 	w.startPaths()
@@ -238,7 +247,16 @@ func (w *Watcher) Do(f func()) {
 	w.callsMu.Lock()
 	w.calls = append(w.calls, f)
 	w.callsMu.Unlock()
-	w.group.SetReadDeadline(pastDeadline)
+	w.wait.interrupt()
+}
+
+// kmsgFD is the kernel log's descriptor for the reader's wait, -1 when it
+// is not read.
+func (w *Watcher) kmsgFD() int {
+	if w.klog == nil || w.klog.dead {
+		return -1
+	}
+	return w.klog.r.Fd()
 }
 
 // Queued returns how many bytes of fanotify events wait in the kernel's
@@ -443,11 +461,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.running = true
 	w.mu.Unlock()
+	defer w.wait.close()
 	defer w.registry.Close()
 	defer w.stopPaths()
 	stop := context.AfterFunc(ctx, func() {
 		w.stopping.Store(true)
-		w.group.SetReadDeadline(pastDeadline)
+		w.wait.interrupt()
 	})
 	defer stop()
 	defer w.Close()
@@ -498,9 +517,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	out := make([]event.Event, 0, 64)
 	for {
 		var err error
-		raws, err = w.group.ReadEvents(buf, raws[:0])
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			w.group.SetReadDeadline(time.Time{})
+		raws, err = w.wait.readEvents(w.group, w.kmsgFD(), buf, raws[:0])
+		if errors.Is(err, errInterrupted) {
 			if w.stopping.Load() {
 				return w.drain(buf, raws, out)
 			}
@@ -516,7 +534,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				f()
 			}
 			redund := w.redundWanted.Swap(false)
-			if k := w.klog; k != nil && (k.wanted.Swap(false) || len(w.btrfsPending) > 0) {
+			if k := w.klog; k != nil && (k.wanted.Swap(false) || w.wait.kmsgReady || len(w.btrfsPending) > 0) {
 				out = w.kernelLogDue(w.readKernelLog(out[:0]))
 				out = w.checkRedundancy(out)
 				redund = false
@@ -551,7 +569,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// that must be said as loudly as an overflow.
 			w.log.Error("undecodable fanotify data: events may have been lost", "err", err)
 		}
-		out = w.batch(raws, err, out[:0])
+		out = w.batch(raws, err, w.wait.kmsgReady, out[:0])
 		if w.klog != nil {
 			out = w.kernelLogDue(out)
 		}
@@ -568,14 +586,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // batch appends to out the events of one read: an overflow event if the
 // read's data could not all be decoded (readErr is a *fanotify.ParseError),
-// the kernel log's new events, then the enriched events of raws, each
-// claiming the kernel message that belongs to it.
-func (w *Watcher) batch(raws []fanotify.Event, readErr error, out []event.Event) []event.Event {
+// the kernel log's new events (when readLog: it has records), then the
+// enriched events of raws, each claiming the kernel message that belongs
+// to it.
+func (w *Watcher) batch(raws []fanotify.Event, readErr error, readLog bool, out []event.Event) []event.Event {
 	if pe := (*fanotify.ParseError)(nil); errors.As(readErr, &pe) {
 		out = append(out, event.Event{Kind: event.KindOverflow, Time: event.Time{Time: time.Now()}, Source: event.SourceFanotify,
 			Message: "undecodable fanotify data (" + pe.Error() + "): the events after it in that read were lost"})
 	}
-	if w.klog != nil {
+	if w.klog != nil && readLog {
 		// What the kernel logged before it reported the errors is read
 		// first, to be attached to their events.
 		out = w.readKernelLog(out)
@@ -612,7 +631,7 @@ func (w *Watcher) drain(buf []byte, raws []fanotify.Event, out []event.Event) er
 		if pe := (*fanotify.ParseError)(nil); err != nil && !errors.As(err, &pe) {
 			break
 		}
-		out = w.batch(raws, err, out)
+		out = w.batch(raws, err, true, out)
 	}
 	if k := w.klog; k != nil {
 		out = w.readKernelLog(out)
@@ -640,8 +659,10 @@ func (w *Watcher) Close() {
 		return
 	}
 	w.closed = true
+	w.wait.shutdown()
 	w.group.Close()
 	if !w.running {
+		w.wait.close()
 		w.stopPaths()
 		w.registry.Close()
 		if w.klog != nil {

@@ -1,0 +1,147 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/fanotify"
+)
+
+// waiter is how Run's goroutine waits for work: one ppoll(2) on the
+// fanotify group, the kernel log and an eventfd the other goroutines
+// write to when they need Run's goroutine (interrupt). Waiting in ppoll
+// rather than in the Go poller costs an event one system call less (no
+// read that fails with EAGAIN before the wait), and the kernel log's
+// readiness comes with the event's: the reader reads the log before a
+// batch only when it has records. A record printed before its FAN_FS_ERROR
+// event was queued (ext4 logs, then reports) is in the log's buffer when
+// ppoll sees the event, so it is never missed.
+type waiter struct {
+	mu  sync.Mutex
+	efd int // -1 once closed
+	// closed is set by shutdown: every wait returns os.ErrClosed.
+	closed bool
+	// kmsgReady is set by wait when the kernel log had records.
+	kmsgReady bool
+}
+
+func newWaiter() (*waiter, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	return &waiter{efd: efd}, nil
+}
+
+// interrupt makes the pending or the next wait return errInterrupted. It
+// may be called from any goroutine, also after close.
+func (q *waiter) interrupt() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.efd >= 0 {
+		unix.Write(q.efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
+// shutdown makes the pending and every later wait return os.ErrClosed, so
+// that the group can be closed (its Close waits until no wait uses it).
+func (q *waiter) shutdown() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.interrupt()
+}
+
+// isClosed reports whether shutdown was called.
+func (q *waiter) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// close releases the eventfd; later interrupts do nothing.
+func (q *waiter) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.efd >= 0 {
+		unix.Close(q.efd)
+		q.efd = -1
+	}
+}
+
+// errInterrupted is what readEvents returns when another goroutine asked
+// for Run's goroutine (waiter.interrupt) or the kernel log alone has
+// records.
+var errInterrupted = os.ErrDeadlineExceeded
+
+// readEvents waits for the group's next events and reads and decodes one
+// batch of them, appended to dst, like fanotify.Group.ReadEvents. It
+// returns errInterrupted instead when an interrupt came or only the kernel
+// log (kmsgFD, -1 for none) has records, and os.ErrClosed once the group
+// is closed.
+func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fanotify.Event) ([]fanotify.Event, error) {
+	rc, err := g.SyscallConn()
+	if err != nil {
+		return dst, err
+	}
+	for {
+		q.kmsgReady = false
+		if q.isClosed() {
+			return dst, os.ErrClosed
+		}
+		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
+		var perr error
+		cerr := rc.Control(func(fd uintptr) {
+			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+			for {
+				if _, perr = unix.Ppoll(fds[:], nil, nil); perr != unix.EINTR {
+					return
+				}
+			}
+		})
+		if cerr != nil {
+			return dst, os.ErrClosed
+		}
+		if perr != nil {
+			return dst, fmt.Errorf("ppoll: %w", perr)
+		}
+		q.kmsgReady = fds[2].Revents&unix.POLLIN != 0
+		if fds[1].Revents&unix.POLLIN != 0 {
+			if q.isClosed() {
+				return dst, os.ErrClosed // the eventfd stays readable
+			}
+			var b [8]byte
+			unix.Read(q.efd, b[:])
+			return dst, errInterrupted
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return dst, os.ErrClosed
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLERR) == 0 {
+			if q.kmsgReady {
+				return dst, errInterrupted
+			}
+			continue
+		}
+		var n int
+		var rerr error
+		cerr = rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true // never wait in the Go poller: ppoll did
+		})
+		switch {
+		case cerr != nil:
+			return dst, os.ErrClosed
+		case errors.Is(rerr, syscall.EAGAIN):
+			continue
+		case rerr != nil:
+			return dst, fmt.Errorf("fanotify: read: %w", rerr)
+		}
+		return fanotify.Parse(dst, buf[:n])
+	}
+}
