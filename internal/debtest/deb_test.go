@@ -11,7 +11,6 @@
 package debtest_test
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -55,91 +54,12 @@ func buildDeb(t *testing.T) string {
 	return filepath.Join("../..", m[1])
 }
 
-// hostSuite returns the machine's Debian codename and the mirror its apt
-// uses for it.
-func hostSuite(t *testing.T) (suite, mirror string) {
-	t.Helper()
-	b, err := os.ReadFile("/etc/os-release")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := regexp.MustCompile(`(?m)^VERSION_CODENAME=(\w+)$`).FindSubmatch(b); m != nil {
-		suite = string(m[1])
-	}
-	if suite == "" || !bytes.Contains(b, []byte("ID=debian")) {
-		testutil.RequireCommand(t, "a Debian host", "(this is not Debian)")
-	}
-	// deb822 sources first, then the one-line format.
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, stanza := range strings.Split(string(b), "\n\n") {
-			var uris, suites []string
-			sc := bufio.NewScanner(strings.NewReader(stanza))
-			for sc.Scan() {
-				k, v, _ := strings.Cut(sc.Text(), ":")
-				switch strings.TrimSpace(k) {
-				case "URIs":
-					uris = strings.Fields(v)
-				case "Suites":
-					suites = strings.Fields(v)
-				}
-			}
-			for _, s := range suites {
-				if s == suite && len(uris) > 0 {
-					return suite, uris[0]
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
-		re := regexp.MustCompile(`(?m)^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+` + suite + `\s`)
-		if m := re.FindSubmatch(b); m != nil {
-			return suite, string(m[1])
-		}
-	}
-	t.Fatalf("no mirror for %s in the apt sources", suite)
-	return "", ""
-}
-
 // cachedRoot returns a minimal Debian root of the host's release with
 // systemd, making it with debootstrap the first time.
 func cachedRoot(t *testing.T) string {
 	t.Helper()
-	suite, mirror := hostSuite(t)
-	return debianRoot(t, suite, mirror, "minbase-systemd", "systemd")
-}
-
-// debianRoot returns a minimal Debian root (debootstrap --variant=minbase)
-// of suite with the packages include (comma-separated), cached as
-// debian-SUITE-NAME in /var/cache/fshealth-test ($FSHEALTH_TEST_CACHE),
-// making it the first time.
-func debianRoot(t *testing.T, suite, mirror, name, include string) string {
-	t.Helper()
-	cache := os.Getenv("FSHEALTH_TEST_CACHE")
-	if cache == "" {
-		cache = "/var/cache/fshealth-test"
-	}
-	root := filepath.Join(cache, "debian-"+suite+"-"+name)
-	if _, err := os.Stat(filepath.Join(root, "usr/bin/systemd-analyze")); err == nil {
-		return root
-	}
-	testutil.RequireCommand(t, "debootstrap", "debootstrap")
-	tmp := root + ".tmp"
-	os.RemoveAll(tmp)
-	t.Logf("making the Debian root %s from %s (once: it is cached)", root, mirror)
-	out, err := command("debootstrap", "--variant=minbase", "--include="+include, suite, tmp, mirror)
-	if err != nil {
-		os.RemoveAll(tmp)
-		t.Fatalf("debootstrap: %v\n%s", err, out)
-	}
-	if err := os.Rename(tmp, root); err != nil {
-		t.Fatal(err)
-	}
-	return root
+	suite, mirror := testutil.HostDebian(t)
+	return testutil.DebianRoot(t, suite, mirror, "minbase-systemd", "systemd", "usr/bin/systemd-analyze")
 }
 
 // overlayRoot mounts a writable overlay of the cached root, with /proc, for

@@ -55,7 +55,7 @@ func TestSystemdGuest(t *testing.T) {
 		testutil.RequireCommand(t, c[0], c[1])
 	}
 	deb := buildDeb(t)
-	_, mirror := hostSuite(t)
+	_, mirror := testutil.HostDebian(t)
 	kernels := matrixKernels(t)
 	for _, r := range guestReleases {
 		t.Run(r.suite, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestSystemdGuest(t *testing.T) {
 				t.Fatalf("the kernel matrix did not prepare kernel %s", r.kernel)
 			}
 			start := time.Now()
-			lower := debianRoot(t, r.suite, mirror, "systemd-guest", guestPackages)
+			lower := testutil.DebianRoot(t, r.suite, mirror, "systemd-guest", guestPackages, "usr/bin/systemd-analyze")
 			t.Logf("Debian root: %s", time.Since(start).Round(time.Second))
 			res := bootGuest(t, lower, deb, vmlinuz)
 			checkGuest(t, res, r.systemd)

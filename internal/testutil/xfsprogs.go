@@ -1,9 +1,7 @@
 package testutil
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -57,64 +55,14 @@ func NewXFSProgs(t testing.TB) *XFSProgs {
 	default:
 		Skip(t, NotApplicable, "no Debian loader name known for %s", runtime.GOARCH)
 	}
-	cache := os.Getenv("FSHEALTH_TEST_CACHE")
-	if cache == "" {
-		cache = "/var/cache/fshealth-test"
-	}
-	root := filepath.Join(cache, "debian-trixie-xfsprogs")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// One test binary at a time makes the root.
-	lock, err := os.OpenFile(root+".lock", os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatalf("locking %s: %v", lock.Name(), err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "usr/sbin/xfs_db")); err != nil {
-		RequireCommand(t, "debootstrap", "debootstrap")
-		mirror := debianMirror(t)
-		tmp := root + ".tmp"
-		os.RemoveAll(tmp)
-		t.Logf("making the Debian 13 root %s with xfsprogs from %s (once: it is cached)", root, mirror)
-		out, err := exec.Command("debootstrap", "--variant=minbase", "--include=xfsprogs", "trixie", tmp, mirror).CombinedOutput()
-		if err != nil {
-			os.RemoveAll(tmp)
-			t.Fatalf("debootstrap: %v\n%s", err, out)
-		}
-		if err := os.Rename(tmp, root); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, mirror := HostDebian(t)
+	root := DebianRoot(t, "trixie", mirror, "xfsprogs", "xfsprogs", "usr/sbin/xfs_db")
 	lib := filepath.Join(root, "usr/lib", triplet)
 	x := &XFSProgs{root: root, loader: []string{filepath.Join(lib, loader), "--library-path", lib}}
 	if v := x.Run(t, "xfs_db", "-V"); !regexp.MustCompile(`^xfs_db version 6\.(1[0-9]|[2-9][0-9])\.`).MatchString(v) {
 		t.Fatalf("the Debian 13 root's xfs_db is %q, not 6.10 or later", v)
 	}
 	return x
-}
-
-// debianMirror returns the first Debian archive the host's apt uses.
-func debianMirror(t testing.TB) string {
-	t.Helper()
-	re := regexp.MustCompile(`^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(https?://\S+/debian)/?(?:\s|$)`)
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	for _, f := range append(files, "/etc/apt/sources.list") {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(strings.TrimSpace(sc.Text())); m != nil {
-				return m[1]
-			}
-		}
-	}
-	return "http://deb.debian.org/debian"
 }
 
 // RequireXFSParentPointers skips the test on a kernel older than 6.12, which
