@@ -327,25 +327,34 @@ func deviceNode(device string, major, minor uint32) (string, error) {
 // root, so a program someone else could replace is refused (see package
 // trust).
 func (f *Finder) debugfs() (string, error) {
-	p := f.Debugfs
-	if p == "" {
-		for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-			c := d + "/debugfs"
-			if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-				p = c
-				break
-			}
+	if f.Debugfs != "" {
+		return trustedProgram("debugfs", f.Debugfs)
+	}
+	return findProgram("debugfs", "e2fsprogs")
+}
+
+// findProgram returns the first program name in the sbin directories, else
+// in $PATH, once trust.CheckProgram has found that only root can replace it.
+// pkg is the Debian package that has it, for the error.
+func findProgram(name, pkg string) (string, error) {
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		c := d + "/" + name
+		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			return trustedProgram(name, c)
 		}
 	}
-	if p == "" {
-		lp, err := exec.LookPath("debugfs")
-		if err != nil {
-			return "", errors.New("debugfs not found in /usr/sbin, /sbin, /usr/local/sbin or $PATH (Debian package e2fsprogs)")
-		}
-		p = lp
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in /usr/sbin, /sbin, /usr/local/sbin or $PATH (Debian package %s)", name, pkg)
 	}
+	return trustedProgram(name, p)
+}
+
+// trustedProgram returns p, the program name, if only root can replace it
+// (package trust).
+func trustedProgram(name, p string) (string, error) {
 	if err := trust.CheckProgram(p); err != nil {
-		return "", fmt.Errorf("not running debugfs: %w", err)
+		return "", fmt.Errorf("not running %s: %w", name, err)
 	}
 	return p, nil
 }

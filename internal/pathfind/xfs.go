@@ -5,13 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/fshealth/fshealth/internal/trust"
 )
 
 // XFS path lookups read parent pointers from the block device with
@@ -204,28 +200,14 @@ func (f *Finder) xfsInode(ctx context.Context, dev string, ino uint64) (XFSInode
 // refused if someone else than root could replace it (see package trust).
 func (f *Finder) xfsdb() ([]string, error) {
 	if len(f.XFSDB) > 0 {
-		if err := trust.CheckProgram(f.XFSDB[0]); err != nil {
-			return nil, fmt.Errorf("not running xfs_db: %w", err)
+		if _, err := trustedProgram("xfs_db", f.XFSDB[0]); err != nil {
+			return nil, err
 		}
 		return f.XFSDB, nil
 	}
-	p := ""
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		c := d + "/xfs_db"
-		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			p = c
-			break
-		}
-	}
-	if p == "" {
-		lp, err := exec.LookPath("xfs_db")
-		if err != nil {
-			return nil, errors.New("xfs_db not found in /usr/sbin, /sbin, /usr/local/sbin or $PATH (Debian package xfsprogs)")
-		}
-		p = lp
-	}
-	if err := trust.CheckProgram(p); err != nil {
-		return nil, fmt.Errorf("not running xfs_db: %w", err)
+	p, err := findProgram("xfs_db", "xfsprogs")
+	if err != nil {
+		return nil, err
 	}
 	return []string{p}, nil
 }
