@@ -26,8 +26,10 @@ type waiter struct {
 	efd int // -1 once closed
 	// closed is set by shutdown: every wait returns os.ErrClosed.
 	closed bool
-	// kmsgReady is set by wait when the kernel log had records.
+	// kmsgReady is set by readEvents when the kernel log had records.
 	kmsgReady bool
+	// rc is the group's descriptor, taken on the first readEvents.
+	rc syscall.RawConn
 }
 
 func newWaiter() (*waiter, error) {
@@ -85,10 +87,14 @@ var errInterrupted = os.ErrDeadlineExceeded
 // log (kmsgFD, -1 for none) has records, and os.ErrClosed once the group
 // is closed.
 func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fanotify.Event) ([]fanotify.Event, error) {
-	rc, err := g.SyscallConn()
-	if err != nil {
-		return dst, err
+	if q.rc == nil {
+		rc, err := g.SyscallConn()
+		if err != nil {
+			return dst, err
+		}
+		q.rc = rc
 	}
+	rc := q.rc
 	for {
 		q.kmsgReady = false
 		if q.isClosed() {
