@@ -2,7 +2,6 @@ package watch
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,14 +32,13 @@ const restackEvery = time.Second
 // report the ones that went up.
 //
 // The log is read without waiting (kmsg.Options.NoWait) and only by the
-// reader goroutine: before each batch of fanotify events, so that a message
-// the kernel logged before it reported the error is there to be attached,
-// and when a helper goroutine, blocked in poll(2), says that records
-// arrived. Nothing runs on a timer except while messages wait for their
-// fanotify event.
+// reader goroutine, when the ppoll it waits in says the log has records
+// (reader.go): with a batch of fanotify events, before them, so that a
+// message the kernel logged before it reported the error is there to be
+// attached, or alone. Nothing runs on a timer except while messages wait
+// for their fanotify event.
 type kernelLog struct {
 	r       *kmsg.Reader
-	wake    int // eventfd that ends the poller
 	sysRoot string
 	corr    *correlator
 	// names maps kernel device names ("loop0", "sda1", "dm-0") to the
@@ -49,10 +47,9 @@ type kernelLog struct {
 	known map[*enrich.Filesystem]bool
 	// btrfs remembers the error counters of btrfs file systems.
 	btrfs btrfs.Tracker
-	// wanted is set when records arrived or a held message fell due.
-	wanted atomic.Bool
-	// drained tells the poller that the reader goroutine read everything.
-	drained chan struct{}
+	// wanted makes the reader look at the log without new records: a held
+	// message fell due (the timer), or btrfs counter events wait.
+	wanted  atomic.Bool
 	timer   *time.Timer
 	timerAt time.Time
 	// dead is set once reading failed for good.
@@ -67,70 +64,16 @@ func openKernelLog(path, sysRoot string, hold time.Duration) (*kernelLog, error)
 	if err != nil {
 		return nil, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	return &kernelLog{r: r, wake: wake, sysRoot: sysRoot, corr: newCorrelator(hold),
-		names: map[string]*enrich.Filesystem{}, known: map[*enrich.Filesystem]bool{}, drained: make(chan struct{}, 1)}, nil
+	return &kernelLog{r: r, sysRoot: sysRoot, corr: newCorrelator(hold),
+		names: map[string]*enrich.Filesystem{}, known: map[*enrich.Filesystem]bool{}}, nil
 }
 
-// kernelLogGrace is how long records in the kernel log may wait for the
-// reader to read them with the fanotify event that follows them, before it
-// is woken for them alone.
-const kernelLogGrace = time.Millisecond
-
-// poll waits until the kernel log has records, asks the reader goroutine to
-// read them (wakeReader), and waits until it has, so that the level-triggered
-// poll(2) does not spin. It returns when stop is closed.
-func (k *kernelLog) poll(wakeReader func(), stop <-chan struct{}) error {
-	for {
-		fds := []unix.PollFd{{Fd: int32(k.r.Fd()), Events: unix.POLLIN}, {Fd: int32(k.wake), Events: unix.POLLIN}}
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("poll %s: %w", kmsg.DefaultPath, err)
-		}
-		if fds[1].Revents != 0 {
-			return nil
-		}
-		// The kernel logs an error before it reports it through fanotify,
-		// and the reader reads the log before each batch of events: give
-		// the event kernelLogGrace to come, and wake the reader only if
-		// the records are still unread then (errors only the log reports
-		// wait for their hold anyway). Interrupting the reader for what it
-		// is about to read with its event would cost that event a wake-up.
-		ts := unix.NsecToTimespec(kernelLogGrace.Nanoseconds())
-		if n, err := unix.Ppoll(fds[1:], &ts, nil); err == nil && n > 0 {
-			return nil
-		}
-		fds[0].Revents = 0
-		if n, err := unix.Poll(fds[:1], 0); err == nil && n == 0 {
-			continue
-		}
-		k.wanted.Store(true)
-		wakeReader()
-		select {
-		case <-k.drained:
-		case <-stop:
-			return nil
-		}
-	}
-}
-
-// stopPoll makes poll return.
-func (k *kernelLog) stopPoll() { unix.Write(k.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) }
-
-// close releases the descriptors once poll has returned.
+// close releases the kernel log, once Run's loop has ended.
 func (k *kernelLog) close() {
 	if k.timer != nil {
 		k.timer.Stop()
 	}
 	k.r.Close()
-	unix.Close(k.wake)
 }
 
 // indexKernelNames maps the kernel names of the devices under each known
@@ -426,5 +369,4 @@ func (w *Watcher) wakeForKernelLog() {
 // stopKernelLog stops reading the kernel log after a read failed.
 func (w *Watcher) stopKernelLog() {
 	w.klog.dead = true
-	w.klog.stopPoll()
 }

@@ -484,20 +484,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}()
 	}
 	if k := w.klog; k != nil {
-		stopPoll := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := k.poll(w.wakeForKernelLog, stopPoll); err != nil {
-				w.log.Error("waiting for the kernel log failed; it is no longer read", "err", err)
-			}
-		}()
-		defer func() {
-			close(stopPoll)
-			k.stopPoll()
-			<-done
-			k.close()
-		}()
+		// The reader's own ppoll wakes it for new records (reader.go).
+		defer k.close()
 		if len(w.btrfsPending) > 0 {
 			w.wakeForKernelLog()
 		}
@@ -538,10 +526,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 				out = w.kernelLogDue(w.readKernelLog(out[:0]))
 				out = w.checkRedundancy(out)
 				redund = false
-				select {
-				case k.drained <- struct{}{}:
-				default:
-				}
 				if len(out) > 0 {
 					if err := w.cfg.Sink(out); err != nil {
 						return err
