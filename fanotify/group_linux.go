@@ -183,14 +183,7 @@ func (g *Group) Unmark(target Target, path string, mask Mask, flags MarkFlags) e
 // or all mount namespace marks.
 func (g *Group) Flush(target Target) error {
 	if err := g.rawMark(unix.FAN_MARK_FLUSH|uint(target), 0, ""); err != nil {
-		var fs []feature
-		switch target {
-		case TargetFilesystem:
-			fs = append(fs, featMarkFilesystem)
-		case TargetMountNamespace:
-			fs = append(fs, featMarkMntNS)
-		}
-		return markErrorFor("", err, fs, kernelRelease())
+		return markErrorFor("", err, markFeatures(target, 0, 0), kernelRelease())
 	}
 	return nil
 }
