@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/loopfs"
@@ -10,9 +11,10 @@ import (
 
 // latency times each of n errors from just before the write(2) that raises
 // it to the moment the bench has read the reader's NDJSON line for it. The
-// C reader (the floor) and `fshealth watch --json` run side by side, each
-// on a scratch ext4 of its own, and the errors alternate between the two,
-// one at a time, so that both see the same machine.
+// C reader (the floor) and `fshealth watch --json` (and -compare's
+// binary) run side by side, each on a scratch ext4 of its own, and the
+// errors alternate between them, one at a time, so that all see the same
+// machine.
 func latency(opt *options) error {
 	if opt.n == 0 {
 		opt.n = 2000
@@ -21,13 +23,25 @@ func latency(opt *options) error {
 	if err != nil {
 		return err
 	}
-	ims, cleanup, err := scratch(opt.dir, 2)
+	bins := []string{opt.fshealth}
+	if opt.compare != "" {
+		bins = append(bins, opt.compare)
+	}
+	ims, cleanup, err := scratch(opt.dir, 1+len(bins))
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	readers := []*reader{{im: ims[0], r: result{name: "C reader (floor)"}}, {im: ims[1], r: result{name: "fshealth watch --json"}}}
-	argv := [][]string{{c, ims[0].Mountpoint}, {opt.fshealth, "watch", "--json", ims[1].Mountpoint}}
+	readers := []*reader{{im: ims[0], r: result{name: "C reader (floor)"}}}
+	argv := [][]string{{c, ims[0].Mountpoint}}
+	for i, bin := range bins {
+		name := "fshealth watch --json"
+		if i > 0 {
+			name = "compare: " + filepath.Base(bin)
+		}
+		readers = append(readers, &reader{im: ims[1+i], r: result{name: name}})
+		argv = append(argv, []string{bin, "watch", "--json", ims[1+i].Mountpoint})
+	}
 	for i, rd := range readers {
 		if rd.p, err = start(opt.dir, argv[i]...); err != nil {
 			return err
@@ -55,7 +69,11 @@ func latency(opt *options) error {
 		}
 	}
 	fmt.Printf("\nerror raised → line read, %d errors per reader, alternating, after %d warm-up errors\n", opt.n, opt.warmup)
-	table(time.Microsecond, readers[0].r, readers[1].r)
+	rs := make([]result, len(readers))
+	for i, rd := range readers {
+		rs[i] = rd.r
+	}
+	table(time.Microsecond, rs...)
 	return nil
 }
 

@@ -26,7 +26,10 @@ type options struct {
 	n        int
 	warmup   int
 	fshealth string
-	dir      string
+	// compare is another fshealth binary timed in the same run
+	// (latency), e.g. the commit before a change.
+	compare string
+	dir     string
 }
 
 var subcommands = map[string]func(*options) error{
@@ -37,7 +40,7 @@ var subcommands = map[string]func(*options) error{
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH]")
+		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH] [-compare PATH]")
 		os.Exit(2)
 	}
 	run := subcommands[os.Args[1]]
@@ -46,6 +49,7 @@ func main() {
 	fs.IntVar(&opt.n, "n", 0, "samples (default: 2000 latency, 30 first-alert, 50 mount)")
 	fs.IntVar(&opt.warmup, "warmup", 20, "errors raised and discarded before measuring (latency)")
 	fs.StringVar(&opt.fshealth, "fshealth", "bin/fshealth", "the fshealth binary")
+	fs.StringVar(&opt.compare, "compare", "", "another fshealth binary to time in the same run, as a third reader (latency)")
 	fs.Parse(os.Args[2:])
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "fshealth-bench: needs root (loop devices, mounts, trigger_fs_error)")

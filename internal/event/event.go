@@ -191,16 +191,6 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// AppendJSON appends e as one line of JSON (NDJSON) to b.
-func AppendJSON(b []byte, e *Event) ([]byte, error) {
-	j, err := json.Marshal(e)
-	if err != nil {
-		return b, err
-	}
-	b = append(b, j...)
-	return append(b, '\n'), nil
-}
-
 // FilesystemKey names a file system across restarts and device renames: its
 // UUID, else its device, else "fsid:" and its fsid; "" if none is known.
 // History, health and policy incidents are all keyed by it.

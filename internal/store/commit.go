@@ -169,7 +169,7 @@ func encode(b *Batch) (*encoded, error) {
 		if ev.ID == "" {
 			return nil, fmt.Errorf("event %d of the batch has no id", i)
 		}
-		j, err := json.Marshal(ev)
+		j, err := event.AppendObject(nil, ev)
 		if err != nil {
 			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 		}

@@ -79,7 +79,7 @@ func rewriteEvents(ctx context.Context, tx *sql.Tx, where, fsKey string, change 
 		if !change(&e) {
 			continue
 		}
-		j, err := json.Marshal(&e)
+		j, err := event.AppendObject(nil, &e)
 		if err != nil {
 			rows.Close()
 			return nil, err
