@@ -62,34 +62,34 @@ func TestEveryRuleIsAnchored(t *testing.T) {
 	for i, ru := range rules {
 		var cases []string
 		for _, r := range msgs {
-			if ru.levels.has(r.Level) && ru.re.MatchString(r.Message) {
+			if ru.levels.has(r.Level) && ru.re.get().MatchString(r.Message) {
 				cases = append(cases, r.Message)
 			}
 		}
 		if len(cases) == 0 {
-			t.Errorf("rule %d (%s) recognises no record of testdata/messages.txt: add one (the forged-prefix and forged-suffix cases are made from it)", i, ru.re)
+			t.Errorf("rule %d (%s) recognises no record of testdata/messages.txt: add one (the forged-prefix and forged-suffix cases are made from it)", i, ru.re.get())
 			continue
 		}
-		free := isFreeTail(ru.re)
+		free := isFreeTail(ru.re.get())
 		for _, msg := range cases {
 			if !strings.HasPrefix(msg, ru.prefix) {
 				t.Errorf("rule %d: its record %q does not start with the rule's prefix %q", i, msg, ru.prefix)
 			}
-			dev := device(ru.re, msg)
+			dev := device(ru.re.get(), msg)
 			for _, pre := range forgedPrefixes {
 				// A message that starts with its device name ("loop0: lost
 				// ...") with text in front names another device, which no
 				// file system is on.
-				if ru.re.MatchString(pre+msg) && device(ru.re, pre+msg) == dev {
-					t.Errorf("rule %d (%s) matches %q with %q forged in front", i, ru.re, msg, pre)
+				if ru.re.get().MatchString(pre+msg) && device(ru.re.get(), pre+msg) == dev {
+					t.Errorf("rule %d (%s) matches %q with %q forged in front", i, ru.re.get(), msg, pre)
 				}
 			}
 			for _, suf := range forgedSuffixes {
 				if free && !strings.HasPrefix(suf, "\n") {
 					continue
 				}
-				if ru.re.MatchString(msg+suf) && device(ru.re, msg+suf) == dev {
-					t.Errorf("rule %d (%s) matches %q with %q forged after it", i, ru.re, msg, suf)
+				if ru.re.get().MatchString(msg+suf) && device(ru.re.get(), msg+suf) == dev {
+					t.Errorf("rule %d (%s) matches %q with %q forged after it", i, ru.re.get(), msg, suf)
 				}
 			}
 		}
@@ -103,7 +103,7 @@ func TestFreeTailRulesExist(t *testing.T) {
 	for _, s := range freeTailRules {
 		n := 0
 		for _, ru := range rules {
-			if strings.Contains(ru.re.String(), s) {
+			if strings.Contains(ru.re.get().String(), s) {
 				n++
 			}
 		}

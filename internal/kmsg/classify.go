@@ -1,7 +1,6 @@
 package kmsg
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,7 +103,7 @@ type rule struct {
 	prefix, contains string
 	// byErrno refines kind from the printed errno (errnoKinds).
 	byErrno bool
-	re      *regexp.Regexp
+	re      *pattern
 	// adjust, if set, completes the message from the submatches.
 	adjust func(m *Message, sub map[string]string)
 }
@@ -189,7 +188,7 @@ var rules = []rule{
 	// delivered (the kernel was short of memory); %s is the super block's
 	// s_id, its device name.
 	{fstype: FSGeneric, kind: KindError, levels: lvErrOrWarn, byErrno: true, contains: ": lost ",
-		re:     regexp.MustCompile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos ` + hexRE + ` len ` + hexRE + `|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
+		re:     compile(`^` + devRE + `: lost (?:file I/O error report for ino (?P<inode>\d+) type \d+ pos ` + hexRE + ` len ` + hexRE + `|filesystem error report for type \d+) error (?P<errno>-?\d+)$`),
 		adjust: func(m *Message, _ map[string]string) { m.LostReport = true }},
 	// fs/iomap/buffered-io.c (iomap_finish_ioend): write-back of a file's
 	// data failed on a file system that writes through iomap (XFS,
@@ -198,129 +197,129 @@ var rules = []rule{
 	// report of such an error (seen on 6.1: XFS on a device-mapper device
 	// refusing writes).
 	{fstype: FSGeneric, kind: KindIOError, levels: lvErr, contains: ": writeback error on inode ",
-		re: regexp.MustCompile(`^` + devRE + `: writeback error on inode (?P<inode>\d+), offset \d+, sector \d+$`)},
+		re: compile(`^` + devRE + `: writeback error on inode (?P<inode>\d+), offset \d+, sector \d+$`)},
 	// ext4, fs/ext4/super.c: __ext4_error, __ext4_error_inode,
 	// __ext4_error_file (KERN_CRIT). The process name ("comm") is the
 	// task's, which any user sets; ext4CommText finds the text after it.
 	{fstype: FSExt4, kind: KindError, levels: lvCrit, contains: " comm ", prefix: "EXT4-fs error (device ",
-		re:     regexp.MustCompile(ext4Er + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<rest>.+)$`),
+		re:     compile(ext4Er + `: (?P<func>\w+):\d+: (?:inode #(?P<inode>\d+): )?(?:block \d+: )?comm (?P<rest>.+)$`),
 		adjust: ext4ErrorKind},
 	// __ext4_std_error.
 	{fstype: FSExt4, kind: KindError, levels: lvCrit, contains: ") in ", prefix: "EXT4-fs error (device ",
-		re:     regexp.MustCompile(ext4Er + ` in (?P<func>\w+):\d+: (?P<errstr>IO failure|Out of memory|Readonly filesystem|Journal has aborted|Corrupt filesystem|Filesystem failed CRC|error -?\d+)$`),
+		re:     compile(ext4Er + ` in (?P<func>\w+):\d+: (?P<errstr>IO failure|Out of memory|Readonly filesystem|Journal has aborted|Corrupt filesystem|Filesystem failed CRC|error -?\d+)$`),
 		adjust: ext4StdError},
 	{fstype: FSExt4, kind: KindShutdown, levels: lvCrit, contains: "Remounting filesystem read-only", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `Remounting filesystem read-only$`)},
+		re: compile(ext4Ms + `Remounting filesystem read-only$`)},
 	{fstype: FSExt4, kind: KindShutdown, levels: lvAlert, contains: "shut down requested (", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `shut down requested \(\d+\)$`)},
+		re: compile(ext4Ms + `shut down requested \(\d+\)$`)},
 	{fstype: FSExt4, kind: KindIOError, levels: lvWarn, contains: " writing to inode ", prefix: "EXT4-fs warning (device ",
-		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>ext4_end_bio):\d+: I/O error (?P<bstatus>\d+) writing to inode (?P<inode>\d+) starting block \d+\)$`),
+		re:     compile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>ext4_end_bio):\d+: I/O error (?P<bstatus>\d+) writing to inode (?P<inode>\d+) starting block \d+\)$`),
 		adjust: blkStatusNumber},
 	{fstype: FSExt4, kind: KindIOError, levels: levels(LevelEmerg), byErrno: true, contains: "failed to convert unwritten extents", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `failed to convert unwritten extents to written extents -- potential data loss!  \(inode (?P<inode>\d+), error (?P<errno>-?\d+)\)$`)},
+		re: compile(ext4Ms + `failed to convert unwritten extents to written extents -- potential data loss!  \(inode (?P<inode>\d+), error (?P<errno>-?\d+)\)$`)},
 	{fstype: FSExt4, kind: KindIOError, levels: lvErr, contains: "I/O error while writing superblock", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `I/O error while writing superblock$`)},
+		re: compile(ext4Ms + `I/O error while writing superblock$`)},
 	{fstype: FSExt4, kind: KindError, levels: lvCrit, byErrno: true, contains: "Delayed block allocation failed", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)$`)},
+		re: compile(ext4Ms + `Delayed block allocation failed for inode (?P<inode>\d+) at logical offset \d+ with max blocks \d+ with error (?P<errno>-?\d+)$`)},
 	// Writeback that could not start a journal handle (the journal has
 	// aborted: err -30, EROFS).
 	{fstype: FSExt4, kind: KindError, levels: lvCrit, byErrno: true, contains: ": jbd2_start: ", prefix: "EXT4-fs (",
-		re: regexp.MustCompile(ext4Ms + `(?P<func>ext4_\w*writepages): jbd2_start: \d+ pages, ino (?P<inode>\d+); err (?P<errno>-?\d+)$`)},
+		re: compile(ext4Ms + `(?P<func>ext4_\w*writepages): jbd2_start: \d+ pages, ino (?P<inode>\d+); err (?P<errno>-?\d+)$`)},
 	// jbd2, fs/jbd2/journal.c and commit.c.
 	{fstype: FSExt4, kind: KindShutdown, levels: lvErr, prefix: "Aborting journal on device ",
-		re: regexp.MustCompile(`^Aborting journal on device (?P<jdev>[^\s\[\]]+?)\.$`)},
+		re: compile(`^Aborting journal on device (?P<jdev>[^\s\[\]]+?)\.$`)},
 	{fstype: FSExt4, kind: KindIOError, levels: lvErr, contains: "I/O error when updating journal superblock", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: I/O error when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
+		re: compile(`^JBD2: I/O error when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
 	{fstype: FSExt4, kind: KindIOError, levels: lvErr, byErrno: true, contains: " detected when updating journal superblock", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: Error (?P<errno>-?\d+) detected when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
+		re: compile(`^JBD2: Error (?P<errno>-?\d+) detected when updating journal superblock for (?P<jdev>[^\s\[\]]+?)\.$`)},
 	{fstype: FSExt4, kind: KindIOError, levels: lvErrOrWarn, contains: "Detected IO errors ", prefix: "JBD2: ",
-		re: regexp.MustCompile(`^JBD2: Detected IO errors (?:\d+ )?while flushing file data on (?P<jdev>[^\s\[\]]+?)$`)},
+		re: compile(`^JBD2: Detected IO errors (?:\d+ )?while flushing file data on (?P<jdev>[^\s\[\]]+?)$`)},
 
 	// XFS, fs/xfs/xfs_fsops.c, xfs_log.c, xfs_error.c, xfs_buf.c, ...
 	// xfs_alert prints at KERN_ALERT, xfs_warn at KERN_WARNING.
 	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "User initiated shutdown", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `User initiated shutdown received\.?$`)},
+		re: compile(xfsPre + `User initiated shutdown received\.?$`)},
 	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: ".  Shutting down filesystem", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `[A-Z][A-Za-z/ -]* \(` + hexRE + `\) detected at ` + symRE + ` \([\w/.-]+:\d+\)\.  Shutting down filesystem\.?$`)},
+		re: compile(xfsPre + `[A-Z][A-Za-z/ -]* \(` + hexRE + `\) detected at ` + symRE + ` \([\w/.-]+:\d+\)\.  Shutting down filesystem\.?$`)},
 	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "Shutting down filesystem", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `(?:Corruption of in-memory data detected\.|Corruption of on-disk metadata detected\.|Log I/O Error Detected\.|I/O Error Detected\.|All device paths lost\.) {1,2}Shutting down filesystem\.?$`)},
+		re: compile(xfsPre + `(?:Corruption of in-memory data detected\.|Corruption of on-disk metadata detected\.|Log I/O Error Detected\.|I/O Error Detected\.|All device paths lost\.) {1,2}Shutting down filesystem\.?$`)},
 	{fstype: FSXFS, kind: KindShutdown, levels: lvAlert, contains: "shut down due to log error", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Filesystem has been shut down due to log error \(` + hexRE + `\)\.?$`)},
+		re: compile(xfsPre + `Filesystem has been shut down due to log error \(` + hexRE + `\)\.?$`)},
 	{fstype: FSXFS, kind: KindShutdown, levels: levels(LevelAlert, LevelNotice), contains: "xfs_do_force_shutdown(", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `xfs_do_force_shutdown\(` + hexRE + `\) called from line \d+ of file [\w/.-]+\.  ?Return address = (?:` + hexRE + `|[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?)$`)},
+		re: compile(xfsPre + `xfs_do_force_shutdown\(` + hexRE + `\) called from line \d+ of file [\w/.-]+\.  ?Return address = (?:` + hexRE + `|[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?)$`)},
 	{fstype: FSXFS, kind: KindChecksum, levels: lvAlert, contains: "Metadata CRC error detected at ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Metadata CRC error detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
+		re: compile(xfsPre + `Metadata CRC error detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Metadata corruption detected at ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Metadata corruption detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
+		re: compile(xfsPre + `Metadata corruption detected at ` + symRE + `, (?:inode 0x(?P<inohex>[0-9a-f]+) \w*|[\w.]+ block ` + hexRE + ` ?\w*)\s*$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Corruption detected. Unmount", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Corruption detected\. Unmount and run xfs_repair$`)},
+		re: compile(xfsPre + `Corruption detected\. Unmount and run xfs_repair$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvAlert, contains: "Internal error ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Internal error [\w()!=<>&|. -]+ at line \d+ of file [\w/.-]+\.  Caller ` + symRE + `$`)},
+		re: compile(xfsPre + `Internal error [\w()!=<>&|. -]+ at line \d+ of file [\w/.-]+\.  Caller ` + symRE + `$`)},
 	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "metadata I/O error in \"", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `metadata I/O error in "` + symRE + `" at daddr ` + hexRE + ` len \d+ error (?P<errno>\d+)$`)},
+		re: compile(xfsPre + `metadata I/O error in "` + symRE + `" at daddr ` + hexRE + ` len \d+ error (?P<errno>\d+)$`)},
 	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "metadata I/O error: block ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `metadata I/O error: block ` + hexRE + ` \("(?P<func>\w+)"\) error (?P<errno>\d+)(?: numblks \d+)?$`)},
+		re: compile(xfsPre + `metadata I/O error: block ` + hexRE + ` \("(?P<func>\w+)"\) error (?P<errno>\d+)(?: numblks \d+)?$`)},
 	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, byErrno: true, contains: "log I/O error ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `log I/O error (?P<errno>-?\d+)$`)},
+		re: compile(xfsPre + `log I/O error (?P<errno>-?\d+)$`)},
 	{fstype: FSXFS, kind: KindIOError, levels: levels(LevelAlert, LevelWarning), contains: "Failing async write", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Failing async write on buffer block ` + hexRE + `\. Retrying async write\.$`)},
+		re: compile(xfsPre + `Failing async write on buffer block ` + hexRE + `\. Retrying async write\.$`)},
 	{fstype: FSXFS, kind: KindIOError, levels: lvAlert, contains: "page discard on page ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `page discard on page \w+, inode 0x(?P<inohex>[0-9a-f]+), pos \d+\.?$`)},
+		re: compile(xfsPre + `page discard on page \w+, inode 0x(?P<inohex>[0-9a-f]+), pos \d+\.?$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, byErrno: true, contains: "Failed to read root inode ", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Failed to read root inode 0x(?P<inohex>[0-9a-f]+), error (?P<errno>\d+)$`)},
+		re: compile(xfsPre + `Failed to read root inode 0x(?P<inohex>[0-9a-f]+), error (?P<errno>\d+)$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, contains: "Uncorrected metadata errors detected", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Uncorrected metadata errors detected; please run xfs_repair\.$`)},
+		re: compile(xfsPre + `Uncorrected metadata errors detected; please run xfs_repair\.$`)},
 	{fstype: FSXFS, kind: KindCorruption, levels: lvWarn, contains: "Corruption warning: Metadata has LSN", prefix: "XFS (",
-		re: regexp.MustCompile(xfsPre + `Corruption warning: Metadata has LSN \(\d+:\d+\) ahead of current LSN \(\d+:\d+\)\. Please unmount and run xfs_repair \(>= v4\.3\) to resolve\.$`)},
+		re: compile(xfsPre + `Corruption warning: Metadata has LSN \(\d+:\d+\) ahead of current LSN \(\d+:\d+\)\. Please unmount and run xfs_repair \(>= v4\.3\) to resolve\.$`)},
 
 	// btrfs, fs/btrfs/*.c. The level word of the prefix must be the
 	// record's level (btrfsLevel).
 	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "csum failed ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `csum failed (?:root -?\d+ )?ino (?P<inode>\d+) off \d+ csum ` + hexRE + ` expected csum ` + hexRE + ` mirror \d+$`)},
+		re: compile(btrPre + `csum failed (?:root -?\d+ )?ino (?P<inode>\d+) off \d+ csum ` + hexRE + ` expected csum ` + hexRE + ` mirror \d+$`)},
 	{fstype: FSBtrfs, kind: KindDeviceError, levels: lvBtrfs, contains: " errs: wr ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `bdev (?P<path>/\S+) errs: wr \d+, rd \d+, flush \d+, corrupt \d+, gen \d+$`)},
+		re: compile(btrPre + `bdev (?P<path>/\S+) errs: wr \d+, rd \d+, flush \d+, corrupt \d+, gen \d+$`)},
 	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "checksum verify failed on ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `checksum verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted (?:csum )?` + hexRE + ` found (?:csum )?` + hexRE + ` level \d+$`)},
+		re: compile(btrPre + `checksum verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted (?:csum )?` + hexRE + ` found (?:csum )?` + hexRE + ` level \d+$`)},
 	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:bad tree block start, (?:mirror \d+ )?want \d+ have \d+|bad tree block level,? .+|bad fsid on (?:logical|block) \d+(?: mirror \d+)?|parent transid verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|level verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|tree first key mismatch .+|tree level mismatch .+)$`)},
+		re: compile(btrPre + `(?:bad tree block start, (?:mirror \d+ )?want \d+ have \d+|bad tree block level,? .+|bad fsid on (?:logical|block) \d+(?: mirror \d+)?|parent transid verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|level verify failed on (?:logical )?\d+ (?:mirror \d+ )?wanted \d+ found \d+|tree first key mismatch .+|tree level mismatch .+)$`)},
 	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, contains: "corrupt ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `corrupt (?:leaf|node)[:,] (?:root|block)=.+$`)},
+		re: compile(btrPre + `corrupt (?:leaf|node)[:,] (?:root|block)=.+$`)},
 	{fstype: FSBtrfs, kind: KindCorruption, levels: lvBtrfs, contains: "time tree block corruption detected", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:block=\d+ )?(?:read|write) time tree block corruption detected$`)},
+		re: compile(btrPre + `(?:block=\d+ )?(?:read|write) time tree block corruption detected$`)},
 	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, byErrno: true, contains: "Transaction aborted (error ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `Transaction aborted \(error (?P<errno>-?\d+)\)$`)},
+		re: compile(btrPre + `Transaction aborted \(error (?P<errno>-?\d+)\)$`)},
 	{fstype: FSBtrfs, kind: KindShutdown, levels: lvBtrfs, contains: "forced readonly", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `forced readonly$`)},
+		re: compile(btrPre + `forced readonly$`)},
 	{fstype: FSBtrfs, kind: KindChecksum, levels: lvBtrfs, contains: "checksum error at logical ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?checksum error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+,? root \d+,? inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: .*\)|,? physical \d+(?:,? root \d+.*)?)?$`)},
+		re: compile(btrPre + `(?:scrub: )?checksum error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+,? root \d+,? inode (?P<inode>\d+),? offset \d+,? length \d+,? links \d+ \(path: .*\)|,? physical \d+(?:,? root \d+.*)?)?$`)},
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "i/o error at logical ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?i/o error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+(?:,? root \d+.*)?)?$`)},
+		re: compile(btrPre + `(?:scrub: )?i/o error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+(?:,? root \d+.*)?)?$`)},
 	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "unable to fixup ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+)?$`)},
+		re: compile(btrPre + `(?:scrub: )?unable to fixup \(regular\) error at logical \d+ on dev (?P<path>/[^,\s]+)(?:,? physical \d+)?$`)},
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, byErrno: true, contains: " write due to IO error on ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>/[^\s(]+)(?: \((?P<errno>-?\d+)\))?$`)},
+		re: compile(btrPre + `lost (?:page|super block) write due to IO error on (?P<path>/[^\s(]+)(?: \((?P<errno>-?\d+)\))?$`)},
 	// fs/btrfs/direct-io.c: "err no" is the bio's blk_status_t, not an
 	// errno; newer kernels print the root before the inode.
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "direct IO failed ", prefix: "BTRFS ",
-		re:     regexp.MustCompile(btrPre + `direct IO failed (?:root \d+ )?ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<bstatus>\d+)$`),
+		re:     compile(btrPre + `direct IO failed (?:root \d+ )?ino (?P<inode>\d+) op 0x[0-9a-f]+ offset 0x[0-9a-f]+ len \d+ err no (?P<bstatus>\d+)$`),
 		adjust: blkStatusNumber},
 	{fstype: FSBtrfs, kind: KindIOError, levels: lvBtrfs, contains: "error writing primary super block", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `error writing primary super block to device \d+$`)},
+		re: compile(btrPre + `error writing primary super block to device \d+$`)},
 	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "failed to read ", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `failed to read (?:[a-z]+ )*tree: (?P<errno>-?\d+)$`)},
+		re: compile(btrPre + `failed to read (?:[a-z]+ )*tree: (?P<errno>-?\d+)$`)},
 	{fstype: FSBtrfs, kind: KindError, levels: lvBtrfs, contains: "open_ctree failed", prefix: "BTRFS ",
-		re: regexp.MustCompile(btrPre + `open_ctree failed(?::? (?P<errno>-?\d+))?$`)},
+		re: compile(btrPre + `open_ctree failed(?::? (?P<errno>-?\d+))?$`)},
 	// btrfs_handle_fs_error, __btrfs_abort_transaction (KERN_CRIT).
 	{fstype: FSBtrfs, kind: KindError, levels: lvCrit, byErrno: true, contains: ": errno=", prefix: "BTRFS: error (device ",
-		re: regexp.MustCompile(`^BTRFS: error \(device ` + devRE + `(?::? state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+) [A-Za-z /]+(?: \(.*\))?$`)},
+		re: compile(`^BTRFS: error \(device ` + devRE + `(?::? state [A-Za-z]+)?\) in (?P<func>\w+):\d+: errno=(?P<errno>-?\d+) [A-Za-z /]+(?: \(.*\))?$`)},
 
 	// Block layer, block/blk-mq.c (blk_print_req_error; older kernels
 	// prefixed it with the function name) and fs/buffer.c (KERN_ERR).
 	{fstype: FSBlock, kind: KindIOError, levels: lvErr, contains: " error, dev ",
-		re:     regexp.MustCompile(`^(?:blk_update_request: |print_req_error: |end_request: )?` + statusRE + ` error, dev (?P<dev>[^\s,\[\]]+), sector (?P<sector>\d+)(?: op 0x[0-9a-f]+:\(` + opRE + `\) flags 0x[0-9a-f]+ phys_seg \d+(?: prio class \d+)?)?$`),
+		re:     compile(`^(?:blk_update_request: |print_req_error: |end_request: )?` + statusRE + ` error, dev (?P<dev>[^\s,\[\]]+), sector (?P<sector>\d+)(?: op 0x[0-9a-f]+:\(` + opRE + `\) flags 0x[0-9a-f]+ phys_seg \d+(?: prio class \d+)?)?$`),
 		adjust: blkStatusName},
 	{fstype: FSBlock, kind: KindIOError, levels: lvErr, prefix: "Buffer I/O error on dev",
-		re:     regexp.MustCompile(`^Buffer I/O error on dev(?:ice)? (?P<dev>[^\s,\[\]]+), logical block \d+(?P<what>, (?:lost (?:sync |async )?page write|async page read))?$`),
+		re:     compile(`^Buffer I/O error on dev(?:ice)? (?P<dev>[^\s,\[\]]+), logical block \d+(?P<what>, (?:lost (?:sync |async )?page write|async page read))?$`),
 		adjust: bufferOp},
 }
 
@@ -355,12 +354,12 @@ func Classify(r Record) (Message, bool) {
 		if ru.contains != "" && !strings.Contains(text, ru.contains) {
 			continue
 		}
-		sub := ru.re.FindStringSubmatch(text)
+		sub := ru.re.get().FindStringSubmatch(text)
 		if sub == nil {
 			continue
 		}
 		groups := make(map[string]string, len(sub))
-		for j, name := range ru.re.SubexpNames() {
+		for j, name := range ru.re.get().SubexpNames() {
 			if name != "" && sub[j] != "" {
 				groups[name] = sub[j]
 			}

@@ -1,7 +1,6 @@
 package kmsg
 
 import (
-	"regexp"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,20 +21,20 @@ var storageRules = []rule{
 	// 6.1), or its name where the kernel prints it with %pe ("error -EIO",
 	// 7.3). A process name is at most 15 bytes.
 	{fstype: FSExt4, kind: KindIOError, levels: lvWarn, byErrno: true, contains: " reading directory block", prefix: "EXT4-fs warning (device ",
-		re:     regexp.MustCompile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?:(?P<errno>-?\d+)|-(?P<errname>E[A-Z0-9]+)) reading directory block$`),
+		re:     compile(`^EXT4-fs warning \(device ` + devRE + `\): (?P<func>\w+):\d+: inode #(?P<inode>\d+): lblock \d+: comm .{0,15}: error (?:(?P<errno>-?\d+)|-(?P<errname>E[A-Z0-9]+)) reading directory block$`),
 		adjust: errnoByName},
 	// drivers/md/raid1.c, raid10.c, raid5.c (raid1_error, raid10_error,
 	// raid5_error; pr_crit): one record, two lines, the second from Linux
 	// 4.x on. The device is the member that was failed out of the array.
 	{fstype: FSBlock, kind: KindDeviceError, levels: lvCrit, contains: ": Disk failure on ", prefix: "md/",
-		re:     regexp.MustCompile(`^md/(?P<personality>raid1|raid10|raid):(?P<array>[^\s:/]+): Disk failure on (?P<dev>[^\s,\[\]]+), disabling device\.(?:\nmd/(?:raid1|raid10|raid):[^\s:/]+: Operation continuing on \d+ devices\.)?$`),
+		re:     compile(`^md/(?P<personality>raid1|raid10|raid):(?P<array>[^\s:/]+): Disk failure on (?P<dev>[^\s,\[\]]+), disabling device\.(?:\nmd/(?:raid1|raid10|raid):[^\s:/]+: Operation continuing on \d+ devices\.)?$`),
 		adjust: func(m *Message, _ map[string]string) { m.Errno = syscall.EIO }},
 	// drivers/scsi/scsi_logging.c, scsi_log_print_sense_hdr through
 	// dev_printk (KERN_INFO): "sd H:C:T:L: [disk] tag#N Sense Key : KEY
 	// [current] " for a command of the disk that failed. Only the keys
 	// that mean the disk itself failed the I/O are errors.
 	{fstype: FSBlock, kind: KindIOError, levels: levels(LevelInfo), contains: "Sense Key : ", prefix: "sd ",
-		re:     regexp.MustCompile(`^sd (?P<hctl>\d+:\d+:\d+:\d+): \[(?P<dev>[^\s\[\]]+)\] (?:tag#\d+ )?Sense Key : (?P<sense>Medium Error|Hardware Error) \[(?:current|deferred)\] (?:\[descriptor\] )?$`),
+		re:     compile(`^sd (?P<hctl>\d+:\d+:\d+:\d+): \[(?P<dev>[^\s\[\]]+)\] (?:tag#\d+ )?Sense Key : (?P<sense>Medium Error|Hardware Error) \[(?:current|deferred)\] (?:\[descriptor\] )?$`),
 		adjust: scsiSense},
 }
 

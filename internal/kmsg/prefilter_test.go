@@ -51,16 +51,16 @@ var spacedLiterals = map[string]string{
 // cannot lean on its prefix to stay anchored.)
 func TestPrefiltersAreImplied(t *testing.T) {
 	for i, ru := range rules {
-		lits := mandatoryLiterals(t, ru.re.String())
-		if !strings.HasPrefix(ru.re.String(), "^") {
-			t.Errorf("rule %d (%s) does not begin with ^", i, ru.re)
+		lits := mandatoryLiterals(t, ru.re.get().String())
+		if !strings.HasPrefix(ru.re.get().String(), "^") {
+			t.Errorf("rule %d (%s) does not begin with ^", i, ru.re.get())
 		}
 		if !strings.HasPrefix(lits, ru.prefix) {
-			t.Errorf("rule %d (%s): its expression does not start with the literal %q of its prefix", i, ru.re, ru.prefix)
+			t.Errorf("rule %d (%s): its expression does not start with the literal %q of its prefix", i, ru.re.get(), ru.prefix)
 		}
 		spaced, ok := spacedLiterals[ru.contains]
 		if !strings.Contains(lits, ru.contains) && !(ok && strings.Contains(lits, spaced)) {
-			t.Errorf("rule %d (%s): its expression does not require the literal %q of contains", i, ru.re, ru.contains)
+			t.Errorf("rule %d (%s): its expression does not require the literal %q of contains", i, ru.re.get(), ru.contains)
 		}
 	}
 }
