@@ -254,14 +254,21 @@ func TestEventsQuery(t *testing.T) {
 		{EventQuery{Limit: 3}, "e5,ov,e7"},
 		{EventQuery{Limit: 1, FS: "/backup"}, "e4"},
 		{EventQuery{Limit: 100, Since: base.Add(5 * time.Minute)}, "e5,ov,e7"},
+		{EventQuery{Limit: 7, FS: "/data"}, "e0,e3,e7"},
 	} {
-		got, err := s.Events(ctx, c.q)
-		if err != nil {
-			t.Fatal(err)
+		// Limits up to reverseMax are read newest first and reversed,
+		// larger ones sorted by SQLite: both ways give the same.
+		for _, max := range []int{10000, 0} {
+			reverseMax = max
+			got, err := s.Events(ctx, c.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids(got) != c.want {
+				t.Errorf("Events(%+v) with reverseMax %d = %s, want %s", c.q, max, ids(got), c.want)
+			}
 		}
-		if ids(got) != c.want {
-			t.Errorf("Events(%+v) = %s, want %s", c.q, ids(got), c.want)
-		}
+		reverseMax = 10000
 	}
 }
 
