@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -129,7 +130,7 @@ func mailTLS(t at, f *fileSMTP, s *SMTP, checkFS bool) {
 		}
 	}
 	for i, fp := range s.TLSFingerprints {
-		if !fingerprintRE.MatchString(strings.TrimSpace(fp)) {
+		if !fingerprintRE().MatchString(strings.TrimSpace(fp)) {
 			t.item("tls_fingerprint", i).errorf("", "not a SHA-256 fingerprint (64 hex digits, colons allowed: what follows \"=\" in the output of `openssl x509 -noout -fingerprint -sha256`): %q", fp)
 		}
 	}
@@ -146,8 +147,10 @@ func mailTLS(t at, f *fileSMTP, s *SMTP, checkFS bool) {
 }
 
 // fingerprintRE matches a SHA-256 fingerprint, as
-// smtp.ParseFingerprint reads it.
-var fingerprintRE = regexp.MustCompile(`^(?i:sha256:)?(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})$`)
+// smtp.ParseFingerprint reads it; compiled when first used.
+var fingerprintRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?i:sha256:)?(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})$`)
+})
 
 // localNameRE matches a bare local name ("root"), which only the local
 // mail transfer agent can deliver to.

@@ -12,10 +12,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/fshealth/fshealth/internal/notify/webhook"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fshealth/fshealth/internal/notify/webhook"
 )
 
 // The check functions return "" for a good value, else the reason it is
@@ -83,10 +85,14 @@ func checkListen(addr string) (msg, warn string) {
 	return "", fmt.Sprintf("%q may not be a loopback address: metrics may be readable from other hosts", addr)
 }
 
-var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$`)
+// dnsName matches a DNS host name; compiled when first used (its counted
+// repetitions make it costly to compile at every command's start).
+var dnsName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$`)
+})
 
 func checkDNSName(h string) string {
-	if len(h) > 253 || !dnsName.MatchString(h) {
+	if len(h) > 253 || !dnsName().MatchString(h) {
 		return fmt.Sprintf("not a host name: %q", h)
 	}
 	return ""
