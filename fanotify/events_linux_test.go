@@ -3,6 +3,7 @@ package fanotify_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -696,5 +697,42 @@ func TestFDErrorNoFD(t *testing.T) {
 	ev := readUntil(t, g, func(evs []fanotify.Event) bool { return len(evs) > 0 })[0]
 	if ev.FD != -int32(syscall.EBADF) || ev.FDError != syscall.EBADF || ev.Records != fanotify.HasFID {
 		t.Errorf("event %+v, want fd -EBADF", ev)
+	}
+}
+
+// TestInodeOfTmpfsHandle: tmpfs gives its handles type 1, the generic
+// 32-bit type, with a 12-byte layout of its own (the generation first):
+// Inode must refuse them rather than read the generation as the inode.
+// A handle of the generic layout, built from the same file's inode and
+// generation, decodes to them.
+func TestInodeOfTmpfsHandle(t *testing.T) {
+	dir := tmpfs(t)
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fanotify.Handle{Type: fh.Type(), Bytes: fh.Bytes()}
+	if h.Type != fanotify.HandleIno32Gen || len(h.Bytes) != 12 {
+		t.Fatalf("tmpfs handle of type %d, %d bytes: this kernel's tmpfs lays its handles out otherwise", h.Type, len(h.Bytes))
+	}
+	if ino, gen, ok := h.Inode(); ok {
+		t.Errorf("Inode() of tmpfs's own layout = %d, %#x, true; want false", ino, gen)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	// tmpfs's layout: generation, inode number (64 bits, low word first).
+	b := h.Bytes
+	if got := uint64(binary.NativeEndian.Uint32(b[4:])) | uint64(binary.NativeEndian.Uint32(b[8:]))<<32; got != st.Ino {
+		t.Errorf("tmpfs handle names inode %d, stat says %d", got, st.Ino)
+	}
+	generic := fanotify.Handle{Type: fanotify.HandleIno64Gen, Bytes: binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint64(nil, st.Ino), binary.NativeEndian.Uint32(b))}
+	if ino, gen, ok := generic.Inode(); !ok || ino != st.Ino || gen != binary.NativeEndian.Uint32(b) {
+		t.Errorf("Inode() of the generic layout = %d, %#x, %v; want %d, %#x, true", ino, gen, ok, st.Ino, binary.NativeEndian.Uint32(b))
 	}
 }

@@ -13,7 +13,7 @@ const (
 	// followed by the parent's inode number and generation.
 	HandleIno32GenParent = 2
 	// HandleIno64Gen is FILEID_INO64_GEN: 64-bit inode number, 32-bit
-	// generation (tmpfs, shmem and others).
+	// generation (XFS inodes numbered above 2^32, and others).
 	HandleIno64Gen = 0x81
 	// HandleIno64GenParent is FILEID_INO64_GEN_PARENT.
 	HandleIno64GenParent = 0x82
@@ -36,19 +36,17 @@ func (h Handle) IsInvalid() bool { return h.Type == HandleInvalid }
 
 // Inode decodes the inode number and generation from handles of the generic
 // 32-bit and 64-bit inode layouts (as used by ext4 and xfs). ok is false for
-// other types, or when the handle is too short for its type.
+// other types, and for a handle whose length is not its type's generic one:
+// some file systems give type 1 to a layout of their own (tmpfs: 12 bytes,
+// the generation first, then the 64-bit inode number; isofs: 12 bytes of
+// block, offset and generation), which must not be read as inode and
+// generation.
 func (h Handle) Inode() (ino uint64, gen uint32, ok bool) {
 	b := h.Bytes
-	switch h.Type {
-	case HandleIno32Gen, HandleIno32GenParent:
-		if len(b) < 8 {
-			return 0, 0, false
-		}
+	switch {
+	case h.Type == HandleIno32Gen && len(b) == 8, h.Type == HandleIno32GenParent && len(b) == 16:
 		return uint64(binary.NativeEndian.Uint32(b)), binary.NativeEndian.Uint32(b[4:]), true
-	case HandleIno64Gen, HandleIno64GenParent:
-		if len(b) < 12 {
-			return 0, 0, false
-		}
+	case h.Type == HandleIno64Gen && len(b) == 12, h.Type == HandleIno64GenParent && len(b) == 24:
 		return binary.NativeEndian.Uint64(b), binary.NativeEndian.Uint32(b[8:]), true
 	}
 	return 0, 0, false

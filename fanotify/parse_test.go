@@ -437,6 +437,14 @@ func TestHandleInode(t *testing.T) {
 		{"invalid", fanotify.Handle{Type: fanotify.HandleInvalid}, 0, 0, false, true},
 		{"invalid with bytes", fanotify.Handle{Type: fanotify.HandleInvalid, Bytes: ext4Handle(13, 1)}, 0, 0, false, true},
 		{"btrfs", fanotify.Handle{Type: 0x4d, Bytes: make([]byte, 20)}, 0, 0, false, false},
+		// tmpfs's own type-1 layout (generation 0x570cb9de, inode 2, as
+		// name_to_handle_at gave it on Linux 6.18): not the generic one.
+		{"tmpfs type 1, 12 bytes", fanotify.Handle{Type: fanotify.HandleIno32Gen, Bytes: []byte{0xde, 0xb9, 0x0c, 0x57, 2, 0, 0, 0, 0, 0, 0, 0}}, 0, 0, false, false},
+		{"ino32 gen too long", fanotify.Handle{Type: fanotify.HandleIno32Gen, Bytes: concat(ext4Handle(13, 1), u32(0))}, 0, 0, false, false},
+		{"ino32 gen parent too long", fanotify.Handle{Type: fanotify.HandleIno32GenParent, Bytes: concat(ext4Handle(12, 1), ext4Handle(2, 0), u32(0))}, 0, 0, false, false},
+		{"ino64 gen too long", fanotify.Handle{Type: fanotify.HandleIno64Gen, Bytes: concat(ino64Handle(5, 6), u32(0))}, 0, 0, false, false},
+		{"ino64 gen parent too long", fanotify.Handle{Type: fanotify.HandleIno64GenParent, Bytes: concat(ino64Handle(5, 6), ino64Handle(2, 0), u32(0))}, 0, 0, false, false},
+		{"ino64 gen parent short", fanotify.Handle{Type: fanotify.HandleIno64GenParent, Bytes: concat(ino64Handle(5, 6), u64(2))}, 0, 0, false, false},
 		{"negative type", fanotify.Handle{Type: -1, Bytes: make([]byte, 16)}, 0, 0, false, false},
 	}
 	for _, tt := range tests {
