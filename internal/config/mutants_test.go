@@ -1,0 +1,143 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fshealth/fshealth/internal/testutil"
+)
+
+// The tests of this file were written against the mutants gremlins left
+// alive in this package (issue #20); each names the behaviour it holds.
+
+// TestParseGolden checks exact errors and warnings of Parse for inputs the
+// other tables leave out: each is the whole text of the error, or of the
+// warnings ("" for none).
+func TestParseGolden(t *testing.T) {
+	const smtp = "[[smtp]]\nhost = \"mail.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n"
+	for _, c := range []struct{ name, in, err, warn string }{
+		// A table left out of decoding (an unknown one here) blanks its
+		// header line only: the tables after it are still decoded and
+		// checked.
+		{"unknown table, then a bad value", "[histroy]\nretention = \"90d\"\n[history]\nretention = \"1h\"\n",
+			"f.toml:1: unknown key \"histroy\"\nf.toml:4: history.retention: must be at least 1d: \"1h\"", ""},
+		// A username is checked for control characters (it is no secret:
+		// it is quoted).
+		{"smtp username with a control character", smtp + "username = \"u\\u0007\"\npassword = \"pw\"\n",
+			"f.toml:5: smtp[1].username: must be one line without control characters: \"u\\a\"", ""},
+		{"alertmanager timeout at 100ms", "[[alertmanager]]\nurls = [\"https://am.example.com\"]\ntimeout = \"100ms\"\n", "", ""},
+		{"alertmanager timeout under 100ms", "[[alertmanager]]\nurls = [\"https://am.example.com\"]\ntimeout = \"99ms\"\n",
+			"f.toml:3: alertmanager[1].timeout: must be at least 100ms: \"99ms\"", ""},
+		// max_backoff has a minimum of its own, before the order of the
+		// two.
+		{"max_backoff under 100ms", "[delivery]\ninitial_backoff = \"100ms\"\nmax_backoff = \"99999us\"\n",
+			"f.toml:3: delivery.max_backoff: must be at least 100ms: \"99999us\"", ""},
+		// reminder_max may equal reminder_initial and the window.
+		{"reminder_max equal to reminder_initial", "[flood]\nwindow = \"1m\"\nreminder_initial = \"2h\"\nreminder_max = \"2h\"\n", "", ""},
+		{"reminder_max equal to the window", "[flood]\nwindow = \"2h\"\nreminder_initial = \"1h\"\nreminder_max = \"2h\"\n", "", ""},
+		// Problems on the same line keep the order they were found in.
+		{"two problems on one line", "[[rule]]\nmatch = { device = \"\", fstype = \"\" }\n",
+			"f.toml:2: rule[1].match.device[1]: empty pattern\nf.toml:2: rule[1].match.fstype[1]: empty pattern", ""},
+		// starttls-opportunistic with a password: the longer warning
+		// unless the server is authenticated some way (ca_file,
+		// tls_fingerprint or allow_unverified_auth).
+		{"opportunistic TLS, password, ca_file", smtp + "tls = \"starttls-opportunistic\"\nusername = \"u\"\npassword = \"pw\"\nca_file = \"/etc/ssl/relay.pem\"\n", "",
+			"f.toml:7: smtp[1].password: may be sent unencrypted if the server does not offer STARTTLS: consider tls = \"starttls\""},
+		{"opportunistic TLS, password, fingerprint", smtp + "tls = \"starttls-opportunistic\"\nusername = \"u\"\npassword = \"pw\"\ntls_fingerprint = \"" + strings.Repeat("ab", 32) + "\"\n", "",
+			"f.toml:7: smtp[1].password: may be sent unencrypted if the server does not offer STARTTLS: consider tls = \"starttls\""},
+		{"opportunistic TLS, password", smtp + "tls = \"starttls-opportunistic\"\nusername = \"u\"\npassword = \"pw\"\n", "",
+			"f.toml:7: smtp[1].password: may be sent unencrypted if the server does not offer STARTTLS, and is not sent (the delivery fails) if its certificate cannot be verified: consider tls = \"starttls\", or ca_file or tls_fingerprint for a private relay"},
+	} {
+		cfg, err := Parse("f.toml", []byte(c.in))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.err {
+			t.Errorf("%s: error\n got %q\nwant %q", c.name, got, c.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if w := strings.Join(cfg.Warnings, "\n"); w != c.warn {
+			t.Errorf("%s: warnings\n got %q\nwant %q", c.name, w, c.warn)
+		}
+	}
+}
+
+// TestReadableFileEmptyHeaders: an empty headers table in a file every
+// user can read draws no warning (there is no header value to read).
+func TestReadableFileEmptyHeaders(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "f.toml", "[[webhook]]\nurl = \"https://example.com/x\"\nheaders = {}\n", 0o644)
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %q, want none", c.Warnings)
+	}
+}
+
+// TestUntrustedSendmail: as root, Load refuses a sendmail program that
+// others than root can change.
+func TestUntrustedSendmail(t *testing.T) {
+	testutil.RequireRoot(t) // chown
+	dir := t.TempDir()
+	prog := writeFile(t, dir, "sendmail", "#!/bin/sh\n", 0o755)
+	if err := os.Chown(prog, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, dir, "f.toml", "[[mail]]\nvia = \"sendmail\"\nfrom = \"a@b.c\"\nto = \"root\"\nsendmail = \""+prog+"\"\n", 0o600)
+	want := file + `:5: mail[1].sendmail: refusing to run a program that others than root can change: "` + prog + `" is owned by another user (owner nobody (uid 65534), mode 0755): only root (or the user fshealth runs as) may be able to change what fshealth reads or runs`
+	if got := loadErr(t, file); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestDescriptions checks the exact text of Redacted's first line and of
+// the channels' String, which print no secret and say "none" for a secret
+// not set.
+func TestDescriptions(t *testing.T) {
+	if got, _, _ := strings.Cut(Default().Redacted(), "\n"); got != "# fshealth configuration, defaults filled in, secrets redacted." {
+		t.Errorf("Default().Redacted() starts %q", got)
+	}
+	c, err := Parse("f.toml", []byte(`
+[[webhook]]
+name = "w"
+url = "https://hooks.example.com/x?token=t0ken"
+headers = { X-B = "1", X-A = "2" }
+[[mail]]
+name = "m"
+via = "sendmail"
+from = "a@example.com"
+to = "root"
+[[smtp]]
+name = "s"
+host = "mail.example.com"
+from = "a@example.com"
+to = ["b@example.com"]
+username = "u"
+password = "pa55"
+[[alertmanager]]
+name = "am"
+urls = ["https://am.example.com"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := strings.Cut(c.Redacted(), "\n"); got != "# fshealth configuration from f.toml, defaults filled in, secrets redacted." {
+		t.Errorf("Redacted() starts %q", got)
+	}
+	for _, tc := range []struct{ got, want string }{
+		{c.Webhooks[0].String(), `webhook "w" https://hooks.example.com/x?token=<redacted> (headers ["X-A" "X-B"], secret none, signing secret none)`},
+		{c.SMTP[1].String(), `mail "m" via /usr/sbin/sendmail from "a@example.com" to ["root"]`},
+		{c.SMTP[0].String(), `smtp "s" mail.example.com:587 tls=starttls from "a@example.com" to ["b@example.com"] (user "u", password <redacted>)`},
+		{c.Alertmanagers[0].String(), `alertmanager "am" ["https://am.example.com"] (headers [], user "", password none)`},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got  %s\nwant %s", tc.got, tc.want)
+		}
+	}
+}
