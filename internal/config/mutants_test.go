@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -36,6 +37,13 @@ func TestParseGolden(t *testing.T) {
 		// reminder_max may equal reminder_initial and the window.
 		{"reminder_max equal to reminder_initial", "[flood]\nwindow = \"1m\"\nreminder_initial = \"2h\"\nreminder_max = \"2h\"\n", "", ""},
 		{"reminder_max equal to the window", "[flood]\nwindow = \"2h\"\nreminder_initial = \"1h\"\nreminder_max = \"2h\"\n", "", ""},
+		// A secret may hold spaces and tabs, not other control
+		// characters.
+		{"password with a space and a tab", smtp + "username = \"u\"\npassword = \"pa 5\t5\"\n", "", ""},
+		// A systemd credential name is at most 255 bytes.
+		{"credential name of 255 bytes", smtp + "username = \"u\"\npassword_credential = \"" + strings.Repeat("c", 255) + "\"\n", "", ""},
+		{"credential name of 256 bytes", smtp + "username = \"u\"\npassword_credential = \"" + strings.Repeat("c", 256) + "\"\n",
+			"f.toml:6: smtp[1].password_credential: not a credential name: \"" + strings.Repeat("c", 256) + "\"", ""},
 		// Problems on the same line keep the order they were found in.
 		{"two problems on one line", "[[rule]]\nmatch = { device = \"\", fstype = \"\" }\n",
 			"f.toml:2: rule[1].match.device[1]: empty pattern\nf.toml:2: rule[1].match.fstype[1]: empty pattern", ""},
@@ -139,5 +147,26 @@ urls = ["https://am.example.com"]
 		if tc.got != tc.want {
 			t.Errorf("got  %s\nwant %s", tc.got, tc.want)
 		}
+	}
+}
+
+// TestSecretFileSize: a secret file of 64 KiB is read whole; one byte more
+// is refused (without showing it).
+func TestSecretFileSize(t *testing.T) {
+	dir := t.TempDir()
+	const conf = "[[smtp]]\nhost = \"mail.example.com\"\nfrom = \"a@example.com\"\nto = \"b@example.com\"\nusername = \"u\"\npassword_file = \"%s\"\n"
+	full := writeFile(t, dir, "full", strings.Repeat("k", 64<<10), 0o600)
+	c, err := Load(writeFile(t, dir, "f.toml", fmt.Sprintf(conf, full), 0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP[0].Password != strings.Repeat("k", 64<<10) {
+		t.Errorf("a 64 KiB secret read as %d bytes", len(c.SMTP[0].Password))
+	}
+	over := writeFile(t, dir, "over", strings.Repeat("k", 64<<10+1), 0o600)
+	file := writeFile(t, dir, "g.toml", fmt.Sprintf(conf, over), 0o600)
+	want := file + `:6: smtp[1].password_file: "` + over + `" is larger than 65536 bytes: not a secret`
+	if got := loadErr(t, file); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
