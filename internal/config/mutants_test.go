@@ -44,6 +44,10 @@ func TestParseGolden(t *testing.T) {
 		{"credential name of 255 bytes", smtp + "username = \"u\"\npassword_credential = \"" + strings.Repeat("c", 255) + "\"\n", "", ""},
 		{"credential name of 256 bytes", smtp + "username = \"u\"\npassword_credential = \"" + strings.Repeat("c", 256) + "\"\n",
 			"f.toml:6: smtp[1].password_credential: not a credential name: \"" + strings.Repeat("c", 256) + "\"", ""},
+		// A header given by file: the file name is checked (Parse reads
+		// no file).
+		{"header file not absolute", "[[webhook]]\nurl = \"https://x.example\"\nheader_files = { X-Token = \"token.txt\" }\n",
+			"f.toml:3: webhook[1].header_files.X-Token: not an absolute path: \"token.txt\"", ""},
 		// Problems on the same line keep the order they were found in.
 		{"two problems on one line", "[[rule]]\nmatch = { device = \"\", fstype = \"\" }\n",
 			"f.toml:2: rule[1].match.device[1]: empty pattern\nf.toml:2: rule[1].match.fstype[1]: empty pattern", ""},
@@ -166,6 +170,18 @@ func TestSecretFileSize(t *testing.T) {
 	over := writeFile(t, dir, "over", strings.Repeat("k", 64<<10+1), 0o600)
 	file := writeFile(t, dir, "g.toml", fmt.Sprintf(conf, over), 0o600)
 	want := file + `:6: smtp[1].password_file: "` + over + `" is larger than 65536 bytes: not a secret`
+	if got := loadErr(t, file); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestHeaderFileValue: a header value read from a file is checked like an
+// inline one, without showing it.
+func TestHeaderFileValue(t *testing.T) {
+	dir := t.TempDir()
+	value := writeFile(t, dir, "token", "Bearer t0ken\x01", 0o600)
+	file := writeFile(t, dir, "f.toml", "[[webhook]]\nurl = \"https://x.example\"\nheader_files = { Authorization = \""+value+"\" }\n", 0o600)
+	want := file + ":3: webhook[1].header_files.Authorization: header values cannot contain control characters (value not shown)"
 	if got := loadErr(t, file); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
