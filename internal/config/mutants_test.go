@@ -48,6 +48,8 @@ func TestParseGolden(t *testing.T) {
 		// no file).
 		{"header file not absolute", "[[webhook]]\nurl = \"https://x.example\"\nheader_files = { X-Token = \"token.txt\" }\n",
 			"f.toml:3: webhook[1].header_files.X-Token: not an absolute path: \"token.txt\"", ""},
+		// A shell whose options end with "--" and no script.
+		{"shell with -c and a last --", "[[rule]]\nactions = [{ name = \"command\", argv = [\"/bin/sh\", \"-c\", \"--\"] }]\n", "", ""},
 		// Problems on the same line keep the order they were found in.
 		{"two problems on one line", "[[rule]]\nmatch = { device = \"\", fstype = \"\" }\n",
 			"f.toml:2: rule[1].match.device[1]: empty pattern\nf.toml:2: rule[1].match.fstype[1]: empty pattern", ""},
