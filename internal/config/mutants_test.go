@@ -17,7 +17,16 @@ import (
 // warnings ("" for none).
 func TestParseGolden(t *testing.T) {
 	const smtp = "[[smtp]]\nhost = \"mail.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n"
+	label := strings.Repeat("a", 63) + "."
+	dns253 := label + label + label + strings.Repeat("b", 61) // 253 bytes, labels of at most 63
 	for _, c := range []struct{ name, in, err, warn string }{
+		// Host names are at most 253 bytes.
+		{"hostname of 253 bytes", "hostname = \"" + strings.Repeat("h", 253) + "\"\n", "", ""},
+		{"hostname of 254 bytes", "hostname = \"" + strings.Repeat("h", 254) + "\"\n",
+			"f.toml:1: hostname: not a host name: \"" + strings.Repeat("h", 254) + "\"", ""},
+		{"mail host of 253 bytes", "[[smtp]]\nhost = \"" + dns253 + "\"\nfrom = \"a@example.com\"\nto = \"b@example.com\"\n", "", ""},
+		{"mail host of 254 bytes", "[[smtp]]\nhost = \"" + dns253 + "b\"\nfrom = \"a@example.com\"\nto = \"b@example.com\"\n",
+			"f.toml:2: smtp[1].host: not a host name: \"" + dns253 + "b\"", ""},
 		// A table left out of decoding (an unknown one here) blanks its
 		// header line only: the tables after it are still decoded and
 		// checked.
