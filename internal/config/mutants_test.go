@@ -57,6 +57,13 @@ func TestParseGolden(t *testing.T) {
 		// no file).
 		{"header file not absolute", "[[webhook]]\nurl = \"https://x.example\"\nheader_files = { X-Token = \"token.txt\" }\n",
 			"f.toml:3: webhook[1].header_files.X-Token: not an absolute path: \"token.txt\"", ""},
+		{"webhook URL port 1", "[[webhook]]\nurl = \"http://h.example:1/x\"\n", "", ""},
+		// URLs that do not parse lose what may be user information or a
+		// query, also at their very start.
+		{"unparsable URL, scheme separator first", "[[webhook]]\nurl = \"://user:pa55@host\"\n",
+			"f.toml:2: webhook[1].url: not an absolute http(s) URL: \"://<redacted>@host\"", ""},
+		{"unparsable URL, fragment first", "[[webhook]]\nurl = \"#%zz\"\n",
+			"f.toml:2: webhook[1].url: not an absolute http(s) URL: \"?<redacted>\"", ""},
 		// A shell whose options end with "--" and no script.
 		{"shell with -c and a last --", "[[rule]]\nactions = [{ name = \"command\", argv = [\"/bin/sh\", \"-c\", \"--\"] }]\n", "", ""},
 		// Problems on the same line keep the order they were found in.
