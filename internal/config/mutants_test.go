@@ -64,6 +64,15 @@ func TestParseGolden(t *testing.T) {
 			"f.toml:2: webhook[1].url: not an absolute http(s) URL: \"://<redacted>@host\"", ""},
 		{"unparsable URL, fragment first", "[[webhook]]\nurl = \"#%zz\"\n",
 			"f.toml:2: webhook[1].url: not an absolute http(s) URL: \"?<redacted>\"", ""},
+		{"unparsable URL, an @ in its path", "[[webhook]]\nurl = \"/a@b/%zz\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"/a@b/%zz\"", ""},
+		{"unparsable URL without a path", "[[webhook]]\nurl = \"http://u:pa55@[::1\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"http://<redacted>@[::1\"", ""},
+		{"unparsable URL, empty user information", "[[webhook]]\nurl = \"http://@[::1\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"http://<redacted>@[::1\"", ""},
+		// URLs that parse but are not absolute http(s) URLs are shown as
+		// written, their user information cut.
+		{"opaque URL with an @ first", "[[webhook]]\nurl = \"http:@host\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"http:<redacted>@host\"", ""},
+		{"URL with a scheme and no host", "[[webhook]]\nurl = \"http:///x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"http:///x\"", ""},
+		{"URL with a host and no scheme", "[[webhook]]\nurl = \"//host/x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"//host/x\"", ""},
+		{"URL with user information only", "[[webhook]]\nurl = \"//u:pa55@/x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"//<redacted>@/x\"", ""},
 		// A shell whose options end with "--" and no script.
 		{"shell with -c and a last --", "[[rule]]\nactions = [{ name = \"command\", argv = [\"/bin/sh\", \"-c\", \"--\"] }]\n", "", ""},
 		// Problems on the same line keep the order they were found in.
