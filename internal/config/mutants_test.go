@@ -73,6 +73,8 @@ func TestParseGolden(t *testing.T) {
 		{"URL with a scheme and no host", "[[webhook]]\nurl = \"http:///x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"http:///x\"", ""},
 		{"URL with a host and no scheme", "[[webhook]]\nurl = \"//host/x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"//host/x\"", ""},
 		{"URL with user information only", "[[webhook]]\nurl = \"//u:pa55@/x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"//<redacted>@/x\"", ""},
+		// Header names take letters and digits, Z, 0 and 9 included.
+		{"header name with Z, 0 and 9", "[[webhook]]\nurl = \"https://x.example\"\nheaders = { X-Z09 = \"v\" }\n", "", ""},
 		// A shell whose options end with "--" and no script.
 		{"shell with -c and a last --", "[[rule]]\nactions = [{ name = \"command\", argv = [\"/bin/sh\", \"-c\", \"--\"] }]\n", "", ""},
 		// Problems on the same line keep the order they were found in.
