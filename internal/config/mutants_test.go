@@ -75,6 +75,10 @@ func TestParseGolden(t *testing.T) {
 		{"URL with user information only", "[[webhook]]\nurl = \"//u:pa55@/x\"\n", "f.toml:2: webhook[1].url: not an absolute http(s) URL: \"//<redacted>@/x\"", ""},
 		// Header names take letters and digits, Z, 0 and 9 included.
 		{"header name with Z, 0 and 9", "[[webhook]]\nurl = \"https://x.example\"\nheaders = { X-Z09 = \"v\" }\n", "", ""},
+		// Header values may hold tabs, not other control characters.
+		{"header value with a tab", "[[webhook]]\nurl = \"https://x.example\"\nheaders = { X-A = \"a\\tb\" }\n", "", ""},
+		{"header value with U+0001", "[[webhook]]\nurl = \"https://x.example\"\nheaders = { X-A = \"a\\u0001b\" }\n",
+			"f.toml:3: webhook[1].headers.X-A: header values cannot contain control characters (value not shown)", ""},
 		// A shell whose options end with "--" and no script.
 		{"shell with -c and a last --", "[[rule]]\nactions = [{ name = \"command\", argv = [\"/bin/sh\", \"-c\", \"--\"] }]\n", "", ""},
 		// Problems on the same line keep the order they were found in.
