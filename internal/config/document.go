@@ -447,13 +447,19 @@ func (d *document) decode(r *reader, f *fileConfig) bool {
 	return true
 }
 
-// secretKeyLine matches a line assigning a key that holds a secret, to keep
-// syntax error messages from quoting it.
-var secretKeyLine = regexp.MustCompile(`(?i)^\s*["']?(secret|signing_secret|password|headers|[a-z0-9_-]*(token|auth|key|cookie)[a-z0-9_-]*)["']?\s*[.=]`)
+// secretKey matches a key that holds a secret, or whose value may (the
+// user information and query of a URL, a header's value), anywhere in the
+// text it is given: the key of an expression, of an inline table or of a
+// dotted key.
+var secretKey = regexp.MustCompile(`(?i)(secret|password|headers|token|auth|key|cookie|url)[a-z0-9_-]*["']?\s*[.=]`)
+
+// withheld replaces go-toml's message for a syntax error that may be in a
+// secret: go-toml quotes the character at the error.
+const withheld = "invalid value (details withheld: the line may hold a secret)"
 
 // syntaxProblem turns a go-toml error into a problem at its line and
 // column. go-toml's message may quote the offending text; it is withheld
-// when the line holds a secret.
+// when the error may be in a secret (mayHoldSecret).
 func syntaxProblem(file string, data []byte, err error) Problem {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
@@ -467,15 +473,49 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 	case strings.HasPrefix(msg, "expected newline but got"), strings.HasSuffix(msg, "at start of value"):
 		msg += " (strings, durations and addresses must be quoted)"
 	}
-	lines := strings.Split(string(data), "\n")
-	if line >= 1 && line <= len(lines) {
-		text := lines[line-1]
-		if secretKeyLine.MatchString(text) || strings.Contains(text, "{") && secretKeyLine.MatchString(text[strings.Index(text, "{")+1:]) {
-			msg = "invalid value (details withheld: the line may hold a secret)"
-		}
+	if mayHoldSecret(data, line) {
+		msg = withheld
 	}
 	if k := de.Key(); len(k) > 0 && (strings.HasSuffix(k[len(k)-1], "secret") || strings.HasSuffix(k[len(k)-1], "password")) {
-		msg = "invalid value (details withheld: the line may hold a secret)"
+		msg = withheld
 	}
 	return Problem{File: file, Line: line, Column: col, Message: "syntax error: " + msg}
+}
+
+// mayHoldSecret reports whether a syntax error on line (1-based) of data
+// may be in a secret: the expression it is in, from the end of the last
+// whole expression before the line to the line's end (a value may span
+// lines: multi-line strings, arrays, inline tables), names a key that
+// holds one (secretKey), or it is in a table of headers.
+func mayHoldSecret(data []byte, line int) bool {
+	lineStart := 0 // offset of the line (IndexByte's -1 past the last adds nothing)
+	for n := 1; n < line; n++ {
+		lineStart += bytes.IndexByte(data[lineStart:], '\n') + 1
+	}
+	text, _, _ := bytes.Cut(data[lineStart:], []byte("\n"))
+	lineEnd := lineStart + len(text)
+	from, headers := 0, false
+	var p unstable.Parser
+	p.Reset(data)
+	for p.NextExpression() {
+		e := p.Expression()
+		if e.Kind == unstable.KeyValue {
+			end := int(e.Raw.Offset + e.Raw.Length)
+			if end > lineStart {
+				break // the expression of the error, whole as far as go-toml goes
+			}
+			from = end
+			continue
+		}
+		it := e.Key() // a table header, alone on its line
+		it.Next()
+		if int(it.Node().Raw.Offset) > lineStart {
+			break
+		}
+		from, headers = int(it.Node().Raw.Offset), false
+		for it := e.Key(); it.Next(); {
+			headers = headers || string(it.Node().Data) == "headers"
+		}
+	}
+	return headers || secretKey.Match(data[from:lineEnd])
 }

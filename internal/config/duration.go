@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -72,11 +73,14 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, errors.New("not a duration")
 		}
 	}
-	const maxDays = float64(1<<63-1) / float64(Day)
-	if days > maxDays-float64(d)/float64(Day) {
+	// The days in nanoseconds, then the sum, checked in integers: the
+	// sum of floats was off by its rounding at the limit, where the
+	// conversion wrapped around to a negative duration.
+	ns := days * float64(Day)
+	if ns >= 1<<63 || d > math.MaxInt64-time.Duration(ns) {
 		return 0, errors.New("duration too long")
 	}
-	return d + time.Duration(days*float64(Day)), nil
+	return d + time.Duration(ns), nil
 }
 
 // FormatDuration formats d the way ParseDuration reads it, using days when

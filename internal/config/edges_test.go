@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ func TestDurationDays(t *testing.T) {
 		"1d": 24 * time.Hour, "1.5d": 36 * time.Hour, "1d12h": 36 * time.Hour, "1h1d": 25 * time.Hour,
 		"1d1d": 48 * time.Hour, "+2d": 48 * time.Hour, "0": 0, "0d": 0, " 90d ": 90 * 24 * time.Hour,
 		"106751d": 106751 * 24 * time.Hour, "106751d23h47m16s": 106751*24*time.Hour + 23*time.Hour + 47*time.Minute + 16*time.Second,
+		"106751d23h47m16.854775807s": math.MaxInt64, "1d0h": 24 * time.Hour, "1d9h": 33 * time.Hour, "0.5d0.5h": 12*time.Hour + 30*time.Minute,
 	} {
 		got, err := config.ParseDuration(in)
 		if err != nil || got != want {
@@ -26,6 +28,9 @@ func TestDurationDays(t *testing.T) {
 		"106752d": "too long", "106751d23h48m": "too long", "106751.9914d": "too long", "1e3d": "",
 		"-1d": "negative", "": "empty", "d": "expected a number", "5": "missing unit", "1x": "unknown unit",
 		"1..5d": "bad number", "1d-1h": "",
+		// The limit exactly, by days alone or by days and the rest: not
+		// wrapped around to a negative duration.
+		"106751.99116730064d": "too long", "106751d23h47m16.854775808s": "too long", "106751.9911673006d1s": "too long",
 	} {
 		got, err := config.ParseDuration(in)
 		if err == nil {
