@@ -1,0 +1,41 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/fshealth/fshealth/internal/alert"
+)
+
+// TestMemoryIDsFromFloor: an in-memory store numbers its outbox rows and
+// actions from its floor up, one by one, and on from above the highest id
+// SeedMemory copied, so that MergeInto can add them to the database under
+// the same ids.
+func TestMemoryIDsFromFloor(t *testing.T) {
+	mem := openMem(t, 100)
+	b := &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "a1"}}, {Channel: "hq", Alert: alert.Alert{ID: "a2"}}}}
+	commit(t, mem, b)
+	if b.Deliveries[0].ID != 100 || b.Deliveries[1].ID != 101 {
+		t.Errorf("delivery ids %d, %d; want 100, 101", b.Deliveries[0].ID, b.Deliveries[1].ID)
+	}
+	a := &Batch{Actions: []Action{{IncidentKey: "k/EIO", Name: "remount-ro"}}}
+	commit(t, mem, a)
+	if a.Actions[0].ID != 102 {
+		t.Errorf("action id %d, want 102", a.Actions[0].ID)
+	}
+
+	// A database whose ids reach above the floor: the seeded store goes on
+	// right above them.
+	disk := openTemp(t)
+	for i := 0; i < 3; i++ {
+		commit(t, disk, &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "d"}}}})
+	}
+	seeded := openMem(t, 2)
+	if err := disk.SeedMemory(ctx, seeded); err != nil {
+		t.Fatal(err)
+	}
+	c := &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "m"}}}}
+	commit(t, seeded, c)
+	if c.Deliveries[0].ID != 4 {
+		t.Errorf("id after seeding from ids 1 to 3: %d, want 4", c.Deliveries[0].ID)
+	}
+}
