@@ -1,6 +1,7 @@
 package store
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/fshealth/fshealth/internal/alert"
@@ -37,5 +38,35 @@ func TestMemoryIDsFromFloor(t *testing.T) {
 	commit(t, seeded, c)
 	if c.Deliveries[0].ID != 4 {
 		t.Errorf("id after seeding from ids 1 to 3: %d, want 4", c.Deliveries[0].ID)
+	}
+}
+
+// TestMergeDamagedFiles: the damaged files of the events kept in memory are
+// in the database once merged, as if the events had been committed to it.
+func TestMergeDamagedFiles(t *testing.T) {
+	evs := history()
+	direct := openTemp(t)
+	commit(t, direct, &Batch{Events: evs})
+	want, err := direct.DamagedFiles(ctx, "")
+	if err != nil || len(want) != 3 {
+		t.Fatalf("damaged files committed directly: %+v %v, want 3", want, err)
+	}
+
+	disk := openTemp(t)
+	commit(t, disk, &Batch{Events: evs[:2]})
+	mem := openMem(t, 1000)
+	if err := disk.SeedMemory(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, mem, &Batch{Events: evs[2:]})
+	if _, err := disk.MergeInto(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	got, err := disk.DamagedFiles(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("damaged files after the merge:\n%+v\nwant\n%+v", got, want)
 	}
 }
