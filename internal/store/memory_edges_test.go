@@ -3,6 +3,7 @@ package store
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
 )
@@ -68,5 +69,47 @@ func TestMergeDamagedFiles(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("damaged files after the merge:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestMemoryTrimOutbox: Trim keeps the newest maxEvents delivered or
+// given-up outbox rows of an in-memory store, and every pending one.
+func TestMemoryTrimOutbox(t *testing.T) {
+	mem := openMem(t, 1)
+	var ds []Delivery
+	for _, id := range []string{"a1", "a2", "a3", "a4", "a5", "a6"} {
+		ds = append(ds, Delivery{Channel: "hq", Alert: alert.Alert{ID: id}})
+	}
+	b := &Batch{Deliveries: ds}
+	commit(t, mem, b)
+	now := time.Now()
+	for _, i := range []int{0, 1, 2} {
+		if err := mem.MarkDelivered(ctx, b.Deliveries[i].ID, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mem.MarkGaveUp(ctx, b.Deliveries[3].ID, "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Trim(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := mem.db.QueryContext(ctx, `SELECT id FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var kept []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, id)
+	}
+	// Delivered 1, 2, 3 and given up 4: the newest two of them stay, with
+	// the pending 5 and 6.
+	if want := []int64{3, 4, 5, 6}; !reflect.DeepEqual(kept, want) {
+		t.Errorf("outbox rows kept %v, want %v", kept, want)
 	}
 }
