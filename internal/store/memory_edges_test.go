@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
+	"github.com/fshealth/fshealth/internal/event"
 )
 
 // TestMemoryIDsFromFloor: an in-memory store numbers its outbox rows and
@@ -111,5 +115,58 @@ func TestMemoryTrimOutbox(t *testing.T) {
 	// the pending 5 and 6.
 	if want := []int64{3, 4, 5, 6}; !reflect.DeepEqual(kept, want) {
 		t.Errorf("outbox rows kept %v, want %v", kept, want)
+	}
+}
+
+// TestIsCorrupt: a damaged database is corrupt, a storage fault and said
+// so; no error, or a mistake of the caller that SQLite refuses (a
+// duplicate event id), is neither.
+func TestIsCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(PathIn(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+	for i := 0; i < 200; i++ {
+		evs = append(evs, fullEvent(fmt.Sprintf("e%d", i), base.Add(time.Duration(i)*time.Second)))
+	}
+	commit(t, s, &Batch{Events: evs})
+	dup := s.Commit(ctx, &Batch{Events: []event.Event{fullEvent("e0", base)}})
+	if dup == nil {
+		t.Fatal("a duplicate event id was committed")
+	}
+	for _, e := range []error{nil, dup} {
+		if IsCorrupt(e) || IsStorageFault(e) {
+			t.Errorf("IsCorrupt(%v) = %v, IsStorageFault = %v; want false", e, IsCorrupt(e), IsStorageFault(e))
+		}
+	}
+	if err := s.QuickCheck(ctx); err != nil {
+		t.Fatalf("QuickCheck of a sound database: %v", err)
+	}
+	s.Close()
+
+	// Every page after the first (the header and schema) is overwritten.
+	f, err := os.OpenFile(PathIn(dir), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte{0xa5}, int(st.Size())-4096)
+	if _, err := f.WriteAt(junk, 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s, err = Open(PathIn(dir))
+	if err == nil {
+		defer s.Close()
+		err = s.QuickCheck(ctx)
+	}
+	if !IsCorrupt(err) || !IsStorageFault(err) || Cause(err) != "database corrupt" {
+		t.Errorf("the damaged database: %v: IsCorrupt %v, IsStorageFault %v, Cause %q; want a corrupt database",
+			err, IsCorrupt(err), IsStorageFault(err), Cause(err))
 	}
 }
