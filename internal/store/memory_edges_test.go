@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/alert"
 	"github.com/fshealth/fshealth/internal/event"
+	"github.com/fshealth/fshealth/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // TestMemoryIDsFromFloor: an in-memory store numbers its outbox rows and
@@ -168,5 +171,106 @@ func TestIsCorrupt(t *testing.T) {
 	if !IsCorrupt(err) || !IsStorageFault(err) || Cause(err) != "database corrupt" {
 		t.Errorf("the damaged database: %v: IsCorrupt %v, IsStorageFault %v, Cause %q; want a corrupt database",
 			err, IsCorrupt(err), IsStorageFault(err), Cause(err))
+	}
+}
+
+// TestSeedFrom: an in-memory store seeded from a database file it only
+// reads gets its pending outbox rows under their ids and numbers its own
+// above every id there; a database of another schema version, and a store
+// on disk, are refused.
+func TestSeedFrom(t *testing.T) {
+	dir := t.TempDir()
+	disk, err := Open(PathIn(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "a1"}}, {Channel: "hq", Alert: alert.Alert{ID: "a2"}}},
+		Actions: []Action{{IncidentKey: "k/EIO", Name: "remount-ro"}}}
+	commit(t, disk, b)
+	if err := disk.MarkDelivered(ctx, b.Deliveries[0].ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := disk.SeedFrom(ctx, PathIn(dir)); err == nil || !strings.Contains(err.Error(), "not an in-memory store") {
+		t.Errorf("SeedFrom into a store on disk: %v", err)
+	}
+	disk.Close()
+
+	mem := openMem(t, 1)
+	if err := mem.SeedFrom(ctx, PathIn(dir)); err != nil {
+		t.Fatal(err)
+	}
+	due, err := mem.DueDeliveries(ctx, time.Now().Add(time.Hour), 0)
+	if err != nil || len(due) != 1 || due[0].ID != b.Deliveries[1].ID || due[0].Alert.ID != "a2" {
+		t.Errorf("seeded deliveries %+v %v, want a2 under id %d", due, err, b.Deliveries[1].ID)
+	}
+	if acts, err := mem.PendingActions(ctx); err != nil || len(acts) != 1 || acts[0].ID != b.Actions[0].ID {
+		t.Errorf("seeded actions %+v %v, want the pending one under id %d", acts, err, b.Actions[0].ID)
+	}
+	top := max(b.Deliveries[1].ID, b.Actions[0].ID)
+	c := &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "m"}}}}
+	commit(t, mem, c)
+	if c.Deliveries[0].ID != top+1 {
+		t.Errorf("first id after seeding: %d, want %d", c.Deliveries[0].ID, top+1)
+	}
+
+	// A database of an older schema is not read.
+	disk, err = Open(PathIn(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := disk.db.Exec(`UPDATE schema_version SET version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	disk.Close()
+	old := openMem(t, 1)
+	if err := old.SeedFrom(ctx, PathIn(dir)); err == nil || !strings.Contains(err.Error(), "schema version 5, not 6") {
+		t.Errorf("SeedFrom a database of schema version 5: %v", err)
+	}
+}
+
+// TestSeedFromReadOnlyFS: on a read-only file system (a read-only bind
+// mount here), where SQLite cannot make the shared-memory file a read-only
+// open of a WAL database needs, SeedFrom reads the database as immutable
+// when no write-ahead log is left to read: none, or an empty one.
+func TestSeedFromReadOnlyFS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.Skip(t, testutil.Missing, "needs root to mount")
+	}
+	dir := t.TempDir()
+	disk, err := Open(PathIn(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Batch{Deliveries: []Delivery{{Channel: "hq", Alert: alert.Alert{ID: "a1"}}}}
+	commit(t, disk, b)
+	disk.Close()
+	ro := t.TempDir()
+	if err := unix.Mount(dir, ro, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(ro, 0); err != nil {
+			t.Errorf("unmounting %s: %v", ro, err)
+		}
+	})
+	if err := unix.Mount("", ro, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, wal := range []string{"none", "empty"} {
+		if wal == "empty" {
+			// Written through the writable path, seen read-only.
+			if err := os.WriteFile(PathIn(dir)+"-wal", nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mem := openMem(t, 1)
+		if err := mem.SeedFrom(ctx, PathIn(ro)); err != nil {
+			t.Errorf("SeedFrom on a read-only file system, WAL %s: %v", wal, err)
+			continue
+		}
+		due, err := mem.DueDeliveries(ctx, time.Now().Add(time.Hour), 0)
+		if err != nil || len(due) != 1 || due[0].ID != b.Deliveries[0].ID {
+			t.Errorf("WAL %s: seeded deliveries %+v %v, want a1 under id %d", wal, due, err, b.Deliveries[0].ID)
+		}
 	}
 }
