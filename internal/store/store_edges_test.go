@@ -82,3 +82,30 @@ func TestNewerSchemaUntouched(t *testing.T) {
 		t.Errorf("Open made a write-ahead log for the newer database (%v)", err)
 	}
 }
+
+// TestActionFSKeyOfIncident: an action without a file system key gets the
+// one of its incident's key, everything before the last "/" (a device key
+// has slashes of its own), and none for an incident of no file system.
+func TestActionFSKeyOfIncident(t *testing.T) {
+	s := openTemp(t)
+	b := &Batch{Actions: []Action{
+		{IncidentKey: IncidentKey(fs1.UUID, "EIO"), Name: "a"},
+		{IncidentKey: IncidentKey(fs3.Device, "EIO"), Name: "b"},
+		{IncidentKey: IncidentKey("", "EIO"), Name: "c"},
+		{IncidentKey: "EIO", Name: "d"},
+	}}
+	commit(t, s, b)
+	acts, err := s.PendingActions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": fs1.UUID, "b": fs3.Device, "c": "", "d": "EIO"}
+	if len(acts) != len(want) {
+		t.Fatalf("%d pending actions, want %d", len(acts), len(want))
+	}
+	for _, a := range acts {
+		if a.FSKey != want[a.Name] {
+			t.Errorf("action %s of incident %q: file system key %q, want %q", a.Name, a.IncidentKey, a.FSKey, want[a.Name])
+		}
+	}
+}
