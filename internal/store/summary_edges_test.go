@@ -1,0 +1,44 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fshealth/fshealth/internal/event"
+)
+
+// TestDamagedFileWithoutGeneration: an error that names an inode but no
+// generation makes a damaged file without one, which a later error about
+// the inode with a generation does not mark replaced (it may be the same
+// file).
+func TestDamagedFileWithoutGeneration(t *testing.T) {
+	s := openTemp(t)
+	e := errEvent("n", base, fs1, "EIO", 1)
+	ino := uint64(77)
+	e.Inode = &ino
+	commit(t, s, &Batch{Events: []event.Event{e}})
+	commit(t, s, &Batch{Events: []event.Event{inodeEvent("g", base.Add(time.Minute), fs1, "EIO", 1, 77, 5, "")}})
+	files, err := s.DamagedFiles(ctx, fs1.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 {
+		t.Fatalf("damaged files %+v, want 2", files)
+	}
+	var none int
+	for _, f := range files {
+		if f.Generation != nil {
+			if *f.Generation != 5 {
+				t.Errorf("damaged file of generation %d, want 5", *f.Generation)
+			}
+			continue
+		}
+		none++
+		if f.State != "" {
+			t.Errorf("the damaged file without a generation is %q, want no state", f.State)
+		}
+	}
+	if none != 1 {
+		t.Errorf("%d damaged files without a generation, want 1: %+v", none, files)
+	}
+}
