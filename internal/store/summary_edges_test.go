@@ -42,3 +42,33 @@ func TestDamagedFileWithoutGeneration(t *testing.T) {
 		t.Errorf("%d damaged files without a generation, want 1: %+v", none, files)
 	}
 }
+
+// TestSummaryLabelFromEvents: the path an error comes with labels its
+// inode's group in the summary, and a later error about the inode without
+// one keeps it: the report names it even once the file is no longer among
+// the damaged files.
+func TestSummaryLabelFromEvents(t *testing.T) {
+	s := openTemp(t)
+	e := inodeEvent("p", base, fs1, "EIO", 1, 91, 2, "")
+	e.Path = "/data/direct"
+	commit(t, s, &Batch{Events: []event.Event{e, inodeEvent("q", base.Add(time.Minute), fs1, "EIO", 1, 91, 2, "")}})
+	if err := s.MarkHealthy(ctx, fs1.UUID, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Report(ctx, ReportQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, g := range r.Groups {
+		if g.Dim == DimFile && g.Value == "91" {
+			found = true
+			if g.Label != "/data/direct" || g.Errors != 2 {
+				t.Errorf("the report's group of inode 91: label %q, %d errors; want /data/direct, 2", g.Label, g.Errors)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no group of inode 91 in %+v", r.Groups)
+	}
+}
