@@ -72,3 +72,46 @@ func TestSummaryLabelFromEvents(t *testing.T) {
 		t.Errorf("no group of inode 91 in %+v", r.Groups)
 	}
 }
+
+// TestDamagedFilesAnyBatching: a damaged file's errno is that of its most
+// recent error and its times those of its errors, whether the errors were
+// committed in one batch or one at a time, out of time order or before
+// 1970 alike.
+func TestDamagedFilesAnyBatching(t *testing.T) {
+	epoch := time.Unix(0, 0)
+	evs := []event.Event{
+		inodeEvent("a", base.Add(20*time.Minute), fs1, "EIO", 1, 30, 1, ""),
+		inodeEvent("b", base.Add(10*time.Minute), fs1, "EUCLEAN", 1, 30, 1, ""),
+		inodeEvent("c", epoch.Add(-20*time.Minute), fs2, "EIO", 1, 31, 1, ""),
+		inodeEvent("d", epoch.Add(-30*time.Minute), fs2, "EUCLEAN", 1, 31, 1, ""),
+		// At the same time: the later one.
+		inodeEvent("e", base, fs3, "EIO", 1, 32, 1, ""),
+		inodeEvent("f", base, fs3, "EUCLEAN", 1, 32, 1, ""),
+	}
+	one := openTemp(t)
+	commit(t, one, &Batch{Events: evs})
+	each := openTemp(t)
+	for _, e := range evs {
+		commit(t, each, &Batch{Events: []event.Event{e}})
+	}
+	for name, s := range map[string]*Store{"one batch": one, "a batch each": each} {
+		files, err := s.DamagedFiles(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) != 3 {
+			t.Fatalf("%s: damaged files %+v, want 3", name, files)
+		}
+		for _, f := range files {
+			i := int(f.Inode) - 30 // the events about inode 30 + i are 2i and 2i+1
+			newer, older, errno := evs[2*i], evs[2*i+1], "EIO"
+			if f.Inode == 32 {
+				errno = "EUCLEAN"
+			}
+			if f.Errno != errno || !f.Last.Equal(newer.Time.Time) || !f.First.Equal(older.Time.Time) {
+				t.Errorf("%s: inode %d: errno %s, first %v, last %v; want %s, %v, %v", name, f.Inode, f.Errno, f.First, f.Last,
+					errno, older.Time.Time, newer.Time.Time)
+			}
+		}
+	}
+}
