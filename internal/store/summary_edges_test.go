@@ -1,6 +1,8 @@
 package store
 
 import (
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +115,33 @@ func TestDamagedFilesAnyBatching(t *testing.T) {
 					errno, older.Time.Time, newer.Time.Time)
 			}
 		}
+	}
+}
+
+// TestOpenMissingSummaryTable: a database whose damaged-file table is gone
+// (edited by hand, or damaged) fails to open with an error naming it, the
+// statements prepared until then closed.
+func TestOpenMissingSummaryTable(t *testing.T) {
+	path := PathIn(t.TempDir())
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`DROP TABLE damaged_files`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path)
+	if err == nil {
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "preparing statements") || !strings.Contains(err.Error(), "damaged_files") {
+		t.Errorf("Open without the damaged_files table: %v", err)
 	}
 }
