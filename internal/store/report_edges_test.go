@@ -91,3 +91,26 @@ func TestReportSinceHourPruned(t *testing.T) {
 		t.Errorf("rate %s, want %s", got, want)
 	}
 }
+
+// TestReportBucketAtMaxHourlySpan: a period of exactly MaxHourlySpan has
+// its rate per hour, a longer one per day.
+func TestReportBucketAtMaxHourlySpan(t *testing.T) {
+	s := openTemp(t)
+	commit(t, s, &Batch{Events: []event.Event{errEvent("a", base, fs1, "EIO", 1)}})
+	since := base.Add(-time.Hour)
+	for _, c := range []struct {
+		until  time.Time
+		bucket time.Duration
+	}{
+		{since.Add(MaxHourlySpan), time.Hour},
+		{since.Add(MaxHourlySpan + time.Nanosecond), 24 * time.Hour},
+	} {
+		r, err := s.Report(ctx, ReportQuery{Since: since, Until: c.until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Bucket != c.bucket {
+			t.Errorf("a period of %v: rate per %v, want per %v", c.until.Sub(since), r.Bucket, c.bucket)
+		}
+	}
+}
