@@ -114,3 +114,26 @@ func TestReportBucketAtMaxHourlySpan(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRateOrder: the rate is oldest first, and by file system key
+// within a bucket.
+func TestReportRateOrder(t *testing.T) {
+	s := openTemp(t)
+	h := base.Truncate(time.Hour)
+	commit(t, s, &Batch{Events: []event.Event{
+		errEvent("a", h.Add(10*time.Minute), fs2, "EIO", 1),
+		errEvent("b", h.Add(20*time.Minute), fs1, "EIO", 2),
+		errEvent("c", h.Add(70*time.Minute), fs2, "EIO", 3),
+	}})
+	r, err := s.Report(ctx, ReportQuery{Until: h.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range r.Rate {
+		got = append(got, fmt.Sprintf("%s+%v:%d", c.FSKey[:4], c.Start.Sub(h), c.Errors))
+	}
+	if w := "1b4e+0s:2 6f1c+0s:1 6f1c+1h0m0s:3"; strings.Join(got, " ") != w {
+		t.Errorf("rate %s, want %s", strings.Join(got, " "), w)
+	}
+}
