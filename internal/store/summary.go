@@ -173,14 +173,18 @@ func (s *summary) add(ev *event.Event, fsKey string) {
 		k := fileKey{fsKey, *ev.Inode, gen}
 		f := s.files[k]
 		if f == nil {
-			f = &fileSum{first: t}
+			f = &fileSum{first: t, last: t}
 			s.files[k] = f
 			s.fileOrder = append(s.fileOrder, k)
+		}
+		// The errno of the most recent error, as writing the sum keeps
+		// it (upsertFileSQL): the same whatever the batches.
+		if t >= f.last {
+			f.errno = ev.Error
 		}
 		f.errors += n
 		f.events++
 		f.first, f.last = min(f.first, t), max(f.last, t)
-		f.errno = ev.Error
 		if ev.Path != "" || ev.PathError != "" || ev.PathPending {
 			f.path, f.pathError, f.pending = ev.Path, ev.PathError, ev.PathPending
 		}
