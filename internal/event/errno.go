@@ -65,15 +65,11 @@ func ErrnoNumber(name string) (int, bool) {
 }
 
 // ErrnoName returns the symbolic name of errno n as events carry it
-// ("EUCLEAN"), or "E<n>" for numbers without one.
+// ("EUCLEAN"), or "E<n>" for numbers without one (errnoNames holds every
+// name unix.ErrnoName knows: they all lie below 256).
 func ErrnoName(n int) string {
 	if s, ok := errnoNames[n]; ok {
 		return s
-	}
-	if n > 0 && n <= MaxErrno {
-		if s := unix.ErrnoName(syscall.Errno(n)); s != "" {
-			return s
-		}
 	}
 	return "E" + strconv.Itoa(n)
 }
