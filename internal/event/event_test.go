@@ -165,3 +165,14 @@ func BenchmarkAppendText(b *testing.B) {
 		buf = AppendText(buf[:0], &e)
 	}
 }
+
+// TestExt4TextWithoutMountpoints: ext4's record of a file system that has
+// no mount point left names none (no empty " at ").
+func TestExt4TextWithoutMountpoints(t *testing.T) {
+	e := Event{Kind: KindExt4, Time: Time{time.Unix(0, 0).UTC()}, Source: SourceExt4Record, Device: "/dev/sdb1", FSType: "ext4",
+		Ext4: &ext4.State{ErrorsCount: 2}}
+	got := string(AppendText(nil, &e))
+	if want := " EXT4 RECORD of /dev/sdb1 ext4: ext4 has recorded 2 error(s)\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("AppendText = %q, want it to end in %q", got, want)
+	}
+}
