@@ -87,24 +87,25 @@ func (s *Store) scanEvents(ctx context.Context, q EventQuery, decode bool, fn fu
 		where = append(where, strings.TrimPrefix(cond, " AND "))
 		args = append(args, kargs...)
 	}
-	query := "SELECT json FROM events"
+	from := "FROM events"
 	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+		from += " WHERE " + strings.Join(where, " AND ")
 	}
 	// newestFirst: the newest Limit events are read newest first, as the
 	// index gives them, and returned in reverse, instead of sorted again
 	// by SQLite (a sort of their whole JSON: a tenth of `fshealth events
 	// --fs X`'s time on a big history).
 	newestFirst := q.Limit > 0 && q.Limit <= reverseMax
+	var query string
 	switch {
 	case newestFirst:
-		query += " ORDER BY time DESC, seq DESC LIMIT ?"
+		query = "SELECT json " + from + " ORDER BY time DESC, seq DESC LIMIT ?"
 		args = append(args, q.Limit)
 	case q.Limit > 0:
-		query = "SELECT json FROM (" + strings.Replace(query, "SELECT json", "SELECT seq, time, json", 1) + " ORDER BY time DESC, seq DESC LIMIT ?) ORDER BY time, seq"
+		query = "SELECT json FROM (SELECT seq, time, json " + from + " ORDER BY time DESC, seq DESC LIMIT ?) ORDER BY time, seq"
 		args = append(args, q.Limit)
 	default:
-		query += " ORDER BY time, seq"
+		query = "SELECT json " + from + " ORDER BY time, seq"
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
