@@ -171,10 +171,14 @@ type Time struct{ time.Time }
 
 // MarshalJSON formats t with TimeLayout.
 func (t Time) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(TimeLayout)+2)
+	return t.appendJSON(make([]byte, 0, len(TimeLayout)+2)), nil
+}
+
+// appendJSON appends t as MarshalJSON writes it.
+func (t Time) appendJSON(b []byte) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, TimeLayout)
-	return append(b, '"'), nil
+	return append(b, '"')
 }
 
 // UnmarshalJSON parses an RFC 3339 time.
