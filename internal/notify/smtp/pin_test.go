@@ -19,12 +19,7 @@ import (
 // the pin's only; with neither, it does not speak of pins.
 func TestPinsAndCAFile(t *testing.T) {
 	now := time.Now()
-	cert := makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
-	other := makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
-	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass, cert: &cert.tls})
-	base := config(s)
-	base.InsecureSkipVerify = false
-	base.TLS = smtp.TLSStartTLS
+	cert, other, s, base := strictRelay(t, now)
 
 	// Not pinned, but signed by the CA file: delivered.
 	cfg := base

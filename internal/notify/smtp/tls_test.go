@@ -153,16 +153,26 @@ func TestOpportunisticCredentials(t *testing.T) {
 	}
 }
 
+// strictRelay starts a STARTTLS relay whose self-signed certificate (cert,
+// valid an hour either side of now) no system CA signs, makes another
+// certificate for the same name (other), and returns a configuration that
+// verifies the relay strictly.
+func strictRelay(t *testing.T, now time.Time) (cert, other testCert, s *testServer, base smtp.Config) {
+	t.Helper()
+	cert = makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
+	other = makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
+	s = newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass, cert: &cert.tls})
+	base = config(s)
+	base.InsecureSkipVerify = false
+	base.TLS = smtp.TLSStartTLS
+	return cert, other, s, base
+}
+
 // TestPrivateRelay: strict TLS accepts a private relay's certificate
 // through a CA file or a pinned fingerprint, and refuses a wrong pin.
 func TestPrivateRelay(t *testing.T) {
 	now := time.Now()
-	cert := makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
-	other := makeCert(t, []string{"127.0.0.1"}, now.Add(-time.Hour), now.Add(time.Hour))
-	s := newTestServer(t, serverConfig{startTLS: true, authMechs: "PLAIN", user: testUser, pass: testPass, cert: &cert.tls})
-	base := config(s)
-	base.InsecureSkipVerify = false
-	base.TLS = smtp.TLSStartTLS
+	cert, other, s, base := strictRelay(t, now)
 
 	cfg := base
 	cfg.CAFile = writeFile(t, "ca.pem", cert.pem)
