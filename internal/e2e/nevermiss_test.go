@@ -455,23 +455,7 @@ func startOneEventQueueDaemon(t *testing.T) ([]*loopfs.Image, string, string, *d
 	writeFile(t, cfg, strings.Replace(baseConfig(ims[0].Mountpoint), "paths = ["+paths[0]+"]", "paths = ["+strings.Join(paths, ", ")+"]", 1), 0o644)
 	state := filepath.Join(dir, "state")
 
-	const sysctl = "/proc/sys/fs/fanotify/max_queued_events"
-	old, err := os.ReadFile(sysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	restore := func() {
-		once.Do(func() {
-			if err := os.WriteFile(sysctl, old, 0o644); err != nil {
-				t.Errorf("restoring %s: %v", sysctl, err)
-			}
-		})
-	}
-	t.Cleanup(restore)
-	if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := testutil.SetSysctl(t, "/proc/sys/fs/fanotify/max_queued_events", "1")
 	d := startDaemon(t, cfg, state)
 	restore()
 	return ims, cfg, state, d
