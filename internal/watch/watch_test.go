@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fshealth/fshealth/fanotify"
 	"github.com/fshealth/fshealth/internal/event"
 	"github.com/fshealth/fshealth/internal/loopfs"
 	"github.com/fshealth/fshealth/internal/mounts"
@@ -116,6 +117,65 @@ func startConfig(t *testing.T, cfg Config, gated bool) *collector {
 		}
 	})
 	return c
+}
+
+// errorProbe is the test's own fanotify group, marked for the errors of
+// some file systems, with no queue limit. From Linux 7.0 the kernel reports
+// file system errors from a worker, after the write that caused them has
+// returned: a test that holds the watcher's reader in its gated sink until
+// its errors are queued behind it waits for them on the probe. The kernel
+// hands an error to every group marking the file system in the same pass,
+// so once the probe has one, the watcher's group has it too.
+type errorProbe struct {
+	t *testing.T
+	g *fanotify.Group
+}
+
+// newErrorProbe marks the file systems of paths on a new probe group,
+// closed when the test ends.
+func newErrorProbe(t *testing.T, paths ...string) *errorProbe {
+	t.Helper()
+	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, UnlimitedQueue: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	for _, p := range paths {
+		if err := g.MarkFilesystemErrors(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &errorProbe{t: t, g: g}
+}
+
+// wait reads the probe's events until the kernel has reported n errors
+// (the sum of their error counts) and reports whether it has; it gives up
+// after waitTimeout, as when the kernel dropped a report (Linux 7.0+).
+func (p *errorProbe) wait(n uint32) bool {
+	p.t.Helper()
+	buf := make([]byte, fanotify.ReadBufferSize)
+	var got uint32
+	deadline := time.Now().Add(waitTimeout)
+	for got < n {
+		if err := p.g.SetReadDeadline(deadline); err != nil {
+			p.t.Fatal(err)
+		}
+		evs, err := p.g.ReadEvents(buf, nil)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.t.Logf("the kernel reported %d of %d errors within %v", got, n, waitTimeout)
+			return false
+		}
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.IsOverflow() {
+				p.t.Fatal("the probe's unlimited queue overflowed")
+			}
+			got += e.ErrorCount
+		}
+	}
+	return true
 }
 
 type lockedWriter struct {
@@ -480,6 +540,7 @@ func TestFoldedErrors(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	im := testutil.NewExt4(t, 0)
 	c := start(t, []string{im.Mountpoint}, true)
+	probe := newErrorProbe(t, im.Mountpoint)
 	before := errorsCount(t, im)
 	const n = 6
 	for i := 0; i < n; i++ {
@@ -489,6 +550,7 @@ func TestFoldedErrors(t *testing.T) {
 	}
 	// The first event was read at once and waits in the gated sink; the
 	// kernel folds the later errors into the next event in its queue.
+	probe.wait(n)
 	c.gate <- struct{}{}
 	close(c.gate)
 	c.gate = nil
@@ -646,29 +708,6 @@ func TestUnwatchablePathIsAnError(t *testing.T) {
 	}
 }
 
-// setSysctl writes a /proc/sys value and returns a function that restores
-// it (also run at cleanup).
-func setSysctl(t *testing.T, path, value string) (restore func()) {
-	t.Helper()
-	old, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	restore = func() {
-		once.Do(func() {
-			if err := os.WriteFile(path, old, 0o644); err != nil {
-				t.Errorf("restoring %s: %v", path, err)
-			}
-		})
-	}
-	t.Cleanup(restore)
-	return restore
-}
-
 func TestQueueOverflowIsReported(t *testing.T) {
 	testutil.CheckNoLeaks(t)
 	ims := []*loopfs.Image{testutil.NewExt4(t, 0), testutil.NewExt4(t, 0), testutil.NewExt4(t, 0)}
@@ -679,7 +718,7 @@ func TestQueueOverflowIsReported(t *testing.T) {
 	// A group's queue limit is fixed when the group is created: restore the
 	// machine-wide setting at once, so that tests running in parallel in
 	// other packages are not affected.
-	restore := setSysctl(t, "/proc/sys/fs/fanotify/max_queued_events", "1")
+	restore := testutil.SetSysctl(t, "/proc/sys/fs/fanotify/max_queued_events", "1")
 	// With the kernel log: from Linux 7.0 the kernel may drop a report
 	// before it reaches the queue when its small pool of reports is used
 	// up (seen in the kernel matrix under load), and then says so only in
@@ -687,14 +726,17 @@ func TestQueueOverflowIsReported(t *testing.T) {
 	// loss to report.
 	c := startConfig(t, Config{Paths: paths, KernelLog: true}, true)
 	restore()
+	probe := newErrorProbe(t, paths...)
 	// The first error is read at once and held in the gated sink; with a
 	// one-event queue, the second file system's error fills it and the
-	// third's overflows it.
+	// third's overflows it. The gate opens once the kernel has reported
+	// all three (or dropped one).
 	for _, im := range ims {
 		if err := im.TriggerError("overflow"); err != nil {
 			t.Fatal(err)
 		}
 	}
+	probe.wait(uint32(len(ims)))
 	close(c.gate)
 	c.gate = nil
 	var kinds []string
