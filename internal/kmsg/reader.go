@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fshealth/fshealth/internal/sys"
 )
 
 // DefaultPath is the kernel log device.
@@ -164,7 +166,7 @@ func Open(path string, opts Options) (*Reader, error) {
 		}
 	}
 	if opts.NoWait {
-		r := newReader(&rawFile{fd: fd, path: path}, opts)
+		r := newReader(&rawFile{fd: fd, path: path, device: !stream}, opts)
 		r.fd, r.stream = fd, stream
 		return r, nil
 	}
@@ -179,11 +181,21 @@ func Open(path string, opts Options) (*Reader, error) {
 type rawFile struct {
 	fd   int
 	path string
+	// device is set for the kernel log device or a FIFO, whose reads
+	// never wait (a regular file's may wait for its disk): they are made
+	// with sys.ReadNonblock.
+	device bool
 }
 
 func (f *rawFile) Read(b []byte) (int, error) {
 	for {
-		n, err := unix.Read(f.fd, b)
+		var n int
+		var err error
+		if f.device {
+			n, err = sys.ReadNonblock(f.fd, b)
+		} else {
+			n, err = unix.Read(f.fd, b)
+		}
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fshealth/fshealth/fanotify"
+	"github.com/fshealth/fshealth/internal/sys"
 )
 
 // waiter is how Run's goroutine waits for work: one ppoll(2) on the
@@ -122,7 +123,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 				return dst, os.ErrClosed // the eventfd stays readable
 			}
 			var b [8]byte
-			unix.Read(q.efd, b[:])
+			sys.ReadNonblock(q.efd, b[:])
 			return dst, errInterrupted
 		}
 		if fds[0].Revents&unix.POLLNVAL != 0 {
@@ -137,7 +138,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 		var n int
 		var rerr error
 		cerr = rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), buf)
+			n, rerr = sys.ReadNonblock(int(fd), buf)
 			return true // never wait in the Go poller: ppoll did
 		})
 		switch {
