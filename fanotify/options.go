@@ -94,7 +94,7 @@ type Config struct {
 	// O_CLOEXEC are always added.
 	EventFlags int
 	// OwnPoll keeps the group's descriptor out of the Go runtime's poller,
-	// for a caller that waits for events itself, with poll(2) or ppoll(2)
+	// for a caller that waits for events itself, with poll(2) or epoll(7)
 	// on the descriptor (SyscallConn) next to its own, and reads only when
 	// it is readable. The descriptor stays non-blocking: a Read with
 	// nothing queued fails with EAGAIN at once instead of waiting;

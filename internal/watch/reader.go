@@ -13,15 +13,18 @@ import (
 	"github.com/fshealth/fshealth/internal/sys"
 )
 
-// waiter is how Run's goroutine waits for work: one ppoll(2) on the
-// fanotify group, the kernel log and an eventfd the other goroutines
-// write to when they need Run's goroutine (interrupt). Waiting in ppoll
-// rather than in the Go poller costs an event one system call less (no
-// read that fails with EAGAIN before the wait), and the kernel log's
-// readiness comes with the event's: the reader reads the log before a
-// batch only when it has records. A record printed before its FAN_FS_ERROR
-// event was queued (ext4 logs, then reports) is in the log's buffer when
-// ppoll sees the event, so it is never missed.
+// waiter is how Run's goroutine waits for work: in epoll_wait(2) on an
+// epoll instance of its own, holding the fanotify group, the kernel log and
+// an eventfd the other goroutines write to when they need Run's goroutine
+// (interrupt). Waiting there rather than in the Go poller costs an event
+// one system call less (no read that fails with EAGAIN before the wait),
+// and the kernel log's readiness comes with the event's: the reader reads
+// the log before a batch only when it has records. A record printed before
+// its FAN_FS_ERROR event was queued (ext4 logs, then reports) is in the
+// log's buffer when the wait sees the event, so it is never missed. The
+// descriptors are registered once, not passed to the kernel on every wait
+// as with ppoll(2), whose per-wait set-up and tear-down of three wait
+// queues is most of the wait's cost on a virtual machine.
 type waiter struct {
 	mu  sync.Mutex
 	efd int // -1 once closed
@@ -31,14 +34,37 @@ type waiter struct {
 	kmsgReady bool
 	// rc is the group's descriptor, taken on the first readEvents.
 	rc syscall.RawConn
+	// ep is the epoll instance (-1 once closed); kmsgFD is the kernel
+	// log's descriptor registered in it (-1: none), groupAdded whether the
+	// group's is.
+	ep         int
+	kmsgFD     int
+	groupAdded bool
 }
+
+// The epoll registrations' tags (EpollEvent.Fd).
+const (
+	tagGroup = iota
+	tagInterrupt
+	tagKmsg
+)
 
 func newWaiter() (*waiter, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	return &waiter{efd: efd}, nil
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagInterrupt}); err != nil {
+		unix.Close(efd)
+		unix.Close(ep)
+		return nil, fmt.Errorf("epoll_ctl: adding the eventfd: %w", err)
+	}
+	return &waiter{efd: efd, ep: ep, kmsgFD: -1}, nil
 }
 
 // interrupt makes the pending or the next wait return errInterrupted. It
@@ -67,7 +93,8 @@ func (q *waiter) isClosed() bool {
 	return q.closed
 }
 
-// close releases the eventfd; later interrupts do nothing.
+// close releases the eventfd and the epoll instance; later interrupts do
+// nothing. Run's goroutine calls it once it no longer waits.
 func (q *waiter) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -75,6 +102,38 @@ func (q *waiter) close() {
 		unix.Close(q.efd)
 		q.efd = -1
 	}
+	if q.ep >= 0 {
+		unix.Close(q.ep)
+		q.ep = -1
+	}
+}
+
+// register brings the epoll instance's set up to date: the group's
+// descriptor gfd once, and the kernel log's current descriptor (-1 once it
+// is no longer read).
+func (q *waiter) register(gfd, kmsgFD int) error {
+	if !q.groupAdded {
+		if err := unix.EpollCtl(q.ep, unix.EPOLL_CTL_ADD, gfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagGroup}); err != nil {
+			return fmt.Errorf("epoll_ctl: adding the fanotify group: %w", err)
+		}
+		q.groupAdded = true
+	}
+	if kmsgFD == q.kmsgFD {
+		return nil
+	}
+	if q.kmsgFD >= 0 {
+		// ENOENT or EBADF if the descriptor was closed, which removed
+		// it: nothing to undo then.
+		unix.EpollCtl(q.ep, unix.EPOLL_CTL_DEL, q.kmsgFD, nil)
+		q.kmsgFD = -1
+	}
+	if kmsgFD >= 0 {
+		if err := unix.EpollCtl(q.ep, unix.EPOLL_CTL_ADD, kmsgFD, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagKmsg}); err != nil {
+			return fmt.Errorf("epoll_ctl: adding the kernel log: %w", err)
+		}
+		q.kmsgFD = kmsgFD
+	}
+	return nil
 }
 
 // errInterrupted is what readEvents returns when another goroutine asked
@@ -101,12 +160,15 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 		if q.isClosed() {
 			return dst, os.ErrClosed
 		}
-		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
-		var perr error
+		var evs [3]unix.EpollEvent
+		var n int
+		var werr error
 		cerr := rc.Control(func(fd uintptr) {
-			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+			if werr = q.register(int(fd), kmsgFD); werr != nil {
+				return
+			}
 			for {
-				if _, perr = unix.Ppoll(fds[:], nil, nil); perr != unix.EINTR {
+				if n, werr = unix.EpollWait(q.ep, evs[:], -1); werr != unix.EINTR {
 					return
 				}
 			}
@@ -114,11 +176,21 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 		if cerr != nil {
 			return dst, os.ErrClosed
 		}
-		if perr != nil {
-			return dst, fmt.Errorf("ppoll: %w", perr)
+		if werr != nil {
+			return dst, fmt.Errorf("waiting for events: %w", werr)
 		}
-		q.kmsgReady = fds[2].Revents&unix.POLLIN != 0
-		if fds[1].Revents&unix.POLLIN != 0 {
+		var groupReady, interrupted bool
+		for _, e := range evs[:n] {
+			switch e.Fd {
+			case tagGroup:
+				groupReady = e.Events&(unix.EPOLLIN|unix.EPOLLERR) != 0
+			case tagInterrupt:
+				interrupted = true
+			case tagKmsg:
+				q.kmsgReady = true
+			}
+		}
+		if interrupted {
 			if q.isClosed() {
 				return dst, os.ErrClosed // the eventfd stays readable
 			}
@@ -126,20 +198,16 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 			sys.ReadNonblock(q.efd, b[:])
 			return dst, errInterrupted
 		}
-		if fds[0].Revents&unix.POLLNVAL != 0 {
-			return dst, os.ErrClosed
-		}
-		if fds[0].Revents&(unix.POLLIN|unix.POLLERR) == 0 {
+		if !groupReady {
 			if q.kmsgReady {
 				return dst, errInterrupted
 			}
 			continue
 		}
-		var n int
 		var rerr error
 		cerr = rc.Read(func(fd uintptr) bool {
 			n, rerr = sys.ReadNonblock(int(fd), buf)
-			return true // never wait in the Go poller: ppoll did
+			return true // never wait in the Go poller: epoll_wait did
 		})
 		switch {
 		case cerr != nil:
