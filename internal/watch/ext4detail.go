@@ -13,7 +13,8 @@ import (
 // it queued the FAN_FS_ERROR event. An event never waits for it: it is
 // sent Ext4Pending, and the record is read after the sink took the batch,
 // in Run's goroutine, once errors_count moved — at once if ext4 was quick,
-// else on a timer, between ext4DetailFirst and ext4DetailMax — and passed to
+// else later (the reader's wait ends then), between ext4DetailFirst and
+// ext4DetailMax — and passed to
 // Config.OnExt4 as a KindExt4 event. Under a storm of errors the record of
 // a file system is read at most every ext4ReadEvery (seven sysfs reads, each
 // a system call the next event's read(2) would wait behind): one record
@@ -34,7 +35,7 @@ func (w *Watcher) noteExt4Due(fs *enrich.Filesystem) {
 // readExt4Due reads the ext4 record of each file system with events
 // waiting for it whose errors_count moved (all of them if force is set,
 // when Run stops) and passes it to OnExt4. For the others it looks again
-// later, on a timer, until ext4DetailMax after their first such event.
+// later, at ext4At, until ext4DetailMax after their first such event.
 func (w *Watcher) readExt4Due(force bool) {
 	now := time.Now()
 	keep := w.ext4Due[:0]
@@ -42,7 +43,7 @@ func (w *Watcher) readExt4Due(force bool) {
 		due := fs.Ext4Due()
 		late := force || !due.IsZero() && now.Sub(due) >= ext4DetailMax
 		if read := fs.Ext4Read(); !late && !read.IsZero() && now.Sub(read) < ext4ReadEvery {
-			keep = append(keep, fs) // read a moment ago: on the timer
+			keep = append(keep, fs) // read a moment ago: at ext4At
 			continue
 		}
 		st, done, err := fs.Ext4Detail(late)
@@ -62,7 +63,7 @@ func (w *Watcher) readExt4Due(force bool) {
 	clear(w.ext4Due[len(keep):])
 	w.ext4Due = keep
 	if len(keep) == 0 || force {
-		w.ext4Wait = 0
+		w.ext4Wait, w.ext4At = 0, time.Time{}
 		return
 	}
 	if w.ext4Wait == 0 {
@@ -70,10 +71,5 @@ func (w *Watcher) readExt4Due(force bool) {
 	} else {
 		w.ext4Wait = min(2*w.ext4Wait, 20*time.Millisecond)
 	}
-	if !w.ext4Timed.Swap(true) {
-		time.AfterFunc(w.ext4Wait, func() {
-			w.ext4Timed.Store(false)
-			w.Do(func() { w.readExt4Due(false) })
-		})
-	}
+	w.ext4At = now.Add(w.ext4Wait)
 }

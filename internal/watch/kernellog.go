@@ -35,8 +35,8 @@ const restackEvery = time.Second
 // reader goroutine, when the epoll_wait it waits in says the log has records
 // (reader.go): with a batch of fanotify events, before them, so that a
 // message the kernel logged before it reported the error is there to be
-// attached, or alone. Nothing runs on a timer except while messages wait
-// for their fanotify event.
+// attached, or alone. While messages wait for their fanotify event, the
+// reader's wait ends when the first of them falls due (dueAt).
 type kernelLog struct {
 	r       *kmsg.Reader
 	sysRoot string
@@ -47,11 +47,11 @@ type kernelLog struct {
 	known map[*enrich.Filesystem]bool
 	// btrfs remembers the error counters of btrfs file systems.
 	btrfs btrfs.Tracker
-	// wanted makes the reader look at the log without new records: a held
-	// message fell due (the timer), or btrfs counter events wait.
-	wanted  atomic.Bool
-	timer   *time.Timer
-	timerAt time.Time
+	// wanted makes the reader look at the log without new records: btrfs
+	// counter events wait. dueAt is when the first held message falls due
+	// (zero: none held).
+	wanted atomic.Bool
+	dueAt  time.Time
 	// dead is set once reading failed for good.
 	dead bool
 }
@@ -70,9 +70,6 @@ func openKernelLog(path, sysRoot string, hold time.Duration) (*kernelLog, error)
 
 // close releases the kernel log, once Run's loop has ended.
 func (k *kernelLog) close() {
-	if k.timer != nil {
-		k.timer.Stop()
-	}
 	k.r.Close()
 }
 
@@ -337,26 +334,10 @@ func btrfsEvents(fs *enrich.Filesystem, incs []btrfs.Increase, now time.Time, co
 	return out
 }
 
-// kernelLogDue appends the events of held messages that fell due, and sets
-// the timer for the next one.
+// kernelLogDue appends the events of held messages that fell due, and
+// notes when the next one does (the reader's wait ends then).
 func (w *Watcher) kernelLogDue(out []event.Event) []event.Event {
-	k := w.klog
-	out, next := k.corr.due(time.Now(), out)
-	switch {
-	case next.IsZero():
-		if k.timer != nil {
-			k.timer.Stop()
-		}
-		k.timerAt = time.Time{}
-	case k.timerAt.IsZero() || next.Before(k.timerAt) || !k.timerAt.After(time.Now()):
-		k.timerAt = next
-		d := time.Until(next)
-		if k.timer == nil {
-			k.timer = time.AfterFunc(d, w.wakeForKernelLog)
-		} else {
-			k.timer.Reset(d)
-		}
-	}
+	out, w.klog.dueAt = w.klog.corr.due(time.Now(), out)
 	return out
 }
 

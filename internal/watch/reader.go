@@ -3,9 +3,11 @@ package watch
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,8 +32,9 @@ type waiter struct {
 	efd int // -1 once closed
 	// closed is set by shutdown: every wait returns os.ErrClosed.
 	closed bool
-	// kmsgReady is set by readEvents when the kernel log had records.
-	kmsgReady bool
+	// kmsgReady is set by readEvents when the kernel log had records,
+	// timedOut when its wait ended at its deadline.
+	kmsgReady, timedOut bool
 	// rc is the group's descriptor, taken on the first readEvents.
 	rc syscall.RawConn
 	// ep is the epoll instance (-1 once closed); kmsgFD is the kernel
@@ -137,16 +140,19 @@ func (q *waiter) register(gfd, kmsgFD int) error {
 }
 
 // errInterrupted is what readEvents returns when another goroutine asked
-// for Run's goroutine (waiter.interrupt) or the kernel log alone has
-// records.
+// for Run's goroutine (waiter.interrupt), the kernel log alone has records,
+// or the wait's deadline passed.
 var errInterrupted = os.ErrDeadlineExceeded
 
 // readEvents waits for the group's next events and reads and decodes one
 // batch of them, appended to dst, like fanotify.Group.ReadEvents. It
-// returns errInterrupted instead when an interrupt came or only the kernel
-// log (kmsgFD, -1 for none) has records, and os.ErrClosed once the group
-// is closed.
-func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fanotify.Event) ([]fanotify.Event, error) {
+// returns errInterrupted instead when an interrupt came, only the kernel
+// log (kmsgFD, -1 for none) has records, or deadline (zero: none) passed
+// first (timedOut), and os.ErrClosed once the group is closed. The
+// deadline is how Run's goroutine does what is due later (a held kernel
+// log message, ext4's record) without a runtime timer, whose firing would
+// wake another thread to wake this one.
+func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, buf []byte, dst []fanotify.Event) ([]fanotify.Event, error) {
 	if q.rc == nil {
 		rc, err := g.SyscallConn()
 		if err != nil {
@@ -156,7 +162,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 	}
 	rc := q.rc
 	for {
-		q.kmsgReady = false
+		q.kmsgReady, q.timedOut = false, false
 		if q.isClosed() {
 			return dst, os.ErrClosed
 		}
@@ -168,7 +174,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 				return
 			}
 			for {
-				if n, werr = unix.EpollWait(q.ep, evs[:], -1); werr != unix.EINTR {
+				if n, werr = unix.EpollWait(q.ep, evs[:], waitMillis(deadline, time.Now())); werr != unix.EINTR {
 					return
 				}
 			}
@@ -178,6 +184,10 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 		}
 		if werr != nil {
 			return dst, fmt.Errorf("waiting for events: %w", werr)
+		}
+		if n == 0 {
+			q.timedOut = true
+			return dst, errInterrupted
 		}
 		var groupReady, interrupted bool
 		for _, e := range evs[:n] {
@@ -219,4 +229,18 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, buf []byte, dst []fan
 		}
 		return fanotify.Parse(dst, buf[:n])
 	}
+}
+
+// waitMillis is epoll_wait's timeout, at now, for a wait until deadline:
+// -1 (none) for the zero time, else the milliseconds left, rounded up so
+// that the wait never ends before the deadline, and 0 once it passed.
+func waitMillis(deadline, now time.Time) int {
+	if deadline.IsZero() {
+		return -1
+	}
+	d := deadline.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 }

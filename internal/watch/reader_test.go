@@ -2,6 +2,7 @@ package watch
 
 import (
 	"errors"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -40,14 +41,14 @@ func TestWaiterFollowsTheKernelLogDescriptor(t *testing.T) {
 	if _, err := unix.Write(p[1], []byte("6,1,2,-;record\n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.readEvents(g, p[0], buf, nil); !errors.Is(err, errInterrupted) || !q.kmsgReady {
+	if _, err := q.readEvents(g, p[0], time.Time{}, buf, nil); !errors.Is(err, errInterrupted) || !q.kmsgReady {
 		t.Fatalf("with a record in the log: %v, kmsgReady %v; want errInterrupted, true", err, q.kmsgReady)
 	}
 
 	// The record is still unread, but the log is no longer passed.
 	done := make(chan error, 1)
 	go func() {
-		_, err := q.readEvents(g, -1, buf, nil)
+		_, err := q.readEvents(g, -1, time.Time{}, buf, nil)
 		done <- err
 	}()
 	select {
@@ -65,13 +66,47 @@ func TestWaiterFollowsTheKernelLogDescriptor(t *testing.T) {
 		t.Fatal("an interrupt did not end the wait")
 	}
 
+	// A wait with a deadline and nothing to read ends at the deadline,
+	// never before it.
+	deadline := time.Now().Add(30 * time.Millisecond)
+	if _, err := q.readEvents(g, -1, deadline, buf, nil); !errors.Is(err, errInterrupted) || !q.timedOut || q.kmsgReady {
+		t.Errorf("with a deadline: %v, timedOut %v, kmsgReady %v; want errInterrupted, true, false", err, q.timedOut, q.kmsgReady)
+	}
+	if now := time.Now(); now.Before(deadline) {
+		t.Errorf("the wait ended %v before its deadline", deadline.Sub(now))
+	}
+
 	// Passed again, it ends waits again; after shutdown every wait ends
 	// with os.ErrClosed.
-	if _, err := q.readEvents(g, p[0], buf, nil); !errors.Is(err, errInterrupted) || !q.kmsgReady {
+	if _, err := q.readEvents(g, p[0], time.Time{}, buf, nil); !errors.Is(err, errInterrupted) || !q.kmsgReady {
 		t.Errorf("the log passed again: %v, kmsgReady %v; want errInterrupted, true", err, q.kmsgReady)
 	}
 	q.shutdown()
-	if _, err := q.readEvents(g, p[0], buf, nil); !errors.Is(err, os.ErrClosed) {
+	if _, err := q.readEvents(g, p[0], time.Time{}, buf, nil); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("after shutdown: %v, want os.ErrClosed", err)
+	}
+}
+
+func TestWaitMillis(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		in   time.Duration
+		want int
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + time.Nanosecond, 2},
+		{1500 * time.Microsecond, 2},
+		{2 * time.Second, 2000},
+		{1000 * time.Hour, math.MaxInt32},
+	} {
+		if got := waitMillis(now.Add(c.in), now); got != c.want {
+			t.Errorf("waitMillis(now%+v) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	if got := waitMillis(time.Time{}, now); got != -1 {
+		t.Errorf("waitMillis(zero) = %d, want -1 (no deadline)", got)
 	}
 }

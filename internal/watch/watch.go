@@ -163,11 +163,11 @@ type Watcher struct {
 	// again because a device below it erred (kernellog.go).
 	restacked map[*enrich.Filesystem]time.Time
 	// ext4Due are the file systems whose ext4 record is to be read for
-	// events sent (ext4detail.go); ext4Wait is the timer's next delay, and
-	// ext4Timed is set while the timer runs.
-	ext4Due   []*enrich.Filesystem
-	ext4Wait  time.Duration
-	ext4Timed atomic.Bool
+	// events sent (ext4detail.go), next at ext4At (zero: not before the
+	// next event); ext4Wait is how long the last look waited.
+	ext4Due  []*enrich.Filesystem
+	ext4At   time.Time
+	ext4Wait time.Duration
 	// sinkClock says since when the reader is in the sink (probe.go).
 	sinkClock
 	// redund follows md arrays; nil without Config.Redundancy.
@@ -505,7 +505,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	out := make([]event.Event, 0, 64)
 	for {
 		var err error
-		raws, err = w.wait.readEvents(w.group, w.kmsgFD(), buf, raws[:0])
+		raws, err = w.wait.readEvents(w.group, w.kmsgFD(), w.nextDue(), buf, raws[:0])
 		if errors.Is(err, errInterrupted) {
 			if w.stopping.Load() {
 				return w.drain(buf, raws, out)
@@ -522,7 +522,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				f()
 			}
 			redund := w.redundWanted.Swap(false)
-			if k := w.klog; k != nil && (k.wanted.Swap(false) || w.wait.kmsgReady || len(w.btrfsPending) > 0) {
+			if k := w.klog; k != nil && (k.wanted.Swap(false) || w.wait.kmsgReady || w.wait.timedOut || len(w.btrfsPending) > 0) {
 				out = w.kernelLogDue(w.readKernelLog(out[:0]))
 				out = w.checkRedundancy(out)
 				redund = false
@@ -538,6 +538,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 						return err
 					}
 				}
+			}
+			if len(w.ext4Due) > 0 && !w.ext4At.After(time.Now()) {
+				w.readExt4Due(false)
 			}
 			continue
 		}
@@ -566,6 +569,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.readExt4Due(false)
 		}
 	}
+}
+
+// nextDue is when Run's goroutine has work without a new event: the first
+// held kernel log message falls due, or ext4's record is to be looked at
+// again. The zero time means never.
+func (w *Watcher) nextDue() time.Time {
+	var t time.Time
+	if k := w.klog; k != nil {
+		t = k.dueAt
+	}
+	if len(w.ext4Due) > 0 && !w.ext4At.IsZero() && (t.IsZero() || w.ext4At.Before(t)) {
+		t = w.ext4At
+	}
+	return t
 }
 
 // batch appends to out the events of one read: an overflow event if the
