@@ -96,7 +96,7 @@ func measureAlerts(opt *options, rcv *receiver, ims []*loopfs.Image, name string
 		return r, st, err
 	}
 	p.discard()
-	cpu0 := p.cpu()
+	cpu0, runs0 := p.cpu()
 	var sum0, n0 float64
 	if commit != nil {
 		sum0, n0 = commit()
@@ -130,7 +130,8 @@ func measureAlerts(opt *options, rcv *receiver, ims []*loopfs.Image, name string
 			st[0], st[1], st[2] = append(st[0], b.Event.Time.Sub(t0)), append(st[1], b.Time.Sub(b.Event.Time)), append(st[2], a.at.Sub(b.Time))
 		}
 	}
-	r.cpu, r.rssKiB = p.cpu()-cpu0, p.rss()
+	cpu, runs := p.cpu()
+	r.cpu, r.switches, r.rssKiB = cpu-cpu0, runs-runs0, p.rss()
 	if commit != nil {
 		sum, n := commit()
 		if n > n0 {

@@ -118,20 +118,26 @@ func (p *proc) line() ([]byte, error) {
 	return l, nil
 }
 
-// cpu returns the process's on-CPU time so far, all threads
-// (schedstat's first field: nanoseconds).
-func (p *proc) cpu() time.Duration {
+// cpu returns the process's on-CPU time so far and how many times its
+// threads were switched onto a CPU, all threads (schedstat's first and
+// third fields: nanoseconds, timeslices). The switches count the system's
+// work for the process that its CPU time does not show: every wake-up of
+// a thread, the reader's and the Go runtime's alike.
+func (p *proc) cpu() (time.Duration, int64) {
 	var sum time.Duration
+	var runs int64
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", p.cmd.Process.Pid))
 	for _, t := range tasks {
 		b, _ := os.ReadFile(t)
 		f := strings.Fields(string(b))
-		if len(f) > 0 {
+		if len(f) == 3 {
 			n, _ := strconv.ParseInt(f[0], 10, 64)
 			sum += time.Duration(n)
+			r, _ := strconv.ParseInt(f[2], 10, 64)
+			runs += r
 		}
 	}
-	return sum
+	return sum, runs
 }
 
 // rss returns the process's peak resident set size (VmHWM), in KiB.
@@ -163,10 +169,11 @@ func (p *proc) stop() error {
 
 // result is one reader's figures.
 type result struct {
-	name    string
-	samples []time.Duration
-	cpu     time.Duration // during the measured samples
-	rssKiB  int
+	name     string
+	samples  []time.Duration
+	cpu      time.Duration // during the measured samples
+	switches int64         // times a thread was switched in, ditto
+	rssKiB   int
 }
 
 func pct(s []time.Duration, p float64) time.Duration {
@@ -183,10 +190,11 @@ func table(unit time.Duration, rs ...result) {
 	u := map[time.Duration]string{time.Microsecond: "µs", time.Millisecond: "ms"}[unit]
 	f := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/float64(unit), 'f', 1, 64) }
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\tn\tp50 %s\tp95 %s\tp99 %s\tCPU µs/sample\tpeak RSS KiB\tp50 / floor\t\n", u, u, u)
+	fmt.Fprintf(tw, "\tn\tp50 %s\tp95 %s\tp99 %s\tCPU µs/sample\tswitches/sample\tpeak RSS KiB\tp50 / floor\t\n", u, u, u)
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1f\t%d\t%.2f\t\n", r.name, len(r.samples), f(pct(r.samples, 50)), f(pct(r.samples, 95)),
-			f(pct(r.samples, 99)), float64(r.cpu.Microseconds())/float64(max(len(r.samples), 1)), r.rssKiB,
+		n := float64(max(len(r.samples), 1))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t%.2f\t\n", r.name, len(r.samples), f(pct(r.samples, 50)), f(pct(r.samples, 95)),
+			f(pct(r.samples, 99)), float64(r.cpu.Microseconds())/n, float64(r.switches)/n, r.rssKiB,
 			float64(pct(r.samples, 50))/float64(max(pct(rs[0].samples, 50), 1)))
 	}
 	tw.Flush()

@@ -51,7 +51,7 @@ func latency(opt *options) error {
 	for i := range opt.warmup + opt.n {
 		for _, rd := range readers {
 			if i == opt.warmup {
-				rd.cpu0 = rd.p.cpu()
+				rd.cpu0, rd.runs0 = rd.p.cpu()
 			}
 			d, err := rd.sample()
 			if err != nil {
@@ -63,7 +63,8 @@ func latency(opt *options) error {
 		}
 	}
 	for _, rd := range readers {
-		rd.r.cpu, rd.r.rssKiB = rd.p.cpu()-rd.cpu0, rd.p.rss()
+		cpu, runs := rd.p.cpu()
+		rd.r.cpu, rd.r.switches, rd.r.rssKiB = cpu-rd.cpu0, runs-rd.runs0, rd.p.rss()
 		if err := rd.p.stop(); err != nil {
 			return fmt.Errorf("%s: %w", rd.r.name, err)
 		}
@@ -79,10 +80,11 @@ func latency(opt *options) error {
 
 // reader is one reader under measurement and its file system.
 type reader struct {
-	im   *loopfs.Image
-	p    *proc
-	cpu0 time.Duration
-	r    result
+	im    *loopfs.Image
+	p     *proc
+	cpu0  time.Duration
+	runs0 int64
+	r     result
 }
 
 // sample raises one error and times it to the reader's line for it.

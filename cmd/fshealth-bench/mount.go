@@ -31,7 +31,7 @@ func mountLatency(opt *options) error {
 	}
 	defer p.stop()
 	floor, fsh := result{name: "loop attach + mount(2) (floor)"}, result{name: "fshealth watching it"}
-	cpu0 := p.cpu()
+	cpu0, runs0 := p.cpu()
 	for i := range opt.n {
 		t0 := time.Now()
 		if err := im.Mount(mnt, "errors=continue"); err != nil {
@@ -46,7 +46,8 @@ func mountLatency(opt *options) error {
 			return err
 		}
 	}
-	fsh.cpu, fsh.rssKiB = p.cpu()-cpu0, p.rss()
+	cpu, runs := p.cpu()
+	fsh.cpu, fsh.switches, fsh.rssKiB = cpu-cpu0, runs-runs0, p.rss()
 	fmt.Printf("\nmount(2) → fshealth logged that it watches the file system, %d mounts\n", opt.n)
 	table(time.Millisecond, floor, fsh)
 	return nil
