@@ -33,6 +33,7 @@ var guestTests = []guestTest{
 	{Pkg: "./internal/watch", Name: "TestTwoFilesystemsAtOnce"},
 	{Pkg: "./internal/watch", Name: "TestBindMountOneEventAllMountpoints"},
 	{Pkg: "./internal/watch", Name: "TestQueueOverflowIsReported"},
+	{Pkg: "./internal/watch", Name: "TestEachEventHasItsOwnKernelMessage"},
 	{Pkg: "./internal/watch", Name: "TestFollowMountAfterStart"},
 	{Pkg: "./internal/watch", Name: "TestFollowBindMoveUnmount"},
 	{Pkg: "./internal/watch", Name: "TestFollowConfiguredPaths"},

@@ -32,7 +32,7 @@ const restackEvery = time.Second
 // report the ones that went up.
 //
 // The log is read without waiting (kmsg.Options.NoWait) and only by the
-// reader goroutine, when the epoll_wait it waits in says the log has records
+// reader goroutine, when the ppoll it waits in says the log has records
 // (reader.go): with a batch of fanotify events, before them, so that a
 // message the kernel logged before it reported the error is there to be
 // attached, or alone. While messages wait for their fanotify event, the

@@ -276,6 +276,30 @@ func TestKernelMessageAttachedToFanotifyEvent(t *testing.T) {
 	}
 }
 
+// TestEachEventHasItsOwnKernelMessage: errors one after another, each read
+// before the next is raised, each get their own kernel message, never
+// another's and never none. The reader must see a message the kernel
+// logged before reporting the error when it sees the error, though printk
+// wakes the log's readers later than the error's report wakes the group's.
+// (Eight errors: ext4 logs at most ten in five seconds per file system.)
+func TestEachEventHasItsOwnKernelMessage(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	c := startConfig(t, Config{Paths: []string{im.Mountpoint}, KernelLog: true, KernelLogHold: testHold}, false)
+	for i := range 8 {
+		msg := fmt.Sprintf("fshealth own message %d of %d", i, os.Getpid())
+		if err := im.TriggerError(msg); err != nil {
+			t.Fatal(err)
+		}
+		e := c.next()
+		checkErr(t, e, syscall.EUCLEAN, "EUCLEAN", 1)
+		if !strings.HasSuffix(e.KernelMessage, msg) {
+			t.Errorf("error %d: kernel_message %q, want one ending %q", i, e.KernelMessage, msg)
+		}
+	}
+	c.none()
+}
+
 // TestXFSShutdownReportedOnce: an XFS shutdown is one event. Before Linux
 // 7.0 XFS sends no FAN_FS_ERROR, and the kernel log reports it (source
 // "kmsg"); from 7.0 FAN_FS_ERROR reports it and the kernel log only adds

@@ -3,7 +3,6 @@ package watch
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"sync"
 	"syscall"
@@ -15,18 +14,18 @@ import (
 	"github.com/fshealth/fshealth/internal/sys"
 )
 
-// waiter is how Run's goroutine waits for work: in epoll_wait(2) on an
-// epoll instance of its own, holding the fanotify group, the kernel log and
-// an eventfd the other goroutines write to when they need Run's goroutine
-// (interrupt). Waiting there rather than in the Go poller costs an event
-// one system call less (no read that fails with EAGAIN before the wait),
-// and the kernel log's readiness comes with the event's: the reader reads
-// the log before a batch only when it has records. A record printed before
-// its FAN_FS_ERROR event was queued (ext4 logs, then reports) is in the
-// log's buffer when the wait sees the event, so it is never missed. The
-// descriptors are registered once, not passed to the kernel on every wait
-// as with ppoll(2), whose per-wait set-up and tear-down of three wait
-// queues is most of the wait's cost on a virtual machine.
+// waiter is how Run's goroutine waits for work: one ppoll(2) on the
+// fanotify group, the kernel log and an eventfd the other goroutines
+// write to when they need Run's goroutine (interrupt). Waiting in ppoll
+// rather than in the Go poller costs an event one system call less (no
+// read that fails with EAGAIN before the wait), and the kernel log's
+// readiness comes with the event's: the reader reads the log before a
+// batch only when it has records. A record printed before its FAN_FS_ERROR
+// event was queued (ext4 logs, then reports) is in the log's buffer when
+// ppoll sees the event, so it is never missed: ppoll asks every descriptor
+// whether it is ready when it wakes. (An epoll instance would not: it
+// learns of the log's records from the log's wake-up, which printk defers,
+// so the event could be read, and sent, without its line.)
 type waiter struct {
 	mu  sync.Mutex
 	efd int // -1 once closed
@@ -37,37 +36,14 @@ type waiter struct {
 	kmsgReady, timedOut bool
 	// rc is the group's descriptor, taken on the first readEvents.
 	rc syscall.RawConn
-	// ep is the epoll instance (-1 once closed); kmsgFD is the kernel
-	// log's descriptor registered in it (-1: none), groupAdded whether the
-	// group's is.
-	ep         int
-	kmsgFD     int
-	groupAdded bool
 }
-
-// The epoll registrations' tags (EpollEvent.Fd).
-const (
-	tagGroup = iota
-	tagInterrupt
-	tagKmsg
-)
 
 func newWaiter() (*waiter, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		unix.Close(efd)
-		return nil, fmt.Errorf("epoll_create1: %w", err)
-	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagInterrupt}); err != nil {
-		unix.Close(efd)
-		unix.Close(ep)
-		return nil, fmt.Errorf("epoll_ctl: adding the eventfd: %w", err)
-	}
-	return &waiter{efd: efd, ep: ep, kmsgFD: -1}, nil
+	return &waiter{efd: efd}, nil
 }
 
 // interrupt makes the pending or the next wait return errInterrupted. It
@@ -96,8 +72,7 @@ func (q *waiter) isClosed() bool {
 	return q.closed
 }
 
-// close releases the eventfd and the epoll instance; later interrupts do
-// nothing. Run's goroutine calls it once it no longer waits.
+// close releases the eventfd; later interrupts do nothing.
 func (q *waiter) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -105,38 +80,6 @@ func (q *waiter) close() {
 		unix.Close(q.efd)
 		q.efd = -1
 	}
-	if q.ep >= 0 {
-		unix.Close(q.ep)
-		q.ep = -1
-	}
-}
-
-// register brings the epoll instance's set up to date: the group's
-// descriptor gfd once, and the kernel log's current descriptor (-1 once it
-// is no longer read).
-func (q *waiter) register(gfd, kmsgFD int) error {
-	if !q.groupAdded {
-		if err := unix.EpollCtl(q.ep, unix.EPOLL_CTL_ADD, gfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagGroup}); err != nil {
-			return fmt.Errorf("epoll_ctl: adding the fanotify group: %w", err)
-		}
-		q.groupAdded = true
-	}
-	if kmsgFD == q.kmsgFD {
-		return nil
-	}
-	if q.kmsgFD >= 0 {
-		// ENOENT or EBADF if the descriptor was closed, which removed
-		// it: nothing to undo then.
-		unix.EpollCtl(q.ep, unix.EPOLL_CTL_DEL, q.kmsgFD, nil)
-		q.kmsgFD = -1
-	}
-	if kmsgFD >= 0 {
-		if err := unix.EpollCtl(q.ep, unix.EPOLL_CTL_ADD, kmsgFD, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagKmsg}); err != nil {
-			return fmt.Errorf("epoll_ctl: adding the kernel log: %w", err)
-		}
-		q.kmsgFD = kmsgFD
-	}
-	return nil
 }
 
 // errInterrupted is what readEvents returns when another goroutine asked
@@ -166,15 +109,13 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 		if q.isClosed() {
 			return dst, os.ErrClosed
 		}
-		var evs [3]unix.EpollEvent
-		var n int
-		var werr error
+		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
+		var ready int
+		var perr error
 		cerr := rc.Control(func(fd uintptr) {
-			if werr = q.register(int(fd), kmsgFD); werr != nil {
-				return
-			}
+			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 			for {
-				if n, werr = unix.EpollWait(q.ep, evs[:], waitMillis(deadline, time.Now())); werr != unix.EINTR {
+				if ready, perr = unix.Ppoll(fds[:], pollTimeout(deadline, time.Now()), nil); perr != unix.EINTR {
 					return
 				}
 			}
@@ -182,25 +123,15 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 		if cerr != nil {
 			return dst, os.ErrClosed
 		}
-		if werr != nil {
-			return dst, fmt.Errorf("waiting for events: %w", werr)
+		if perr != nil {
+			return dst, fmt.Errorf("ppoll: %w", perr)
 		}
-		if n == 0 {
+		if ready == 0 {
 			q.timedOut = true
 			return dst, errInterrupted
 		}
-		var groupReady, interrupted bool
-		for _, e := range evs[:n] {
-			switch e.Fd {
-			case tagGroup:
-				groupReady = e.Events&(unix.EPOLLIN|unix.EPOLLERR) != 0
-			case tagInterrupt:
-				interrupted = true
-			case tagKmsg:
-				q.kmsgReady = true
-			}
-		}
-		if interrupted {
+		q.kmsgReady = fds[2].Revents&unix.POLLIN != 0
+		if fds[1].Revents&unix.POLLIN != 0 {
 			if q.isClosed() {
 				return dst, os.ErrClosed // the eventfd stays readable
 			}
@@ -208,16 +139,20 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 			sys.ReadNonblock(q.efd, b[:])
 			return dst, errInterrupted
 		}
-		if !groupReady {
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			return dst, os.ErrClosed
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLERR) == 0 {
 			if q.kmsgReady {
 				return dst, errInterrupted
 			}
 			continue
 		}
+		var n int
 		var rerr error
 		cerr = rc.Read(func(fd uintptr) bool {
 			n, rerr = sys.ReadNonblock(int(fd), buf)
-			return true // never wait in the Go poller: epoll_wait did
+			return true // never wait in the Go poller: ppoll did
 		})
 		switch {
 		case cerr != nil:
@@ -231,16 +166,12 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 	}
 }
 
-// waitMillis is epoll_wait's timeout, at now, for a wait until deadline:
-// -1 (none) for the zero time, else the milliseconds left, rounded up so
-// that the wait never ends before the deadline, and 0 once it passed.
-func waitMillis(deadline, now time.Time) int {
+// pollTimeout is ppoll's timeout, at now, for a wait until deadline: nil
+// (none) for the zero time, else the time left, zero once it passed.
+func pollTimeout(deadline, now time.Time) *unix.Timespec {
 	if deadline.IsZero() {
-		return -1
+		return nil
 	}
-	d := deadline.Sub(now)
-	if d <= 0 {
-		return 0
-	}
-	return int(min((d+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
+	ts := unix.NsecToTimespec(max(deadline.Sub(now), 0).Nanoseconds())
+	return &ts
 }

@@ -2,7 +2,6 @@ package watch
 
 import (
 	"errors"
-	"math"
 	"os"
 	"testing"
 	"time"
@@ -13,9 +12,9 @@ import (
 	"github.com/fshealth/fshealth/internal/testutil"
 )
 
-// TestWaiterFollowsTheKernelLogDescriptor: the waiter's epoll set holds the
-// kernel log's descriptor while Run passes it, and drops it when Run passes
-// -1 (the log is no longer read): a log with records then no longer ends a
+// TestWaiterFollowsTheKernelLogDescriptor: the waiter waits for the kernel
+// log's descriptor while Run passes it, and no longer when Run passes -1
+// (the log is no longer read): a log with records then no longer ends a
 // wait. A pipe stands in for /dev/kmsg. No wait here can hang: each has a
 // deadline or something that ends it at once.
 func TestWaiterFollowsTheKernelLogDescriptor(t *testing.T) {
@@ -72,26 +71,23 @@ func TestWaiterFollowsTheKernelLogDescriptor(t *testing.T) {
 	}
 }
 
-func TestWaitMillis(t *testing.T) {
+func TestPollTimeout(t *testing.T) {
 	now := time.Now()
 	for _, c := range []struct {
 		in   time.Duration
-		want int
+		want unix.Timespec
 	}{
-		{-time.Second, 0},
-		{0, 0},
-		{time.Nanosecond, 1},
-		{time.Millisecond, 1},
-		{time.Millisecond + time.Nanosecond, 2},
-		{1500 * time.Microsecond, 2},
-		{2 * time.Second, 2000},
-		{1000 * time.Hour, math.MaxInt32},
+		{-time.Second, unix.Timespec{}},
+		{0, unix.Timespec{}},
+		{time.Nanosecond, unix.Timespec{Nsec: 1}},
+		{1500 * time.Millisecond, unix.Timespec{Sec: 1, Nsec: 500_000_000}},
+		{1000 * time.Hour, unix.Timespec{Sec: 3_600_000}},
 	} {
-		if got := waitMillis(now.Add(c.in), now); got != c.want {
-			t.Errorf("waitMillis(now%+v) = %d, want %d", c.in, got, c.want)
+		if got := pollTimeout(now.Add(c.in), now); got == nil || *got != c.want {
+			t.Errorf("pollTimeout(now%+v) = %v, want %v", c.in, got, c.want)
 		}
 	}
-	if got := waitMillis(time.Time{}, now); got != -1 {
-		t.Errorf("waitMillis(zero) = %d, want -1 (no deadline)", got)
+	if got := pollTimeout(time.Time{}, now); got != nil {
+		t.Errorf("pollTimeout(zero) = %v, want nil (no deadline)", got)
 	}
 }

@@ -196,7 +196,7 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("watch: no sink")
 	}
-	// The reader waits in its own epoll_wait (reader.go), not in the runtime's
+	// The reader waits in its own ppoll (reader.go), not in the runtime's
 	// poller.
 	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
 	if err != nil {
@@ -484,7 +484,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}()
 	}
 	if k := w.klog; k != nil {
-		// The reader's own epoll_wait wakes it for new records (reader.go).
+		// The reader's own ppoll wakes it for new records (reader.go).
 		defer k.close()
 		if len(w.btrfsPending) > 0 {
 			w.wakeForKernelLog()
