@@ -103,6 +103,28 @@ type history struct {
 	// after it was opened (checkIntegrity): the next openDisk moves it
 	// aside without opening it again.
 	corrupt atomic.Pointer[corruptFile]
+	// check is the integrity check in progress, if any. Guarded by use
+	// (set under its read lock, ended under its write lock).
+	check *integrityCheck
+}
+
+// integrityCheck is a running check of the database store: cancel stops
+// it, done is closed once it no longer reads the database.
+type integrityCheck struct {
+	store  *store.Store
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// stopCheck stops the integrity check of s, if one runs, and waits until
+// it no longer reads s: closing s does not end a query in progress, whose
+// connection keeps the database files open (a remount-ro of their file
+// system then fails with EBUSY). The caller holds h.use for writing.
+func (h *history) stopCheck(s *store.Store) {
+	if c := h.check; c != nil && c.store == s {
+		c.cancel()
+		<-c.done
+	}
 }
 
 // corruptFile is a database file found damaged, and why.
@@ -303,6 +325,7 @@ func (h *history) toMemory(s *store.Store, cause error, released, carry bool) bo
 		}
 	}
 	cancel()
+	h.stopCheck(s)
 	if err := s.Close(); err != nil {
 		h.log.Warn("closing the history database", "err", err)
 	}
@@ -445,17 +468,36 @@ func (h *history) checkIntegrity(ctx context.Context) {
 	if !s.InMemory() && l != nil {
 		statErr = unix.Fstatat(l.DirFD, store.FileName, &fi, unix.AT_SYMLINK_NOFOLLOW)
 	}
+	var c *integrityCheck
+	var cctx context.Context
+	if statErr == nil && h.check == nil {
+		// Registered before the read lock is let go: a switch that
+		// closes s (under the write lock) stops this check first.
+		c = &integrityCheck{store: s, done: make(chan struct{})}
+		cctx, c.cancel = context.WithCancel(ctx)
+		h.check = c
+	}
 	h.use.RUnlock()
-	if statErr != nil {
+	if c == nil {
 		return
 	}
 	start := time.Now()
-	// Not under h.use: the check may take seconds, and a switch meanwhile
-	// (which closes s) only makes it fail.
-	err := s.QuickCheck(ctx)
+	// Not under h.use: the check may take seconds. A switch meanwhile
+	// stops it (stopCheck) and waits for it.
+	err := s.QuickCheck(cctx)
+	stopped := cctx.Err() != nil && ctx.Err() == nil
+	c.cancel()
+	close(c.done)
+	h.use.Lock()
+	if h.check == c {
+		h.check = nil
+	}
+	h.use.Unlock()
 	switch {
 	case err == nil:
 		h.log.Debug("the history database is intact", "took", time.Since(start).Round(time.Millisecond))
+	case stopped:
+		h.log.Debug("the integrity check of the history database stopped: the database was let go", "took", time.Since(start).Round(time.Millisecond))
 	case store.IsCorrupt(err):
 		h.log.Error("the history database is damaged: it is moved aside and a new one started", "err", err)
 		h.corrupt.Store(&corruptFile{dev: fi.Dev, ino: fi.Ino, err: err})
@@ -477,6 +519,7 @@ func (h *history) Close() error {
 	}
 	h.use.Lock()
 	defer h.use.Unlock()
+	h.stopCheck(h.cur)
 	err := h.cur.Close()
 	h.lock.Release()
 	h.lock = nil
