@@ -149,9 +149,9 @@ func newErrorProbe(t *testing.T, paths ...string) *errorProbe {
 }
 
 // wait reads the probe's events until the kernel has reported n errors
-// (the sum of their error counts) and reports whether it has; it gives up
-// after waitTimeout, as when the kernel dropped a report (Linux 7.0+).
-func (p *errorProbe) wait(n uint32) bool {
+// (the sum of their error counts); it gives up after waitTimeout, saying
+// so, as when the kernel dropped a report (Linux 7.0+).
+func (p *errorProbe) wait(n uint32) {
 	p.t.Helper()
 	buf := make([]byte, fanotify.ReadBufferSize)
 	var got uint32
@@ -163,7 +163,7 @@ func (p *errorProbe) wait(n uint32) bool {
 		evs, err := p.g.ReadEvents(buf, nil)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			p.t.Logf("the kernel reported %d of %d errors within %v", got, n, waitTimeout)
-			return false
+			return
 		}
 		if err != nil {
 			p.t.Fatal(err)
@@ -175,7 +175,6 @@ func (p *errorProbe) wait(n uint32) bool {
 			got += e.ErrorCount
 		}
 	}
-	return true
 }
 
 type lockedWriter struct {
