@@ -108,20 +108,21 @@ type history struct {
 	check *integrityCheck
 }
 
-// integrityCheck is a running check of the database store: cancel stops
-// it, done is closed once it no longer reads the database.
+// integrityCheck is a running check of the database in use (h.cur: a
+// switch away from it stops the check first): cancel stops it, done is
+// closed once it no longer reads the database.
 type integrityCheck struct {
-	store  *store.Store
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// stopCheck stops the integrity check of s, if one runs, and waits until
-// it no longer reads s: closing s does not end a query in progress, whose
-// connection keeps the database files open (a remount-ro of their file
-// system then fails with EBUSY). The caller holds h.use for writing.
-func (h *history) stopCheck(s *store.Store) {
-	if c := h.check; c != nil && c.store == s {
+// stopCheck stops the integrity check, if one runs, and waits until it no
+// longer reads the database in use: closing that does not end a query in
+// progress, whose connection keeps the database files open (a remount-ro
+// of their file system then fails with EBUSY). The caller holds h.use for
+// writing.
+func (h *history) stopCheck() {
+	if c := h.check; c != nil {
 		c.cancel()
 		<-c.done
 	}
@@ -325,7 +326,7 @@ func (h *history) toMemory(s *store.Store, cause error, released, carry bool) bo
 		}
 	}
 	cancel()
-	h.stopCheck(s)
+	h.stopCheck()
 	if err := s.Close(); err != nil {
 		h.log.Warn("closing the history database", "err", err)
 	}
@@ -473,7 +474,7 @@ func (h *history) checkIntegrity(ctx context.Context) {
 	if statErr == nil && h.check == nil {
 		// Registered before the read lock is let go: a switch that
 		// closes s (under the write lock) stops this check first.
-		c = &integrityCheck{store: s, done: make(chan struct{})}
+		c = &integrityCheck{done: make(chan struct{})}
 		cctx, c.cancel = context.WithCancel(ctx)
 		h.check = c
 	}
@@ -519,7 +520,7 @@ func (h *history) Close() error {
 	}
 	h.use.Lock()
 	defer h.use.Unlock()
-	h.stopCheck(h.cur)
+	h.stopCheck()
 	err := h.cur.Close()
 	h.lock.Release()
 	h.lock = nil
