@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +37,34 @@ type waiter struct {
 	kmsgReady, timedOut bool
 	// rc is the group's descriptor, taken on the first readEvents.
 	rc syscall.RawConn
+	// yielded is when readEvents last let the scheduler run (yield).
+	yielded time.Time
+}
+
+// yieldEvery is how often, at most, readEvents lets the Go scheduler run
+// (runtime.Gosched) before it waits. The runtime's sysmon thread takes a
+// goroutine that has not been through the scheduler for 10 ms to be
+// running too long, whether it computes or waits in a system call: it
+// preempts it, takes its P away in the middle of the wait and, with every
+// P then idle, sleeps until the wait's return wakes it again, after which
+// it polls every 20 µs for a millisecond or more. A reader busy with
+// events never passes through the scheduler on its own (a wait that
+// returns at once keeps its P), so under a storm of errors that cycle
+// repeated every 10 ms, and sysmon's polling added a context switch for
+// every second event (docs/benchmarks.md, sixth round); a yield more often
+// than that keeps it from starting. A yield costs a wake-up of an idle
+// thread, so it is not made on every wait.
+const yieldEvery = 5 * time.Millisecond
+
+// yield lets the scheduler run if it has not since yieldEvery before now,
+// and reports whether it did.
+func (q *waiter) yield(now time.Time) bool {
+	if now.Sub(q.yielded) < yieldEvery {
+		return false
+	}
+	q.yielded = now
+	runtime.Gosched()
+	return true
 }
 
 func newWaiter() (*waiter, error) {
@@ -112,6 +141,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
 		var ready int
 		var perr error
+		q.yield(time.Now())
 		cerr := rc.Control(func(fd uintptr) {
 			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 			for {

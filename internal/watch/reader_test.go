@@ -91,3 +91,33 @@ func TestPollTimeout(t *testing.T) {
 		t.Errorf("pollTimeout(zero) = %v, want nil (no deadline)", got)
 	}
 }
+
+// TestWaiterYieldsAtMostEveryYieldEvery: the reader lets the scheduler run
+// on its first wait and then once per yieldEvery, however often it waits,
+// so that the runtime never takes it for a goroutine running too long
+// (yieldEvery's doc) and yet does not pay a yield on every event.
+func TestWaiterYieldsAtMostEveryYieldEvery(t *testing.T) {
+	var q waiter
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		after time.Duration
+		want  bool
+	}{
+		{0, true},
+		{time.Microsecond, false},
+		{yieldEvery - time.Nanosecond, false},
+		{yieldEvery, true},
+		{yieldEvery + time.Millisecond, false},
+		{3 * yieldEvery, true},
+		{3*yieldEvery + yieldEvery/2, false},
+		{4 * yieldEvery, true},
+	}
+	for _, s := range steps {
+		if got := q.yield(t0.Add(s.after)); got != s.want {
+			t.Errorf("yield at t0+%v = %v, want %v", s.after, got, s.want)
+		}
+	}
+	if forcePreempt := 10 * time.Millisecond; yieldEvery >= forcePreempt {
+		t.Errorf("yieldEvery = %v: not under the runtime's %v, after which it preempts", yieldEvery, forcePreempt)
+	}
+}
