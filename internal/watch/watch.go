@@ -522,8 +522,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 				f()
 			}
 			redund := w.redundWanted.Swap(false)
-			if k := w.klog; k != nil && (k.wanted.Swap(false) || w.wait.kmsgReady || w.wait.timedOut || len(w.btrfsPending) > 0) {
-				out = w.kernelLogDue(w.readKernelLog(out[:0]))
+			// A wait that ended at its deadline found the kernel log
+			// without records: only what the correlator holds is due.
+			read := w.klog != nil && (w.klog.wanted.Swap(false) || w.wait.kmsgReady || len(w.btrfsPending) > 0)
+			if read || w.klog != nil && w.wait.timedOut {
+				out = out[:0]
+				if read {
+					out = w.readKernelLog(out)
+				}
+				out = w.kernelLogDue(out)
 				out = w.checkRedundancy(out)
 				redund = false
 				if len(out) > 0 {
