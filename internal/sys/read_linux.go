@@ -13,9 +13,9 @@ import (
 // daemon, entering the call wakes that thread with a futex: a system call
 // and a thread wake-up more for every read. That is right for a read that
 // may wait, and a waste for one that cannot, such as the reads that follow
-// a poll(2) or epoll_wait(2) saying the descriptor is readable. Never use it on a
-// descriptor whose read can block: the goroutine would hold its thread and
-// the garbage collector would wait for it.
+// a poll(2) or epoll_wait(2) saying the descriptor is readable. Never use
+// it on a descriptor whose read can block: the goroutine would hold its
+// thread and the garbage collector would wait for it.
 func ReadNonblock(fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
