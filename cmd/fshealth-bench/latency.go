@@ -53,6 +53,7 @@ func latency(opt *options) error {
 			if i == opt.warmup {
 				rd.cpu0, rd.runs0 = rd.p.cpu()
 			}
+			time.Sleep(opt.gap)
 			d, err := rd.sample()
 			if err != nil {
 				return err
@@ -69,7 +70,11 @@ func latency(opt *options) error {
 			return fmt.Errorf("%s: %w", rd.r.name, err)
 		}
 	}
-	fmt.Printf("\nerror raised → line read, %d errors per reader, alternating, after %d warm-up errors\n", opt.n, opt.warmup)
+	apart := ""
+	if opt.gap > 0 {
+		apart = fmt.Sprintf(", each after a pause of %v", opt.gap)
+	}
+	fmt.Printf("\nerror raised → line read, %d errors per reader, alternating%s, after %d warm-up errors\n", opt.n, apart, opt.warmup)
 	rs := make([]result, len(readers))
 	for i, rd := range readers {
 		rs[i] = rd.r

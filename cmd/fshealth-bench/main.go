@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/fshealth/fshealth/internal/mountns"
 )
@@ -29,7 +30,9 @@ type options struct {
 	// compare is another fshealth binary timed in the same run
 	// (latency), e.g. the commit before a change.
 	compare string
-	dir     string
+	// gap is a pause before each error (latency): isolated errors.
+	gap time.Duration
+	dir string
 }
 
 var subcommands = map[string]func(*options) error{
@@ -40,7 +43,7 @@ var subcommands = map[string]func(*options) error{
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH] [-compare PATH]")
+		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH] [-compare PATH] [-gap D]")
 		os.Exit(2)
 	}
 	run := subcommands[os.Args[1]]
@@ -50,6 +53,7 @@ func main() {
 	fs.IntVar(&opt.warmup, "warmup", 20, "errors raised and discarded before measuring (latency)")
 	fs.StringVar(&opt.fshealth, "fshealth", "bin/fshealth", "the fshealth binary")
 	fs.StringVar(&opt.compare, "compare", "", "another fshealth binary to time in the same run, as a third reader (latency)")
+	fs.DurationVar(&opt.gap, "gap", 0, "pause before each error (latency): at 20ms or more the readers' CPUs go idle between errors, as when errors are isolated")
 	fs.Parse(os.Args[2:])
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "fshealth-bench: needs root (loop devices, mounts, trigger_fs_error)")
