@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -15,18 +16,30 @@ import (
 	"github.com/fshealth/fshealth/internal/sys"
 )
 
-// waiter is how Run's goroutine waits for work: one ppoll(2) on the
-// fanotify group, the kernel log and an eventfd the other goroutines
-// write to when they need Run's goroutine (interrupt). Waiting in ppoll
-// rather than in the Go poller costs an event one system call less (no
-// read that fails with EAGAIN before the wait), and the kernel log's
-// readiness comes with the event's: the reader reads the log before a
-// batch only when it has records. A record printed before its FAN_FS_ERROR
-// event was queued (ext4 logs, then reports) is in the log's buffer when
-// ppoll sees the event, so it is never missed: ppoll asks every descriptor
-// whether it is ready when it wakes. (An epoll instance would not: it
-// learns of the log's records from the log's wake-up, which printk defers,
-// so the event could be read, and sent, without its line.)
+// waiter is how Run's goroutine waits for work: on the fanotify group, the
+// kernel log and an eventfd the other goroutines write to when they need
+// Run's goroutine (interrupt). Whether a wait ends, and why, is always
+// decided by a ppoll(2) of the three descriptors: ppoll asks each whether it
+// is ready, so a kernel log record printed before its FAN_FS_ERROR event was
+// queued (ext4 logs, then reports) is seen with the event and never missed,
+// and the reader reads the log before a batch only when it has records. (An
+// epoll instance's own readiness would not do: it learns of the log's
+// records from the log's wake-up, which printk defers, so the event could
+// be read, and sent, without its line.)
+//
+// How it sleeps depends on how busy it is. While the waits are short (the
+// last one ended within busyWait), it sleeps in that ppoll, in a system call
+// of its own: an event then costs one system call less than a wait in the Go
+// poller (no look that finds nothing before the wait). After a longer wait it
+// sleeps in the Go poller, on an epoll instance holding the three
+// descriptors, and looks at them with a ppoll that does not wait when the
+// instance wakes it. That is for the runtime: a goroutine that sleeps in a
+// system call for 10 ms has its P taken by the sysmon thread, and its return
+// then wakes sysmon, which preempts it and polls every 20 µs for a
+// millisecond and more: some 60 context switches and over a millisecond of
+// CPU for each isolated error or kernel log line (docs/benchmarks.md,
+// seventh round). A goroutine parked in the Go poller holds no P, and
+// sysmon goes back to sleep as soon as it is parked again.
 type waiter struct {
 	mu  sync.Mutex
 	efd int // -1 once closed
@@ -39,7 +52,29 @@ type waiter struct {
 	rc syscall.RawConn
 	// yielded is when readEvents last let the scheduler run (yield).
 	yielded time.Time
+	// busy is set while the waits are short (busyWait): the next wait is
+	// in ppoll, else in the Go poller.
+	busy bool
+	// ep is the epoll instance of the waits in the Go poller (nil until the
+	// first, or if it could not be set up), epfd its descriptor (ep.Fd
+	// would take it out of the poller) and epc its raw connection. held
+	// are the descriptors it holds: only while the reader waits in the Go
+	// poller or is about to again (waitInPoller adds them, a wait in ppoll
+	// removes them), else each event would wake the Go poller too.
+	// epFailed is set once setting it up failed: the reader then waits in
+	// ppoll alone.
+	ep       *os.File
+	epc      syscall.RawConn
+	epfd     int
+	held     []int
+	epFailed bool
 }
+
+// busyWait is the longest wait after which the next is still made in ppoll
+// (waiter): events, or log records, coming faster than this keep the reader
+// on the path of fewest system calls. It is the runtime's 10 ms: a wait in
+// ppoll longer than that loses its P anyway.
+const busyWait = 10 * time.Millisecond
 
 // yieldEvery is how often, at most, readEvents lets the Go scheduler run
 // (runtime.Gosched) before it waits. The runtime's sysmon thread takes a
@@ -72,7 +107,7 @@ func newWaiter() (*waiter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	return &waiter{efd: efd}, nil
+	return &waiter{efd: efd, epfd: -1}, nil
 }
 
 // interrupt makes the pending or the next wait return errInterrupted. It
@@ -109,6 +144,10 @@ func (q *waiter) close() {
 		unix.Close(q.efd)
 		q.efd = -1
 	}
+	if q.ep != nil {
+		q.ep.Close()
+		q.ep, q.epfd = nil, -1
+	}
 }
 
 // errInterrupted is what readEvents returns when another goroutine asked
@@ -122,8 +161,10 @@ var errInterrupted = os.ErrDeadlineExceeded
 // log (kmsgFD, -1 for none) has records, or deadline (zero: none) passed
 // first (timedOut), and os.ErrClosed once the group is closed. The
 // deadline is how Run's goroutine does what is due later (a held kernel
-// log message, ext4's record) without a runtime timer, whose firing would
-// wake another thread to wake this one.
+// log message, ext4's record): ppoll's timeout, or in the Go poller the
+// epoll instance's read deadline, whose timer the thread that sleeps in
+// the poller runs itself. (A timer of its own would take another thread to
+// wake the reader.)
 func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, buf []byte, dst []fanotify.Event) ([]fanotify.Event, error) {
 	if q.rc == nil {
 		rc, err := g.SyscallConn()
@@ -140,16 +181,24 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 		}
 		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
 		var ready int
-		var perr error
-		q.yield(time.Now())
-		cerr := rc.Control(func(fd uintptr) {
-			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-			for {
-				if ready, perr = unix.Ppoll(fds[:], pollTimeout(deadline, time.Now()), nil); perr != unix.EINTR {
-					return
-				}
+		var perr, cerr error
+		start := time.Now()
+		q.yield(start)
+		if !q.busy && q.pollerReady() {
+			ready, perr, cerr = q.waitInPoller(rc, &fds, deadline)
+		} else {
+			if len(q.held) > 0 {
+				q.release()
 			}
-		})
+			cerr = rc.Control(func(fd uintptr) {
+				fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
+			})
+		}
+		q.busy = time.Since(start) < busyWait
+		if errors.Is(cerr, os.ErrDeadlineExceeded) {
+			cerr, ready = nil, 0
+		}
 		if cerr != nil {
 			return dst, os.ErrClosed
 		}
@@ -193,6 +242,107 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 			return dst, fmt.Errorf("fanotify: read: %w", rerr)
 		}
 		return fanotify.Parse(dst, buf[:n])
+	}
+}
+
+// pollerReady reports whether the epoll instance of the waits in the Go
+// poller is set up, setting it up on the first call. If that fails, the
+// reader waits in ppoll alone: the runtime's extra work for an isolated
+// event, nothing lost.
+func (q *waiter) pollerReady() bool {
+	if q.ep != nil || q.epFailed {
+		return q.ep != nil
+	}
+	q.epFailed = true
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	if unix.SetNonblock(epfd, true) != nil {
+		unix.Close(epfd)
+		return false
+	}
+	// Non-blocking, so os.NewFile puts it in the Go poller; a file that
+	// is not in it takes no deadline.
+	f := os.NewFile(uintptr(epfd), "epoll")
+	c, err := f.SyscallConn()
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
+		f.Close()
+		return false
+	}
+	q.ep, q.epc, q.epfd, q.epFailed = f, c, epfd, false
+	return true
+}
+
+// hold makes the epoll instance hold exactly fds (the group's, the
+// eventfd, the log's; -1 is none), and reports whether it does.
+func (q *waiter) hold(fds *[3]unix.PollFd) bool {
+	var want [3]int
+	n := 0
+	for _, p := range fds {
+		if p.Fd >= 0 {
+			want[n] = int(p.Fd)
+			n++
+		}
+	}
+	if slices.Equal(want[:n], q.held) {
+		return true
+	}
+	q.release()
+	for _, fd := range want[:n] {
+		if unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}) != nil {
+			q.release()
+			return false
+		}
+		q.held = append(q.held, fd)
+	}
+	return true
+}
+
+// release empties the epoll instance.
+func (q *waiter) release() {
+	for _, fd := range q.held {
+		unix.EpollCtl(q.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+	q.held = q.held[:0]
+}
+
+// waitInPoller parks in the Go poller until the epoll instance wakes it or
+// deadline (zero: none) passes, looking at fds (the group's set from rc)
+// with a ppoll that does not wait, until one is ready. It returns ppoll's
+// result, and cerr: os.ErrDeadlineExceeded at the deadline, another error
+// once the group or the instance is closed.
+func (q *waiter) waitInPoller(rc syscall.RawConn, fds *[3]unix.PollFd, deadline time.Time) (ready int, perr, cerr error) {
+	if err := q.ep.SetReadDeadline(deadline); err != nil {
+		return 0, nil, err
+	}
+	rerr := q.epc.Read(func(uintptr) bool {
+		cerr = rc.Control(func(fd uintptr) {
+			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+			if !q.hold(fds) {
+				// Wait in ppoll, then.
+				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
+				return
+			}
+			var zero unix.Timespec
+			ready, perr = ppoll(fds[:], &zero)
+		})
+		return ready > 0 || perr != nil || cerr != nil || len(q.held) == 0
+	})
+	if rerr != nil && cerr == nil {
+		cerr = rerr
+	}
+	return ready, perr, cerr
+}
+
+// ppoll is unix.Ppoll without a signal mask, made again after EINTR with
+// the time left, which ppoll writes back into timeout.
+func ppoll(fds []unix.PollFd, timeout *unix.Timespec) (int, error) {
+	for {
+		n, err := unix.Ppoll(fds, timeout, nil)
+		if err != unix.EINTR {
+			return n, err
+		}
 	}
 }
 
