@@ -28,7 +28,7 @@ import (
 // be read, and sent, without its line.)
 //
 // How it sleeps depends on how busy it is. While the waits are short (the
-// last one ended within busyWait), it sleeps in that ppoll, in a system call
+// last one was ended by something within busyWait), it sleeps in that ppoll, in a system call
 // of its own: an event then costs one system call less than a wait in the Go
 // poller (no look that finds nothing before the wait). After a longer wait it
 // sleeps in the Go poller, on an epoll instance holding the three
@@ -71,8 +71,9 @@ type waiter struct {
 }
 
 // busyWait is the longest wait after which the next is still made in ppoll
-// (waiter): events, or log records, coming faster than this keep the reader
-// on the path of fewest system calls. It is the runtime's 10 ms: a wait in
+// (waiter), if something ended it (a wait that ended at its deadline
+// changes nothing): events, log records or interrupts coming faster than
+// this keep the reader on the path of fewest system calls. It is the runtime's 10 ms: a wait in
 // ppoll longer than that loses its P anyway.
 const busyWait = 10 * time.Millisecond
 
@@ -195,7 +196,14 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
 			})
 		}
-		q.busy = time.Since(start) < busyWait
+		// Busy: something came within busyWait. A wait that ended at its
+		// deadline leaves it as it was: the reader's own timed work (ext4's
+		// record looked at again 1, 2, 4… ms after an error) neither keeps
+		// it in ppoll, and the runtime's sysmon awake, after an isolated
+		// error, nor takes it out of ppoll between errors that come fast.
+		if ready > 0 {
+			q.busy = time.Since(start) < busyWait
+		}
 		if errors.Is(cerr, os.ErrDeadlineExceeded) {
 			cerr, ready = nil, 0
 		}

@@ -251,8 +251,10 @@ func groupFD(t *testing.T, g *fanotify.Group) int {
 	return fd
 }
 
-// TestWaiterBusyAfterShortWaits: a wait that ended within busyWait makes
-// the next one a wait in ppoll (busy), a longer one a wait in the Go poller.
+// TestWaiterBusyAfterShortWaits: a wait that something ended within
+// busyWait makes the next one a wait in ppoll (busy), a longer one a wait
+// in the Go poller; one that ended at its deadline, however soon or late,
+// leaves the choice as it was.
 func TestWaiterBusyAfterShortWaits(t *testing.T) {
 	testutil.RequireRoot(t)
 	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
@@ -270,8 +272,21 @@ func TestWaiterBusyAfterShortWaits(t *testing.T) {
 	if _, err := q.readEvents(g, -1, time.Now().Add(time.Second), buf, nil); !errors.Is(err, errInterrupted) || !q.busy {
 		t.Errorf("a wait that ended at once: %v, busy %v; want errInterrupted, true", err, q.busy)
 	}
-	if _, err := q.readEvents(g, -1, time.Now().Add(2*busyWait), buf, nil); !errors.Is(err, errInterrupted) || !q.timedOut || q.busy {
-		t.Errorf("a wait of 2×busyWait: %v, timedOut %v, busy %v; want errInterrupted, true, false", err, q.timedOut, q.busy)
+	for _, d := range []time.Duration{busyWait / 10, 2 * busyWait} {
+		for _, busy := range []bool{true, false} {
+			q.busy = busy
+			if _, err := q.readEvents(g, -1, time.Now().Add(d), buf, nil); !errors.Is(err, errInterrupted) || !q.timedOut || q.busy != busy {
+				t.Errorf("a wait that ended at its deadline after %v, busy before %v: %v, timedOut %v, busy %v; want errInterrupted, true, %v", d, busy, err, q.timedOut, q.busy, busy)
+			}
+		}
+	}
+	// Something that comes after busyWait.
+	go func() {
+		time.Sleep(busyWait + 5*time.Millisecond)
+		q.interrupt()
+	}()
+	if _, err := q.readEvents(g, -1, time.Now().Add(5*time.Second), buf, nil); !errors.Is(err, errInterrupted) || q.timedOut || q.busy {
+		t.Errorf("an interrupt after busyWait: %v, timedOut %v, busy %v; want errInterrupted, false, false", err, q.timedOut, q.busy)
 	}
 	if busyWait > 10*time.Millisecond {
 		t.Errorf("busyWait = %v: a wait in ppoll longer than 10 ms has the runtime take the reader's P (waiter)", busyWait)
