@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fshealth/fshealth/internal/loopfs"
@@ -13,7 +14,7 @@ import (
 // it to the moment the bench has read the reader's NDJSON line for it. The
 // C reader (the floor) and `fshealth watch --json` (and -compare's
 // binary) run side by side, each on a scratch ext4 of its own, and the
-// errors alternate between them, one at a time, so that all see the same
+// errors go to each in turn, one at a time, so that all see the same
 // machine.
 func latency(opt *options) error {
 	if opt.n == 0 {
@@ -48,11 +49,24 @@ func latency(opt *options) error {
 		}
 		defer rd.p.stop()
 	}
+	// With -compare, every other round takes the two fshealth binaries the
+	// other way round: the one whose error follows another reader's runs
+	// after that process's work, with the caches and the CPUs as it left
+	// them, so in a fixed order the binary in the third place measured up
+	// to 0.4 × the floor slower than the same binary in the second. So each
+	// binary follows the floor and the other binary equally often (and the
+	// floor follows each), as with two readers in turn.
+	order := slices.Clone(readers)
 	for i := range opt.warmup + opt.n {
-		for _, rd := range readers {
-			if i == opt.warmup {
+		if i > 0 {
+			slices.Reverse(order[1:])
+		}
+		if i == opt.warmup {
+			for _, rd := range readers {
 				rd.cpu0, rd.runs0 = rd.p.cpu()
 			}
+		}
+		for _, rd := range order {
 			time.Sleep(opt.gap)
 			d, err := rd.sample()
 			if err != nil {
@@ -74,7 +88,7 @@ func latency(opt *options) error {
 	if opt.gap > 0 {
 		apart = fmt.Sprintf(", each after a pause of %v", opt.gap)
 	}
-	fmt.Printf("\nerror raised → line read, %d errors per reader, alternating%s, after %d warm-up errors\n", opt.n, apart, opt.warmup)
+	fmt.Printf("\nerror raised → line read, %d errors per reader, one at a time, in turn%s, after %d warm-up errors\n", opt.n, apart, opt.warmup)
 	rs := make([]result, len(readers))
 	for i, rd := range readers {
 		rs[i] = rd.r
