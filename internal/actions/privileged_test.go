@@ -160,8 +160,9 @@ func TestRemountROBusy(t *testing.T) {
 	}
 	defer f.Close()
 	res := (&Runner{}).Run(context.Background(), Spec{Name: RemountRO}, targetOf(im))
-	want := fmt.Sprintf("failed: cannot remount %s read-only: busy (EBUSY): pid %d (", im.Mountpoint, os.Getpid())
-	if res.OK || !strings.HasPrefix(res.Outcome, want) || !strings.Contains(res.Outcome, path+" open for writing") || !strings.HasSuffix(res.Outcome, "; remount-ro does not force it") {
+	want := fmt.Sprintf("failed: cannot remount %s read-only: busy (EBUSY), %d tries over ", im.Mountpoint, len(busyRetries)+1)
+	writer := fmt.Sprintf(": pid %d (", os.Getpid())
+	if res.OK || !strings.HasPrefix(res.Outcome, want) || !strings.Contains(res.Outcome, writer) || !strings.Contains(res.Outcome, path+" open for writing") || !strings.HasSuffix(res.Outcome, "; remount-ro does not force it") {
 		t.Errorf("remount-ro with a file open for writing:\n%q\nwant it to start with %q and name %s", res.Outcome, want, path)
 	}
 	if err := os.WriteFile(filepath.Join(im.Mountpoint, "still-writable"), []byte("x"), 0o644); err != nil {
@@ -468,5 +469,29 @@ func TestCommandHostileMountpoint(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(mp, "x"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("write after remount-ro: %v, want EROFS", err)
+	}
+}
+
+// TestRemountROBusyForAMoment: a file open for writing that is closed a
+// moment after the first try (a copy finishing, a database closing) does
+// not stop the remount: it is tried again.
+func TestRemountROBusyForAMoment(t *testing.T) {
+	testutil.CheckNoLeaks(t)
+	im := testutil.NewExt4(t, 0)
+	f, err := os.OpenFile(filepath.Join(im.Mountpoint, "closed-soon"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		time.Sleep(busyRetries[0] + busyRetries[1]/2)
+		f.Close()
+	}()
+	res := (&Runner{}).Run(context.Background(), Spec{Name: RemountRO}, targetOf(im))
+	<-closed
+	want := fmt.Sprintf("remounted %s read-only (busy at first: ", im.Mountpoint)
+	if !res.OK || !strings.HasPrefix(res.Outcome, want) {
+		t.Errorf("remount-ro with a file closed after %v:\n%q\nwant it to start with %q", busyRetries[0]+busyRetries[1]/2, res.Outcome, want)
 	}
 }

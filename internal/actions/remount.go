@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,7 +26,9 @@ const stNoSymfollow = 0x2000
 // (nosuid, nodev, noexec, nosymfollow) and the superblock's sync, dirsync
 // and lazytime are passed again, because a legacy remount resets whatever
 // it is not given, exactly like `mount -o remount,ro` does. A file system
-// with files open for writing refuses (EBUSY); that is reported, not forced.
+// with files open for writing refuses (EBUSY): the remount is tried again
+// for about a second (busyRetries), then the refusal is reported, naming
+// the writers, not forced.
 func (j *job) remountRO() {
 	mp, m, err := findMount(j.t)
 	if err != nil {
@@ -46,21 +49,50 @@ func (j *job) remountRO() {
 		return
 	}
 	flags := uintptr(unix.MS_REMOUNT|unix.MS_RDONLY) | keptFlags(mp, m)
-	done := make(chan error, 1)
-	go func() { done <- unix.Mount("", mp, "", flags, "") }()
-	select {
-	case err = <-done:
-	case <-j.ctx.Done():
-		j.fail("remounting %s read-only did not finish within %v (the kernel is still trying; it may be stuck writing to a failing device)", qmp, j.timeout)
-		return
+	start := time.Now()
+	tries := 0
+	for {
+		tries++
+		done := make(chan error, 1)
+		go func() { done <- unix.Mount("", mp, "", flags, "") }()
+		select {
+		case err = <-done:
+		case <-j.ctx.Done():
+			j.fail("remounting %s read-only did not finish within %v (the kernel is still trying; it may be stuck writing to a failing device)", qmp, j.timeout)
+			return
+		}
+		if !errors.Is(err, unix.EBUSY) || tries > len(busyRetries) || !sleepCtx(j.ctx, busyRetries[tries-1]) {
+			break
+		}
 	}
 	switch {
+	case err == nil && tries > 1:
+		j.succeed("remounted %s read-only (busy at first: %d tries over %v)", qmp, tries, time.Since(start).Round(time.Millisecond))
 	case err == nil:
 		j.succeed("remounted %s read-only", qmp)
 	case errors.Is(err, unix.EBUSY):
-		j.fail("cannot remount %s read-only: busy (EBUSY): %s; remount-ro does not force it", qmp, describeWriters(j.ctx, mp))
+		j.fail("cannot remount %s read-only: busy (EBUSY), %d tries over %v: %s; remount-ro does not force it",
+			qmp, tries, time.Since(start).Round(time.Millisecond), describeWriters(j.ctx, mp))
 	default:
 		j.fail("remount %s read-only: %v", qmp, err)
+	}
+}
+
+// busyRetries are the pauses before each new try of a remount that failed
+// with EBUSY, about a second in all: a file about to be closed (a copy or
+// a log rotation finishing, a database closing) lets it through; one that
+// stays open for writing is named in the failure.
+var busyRetries = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond}
+
+// sleepCtx waits d, and reports false if ctx was done first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
