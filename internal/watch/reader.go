@@ -283,7 +283,8 @@ func (q *waiter) pollerReady() bool {
 }
 
 // hold makes the epoll instance hold exactly fds (the group's, the
-// eventfd, the log's; -1 is none), and reports whether it does.
+// eventfd, the log's; -1 is none), and reports whether it does. A number
+// it holds is taken for the same file: each of the three is opened once.
 func (q *waiter) hold(fds *[3]unix.PollFd) bool {
 	var want [3]int
 	n := 0
