@@ -32,7 +32,9 @@ type options struct {
 	compare string
 	// gap is a pause before each error (latency): isolated errors.
 	gap time.Duration
-	dir string
+	// rounds is how many times the readers are started afresh (latency).
+	rounds int
+	dir    string
 }
 
 var subcommands = map[string]func(*options) error{
@@ -43,7 +45,7 @@ var subcommands = map[string]func(*options) error{
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH] [-compare PATH] [-gap D]")
+		fmt.Fprintln(os.Stderr, "usage: fshealth-bench latency|first-alert|mount [-n N] [-warmup N] [-fshealth PATH] [-compare PATH] [-gap D] [-rounds R]")
 		os.Exit(2)
 	}
 	run := subcommands[os.Args[1]]
@@ -53,6 +55,7 @@ func main() {
 	fs.IntVar(&opt.warmup, "warmup", 20, "errors raised and discarded before measuring (latency)")
 	fs.StringVar(&opt.fshealth, "fshealth", "bin/fshealth", "the fshealth binary")
 	fs.StringVar(&opt.compare, "compare", "", "another fshealth binary to time in the same run, as a third reader (latency)")
+	fs.IntVar(&opt.rounds, "rounds", 1, "start the readers afresh this many times, the errors split between them, the samples pooled (latency)")
 	fs.DurationVar(&opt.gap, "gap", 0, "pause before each error (latency): at 20ms or more the readers' CPUs go idle between errors, as when errors are isolated")
 	fs.Parse(os.Args[2:])
 	if os.Geteuid() != 0 {
