@@ -28,12 +28,12 @@ import (
 // be read, and sent, without its line.)
 //
 // How it sleeps depends on how busy it is. While the waits are short (the
-// last one was ended by something within busyWait), it sleeps in that ppoll, in a system call
-// of its own: an event then costs one system call less than a wait in the Go
-// poller (no look that finds nothing before the wait). After a longer wait it
-// sleeps in the Go poller, on an epoll instance holding the three
-// descriptors, and looks at them with a ppoll that does not wait when the
-// instance wakes it. That is for the runtime: a goroutine that sleeps in a
+// last one was ended by something within busyWait), it sleeps in that
+// ppoll, in a system call of its own: an event then costs one system call
+// less than a wait in the Go poller (no look that finds nothing before the
+// wait). After a longer wait it sleeps in the Go poller, on an epoll
+// instance holding the three descriptors, and looks at them with a ppoll
+// that does not wait when the instance wakes it. That is for the runtime: a goroutine that sleeps in a
 // system call for 10 ms has its P taken by the sysmon thread, and its return
 // then wakes sysmon, which preempts it and polls every 20 µs for a
 // millisecond and more: some 60 context switches and over a millisecond of
@@ -61,20 +61,20 @@ type waiter struct {
 	// are the descriptors it holds: only while the reader waits in the Go
 	// poller or is about to again (waitInPoller adds them, a wait in ppoll
 	// removes them), else each event would wake the Go poller too.
-	// epFailed is set once setting it up failed: the reader then waits in
-	// ppoll alone.
-	ep       *os.File
-	epc      syscall.RawConn
-	epfd     int
-	held     []int
-	epFailed bool
+	// epTried is set once setting it up was tried: if that failed (ep is
+	// nil), the reader waits in ppoll alone.
+	ep      *os.File
+	epc     syscall.RawConn
+	epfd    int
+	held    []int
+	epTried bool
 }
 
 // busyWait is the longest wait after which the next is still made in ppoll
 // (waiter), if something ended it (a wait that ended at its deadline
 // changes nothing): events, log records or interrupts coming faster than
-// this keep the reader on the path of fewest system calls. It is the runtime's 10 ms: a wait in
-// ppoll longer than that loses its P anyway.
+// this keep the reader on the path of fewest system calls. It is the
+// runtime's 10 ms: a wait in ppoll longer than that loses its P anyway.
 const busyWait = 10 * time.Millisecond
 
 // yieldEvery is how often, at most, readEvents lets the Go scheduler run
@@ -188,9 +188,7 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 		if !q.busy && q.pollerReady() {
 			ready, perr, cerr = q.waitInPoller(rc, &fds, deadline)
 		} else {
-			if len(q.held) > 0 {
-				q.release()
-			}
+			q.release()
 			cerr = rc.Control(func(fd uintptr) {
 				fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
@@ -258,10 +256,10 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 // reader waits in ppoll alone: the runtime's extra work for an isolated
 // event, nothing lost.
 func (q *waiter) pollerReady() bool {
-	if q.ep != nil || q.epFailed {
+	if q.epTried {
 		return q.ep != nil
 	}
-	q.epFailed = true
+	q.epTried = true
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return false
@@ -278,7 +276,7 @@ func (q *waiter) pollerReady() bool {
 		f.Close()
 		return false
 	}
-	q.ep, q.epc, q.epfd, q.epFailed = f, c, epfd, false
+	q.ep, q.epc, q.epfd = f, c, epfd
 	return true
 }
 
@@ -308,7 +306,7 @@ func (q *waiter) hold(fds *[3]unix.PollFd) bool {
 	return true
 }
 
-// release empties the epoll instance.
+// release empties the epoll instance (nothing to do if it holds nothing).
 func (q *waiter) release() {
 	for _, fd := range q.held {
 		unix.EpollCtl(q.epfd, unix.EPOLL_CTL_DEL, fd, nil)

@@ -523,7 +523,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			redund := w.redundWanted.Swap(false)
 			// A wait that ended at its deadline found the kernel log
-			// without records: only what the correlator holds is due.
+			// without records (or, in the Go poller, did not look; the
+			// next wait does): only what the correlator holds is due.
 			read := w.klog != nil && (w.klog.wanted.Swap(false) || w.wait.kmsgReady || len(w.btrfsPending) > 0)
 			if read || w.klog != nil && w.wait.timedOut {
 				out = out[:0]
