@@ -22,22 +22,8 @@ import (
 func TestWaiterFollowsTheKernelLogDescriptor(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.CheckNoLeaks(t)
-	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	q, err := newWaiter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.close()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
+	g, q := newTestWaiter(t)
+	p := testLog(t)
 	buf := make([]byte, fanotify.ReadBufferSize)
 
 	if _, err := unix.Write(p[1], []byte("6,1,2,-;record\n")); err != nil {
@@ -143,27 +129,11 @@ func TestWaiterInBothWaits(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			n := 0
 			busy := false
-			g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
+			g, q := newTestWaiter(t)
 			if err := g.Mark(fanotify.TargetInode, file, fanotify.Modify, 0); err != nil {
 				t.Fatal(err)
 			}
-			q, err := newWaiter()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer q.close()
-			var logs [2][2]int
-			for i := range logs {
-				if err := unix.Pipe2(logs[i][:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-					t.Fatal(err)
-				}
-				defer unix.Close(logs[i][0])
-				defer unix.Close(logs[i][1])
-			}
+			logs := [2][2]int{testLog(t), testLog(t)}
 			buf := make([]byte, fanotify.ReadBufferSize)
 			// wait makes one wait on the log kmsg, after doing do from
 			// another goroutine a moment after the wait began.
@@ -257,16 +227,7 @@ func groupFD(t *testing.T, g *fanotify.Group) int {
 // leaves the choice as it was.
 func TestWaiterBusyAfterShortWaits(t *testing.T) {
 	testutil.RequireRoot(t)
-	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	q, err := newWaiter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.close()
+	g, q := newTestWaiter(t)
 	buf := make([]byte, fanotify.ReadBufferSize)
 	q.interrupt()
 	if _, err := q.readEvents(g, -1, time.Now().Add(time.Second), buf, nil); !errors.Is(err, errInterrupted) || !q.busy {
@@ -291,4 +252,33 @@ func TestWaiterBusyAfterShortWaits(t *testing.T) {
 	if busyWait > 10*time.Millisecond {
 		t.Errorf("busyWait = %v: a wait in ppoll longer than 10 ms has the runtime take the reader's P (waiter)", busyWait)
 	}
+}
+
+// newTestWaiter returns a fanotify group (FID reports, polled by the
+// waiter) and a waiter, both closed when the test ends.
+func newTestWaiter(t *testing.T) (*fanotify.Group, *waiter) {
+	t.Helper()
+	g, err := fanotify.New(fanotify.Config{Class: fanotify.ClassNotif, Report: fanotify.ReportFID, OwnPoll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	q, err := newWaiter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.close)
+	return g, q
+}
+
+// testLog returns a non-blocking pipe, read end first, that stands in for
+// /dev/kmsg; it is closed when the test ends.
+func testLog(t *testing.T) [2]int {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	return p
 }
