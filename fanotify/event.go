@@ -202,7 +202,15 @@ type FSID [2]int32
 
 // String formats the fsid as two 8-digit hex words joined by a colon.
 func (f FSID) String() string {
-	return fmt.Sprintf("%08x:%08x", uint32(f[0]), uint32(f[1]))
+	const digits = "0123456789abcdef"
+	var b [17]byte
+	for i := range 8 {
+		shift := 28 - 4*i
+		b[i] = digits[uint32(f[0])>>shift&0xf]
+		b[9+i] = digits[uint32(f[1])>>shift&0xf]
+	}
+	b[8] = ':'
+	return string(b[:])
 }
 
 // FileID is the body of a FID-style record: the file system it names and an

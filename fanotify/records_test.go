@@ -203,3 +203,21 @@ func TestDenyErrnoEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestFSIDString: two 8-digit lower-case hex words of the bits, negative
+// words included (f_fsid's words are signed).
+func TestFSIDString(t *testing.T) {
+	for _, c := range []struct {
+		f    fanotify.FSID
+		want string
+	}{
+		{fanotify.FSID{0, 0}, "00000000:00000000"},
+		{fanotify.FSID{-1, 1}, "ffffffff:00000001"},
+		{fanotify.FSID{-0x127fddaa, 0x6b69c467}, "ed802256:6b69c467"},
+		{fanotify.FSID{0x0a0b0c0d, -0x80000000}, "0a0b0c0d:80000000"},
+	} {
+		if got := c.f.String(); got != c.want {
+			t.Errorf("%v.String() = %s, want %s", [2]int32(c.f), got, c.want)
+		}
+	}
+}

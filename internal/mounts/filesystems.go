@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -24,7 +25,10 @@ type Filesystem struct {
 }
 
 // Dev returns "major:minor".
-func (f *Filesystem) Dev() string { return fmt.Sprintf("%d:%d", f.Major, f.Minor) }
+func (f *Filesystem) Dev() string {
+	var b [21]byte
+	return string(strconv.AppendUint(append(strconv.AppendUint(b[:0], uint64(f.Major), 10), ':'), uint64(f.Minor), 10))
+}
 
 // MarkPath returns the mount point best suited to mark or open the file
 // system by: the first mount of the file system's root directory, else the

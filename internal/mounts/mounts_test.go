@@ -106,3 +106,15 @@ func FuzzParseMountinfo(f *testing.F) {
 		Unescape(s)
 	})
 }
+
+// TestFilesystemDev: "major:minor" in decimal, up to the largest numbers.
+func TestFilesystemDev(t *testing.T) {
+	for _, c := range []struct {
+		maj, min uint32
+		want     string
+	}{{0, 0, "0:0"}, {8, 17, "8:17"}, {259, 1048575, "259:1048575"}, {1<<32 - 1, 1<<32 - 1, "4294967295:4294967295"}} {
+		if got := (&Filesystem{Major: c.maj, Minor: c.min}).Dev(); got != c.want {
+			t.Errorf("Dev(%d, %d) = %s, want %s", c.maj, c.min, got, c.want)
+		}
+	}
+}
