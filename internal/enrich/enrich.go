@@ -39,6 +39,9 @@ type Filesystem struct {
 	ext4Due time.Time
 	// ext4Read is when Ext4Detail last read the record.
 	ext4Read time.Time
+	// json is the encoding of what Describe puts in an event, kept for
+	// the next event (event.FSJSON).
+	json event.FSJSON
 }
 
 // Ext4State reads the file system's recorded ext4 error state now; it
@@ -177,16 +180,16 @@ func (e *Enricher) Enrich(raw *fanotify.Event, dst *event.Event) *Filesystem {
 	dst.Error = event.ErrnoName(int(raw.Errno))
 	dst.ErrorText = raw.Errno.Error()
 	dst.ErrorCount = raw.ErrorCount
-	dst.FSID = raw.FID.FSID.String()
 
 	fs := e.Registry.Lookup(raw.FID.FSID)
 	if fs == nil && e.Refresh != nil && e.Refresh() {
 		fs = e.Registry.Lookup(raw.FID.FSID)
 	}
-	dst.Mountpoints = []string{}
 	if fs != nil {
 		fs.Describe(dst)
 		dst.Storage = fs.Storage
+	} else {
+		dst.FSID, dst.Mountpoints = raw.FID.FSID.String(), []string{}
 	}
 
 	if raw.Records&fanotify.HasFID != 0 && !raw.FID.Handle.IsInvalid() {
@@ -289,6 +292,7 @@ func (f *Filesystem) Describe(e *event.Event) {
 	if e.Mountpoints == nil {
 		e.Mountpoints = []string{}
 	}
+	e.UseFSJSON(&f.json)
 }
 
 // Ext4Due returns since when fs has events whose ext4 record is still to be

@@ -158,6 +158,10 @@ type Event struct {
 
 	// Message is a human explanation, e.g. for overflow events.
 	Message string `json:"message,omitempty"`
+
+	// fsJSON is the encoding of the members from FSID to Storage, kept
+	// by the file system (UseFSJSON).
+	fsJSON *FSJSON
 }
 
 // Handle is a file handle the event carried but fshealth could not decode.

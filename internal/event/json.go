@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	"github.com/fshealth/fshealth/internal/jsonappend"
-	"github.com/fshealth/fshealth/internal/storage"
 )
 
 // AppendJSON appends e as one line of JSON (NDJSON) to b.
@@ -36,18 +35,7 @@ func AppendObject(b []byte, e *Event) ([]byte, error) {
 	o.String("error_text", e.ErrorText)
 	o.Uint("error_count", uint64(e.ErrorCount))
 	o.Int("pid", int64(e.PID))
-	o.String("fsid", e.FSID)
-	o.String("device", e.Device)
-	o.StringOmitEmpty("device_number", e.DeviceNumber)
-	o.String("fstype", e.FSType)
-	o.String("uuid", e.UUID)
-	o.StringOmitEmpty("label", e.Label)
-	o.Strings("mountpoints", e.Mountpoints)
-	o.TrueOmitEmpty("unmounted", e.Unmounted)
-	if len(e.Storage) > 0 {
-		o.Key("storage")
-		o.B = storage.AppendJSON(o.B, e.Storage)
-	}
+	appendFS(&o, e)
 	if e.Inode != nil {
 		o.Uint("inode", *e.Inode)
 	}
