@@ -68,6 +68,38 @@ type waiter struct {
 	epfd    int
 	held    []int
 	epTried bool
+	// op is the state of the wait under way and of the group's read.
+	op waitOp
+}
+
+// waitOp is the state of one wait and of the group's read that follows,
+// and the functions the group's raw connection runs for them, made once:
+// closures over readEvents' variables would put those on the heap on
+// every wait, and an event would cost half a dozen allocations before its
+// line.
+type waitOp struct {
+	fds     [3]unix.PollFd
+	ts      unix.Timespec
+	timeout *unix.Timespec
+	ready   int
+	perr    error
+	buf     []byte
+	n       int
+	rerr    error
+	poll    func(fd uintptr)
+	read    func(fd uintptr) bool
+}
+
+// init makes op's functions.
+func (op *waitOp) init() {
+	op.poll = func(fd uintptr) {
+		op.fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+		op.ready, op.perr = ppoll(op.fds[:], op.timeout)
+	}
+	op.read = func(fd uintptr) bool {
+		op.n, op.rerr = sys.ReadNonblock(int(fd), op.buf)
+		return true // never wait in the Go poller: ppoll did
+	}
 }
 
 // busyWait is the longest wait after which the next is still made in ppoll
@@ -173,26 +205,27 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 			return dst, err
 		}
 		q.rc = rc
+		q.op.init()
 	}
-	rc := q.rc
+	rc, op := q.rc, &q.op
+	fds := &op.fds
 	for {
 		q.kmsgReady, q.timedOut = false, false
 		if q.isClosed() {
 			return dst, os.ErrClosed
 		}
-		fds := [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
+		*fds = [3]unix.PollFd{{Fd: -1}, {Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(kmsgFD), Events: unix.POLLIN}}
 		var ready int
 		var perr, cerr error
 		start := time.Now()
 		q.yield(start)
 		if !q.busy && q.pollerReady() {
-			ready, perr, cerr = q.waitInPoller(rc, &fds, deadline)
+			ready, perr, cerr = q.waitInPoller(rc, fds, deadline)
 		} else {
 			q.release()
-			cerr = rc.Control(func(fd uintptr) {
-				fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
-			})
+			op.timeout = pollTimeout(&op.ts, deadline, time.Now())
+			cerr = rc.Control(op.poll)
+			ready, perr = op.ready, op.perr
 		}
 		// Busy: something came within busyWait. A wait that ended at its
 		// deadline leaves it as it was: the reader's own timed work (ext4's
@@ -233,12 +266,10 @@ func (q *waiter) readEvents(g *fanotify.Group, kmsgFD int, deadline time.Time, b
 			}
 			continue
 		}
-		var n int
-		var rerr error
-		cerr = rc.Read(func(fd uintptr) bool {
-			n, rerr = sys.ReadNonblock(int(fd), buf)
-			return true // never wait in the Go poller: ppoll did
-		})
+		op.buf = buf
+		cerr = rc.Read(op.read)
+		n, rerr := op.n, op.rerr
+		op.buf, op.rerr = nil, nil
 		switch {
 		case cerr != nil:
 			return dst, os.ErrClosed
@@ -328,7 +359,8 @@ func (q *waiter) waitInPoller(rc syscall.RawConn, fds *[3]unix.PollFd, deadline 
 			fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 			if !q.hold(fds) {
 				// Wait in ppoll, then.
-				ready, perr = ppoll(fds[:], pollTimeout(deadline, time.Now()))
+				var ts unix.Timespec
+				ready, perr = ppoll(fds[:], pollTimeout(&ts, deadline, time.Now()))
 				return
 			}
 			var zero unix.Timespec
@@ -354,11 +386,12 @@ func ppoll(fds []unix.PollFd, timeout *unix.Timespec) (int, error) {
 }
 
 // pollTimeout is ppoll's timeout, at now, for a wait until deadline: nil
-// (none) for the zero time, else the time left, zero once it passed.
-func pollTimeout(deadline, now time.Time) *unix.Timespec {
+// (none) for the zero time, else ts set to the time left, zero once it
+// passed.
+func pollTimeout(ts *unix.Timespec, deadline, now time.Time) *unix.Timespec {
 	if deadline.IsZero() {
 		return nil
 	}
-	ts := unix.NsecToTimespec(max(deadline.Sub(now), 0).Nanoseconds())
-	return &ts
+	*ts = unix.NsecToTimespec(max(deadline.Sub(now), 0).Nanoseconds())
+	return ts
 }

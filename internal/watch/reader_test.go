@@ -71,11 +71,12 @@ func TestPollTimeout(t *testing.T) {
 		{1500 * time.Millisecond, unix.Timespec{Sec: 1, Nsec: 500_000_000}},
 		{1000 * time.Hour, unix.Timespec{Sec: 3_600_000}},
 	} {
-		if got := pollTimeout(now.Add(c.in), now); got == nil || *got != c.want {
+		var ts unix.Timespec
+		if got := pollTimeout(&ts, now.Add(c.in), now); got != &ts || ts != c.want {
 			t.Errorf("pollTimeout(now%+v) = %v, want %v", c.in, got, c.want)
 		}
 	}
-	if got := pollTimeout(time.Time{}, now); got != nil {
+	if got := pollTimeout(new(unix.Timespec), time.Time{}, now); got != nil {
 		t.Errorf("pollTimeout(zero) = %v, want nil (no deadline)", got)
 	}
 }
