@@ -106,7 +106,7 @@ bench:
 # (cmd/fshealth-bench, bench/minreader.c; docs/benchmarks.md):
 # error raised → `fshealth watch --json` line, next to a minimal C reader;
 bench-latency: build
-	$(GO) run ./cmd/fshealth-bench latency -fshealth bin/fshealth -n 3000 -rounds 5
+	$(GO) run ./cmd/fshealth-bench latency -fshealth bin/fshealth -n 5000 -rounds 10
 
 # error on a file system that had none → webhook body received, history
 # committed first, next to the C reader + 4 KiB write+fdatasync + one POST;
