@@ -136,3 +136,22 @@ func TestFSJSONConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFSJSONWithoutStack: an event of the file system that carries no
+// storage stack (ext4's record) takes the members before it from the
+// cache the others made, and leaves that cache to them.
+func TestFSJSONWithoutStack(t *testing.T) {
+	var c FSJSON
+	withStack := Event{Kind: KindError, FSID: "00000001:00000002", Device: "/dev/sda1", FSType: "ext4", Mountpoints: []string{"/a"},
+		Storage: []storage.Layer{{Name: "sda1", Kind: storage.KindPartition}}}
+	withStack.UseFSJSON(&c)
+	checkSameAsMarshal(t, &withStack)
+	made := c.p.Load()
+	record := withStack
+	record.Kind, record.Storage = KindExt4, nil
+	checkSameAsMarshal(t, &record)
+	checkSameAsMarshal(t, &withStack)
+	if c.p.Load() != made {
+		t.Error("an event without a storage stack replaced the file system's encoding")
+	}
+}
